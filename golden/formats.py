@@ -86,6 +86,29 @@ class Format:
         return self.magnitude_mask
 
     @property
+    def has_zero(self) -> bool:
+        """False for mantissa-less formats (E8M0): there every exponent field, 0 included, is 2^(e-bias)."""
+        return self.man_bits > 0
+
+    @property
+    def emin(self) -> int:
+        """Unbiased exponent of the smallest normal number (exponent field 1, or 0 without a mantissa)."""
+        return (1 - self.bias) if self.has_zero else -self.bias
+
+    @property
+    def emax(self) -> int:
+        """Unbiased exponent of the largest finite number."""
+        return (self.max_finite >> self.man_bits) - self.bias
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Smallest unsigned NumPy dtype that holds one encoding."""
+        for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+            if self.width <= np.dtype(dt).itemsize * 8:
+                return np.dtype(dt)
+        raise AssertionError("widths are at most 64 bits by construction")
+
+    @property
     def has_inf(self) -> bool:
         return self.specials == "ieee"
 

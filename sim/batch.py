@@ -1,0 +1,306 @@
+"""The batch harness: push whole arrays of vectors through a Verilated block, no Python per cycle.
+
+``BatchSim(component)`` converts the component to Verilog, generates C++ accessors for its ports
+and builds ``batch_driver.cpp`` around it (cached). Two modes:
+
+* :meth:`BatchSim.run_vectors` — one input vector per cycle (per evaluation for combinational
+  blocks), outputs read ``latency`` cycles later;
+* :meth:`BatchSim.run_streams` — drive every ``lib.stream`` interface of the block (ports
+  ``X__valid``/``X__ready``/``X__payload``) with seeded random stalls, until each output stream has
+  delivered the expected number of payloads.
+"""
+
+import importlib.resources
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .rtl import Design, Port, elaborate
+from .verilator_build import build_executable, cxx_name
+
+__all__ = ["BatchSim", "StreamResult", "SimulationTimeout", "to_words", "from_words"]
+
+
+class SimulationTimeout(RuntimeError):
+    """A stream run hit its cycle limit before every output stream delivered its payloads."""
+
+
+def to_words(values, port: Port) -> np.ndarray:
+    """Values of ``port`` as little-endian 32-bit words, shape (n, words), after a range check."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"Port {port.name!r} takes a 1-D array of values; got shape {values.shape}.")
+    if port.width <= 64 and values.dtype.kind in "ui":
+        wide = values.astype(np.uint64)
+        if values.dtype.kind == "i" and (values < 0).any():
+            bad = int(values[values < 0][0])
+            raise ValueError(
+                f"Port {port.name!r} got {bad}; ports carry unsigned bit patterns, "
+                f"so pass {bad} & {(1 << port.width) - 1:#x} if two's complement is meant."
+            )
+        if port.width < 64 and (wide >> np.uint64(port.width)).any():
+            bad = int(wide[(wide >> np.uint64(port.width)) != 0][0])
+            raise ValueError(
+                f"Port {port.name!r} is {port.width} bits wide but got {bad} ({bad:#x}); "
+                f"values must be below {1 << port.width}."
+            )
+        words = np.stack([(wide >> np.uint64(32 * k)) & np.uint64(0xFFFFFFFF) for k in range(port.words)],
+                         axis=1)
+        return words.astype(np.uint32)
+    words = np.zeros((len(values), port.words), dtype=np.uint32)
+    for row, value in enumerate(values.tolist()):
+        value = int(value)
+        if not 0 <= value < (1 << port.width):
+            raise ValueError(
+                f"Port {port.name!r} is {port.width} bits wide but got {value}; "
+                f"values must be in 0..{(1 << port.width) - 1}."
+            )
+        for k in range(port.words):
+            words[row, k] = (value >> (32 * k)) & 0xFFFFFFFF
+    return words
+
+
+def from_words(words: np.ndarray, port: Port) -> np.ndarray:
+    """Inverse of :func:`to_words`: uint64 for ports up to 64 bits, Python ints above."""
+    words = words.reshape(-1, port.words)
+    if port.width <= 64:
+        out = np.zeros(len(words), dtype=np.uint64)
+        for k in range(port.words):
+            out |= words[:, k].astype(np.uint64) << np.uint64(32 * k)
+        return out
+    return np.array([sum(int(w) << (32 * k) for k, w in enumerate(row)) for row in words], dtype=object)
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    valid: Port
+    ready: Port
+    payload: "Port | None"
+
+    @property
+    def words(self) -> int:
+        return self.payload.words if self.payload else 0
+
+
+@dataclass
+class StreamResult:
+    outputs: dict[str, np.ndarray]
+    cycles: int
+    first_input_cycle: int
+    last_output_cycle: int
+    consumed: dict[str, int]
+    final: dict[str, int]
+
+
+def _streams(design: Design) -> tuple[list[Stream], list[Stream]]:
+    names = {p.name for p in design.ports}
+    sources, sinks = [], []
+    for port in design.ports:
+        if not port.name.endswith("__valid"):
+            continue
+        stem = port.name[: -len("__valid")]
+        if f"{stem}__ready" not in names:
+            continue
+        payload = design.port(f"{stem}__payload") if f"{stem}__payload" in names else None
+        stream = Stream(stem, port, design.port(f"{stem}__ready"), payload)
+        (sources if port.direction == "input" else sinks).append(stream)
+    return sources, sinks
+
+
+def _assign(target: str, port: Port, source: str) -> str:
+    if port.width <= 32:
+        return f"{target} = {source}[0];"
+    if port.width <= 64:
+        return f"{target} = (uint64_t){source}[0] | ((uint64_t){source}[1] << 32);"
+    return f"for (int k = 0; k < {port.words}; k++) {target}[k] = {source}[k];"
+
+
+def _read(port: Port, target: str, source: str) -> str:
+    if port.width <= 32:
+        return f"{target}[0] = {source};"
+    if port.width <= 64:
+        return f"{target}[0] = (uint32_t){source}; {target}[1] = (uint32_t)({source} >> 32);"
+    return f"for (int k = 0; k < {port.words}; k++) {target}[k] = {source}[k];"
+
+
+def _accessors(design: Design) -> str:
+    inputs, outputs = design.inputs, design.outputs
+    sources, sinks = _streams(design)
+    stream_ports = {p.name for s in sources + sinks for p in (s.valid, s.ready, s.payload) if p}
+    constants = [i for i, p in enumerate(inputs) if p.name not in stream_ports]
+
+    def table(name, values):
+        body = ", ".join(map(str, values)) or "0"
+        return f"static const int {name}[] = {{{body}}};"
+
+    lines = [
+        '#include "Vtop.h"',
+        '#include "verilated.h"',
+        f"#define HAS_CLK {int(design.clocked)}",
+        f"#define HAS_RST {int(any(p.name == 'rst' for p in design.ports))}",
+        f"static const int N_IN = {len(inputs)}, N_OUT = {len(outputs)};",
+        table("IN_WORDS", [p.words for p in inputs]),
+        table("OUT_WORDS", [p.words for p in outputs]),
+        f"static const int N_CONST = {len(constants)}, N_SRC = {len(sources)}, N_SINK = {len(sinks)};",
+        table("CONST_PORT", constants),
+        table("SRC_WORDS", [s.words for s in sources]),
+        table("SINK_WORDS", [s.words for s in sinks]),
+        "static void set_in(Vtop* t, int p, const uint32_t* w) {",
+        "  switch (p) {",
+        *(f"  case {i}: {_assign('t->' + cxx_name(p.name), p, 'w')} break;" for i, p in enumerate(inputs)),
+        "  }",
+        "}",
+        "static void get_out(Vtop* t, int p, uint32_t* w) {",
+        "  switch (p) {",
+        *(f"  case {i}: {_read(p, 'w', 't->' + cxx_name(p.name))} break;" for i, p in enumerate(outputs)),
+        "  }",
+        "}",
+        "static void src_drive(Vtop* t, int s, bool valid, const uint32_t* w) {",
+        "  switch (s) {",
+    ]
+    for i, s in enumerate(sources):
+        payload = _assign("t->" + cxx_name(s.payload.name), s.payload, "w") if s.payload else ""
+        lines.append(f"  case {i}: t->{cxx_name(s.valid.name)} = valid; {payload} break;")
+    lines += ["  }", "}", "static bool src_accepted(Vtop* t, int s) {", "  switch (s) {"]
+    lines += [f"  case {i}: return t->{cxx_name(s.ready.name)};" for i, s in enumerate(sources)]
+    lines += ["  }", "  return false;", "}", "static void sink_ready(Vtop* t, int s, bool ready) {",
+              "  switch (s) {"]
+    lines += [f"  case {i}: t->{cxx_name(s.ready.name)} = ready; break;" for i, s in enumerate(sinks)]
+    lines += ["  }", "}", "static bool sink_fired(Vtop* t, int s) {", "  switch (s) {"]
+    lines += [f"  case {i}: return t->{cxx_name(s.valid.name)} && t->{cxx_name(s.ready.name)};"
+              for i, s in enumerate(sinks)]
+    lines += ["  }", "  return false;", "}", "static void sink_payload(Vtop* t, int s, uint32_t* w) {",
+              "  switch (s) {"]
+    for i, s in enumerate(sinks):
+        if s.payload:
+            lines.append(f"  case {i}: {_read(s.payload, 'w', 't->' + cxx_name(s.payload.name))} break;")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _driver_source() -> str:
+    return importlib.resources.files(__package__).joinpath("batch_driver.cpp").read_text()
+
+
+class BatchSim:
+    """A block built once with Verilator and driven from arrays.
+
+    ``component`` is an Amaranth component (or an already elaborated :class:`Design`).
+    """
+
+    def __init__(self, component, *, top: str = "top"):
+        self.design = component if isinstance(component, Design) else elaborate(component, top)
+        accessors = _accessors(self.design)
+        driver = '#include "ports.h"\n' + _driver_source()
+        self.executable, self.cached, self.build_seconds = build_executable(
+            "batch", self.design.top, self.design.verilog, {"ports.h": accessors, "driver.cpp": driver})
+        self.sources, self.sinks = _streams(self.design)
+
+    def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> dict[str, np.ndarray]:
+        """Apply one vector per cycle; return every output port, aligned to its input vector."""
+        design = self.design
+        names = {p.name for p in design.inputs}
+        missing, unknown = names - set(inputs), set(inputs) - names
+        if missing or unknown:
+            raise ValueError(
+                f"Design {design.top!r} takes inputs {', '.join(sorted(names))}; "
+                f"missing {', '.join(sorted(missing)) or 'none'}, unknown {', '.join(sorted(unknown)) or 'none'}."
+            )
+        lengths = {len(np.asarray(inputs[p.name])) for p in design.inputs}
+        if len(lengths) != 1:
+            raise ValueError(f"Every input needs the same number of vectors; got lengths {sorted(lengths)}.")
+        (n,) = lengths
+        if latency and not design.clocked:
+            raise ValueError(f"Design {design.top!r} has no clock, so its latency must be 0, not {latency}.")
+        with tempfile.TemporaryDirectory(prefix="lutforge-batch-") as tmp:
+            tmp = Path(tmp)
+            with open(tmp / "in.bin", "wb") as f:
+                for port in design.inputs:
+                    to_words(inputs[port.name], port).tofile(f)
+            self._run(["vectors", str(tmp / "in.bin"), str(tmp / "out.bin"), str(n), str(latency)])
+            raw = np.fromfile(tmp / "out.bin", dtype=np.uint32)
+        outputs, offset = {}, 0
+        for port in design.outputs:
+            size = n * port.words
+            outputs[port.name] = from_words(raw[offset:offset + size], port)
+            offset += size
+        return outputs
+
+    def run_streams(self, sources: dict[str, np.ndarray], expect: dict[str, int], *,
+                    constants: "dict[str, int] | None" = None, seed: int = 0,
+                    input_stall: float = 0.0, output_stall: float = 0.0,
+                    max_cycles: int = 10_000_000) -> StreamResult:
+        """Drive every stream of the block; see the module docstring."""
+        constants = dict(constants or {})
+        src_names = [s.name for s in self.sources]
+        sink_names = [s.name for s in self.sinks]
+        stream_ports = {p.name for s in self.sources + self.sinks for p in (s.valid, s.ready, s.payload) if p}
+        const_ports = [p for p in self.design.inputs if p.name not in stream_ports]
+        for what, given, allowed in (("input streams", sources, src_names),
+                                     ("output streams", expect, sink_names),
+                                     ("constant inputs", constants, [p.name for p in const_ports])):
+            if set(given) - set(allowed):
+                raise ValueError(
+                    f"Design {self.design.top!r} has no {what} named "
+                    f"{', '.join(sorted(set(given) - set(allowed)))}; it has {', '.join(allowed) or 'none'}."
+                )
+        for name in sink_names:
+            if name not in expect:
+                raise ValueError(f"Say how many payloads output stream {name!r} must deliver (expect={{...}}).")
+        for p in (input_stall, output_stall):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"A stall probability of {p} is outside [0, 1); use e.g. 0.3.")
+        with tempfile.TemporaryDirectory(prefix="lutforge-streams-") as tmp:
+            tmp = Path(tmp)
+            with open(tmp / "job.bin", "wb") as f:
+                np.array([seed, round(input_stall * 1e6), round(output_stall * 1e6), max_cycles],
+                         dtype=np.uint64).tofile(f)
+                for port in const_ports:
+                    to_words([constants.get(port.name, 0)], port).tofile(f)
+                for stream in self.sources:
+                    data = np.asarray(sources.get(stream.name, np.zeros(0, dtype=np.uint64)))
+                    np.array([len(data)], dtype=np.uint64).tofile(f)
+                    if stream.payload and len(data):
+                        to_words(data, stream.payload).tofile(f)
+                np.array([expect[name] for name in sink_names], dtype=np.uint64).tofile(f)
+            code = self._run(["streams", str(tmp / "job.bin"), str(tmp / "out.bin")], allow=(3,))
+            raw = np.fromfile(tmp / "out.bin", dtype=np.uint8)
+        pos = 0
+
+        def take(count, dtype):
+            nonlocal pos
+            size = count * np.dtype(dtype).itemsize
+            chunk = raw[pos:pos + size].view(dtype)
+            pos += size
+            return chunk
+
+        cycles, first_in, last_out = (int(v) for v in take(3, np.uint64))
+        consumed = {name: int(take(1, np.uint64)[0]) for name in src_names}
+        outputs = {}
+        for stream in self.sinks:
+            count = int(take(1, np.uint64)[0])
+            words = take(count * stream.words, np.uint32)
+            outputs[stream.name] = (from_words(words, stream.payload) if stream.payload
+                                    else np.zeros(count, dtype=np.uint64))
+        final = {port.name: int(from_words(take(port.words, np.uint32), port)[0]) for port in self.design.outputs}
+        result = StreamResult(outputs, cycles, first_in, last_out, consumed, final)
+        if code == 3:
+            got = ", ".join(f"{k}: {len(v)} of {expect[k]}" for k, v in outputs.items())
+            raise SimulationTimeout(
+                f"Design {self.design.top!r} stopped after {cycles} cycles (max_cycles) with output "
+                f"streams at {got}; raise max_cycles if the block is just slow, else it is stuck."
+            )
+        return result
+
+    def _run(self, args: list[str], allow: tuple[int, ...] = ()) -> int:
+        result = subprocess.run([str(self.executable), *args], capture_output=True, text=True)
+        if result.returncode not in (0, *allow):
+            raise RuntimeError(
+                f"The batch driver for {self.design.top!r} failed with exit code {result.returncode}: "
+                f"{(result.stdout + result.stderr).strip()}"
+            )
+        return result.returncode

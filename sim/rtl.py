@@ -1,0 +1,68 @@
+"""Verilog from Amaranth components, and the port list the simulators drive."""
+
+import re
+from dataclasses import dataclass
+
+from amaranth.back import verilog
+
+__all__ = ["Port", "Design", "elaborate"]
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    direction: str  # "input" or "output"
+    width: int
+
+    @property
+    def words(self) -> int:
+        """32-bit words per value, as Verilator stores it."""
+        return (self.width + 31) // 32
+
+
+@dataclass(frozen=True)
+class Design:
+    """A component converted to Verilog, with the ports of its top module."""
+
+    top: str
+    verilog: str
+    ports: tuple[Port, ...]
+
+    @property
+    def inputs(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.direction == "input" and p.name not in ("clk", "rst"))
+
+    @property
+    def outputs(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.direction == "output")
+
+    @property
+    def clocked(self) -> bool:
+        return any(p.name == "clk" for p in self.ports)
+
+    def port(self, name: str) -> Port:
+        for p in self.ports:
+            if p.name == name:
+                return p
+        raise KeyError(
+            f"Design {self.top!r} has no port {name!r}; its ports are "
+            f"{', '.join(p.name for p in self.ports)}."
+        )
+
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([\w$.]+)\s*;", re.M)
+
+
+def _top_ports(text: str, top: str) -> tuple[Port, ...]:
+    start = text.index(f"module {top}(")
+    end = text.index("endmodule", start)
+    return tuple(
+        Port(name, direction, int(msb) + 1 if msb else 1)
+        for direction, msb, name in _PORT.findall(text[start:end])
+    )
+
+
+def elaborate(component, top: str = "top") -> Design:
+    """Convert ``component`` to Verilog with its ports named after its signature (``i__payload``)."""
+    text = verilog.convert(component, name=top, emit_src=False)
+    return Design(top, text, _top_ports(text, top))
