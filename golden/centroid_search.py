@@ -31,7 +31,7 @@ import numpy as np
 
 from .codebooks import check_subvector_length, num_positions, pad_columns
 
-__all__ = ["Metric", "METRICS", "distances", "search", "search_positions", "int8_operands"]
+__all__ = ["Metric", "METRICS", "as_operand", "distances", "search", "search_positions", "int8_operands"]
 
 Metric = Literal["linf", "l2"]
 METRICS = ("linf", "l2")
@@ -43,7 +43,7 @@ def _check_metric(metric) -> str:
     return metric
 
 
-def _operand(a, what: str) -> np.ndarray:
+def as_operand(a, what: str) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype == np.float32 or a.dtype == np.int8:
         return a
@@ -62,8 +62,8 @@ def distances(x, codebook, metric: Metric = "linf") -> np.ndarray:
     distances, int8 inputs give int32 distances, computed exactly as the module docstring states.
     """
     metric = _check_metric(metric)
-    x = _operand(x, "The activation sub-vector")
-    codebook = _operand(codebook, "The codebook")
+    x = as_operand(x, "The activation sub-vector")
+    codebook = as_operand(codebook, "The codebook")
     if (x.dtype == np.int8) != (codebook.dtype == np.int8):
         raise TypeError(
             f"The activations are {x.dtype} and the codebook is {codebook.dtype}; the integer search "
@@ -114,8 +114,8 @@ def search_positions(x, act_codebooks, metric: Metric = "linf") -> np.ndarray:
 
     ``x`` is zero-padded on the right to ``P * v`` columns, as the codebooks were trained.
     """
-    x = _operand(x, "The activations")
-    act_codebooks = _operand(act_codebooks, "The activation codebooks")
+    x = as_operand(x, "The activations")
+    act_codebooks = as_operand(act_codebooks, "The activation codebooks")
     if act_codebooks.ndim != 3:
         raise ValueError(
             f"Activation codebooks must be (P, C_a, v); got shape {act_codebooks.shape}."
@@ -139,8 +139,8 @@ def int8_operands(x, codebook, scale=None) -> tuple[np.ndarray, np.ndarray, floa
     search format defines this). Rounding can move near-ties, so the integer search approximates the
     float one; the integer search itself is exact.
     """
-    xf = np.asarray(_operand(x, "The activation sub-vector"), dtype=np.float64)
-    cf = np.asarray(_operand(codebook, "The codebook"), dtype=np.float64)
+    xf = np.asarray(as_operand(x, "The activation sub-vector"), dtype=np.float64)
+    cf = np.asarray(as_operand(codebook, "The codebook"), dtype=np.float64)
     if not (np.all(np.isfinite(xf)) and np.all(np.isfinite(cf))):
         raise ValueError(
             "The int8 search form needs finite activations and codebooks; found NaN or Inf."

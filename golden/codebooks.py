@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CENTROIDS",
     "check_subvector_length",
     "check_centroid_count",
+    "check_group_rows",
     "num_positions",
     "pad_columns",
     "kmeans",
@@ -176,7 +177,7 @@ def _weight_subvectors(weight: np.ndarray, v: int) -> np.ndarray:
     return w.reshape(w.shape[0], w.shape[1] // v, v)
 
 
-def _check_group_rows(group_rows) -> int:
+def check_group_rows(group_rows) -> int:
     if isinstance(group_rows, bool) or not isinstance(group_rows, (int, np.integer)) or group_rows < 1:
         raise ValueError(
             f"Row-block size G={group_rows!r} is not a positive integer; use G >= 1 output rows."
@@ -189,7 +190,7 @@ def assign_weight_indices(weight: np.ndarray, codebooks: np.ndarray, group_rows:
 
     Ties go to the lowest index. ``codebooks`` is (P, NG, C_w, v).
     """
-    group_rows = _check_group_rows(group_rows)
+    group_rows = check_group_rows(group_rows)
     v = codebooks.shape[-1]
     w = _weight_subvectors(weight, v)
     n, p_count, _ = w.shape
@@ -218,7 +219,7 @@ def train_weight_codebooks(
     """
     v = check_subvector_length(v)
     c_w = check_centroid_count(c_w, "C_w")
-    group_rows = _check_group_rows(group_rows)
+    group_rows = check_group_rows(group_rows)
     w = _weight_subvectors(weight, v)
     n, p_count, _ = w.shape
     blocks = num_positions(n, group_rows)

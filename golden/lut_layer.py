@@ -1,0 +1,224 @@
+"""A co-quantized LUT-LLM linear layer: the parameters the compiler packs and the RTL consumes.
+
+``co_quantize`` runs the whole offline flow for y = W x (W: N x K): activation codebooks from
+calibration activations, weight codebooks and indices per (position, row block), 2D tables, table
+quantization. Padding rules (see :mod:`lutforge.golden.codebooks`): K is zero-padded on the right
+to ``P * v`` (``k_pad`` columns); the last row block holds ``last_block_rows`` rows; nothing is
+dropped and no output row is invented.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .centroid_search import METRICS, Metric
+from .codebooks import (
+    check_centroid_count,
+    check_group_rows,
+    check_subvector_length,
+    num_positions,
+    train_activation_codebooks,
+    train_weight_codebooks,
+)
+from .lut_tables import (
+    GRANULARITIES,
+    ROUNDINGS,
+    Granularity,
+    QuantizedTables,
+    Rounding,
+    build_tables,
+    quantize_tables,
+    quantize_tables_artifact,
+)
+
+__all__ = ["LutLayer", "co_quantize"]
+
+
+@dataclass(frozen=True)
+class LutLayer:
+    """Parameters of one co-quantized linear layer.
+
+    Shapes (P = ceil(K / v) positions, NG = ceil(N / G) row blocks, Q position groups):
+
+    * ``act_codebooks`` A: (P, c_a, v) float32; ``weight_codebooks`` B: (P, NG, c_w, v) float32;
+    * ``widx``: (N, P) uint8, weight index of row n at position p (codebook B[p, n // G]);
+    * ``tables``: (P, NG, c_a, c_w) float32, the unquantized 2D tables (reference only);
+    * ``table_codes``: (P, NG, c_a, c_w) uint8 (uint16 above 8 bits), what the RTL looks up;
+    * ``scales``: (Q, NG) float32 and ``zero_points``: (Q, NG) int64 (float64 for scheme
+      "artifact"), expanded so that every (position group, row block) has its own entry even when
+      the granularity shares one value; position group q covers positions
+      ``q * positions_per_group .. min(P, (q + 1) * positions_per_group) - 1``.
+    """
+
+    in_features: int
+    out_features: int
+    v: int
+    c_a: int
+    c_w: int
+    group_rows: int
+    table_bits: int
+    scheme: Literal["asymmetric", "artifact"]
+    granularity: Granularity
+    rounding: Rounding
+    head_rows: int | None
+    positions_per_group: int
+    metric: Metric
+    act_codebooks: np.ndarray
+    weight_codebooks: np.ndarray
+    widx: np.ndarray
+    tables: np.ndarray
+    table_codes: np.ndarray
+    scales: np.ndarray
+    zero_points: np.ndarray
+
+    @property
+    def num_positions(self) -> int:
+        return num_positions(self.in_features, self.v)
+
+    @property
+    def num_blocks(self) -> int:
+        return num_positions(self.out_features, self.group_rows)
+
+    @property
+    def k_pad(self) -> int:
+        """Zero columns appended to K so that it is a multiple of v."""
+        return self.num_positions * self.v - self.in_features
+
+    @property
+    def last_block_rows(self) -> int:
+        return self.out_features - (self.num_blocks - 1) * self.group_rows
+
+    @property
+    def act_index_bits(self) -> int:
+        return max(1, (self.c_a - 1).bit_length())
+
+    @property
+    def weight_index_bits(self) -> int:
+        return max(1, (self.c_w - 1).bit_length())
+
+    def quantized_tables(self) -> QuantizedTables:
+        return QuantizedTables(
+            self.table_codes,
+            self.scales,
+            self.zero_points,
+            self.table_bits,
+            self.scheme,
+            self.granularity,
+            self.rounding,
+            self.positions_per_group,
+        )
+
+
+def co_quantize(
+    weight: np.ndarray,
+    calibration: np.ndarray,
+    *,
+    v: int = 2,
+    c_a: int = 64,
+    c_w: int = 16,
+    group_rows: int = 512,
+    table_bits: int = 8,
+    granularity: Granularity = "block",
+    rounding: Rounding = "rne",
+    head_rows: int | None = None,
+    positions_per_group: int = 1,
+    scheme: Literal["asymmetric", "artifact"] = "asymmetric",
+    metric: Metric = "linf",
+    seed: int = 0,
+    iterations: int = 20,
+) -> LutLayer:
+    """Co-quantize ``weight`` (N, K) with activation codebooks fitted to ``calibration`` (n, K).
+
+    ``granularity="head"`` needs ``head_rows``, a multiple of ``group_rows`` (a head is a whole
+    number of row blocks). ``scheme="artifact"`` is the artifact's per-layer float-zero-point
+    scheme and needs ``granularity="layer"`` and ``rounding="rne"``.
+    """
+    v = check_subvector_length(v)
+    c_a = check_centroid_count(c_a, "C_a")
+    c_w = check_centroid_count(c_w, "C_w")
+    group_rows = check_group_rows(group_rows)
+    if table_bits not in (4, 8):
+        raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
+    if metric not in METRICS:
+        raise ValueError(f"Distance metric {metric!r} is not supported; use 'linf' or 'l2'.")
+    if granularity not in GRANULARITIES:
+        raise ValueError(
+            f"Table granularity {granularity!r} is not supported; use 'layer', 'head' or 'block'."
+        )
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"Rounding mode {rounding!r} is not supported; use 'rne', 'floor' or 'trunc'.")
+    if scheme not in ("asymmetric", "artifact"):
+        raise ValueError(f"Table scheme {scheme!r} is not supported; use 'asymmetric' or 'artifact'.")
+    if scheme == "artifact" and (granularity != "layer" or rounding != "rne"):
+        raise ValueError(
+            f"The artifact table scheme is per layer with round-half-even; got granularity="
+            f"{granularity!r}, rounding={rounding!r}, so pass granularity='layer', rounding='rne'."
+        )
+    weight = np.asarray(weight)
+    calibration = np.asarray(calibration)
+    if weight.ndim != 2 or calibration.ndim != 2 or weight.shape[1] != calibration.shape[1]:
+        raise ValueError(
+            f"Weight {weight.shape} and calibration activations {calibration.shape} do not match; "
+            f"pass W as (N, K) and activations as (n_samples, K)."
+        )
+    blocks_per_head = None
+    if granularity == "head":
+        if (
+            isinstance(head_rows, bool)
+            or not isinstance(head_rows, (int, np.integer))
+            or head_rows < 1
+            or head_rows % group_rows
+        ):
+            raise ValueError(
+                f"Granularity 'head' needs head_rows as a positive multiple of G={group_rows} "
+                f"output rows; got head_rows={head_rows!r}."
+            )
+        blocks_per_head = int(head_rows) // group_rows
+    elif head_rows is not None:
+        raise ValueError(
+            f"head_rows={head_rows!r} only applies to granularity 'head', not {granularity!r}; "
+            f"drop it or pass granularity='head'."
+        )
+    if granularity != "block" and positions_per_group != 1:
+        raise ValueError(
+            f"positions_per_group={positions_per_group!r} only applies to granularity 'block'; "
+            f"'{granularity}' already shares one scale across all positions."
+        )
+
+    acts = train_activation_codebooks(calibration, v, c_a, seed=seed, iterations=iterations)
+    wcb, widx = train_weight_codebooks(weight, v, c_w, group_rows, seed=seed, iterations=iterations)
+    tables = build_tables(acts, wcb)
+    if scheme == "artifact":
+        qt = quantize_tables_artifact(tables, table_bits)
+    else:
+        qt = quantize_tables(
+            tables,
+            table_bits,
+            granularity,
+            rounding,
+            blocks_per_head=blocks_per_head,
+            positions_per_group=positions_per_group,
+        )
+    return LutLayer(
+        in_features=weight.shape[1],
+        out_features=weight.shape[0],
+        v=v,
+        c_a=c_a,
+        c_w=c_w,
+        group_rows=int(group_rows),
+        table_bits=int(table_bits),
+        scheme=scheme,
+        granularity=granularity,
+        rounding=rounding,
+        head_rows=None if head_rows is None else int(head_rows),
+        positions_per_group=qt.positions_per_group,
+        metric=metric,
+        act_codebooks=acts,
+        weight_codebooks=wcb,
+        widx=widx,
+        tables=tables,
+        table_codes=qt.codes,
+        scales=qt.scales,
+        zero_points=qt.zero_points,
+    )
