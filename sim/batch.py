@@ -7,7 +7,10 @@ and builds ``batch_driver.cpp`` around it (cached). Two modes:
   blocks), outputs read ``latency`` cycles later;
 * :meth:`BatchSim.run_streams` — drive every ``lib.stream`` interface of the block (ports
   ``X__valid``/``X__ready``/``X__payload``) with seeded random stalls, until each output stream has
-  delivered the expected number of payloads.
+  delivered the expected number of payloads. A memory (``memories={"M": image}``) answers the
+  address requests of output stream ``M__req`` on input stream ``M__resp`` with ``image[address]``,
+  in order, ``memory_latency`` cycles after the request; requests see ``output_stall``, answers
+  ``input_stall``.
 """
 
 import importlib.resources
@@ -145,6 +148,7 @@ def _accessors(design: Design) -> str:
         f"static const int N_IN = {len(inputs)}, N_OUT = {len(outputs)};",
         table("IN_WORDS", [p.words for p in inputs]),
         table("OUT_WORDS", [p.words for p in outputs]),
+        f"static const int MAX_WORDS = {max([64] + [p.words for p in design.ports])};",
         f"static const int N_CONST = {len(constants)}, N_SRC = {len(sources)}, N_SINK = {len(sinks)};",
         table("CONST_PORT", constants),
         table("SRC_WORDS", [s.words for s in sources]),
@@ -233,10 +237,45 @@ class BatchSim:
     def run_streams(self, sources: dict[str, np.ndarray], expect: dict[str, int], *,
                     constants: "dict[str, int] | None" = None, seed: int = 0,
                     input_stall: float = 0.0, output_stall: float = 0.0,
-                    max_cycles: int = 10_000_000) -> StreamResult:
-        """Drive every stream of the block; see the module docstring."""
+                    max_cycles: int = 10_000_000, memories: "dict[str, np.ndarray] | None" = None,
+                    memory_latency: int = 1) -> StreamResult:
+        """Drive every stream of the block; see the module docstring.
+
+        A memory image is a 1-D array of words (values of the ``M__resp`` payload) or a 2-D uint32
+        array (depth, 32-bit words per payload) already in :func:`to_words` form. The requests a
+        memory served are returned in ``outputs["M__req"]``.
+        """
         constants = dict(constants or {})
-        src_names = [s.name for s in self.sources]
+        memories = dict(memories or {})
+        by_name = {s.name: i for i, s in enumerate(self.sources)}
+        sink_index = {s.name: i for i, s in enumerate(self.sinks)}
+        attached = []
+        for name, image in memories.items():
+            req, resp = f"{name}__req", f"{name}__resp"
+            if req not in sink_index or resp not in by_name or not self.sources[by_name[resp]].payload:
+                raise ValueError(
+                    f"Design {self.design.top!r} has no memory port {name!r}: a memory needs an output "
+                    f"stream {req!r} (addresses) and an input stream {resp!r} (data)."
+                )
+            if not self.sinks[sink_index[req]].payload or self.sinks[sink_index[req]].payload.width > 64:
+                raise ValueError(f"Memory requests on {req!r} must carry an address of 1 to 64 bits.")
+            port = self.sources[by_name[resp]].payload
+            image = np.asarray(image)
+            if image.ndim == 2:
+                if image.dtype != np.uint32 or image.shape[1] != port.words:
+                    raise ValueError(
+                        f"Memory {name!r} image of shape {image.shape} ({image.dtype}) is not "
+                        f"(depth, {port.words}) uint32 words of the {port.width}-bit {resp!r} payload."
+                    )
+                words = image
+            else:
+                words = to_words(image, port)
+            attached.append((sink_index[req], by_name[resp], words))
+        if not isinstance(memory_latency, int) or memory_latency < 1:
+            raise ValueError(f"A memory latency of {memory_latency!r} cycles is not allowed; use 1 or more.")
+        memory_ports = {self.sinks[k].name for k, _, _ in attached} | {self.sources[k].name for _, k, _ in attached}
+        expect = {**{n: 0 for n in memory_ports if n in sink_index}, **expect}
+        src_names = [s.name for s in self.sources if s.name not in memory_ports]
         sink_names = [s.name for s in self.sinks]
         stream_ports = {p.name for s in self.sources + self.sinks for p in (s.valid, s.ready, s.payload) if p}
         const_ports = [p for p in self.design.inputs if p.name not in stream_ports]
@@ -267,6 +306,10 @@ class BatchSim:
                     if stream.payload and len(data):
                         to_words(data, stream.payload).tofile(f)
                 np.array([expect[name] for name in sink_names], dtype=np.uint64).tofile(f)
+                np.array([len(attached)], dtype=np.uint64).tofile(f)
+                for sink, src, words in attached:
+                    np.array([sink, src, memory_latency, len(words)], dtype=np.uint64).tofile(f)
+                    np.ascontiguousarray(words, dtype=np.uint32).tofile(f)
             code = self._run(["streams", str(tmp / "job.bin"), str(tmp / "out.bin")], allow=(3,))
             raw = np.fromfile(tmp / "out.bin", dtype=np.uint8)
         pos = 0
@@ -279,7 +322,7 @@ class BatchSim:
             return chunk
 
         cycles, first_in, last_out = (int(v) for v in take(3, np.uint64))
-        consumed = {name: int(take(1, np.uint64)[0]) for name in src_names}
+        consumed = {s.name: int(take(1, np.uint64)[0]) for s in self.sources}
         outputs = {}
         for stream in self.sinks:
             count = int(take(1, np.uint64)[0])

@@ -6,11 +6,14 @@
 //                                        LATENCY cycles later.
 //   driver streams JOB OUT            -- drive the design's lib.stream interfaces from JOB with
 //                                        seeded valid/ready stalls until every output stream has
-//                                        delivered its expected count.
+//                                        delivered its expected count. Memory responders
+//                                        (a request sink of addresses paired with a response
+//                                        source of data words) answer from an image in JOB.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <vector>
 
@@ -70,7 +73,7 @@ static int run_vectors(const char* in_path, const char* out_path, size_t n, size
 
     Harness h;
     h.reset();
-    std::vector<uint32_t> zero(64, 0);
+    std::vector<uint32_t> zero(MAX_WORDS, 0);
     for (size_t t = 0; t < n + latency; t++) {
         for (int p = 0; p < N_IN; p++)
             set_in(h.top, p, t < n ? &inputs[p][t * IN_WORDS[p]] : zero.data());
@@ -102,6 +105,25 @@ static int run_streams(const char* job_path, const char* out_path) {
     }
     std::vector<uint64_t> sink_expect;
     for (int s = 0; s < N_SINK; s++) sink_expect.push_back(read_u64(job));
+    // Memories: a request sink carrying an address, a response source answering in order.
+    struct Memory {
+        int sink, src;
+        uint64_t latency, depth;
+        std::vector<uint32_t> image;
+        std::deque<std::pair<uint64_t, uint64_t>> pending;  // (cycle the answer is due, address)
+    };
+    std::vector<Memory> memories(read_u64(job));
+    std::vector<int> memory_of_src(N_SRC, -1), memory_of_sink(N_SINK, -1);
+    for (size_t m = 0; m < memories.size(); m++) {
+        Memory& mem = memories[m];
+        mem.sink = (int)read_u64(job);
+        mem.src = (int)read_u64(job);
+        mem.latency = read_u64(job);
+        mem.depth = read_u64(job);
+        mem.image = read_words(job, mem.depth * SRC_WORDS[mem.src]);
+        memory_of_src[mem.src] = (int)m;
+        memory_of_sink[mem.sink] = (int)m;
+    }
     fclose(job);
 
     std::mt19937_64 rng(seed);
@@ -113,7 +135,7 @@ static int run_streams(const char* job_path, const char* out_path) {
     std::vector<uint64_t> source_pos(N_SRC, 0), sink_count(N_SINK, 0);
     std::vector<bool> offering(N_SRC, false);
     std::vector<std::vector<uint32_t>> sink_data(N_SINK);
-    std::vector<uint32_t> words(64);
+    std::vector<uint32_t> words(MAX_WORDS);
     uint64_t cycle = 0, first_in = UINT64_MAX, last_out = 0;
     auto finished = [&]() {
         for (int s = 0; s < N_SINK; s++) if (sink_count[s] < sink_expect[s]) return false;
@@ -121,9 +143,17 @@ static int run_streams(const char* job_path, const char* out_path) {
     };
     while (!finished() && cycle < max_cycles) {
         for (int s = 0; s < N_SRC; s++) {
-            // A source that has raised valid keeps it until the transfer happens.
-            if (!offering[s] && source_pos[s] < source_count[s]) offering[s] = coin(rng) >= in_stall;
-            const uint32_t* payload = offering[s] ? &source_data[s][source_pos[s] * SRC_WORDS[s]] : words.data();
+            const uint32_t* payload = words.data();
+            if (memory_of_src[s] >= 0) {
+                Memory& mem = memories[memory_of_src[s]];
+                bool due = !mem.pending.empty() && mem.pending.front().first <= cycle;
+                if (!offering[s] && due) offering[s] = coin(rng) >= in_stall;
+                if (offering[s]) payload = &mem.image[mem.pending.front().second * SRC_WORDS[s]];
+            } else {
+                // A source that has raised valid keeps it until the transfer happens.
+                if (!offering[s] && source_pos[s] < source_count[s]) offering[s] = coin(rng) >= in_stall;
+                if (offering[s]) payload = &source_data[s][source_pos[s] * SRC_WORDS[s]];
+            }
             src_drive(h.top, s, offering[s], payload);
         }
         for (int s = 0; s < N_SINK; s++) sink_ready(h.top, s, coin(rng) >= out_stall);
@@ -132,15 +162,27 @@ static int run_streams(const char* job_path, const char* out_path) {
             if (offering[s] && src_accepted(h.top, s)) {
                 source_pos[s]++;
                 offering[s] = false;
+                if (memory_of_src[s] >= 0) memories[memory_of_src[s]].pending.pop_front();
                 if (first_in == UINT64_MAX) first_in = cycle;
             }
         }
         for (int s = 0; s < N_SINK; s++) {
             if (sink_fired(h.top, s)) {
                 sink_payload(h.top, s, words.data());
+                if (memory_of_sink[s] >= 0) {
+                    Memory& mem = memories[memory_of_sink[s]];
+                    uint64_t address = words[0] | (SINK_WORDS[s] > 1 ? (uint64_t)words[1] << 32 : 0);
+                    if (address >= mem.depth) {
+                        fprintf(stderr, "memory request %llu at cycle %llu is outside the image of %llu words\n",
+                                (unsigned long long)address, (unsigned long long)cycle,
+                                (unsigned long long)mem.depth);
+                        return 4;
+                    }
+                    mem.pending.emplace_back(cycle + mem.latency, address);
+                }
                 sink_data[s].insert(sink_data[s].end(), words.begin(), words.begin() + SINK_WORDS[s]);
                 sink_count[s]++;
-                last_out = cycle;
+                if (memory_of_sink[s] < 0) last_out = cycle;
             }
         }
         h.tick();
