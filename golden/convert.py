@@ -157,9 +157,10 @@ def round_pack(sign, sig, exp, fmt: Format, *, rounding="rne", overflow=None, su
     q_cap = fmt.exp_field_max - bias - m + 2
     huge = q > q_cap
     q = np.minimum(q, q_cap)
+    # kept + biased exponent above the hidden bit: a carry out of the significand bumps the exponent
+    # field, and subnormals (q at its minimum) get field 0.
     mag = kept + ((q + m + bias - 1) << m)
-    if not fmt.has_zero:
-        mag = np.maximum(mag, 0)
+    mag = np.where(kept == 0, 0, mag) if fmt.has_zero else np.maximum(mag, 0)
     ovf = huge | (mag > fmt.max_finite)
     if subnormals == "flush":
         mag = np.where((mag < (1 << m)) & fmt.has_zero, 0, mag)
