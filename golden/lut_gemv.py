@@ -72,18 +72,14 @@ def lut_gemv(act_idx, layer: LutLayer) -> np.ndarray:
             f"Activation index {bad} is outside the codebook of C_a={layer.c_a} centroids "
             f"(0 .. {layer.c_a - 1})."
         )
-    n = layer.out_features
-    g_of_n = np.arange(n) // layer.group_rows
-    # Gather (..., N, P) codes; every index array broadcasts against (..., N, P).
-    codes = layer.table_codes[
-        np.arange(p_count)[None, :],
-        g_of_n[:, None],
-        a[..., None, :].astype(np.int64),
-        layer.widx.astype(np.int64),
-    ].astype(np.int64)
-    sizes = _group_sizes(layer)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    return np.add.reduceat(codes, starts, axis=-1)
+    g_of_n = np.arange(layer.out_features) // layer.group_rows
+    widx = layer.widx.astype(np.int64)
+    a = a.astype(np.int64)
+    acc = np.zeros((*a.shape[:-1], layer.out_features, layer.num_position_groups), dtype=np.int64)
+    # One position at a time keeps memory at (..., N) per step instead of (..., N, P).
+    for p in range(p_count):
+        acc[..., p // layer.positions_per_group] += layer.table_codes[p, g_of_n, a[..., p, None], widx[:, p]]
+    return acc
 
 
 def dequantize(acc, layer: LutLayer) -> np.ndarray:

@@ -86,6 +86,10 @@ class LutLayer:
         return self.num_positions * self.v - self.in_features
 
     @property
+    def num_position_groups(self) -> int:
+        return num_positions(self.num_positions, self.positions_per_group)
+
+    @property
     def last_block_rows(self) -> int:
         return self.out_features - (self.num_blocks - 1) * self.group_rows
 
