@@ -1,0 +1,154 @@
+"""Centroid search unit: the nearest int8 codebook entry of each activation sub-vector.
+
+Bit-exact with :func:`lutforge.golden.centroid_search.search` on int8 operands: integer
+``"linf"`` (``max_j |x_j - c_j|``) or ``"l2"`` (``sum_j (x_j - c_j)^2``) distances, the lowest index
+among the minimal distances wins.
+
+Structure (the artifact's ``ccu``): ``chains`` chains of ``chain_length`` distance PEs, then a
+binary argmin tree over the chain results. PE ``j`` of chain ``k`` handles centroid
+``k * chain_length + j`` (PEs past ``c_a`` are plain registers) and passes ``(best distance, best index)``
+to PE ``j + 1`` through a register; a chain replaces its incumbent only on a strictly smaller
+distance, and the tree takes its right input only when strictly smaller, so ties keep the lowest
+index. Every stage is registered and the pipeline moves as one (it stalls only when the output is
+held), so it takes one sub-vector per cycle; latency is ``chain_length + ceil(log2(chains))`` cycles.
+
+Stream ``i`` payload: ``x`` (v signed bytes, element j at bits 8j..8j+7) and ``codebook``
+(c_a * v signed bytes, centroid a element j at byte ``a * v + j``); the codebook travels with the
+sub-vector so that each position can use its own codebook (the GEMV core reads it from memory).
+Stream ``o`` payload: the index, ``max(1, ceil(log2 c_a))`` bits.
+"""
+
+from amaranth import Module, Signal, Mux, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.centroid_search import METRICS
+from ..golden.codebooks import check_centroid_count, check_subvector_length
+
+__all__ = ["CentroidSearch", "distance_width"]
+
+
+def distance_width(v: int, metric: str) -> int:
+    """Unsigned bits of the largest int8 distance: 255 (linf) or v * 255^2 (l2)."""
+    return 8 if metric == "linf" else (v * 255 * 255).bit_length()
+
+
+class CentroidSearch(wiring.Component):
+    def __init__(self, v: int = 2, c_a: int = 64, *, metric: str = "linf", chains: int = 4,
+                 chain_length: "int | None" = None):
+        self.v = check_subvector_length(v)
+        self.c_a = check_centroid_count(c_a, "C_a")
+        if metric not in METRICS:
+            raise ValueError(f"Distance metric {metric!r} is not supported; use 'linf' or 'l2'.")
+        self.metric = metric
+        if isinstance(chains, bool) or not isinstance(chains, int) or not 1 <= chains <= self.c_a:
+            raise ValueError(
+                f"chains={chains!r} is not allowed for C_a={self.c_a}; use 1 to {self.c_a} chains."
+            )
+        self.chains = chains
+        self.chain_length = -(-self.c_a // chains) if chain_length is None else chain_length
+        if (isinstance(self.chain_length, bool) or not isinstance(self.chain_length, int)
+                or self.chain_length * chains < self.c_a or (chains - 1) * self.chain_length >= self.c_a):
+            raise ValueError(
+                f"{chains} chains of {self.chain_length!r} PEs do not fit C_a={self.c_a} centroids; "
+                f"use chain_length={-(-self.c_a // chains)} (chains * chain_length >= C_a and no "
+                f"chain left without a centroid)."
+            )
+        self.index_bits = max(1, (self.c_a - 1).bit_length())
+        self.dist_bits = distance_width(self.v, metric)
+        self.tree_levels = (chains - 1).bit_length()
+        self.latency = self.chain_length + self.tree_levels
+        payload = data.StructLayout({
+            "x": data.ArrayLayout(signed(8), self.v),
+            "codebook": data.ArrayLayout(signed(8), self.c_a * self.v),
+        })
+        super().__init__({
+            "i": In(stream.Signature(payload)),
+            "o": Out(stream.Signature(unsigned(self.index_bits))),
+        })
+
+    def _distance(self, m, x, centroid, name):
+        v = self.v
+        diffs = []
+        for j in range(v):
+            d = Signal(signed(9), name=f"{name}_d{j}")
+            m.d.comb += d.eq(x[j] - centroid[j])
+            diffs.append(d)
+        dist = Signal(self.dist_bits, name=f"{name}_dist")
+        if self.metric == "linf":
+            mags = [Mux(d < 0, -d, d)[:8] for d in diffs]
+            best = mags[0]
+            for mag in mags[1:]:
+                best = Mux(mag > best, mag, best)
+            m.d.comb += dist.eq(best)
+        else:
+            total = sum(d * d for d in diffs)
+            m.d.comb += dist.eq(total)
+        return dist
+
+    def elaborate(self, platform):
+        m = Module()
+        s, v = self.chain_length, self.v
+        stall = Signal()
+        m.d.comb += [stall.eq(self.o.valid & ~self.o.ready), self.i.ready.eq(~stall)]
+        move = ~stall
+
+        # Stage registers: valid, x, remaining codebook, and each chain's incumbent.
+        valid = self.i.valid
+        x = self.i.payload.x
+        book = self.i.payload.codebook
+        best = [(None, None)] * self.chains
+        for j in range(s):
+            nvalid = Signal(name=f"v{j}")
+            nx = Signal(data.ArrayLayout(signed(8), v), name=f"x{j}")
+            nbook = Signal(data.ArrayLayout(signed(8), self.c_a * v), name=f"cb{j}")
+            m.d.sync += nvalid.eq(Mux(move, valid, nvalid))
+            with m.If(move):
+                m.d.sync += [nx.eq(x), nbook.eq(book)]
+            nbest = []
+            for k in range(self.chains):
+                a = k * s + j
+                bd = Signal(self.dist_bits, name=f"bd{k}_{j}")
+                bi = Signal(self.index_bits, name=f"bi{k}_{j}")
+                if a >= self.c_a:
+                    # No PE here: the incumbent still takes one register so the chains stay aligned.
+                    with m.If(move):
+                        m.d.sync += [bd.eq(best[k][0]), bi.eq(best[k][1])]
+                    nbest.append((bd, bi))
+                    continue
+                centroid = [book[a * v + jj] for jj in range(v)]
+                dist = self._distance(m, x, centroid, f"pe{k}_{j}")
+                with m.If(move):
+                    if best[k][0] is None:
+                        m.d.sync += [bd.eq(dist), bi.eq(a)]
+                    else:
+                        take = dist < best[k][0]
+                        m.d.sync += [bd.eq(Mux(take, dist, best[k][0])), bi.eq(Mux(take, a, best[k][1]))]
+                nbest.append((bd, bi))
+            valid, x, book, best = nvalid, nx, nbook, nbest
+
+        level = 0
+        while len(best) > 1:
+            nvalid = Signal(name=f"tv{level}")
+            m.d.sync += nvalid.eq(Mux(move, valid, nvalid))
+            merged = []
+            for pair in range(0, len(best), 2):
+                if pair + 1 == len(best):
+                    left = best[pair]
+                    bd = Signal(self.dist_bits, name=f"td{level}_{pair}")
+                    bi = Signal(self.index_bits, name=f"ti{level}_{pair}")
+                    with m.If(move):
+                        m.d.sync += [bd.eq(left[0]), bi.eq(left[1])]
+                    merged.append((bd, bi))
+                    continue
+                (ld, li), (rd, ri) = best[pair], best[pair + 1]
+                bd = Signal(self.dist_bits, name=f"td{level}_{pair}")
+                bi = Signal(self.index_bits, name=f"ti{level}_{pair}")
+                take = rd < ld
+                with m.If(move):
+                    m.d.sync += [bd.eq(Mux(take, rd, ld)), bi.eq(Mux(take, ri, li))]
+                merged.append((bd, bi))
+            valid, best, level = nvalid, merged, level + 1
+
+        m.d.comb += [self.o.valid.eq(valid), self.o.payload.eq(best[0][1])]
+        return m
