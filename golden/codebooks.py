@@ -21,6 +21,8 @@ Centroids are returned as float32.
 
 import numpy as np
 
+from ..sim.progress import progress as progress_bar
+
 __all__ = [
     "SUBVECTOR_LENGTHS",
     "MAX_CENTROIDS",
@@ -153,12 +155,13 @@ def kmeans(data: np.ndarray, k: int, *, seed: int = 0, iterations: int = 20) -> 
 
 
 def train_activation_codebooks(
-    calibration: np.ndarray, v: int, c_a: int, *, seed: int = 0, iterations: int = 20
+    calibration: np.ndarray, v: int, c_a: int, *, seed: int = 0, iterations: int = 20, progress: bool = False
 ) -> np.ndarray:
     """Activation codebooks A (P, c_a, v) float32, one k-means per position.
 
     ``calibration`` is (n_samples, K) activations; K is zero-padded to a multiple of v.
     Position ``p`` uses seed ``seed + p`` so positions are independent but reproducible.
+    ``progress`` shows a bar over positions (on a terminal).
     """
     v = check_subvector_length(v)
     c_a = check_centroid_count(c_a, "C_a")
@@ -174,7 +177,9 @@ def train_activation_codebooks(
     return np.stack(
         [
             kmeans(x[:, p * v:(p + 1) * v], c_a, seed=seed + p, iterations=iterations)
-            for p in range(p_count)
+            for p in progress_bar(
+                range(p_count), desc="activation codebooks", unit="pos", disable=None if progress else True
+            )
         ]
     )
 
@@ -223,12 +228,19 @@ def assign_weight_indices(weight: np.ndarray, codebooks: np.ndarray, group_rows:
 
 
 def train_weight_codebooks(
-    weight: np.ndarray, v: int, c_w: int, group_rows: int, *, seed: int = 0, iterations: int = 20
+    weight: np.ndarray,
+    v: int,
+    c_w: int,
+    group_rows: int,
+    *,
+    seed: int = 0,
+    iterations: int = 20,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weight codebooks B (P, NG, c_w, v) float32 and indices widx (N, P) uint8.
 
     Block ``g`` of position ``p`` is trained on rows ``g*G .. min(N, (g+1)*G) - 1`` with seed
-    ``seed + p * NG + g``.
+    ``seed + p * NG + g``. ``progress`` shows a bar over positions (on a terminal).
     """
     v = check_subvector_length(v)
     c_w = check_centroid_count(c_w, "C_w")
@@ -237,7 +249,7 @@ def train_weight_codebooks(
     n, p_count, _ = w.shape
     blocks = num_positions(n, group_rows)
     codebooks = np.empty((p_count, blocks, c_w, v), dtype=np.float32)
-    for p in range(p_count):
+    for p in progress_bar(range(p_count), desc="weight codebooks", unit="pos", disable=None if progress else True):
         for g in range(blocks):
             rows = w[g * group_rows:min(n, (g + 1) * group_rows), p]
             codebooks[p, g] = kmeans(rows, c_w, seed=seed + p * blocks + g, iterations=iterations)

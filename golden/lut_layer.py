@@ -28,6 +28,7 @@ from .lut_tables import (
     QuantizedTables,
     Rounding,
     build_tables,
+    pack_indices,
     quantize_tables,
     quantize_tables_artifact,
 )
@@ -101,6 +102,10 @@ class LutLayer:
     def weight_index_bits(self) -> int:
         return max(1, (self.c_w - 1).bit_length())
 
+    def packed_weight_indices(self) -> np.ndarray:
+        """widx packed per row with ``weight_index_bits`` bits each (see :func:`pack_indices`)."""
+        return pack_indices(self.widx, self.weight_index_bits)
+
     def quantized_tables(self) -> QuantizedTables:
         return QuantizedTables(
             self.table_codes,
@@ -131,12 +136,14 @@ def co_quantize(
     metric: Metric = "linf",
     seed: int = 0,
     iterations: int = 20,
+    progress: bool = False,
 ) -> LutLayer:
     """Co-quantize ``weight`` (N, K) with activation codebooks fitted to ``calibration`` (n, K).
 
     ``granularity="head"`` needs ``head_rows``, a multiple of ``group_rows`` (a head is a whole
     number of row blocks). ``scheme="artifact"`` is the artifact's per-layer float-zero-point
-    scheme and needs ``granularity="layer"`` and ``rounding="rne"``.
+    scheme and needs ``granularity="layer"`` and ``rounding="rne"``. ``progress`` shows k-means
+    progress bars (on a terminal).
     """
     v = check_subvector_length(v)
     c_a = check_centroid_count(c_a, "C_a")
@@ -190,8 +197,12 @@ def co_quantize(
             f"'{granularity}' already shares one scale across all positions."
         )
 
-    acts = train_activation_codebooks(calibration, v, c_a, seed=seed, iterations=iterations)
-    wcb, widx = train_weight_codebooks(weight, v, c_w, group_rows, seed=seed, iterations=iterations)
+    acts = train_activation_codebooks(
+        calibration, v, c_a, seed=seed, iterations=iterations, progress=progress
+    )
+    wcb, widx = train_weight_codebooks(
+        weight, v, c_w, group_rows, seed=seed, iterations=iterations, progress=progress
+    )
     tables = build_tables(acts, wcb)
     if scheme == "artifact":
         qt = quantize_tables_artifact(tables, table_bits)

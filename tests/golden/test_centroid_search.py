@@ -147,3 +147,13 @@ def test_search_errors():
         search_positions(np.zeros(7, np.float32), np.zeros((3, 4, 2), np.float32))
     with pytest.raises(ValueError, match=r"needs finite activations and codebooks"):
         int8_operands(np.array([np.nan, 0], np.float32), cb)
+
+
+@pytest.mark.parametrize("metric", ["linf", "l2"])
+def test_int8_search_exhaustive_for_v1(metric):
+    # Every int8 activation against a 256-entry codebook with repeats (ties everywhere).
+    codebook = np.random.default_rng(11).integers(-128, 128, (256, 1)).astype(np.int8)
+    x = np.arange(-128, 128).astype(np.int8)[:, None]
+    got = search(x, codebook, metric).tolist()
+    book = [int(c[0]) for c in codebook]
+    assert got == [ref_search([int(a[0])], [[b] for b in book], metric) for a in x]

@@ -15,6 +15,7 @@ from lutforge.golden.lut_gemv import (
     lut_linear,
 )
 from lutforge.golden.lut_layer import co_quantize
+from lutforge.golden.lut_tables import unpack_indices
 from lutforge.golden.tmac import tmac_linear, tmac_tables, vq_quantize
 
 # (v, C_a, C_w, N, K, G): K not a multiple of v and N not a multiple of G in most rows.
@@ -218,3 +219,11 @@ def test_layer_errors():
     with pytest.raises(ValueError, match=r"An accumulator sums at least one position; got num_positions=0\."):
         accumulator_width(0, 8)
     assert dequantize(lut_gemv(np.array([0, 1]), layer), layer).shape == (8,)
+
+
+def test_packed_weight_indices_round_trip():
+    layer = layer_for(SHAPES[1], "block-rne-8")  # C_w = 16: two indices per byte
+    packed = layer.packed_weight_indices()
+    assert packed.shape == (37, 6)
+    assert int(packed[0, 0]) == int(layer.widx[0, 0]) | int(layer.widx[0, 1]) << 4
+    assert np.array_equal(unpack_indices(packed, 4, 11), layer.widx)
