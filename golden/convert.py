@@ -143,7 +143,7 @@ def round_pack(sign, sig, exp, fmt: Format, *, rounding="rne", overflow=None, su
     if rounding == "rne":
         half = _U64(1) << (s - _U64(1))
         # Ties go to the even encoding; without a mantissa that is the parity of the exponent field.
-        odd = kept & _U64(1) if m else (kept + (q + bias - 1).astype(_U64)) & _U64(1)
+        odd = kept & _U64(1) if m else ((kept.astype(np.int64) + q + bias - 1) & 1).astype(_U64)
         up = (rem > half) | ((rem == half) & (sticky_r | (odd == 1)))
         kept = kept + up.astype(_U64)
     elif rounding == "stochastic":
