@@ -31,13 +31,22 @@ import numpy as np
 
 from .codebooks import check_subvector_length, num_positions, pad_columns
 
-__all__ = ["Metric", "METRICS", "as_operand", "distances", "search", "search_positions", "int8_operands"]
+__all__ = [
+    "Metric",
+    "METRICS",
+    "as_operand",
+    "check_metric",
+    "distances",
+    "search",
+    "search_positions",
+    "int8_operands",
+]
 
 Metric = Literal["linf", "l2"]
 METRICS = ("linf", "l2")
 
 
-def _check_metric(metric) -> str:
+def check_metric(metric) -> str:
     if metric not in METRICS:
         raise ValueError(f"Distance metric {metric!r} is not supported; use 'linf' or 'l2'.")
     return metric
@@ -61,7 +70,7 @@ def distances(x, codebook, metric: Metric = "linf") -> np.ndarray:
     Leading axes of ``codebook`` broadcast against those of ``x``. Float inputs give float32
     distances, int8 inputs give int32 distances, computed exactly as the module docstring states.
     """
-    metric = _check_metric(metric)
+    metric = check_metric(metric)
     x = as_operand(x, "The activation sub-vector")
     codebook = as_operand(codebook, "The codebook")
     if (x.dtype == np.int8) != (codebook.dtype == np.int8):

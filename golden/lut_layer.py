@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from .centroid_search import METRICS, Metric
+from .centroid_search import Metric, check_metric
 from .codebooks import (
     check_centroid_count,
     check_group_rows,
@@ -22,12 +22,11 @@ from .codebooks import (
     train_weight_codebooks,
 )
 from .lut_tables import (
-    GRANULARITIES,
-    ROUNDINGS,
     Granularity,
     QuantizedTables,
     Rounding,
     build_tables,
+    check_table_quantization,
     pack_indices,
     quantize_tables,
     quantize_tables_artifact,
@@ -151,14 +150,7 @@ def co_quantize(
     group_rows = check_group_rows(group_rows)
     if table_bits not in (4, 8):
         raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
-    if metric not in METRICS:
-        raise ValueError(f"Distance metric {metric!r} is not supported; use 'linf' or 'l2'.")
-    if granularity not in GRANULARITIES:
-        raise ValueError(
-            f"Table granularity {granularity!r} is not supported; use 'layer', 'head' or 'block'."
-        )
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"Rounding mode {rounding!r} is not supported; use 'rne', 'floor' or 'trunc'.")
+    metric = check_metric(metric)
     if scheme not in ("asymmetric", "artifact"):
         raise ValueError(f"Table scheme {scheme!r} is not supported; use 'asymmetric' or 'artifact'.")
     if scheme == "artifact" and (granularity != "layer" or rounding != "rne"):
@@ -191,12 +183,8 @@ def co_quantize(
             f"head_rows={head_rows!r} only applies to granularity 'head', not {granularity!r}; "
             f"drop it or pass granularity='head'."
         )
-    if granularity != "block" and positions_per_group != 1:
-        raise ValueError(
-            f"positions_per_group={positions_per_group!r} only applies to granularity 'block'; "
-            f"'{granularity}' already shares one scale across all positions."
-        )
 
+    check_table_quantization(granularity, rounding, blocks_per_head, positions_per_group)
     acts = train_activation_codebooks(
         calibration, v, c_a, seed=seed, iterations=iterations, progress=progress
     )

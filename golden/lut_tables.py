@@ -47,6 +47,7 @@ __all__ = [
     "ROUNDINGS",
     "QuantizedTables",
     "build_tables",
+    "check_table_quantization",
     "quantize_tables",
     "quantize_tables_artifact",
     "dequantize_tables",
@@ -126,6 +127,47 @@ def _cell_scale(lo: float, hi: float, levels: int) -> np.float32:
     return scale
 
 
+def check_table_quantization(granularity, rounding, blocks_per_head=None, positions_per_group=1) -> None:
+    """Raise ValueError naming the bad value unless the table-quantization parameters fit together."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(
+            f"Table granularity {granularity!r} is not supported; use 'layer', 'head' or 'block'."
+        )
+    if rounding not in ROUNDINGS:
+        raise ValueError(
+            f"Rounding mode {rounding!r} is not supported; use 'rne', 'floor' or 'trunc'."
+        )
+    if granularity == "head":
+        if (
+            isinstance(blocks_per_head, bool)
+            or not isinstance(blocks_per_head, (int, np.integer))
+            or blocks_per_head < 1
+        ):
+            raise ValueError(
+                f"Granularity 'head' needs blocks_per_head >= 1 row blocks per head; "
+                f"got {blocks_per_head!r}."
+            )
+    elif blocks_per_head is not None:
+        raise ValueError(
+            f"blocks_per_head={blocks_per_head!r} only applies to granularity 'head', not "
+            f"{granularity!r}; drop it or pass granularity='head'."
+        )
+    if granularity != "block" and positions_per_group != 1:
+        raise ValueError(
+            f"positions_per_group={positions_per_group!r} only applies to granularity 'block'; "
+            f"'{granularity}' already shares one scale across all positions."
+        )
+    if (
+        isinstance(positions_per_group, bool)
+        or not isinstance(positions_per_group, (int, np.integer))
+        or positions_per_group < 1
+    ):
+        raise ValueError(
+            f"positions_per_group={positions_per_group!r} is not a positive integer; use 1 (one "
+            f"scale per (p, g)) up to P (one scale per row block)."
+        )
+
+
 def quantize_tables(
     tables: np.ndarray,
     bits: int = 8,
@@ -137,46 +179,15 @@ def quantize_tables(
 ) -> QuantizedTables:
     """Asymmetric integer quantization of ``tables`` (P, NG, C_a, C_w) with integer zero points."""
     bits = _check_bits(bits, 1, 16, "A table entry")
-    if granularity not in GRANULARITIES:
-        raise ValueError(
-            f"Table granularity {granularity!r} is not supported; use 'layer', 'head' or 'block'."
-        )
-    if rounding not in ROUNDINGS:
-        raise ValueError(
-            f"Rounding mode {rounding!r} is not supported; use 'rne', 'floor' or 'trunc'."
-        )
+    check_table_quantization(granularity, rounding, blocks_per_head, positions_per_group)
     t = np.asarray(tables)
     if t.ndim != 4 or t.dtype != np.float32:
         raise ValueError(
             f"Tables must be a float32 array (P, NG, C_a, C_w); got {t.dtype} of shape {t.shape}."
         )
     p_count, blocks = t.shape[:2]
-    if granularity == "head":
-        if (
-            isinstance(blocks_per_head, bool)
-            or not isinstance(blocks_per_head, (int, np.integer))
-            or blocks_per_head < 1
-        ):
-            raise ValueError(
-                f"Granularity 'head' needs blocks_per_head >= 1 row blocks per head; "
-                f"got {blocks_per_head!r}."
-            )
-        row_cell = int(blocks_per_head)
-    else:
-        row_cell = 1 if granularity == "block" else blocks
-    if granularity == "block":
-        if (
-            isinstance(positions_per_group, bool)
-            or not isinstance(positions_per_group, (int, np.integer))
-            or positions_per_group < 1
-        ):
-            raise ValueError(
-                f"positions_per_group={positions_per_group!r} is not a positive integer; "
-                f"use 1 (one scale per (p, g)) up to P={p_count} (one scale per row block)."
-            )
-        ppg = min(int(positions_per_group), p_count)
-    else:
-        ppg = p_count
+    row_cell = {"layer": blocks, "head": blocks_per_head, "block": 1}[granularity]
+    ppg = min(int(positions_per_group), p_count) if granularity == "block" else p_count
     groups = num_positions(p_count, ppg)
     levels = (1 << bits) - 1
     rnd = _ROUND[rounding]

@@ -199,6 +199,10 @@ def test_layer_errors():
         co_quantize(w, calib, table_bits=6)
     with pytest.raises(ValueError, match=r"Granularity 'head' needs head_rows as a positive multiple of G=4 output rows; got head_rows=6\."):
         co_quantize(w, calib, group_rows=4, granularity="head", head_rows=6)
+    with pytest.raises(ValueError, match=r"needs head_rows as a positive multiple of G=4 output rows; got head_rows=None\."):
+        co_quantize(w, calib, group_rows=4, granularity="head")
+    with pytest.raises(ValueError, match=r"Table granularity 'row' is not supported"):
+        co_quantize(w, calib, granularity="row")
     with pytest.raises(ValueError, match=r"head_rows=8 only applies to granularity 'head', not 'block'"):
         co_quantize(w, calib, group_rows=4, head_rows=8)
     with pytest.raises(ValueError, match=r"positions_per_group=2 only applies to granularity 'block'"):

@@ -152,6 +152,10 @@ def test_table_and_pack_errors():
         quantize_tables(t, 8, "block", "up")
     with pytest.raises(ValueError, match=r"Granularity 'head' needs blocks_per_head >= 1 row blocks per head"):
         quantize_tables(t, 8, "head")
+    with pytest.raises(ValueError, match=r"blocks_per_head=2 only applies to granularity 'head', not 'layer'"):
+        quantize_tables(t, 8, "layer", blocks_per_head=2)
+    with pytest.raises(ValueError, match=r"positions_per_group=2 only applies to granularity 'block'; 'head' already"):
+        quantize_tables(t, 8, "head", blocks_per_head=1, positions_per_group=2)
     with pytest.raises(ValueError, match=r"Tables must be a float32 array \(P, NG, C_a, C_w\); got float64"):
         quantize_tables(t.astype(np.float64), 8)
     with pytest.raises(ValueError, match=r"do not fit together; expected \(P, C_a, v\) and \(P, NG, C_w, v\)\."):
