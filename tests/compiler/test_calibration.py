@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from lutforge.compiler.calibration import capture_calibration
+from lutforge.compiler.data import wikitext2_tokens
+
+LAYERS = ["layers.0.attn.q", "layers.0.attn.k", "layers.2.mlp.gate", "layers.2.mlp.up",
+          "layers.2.mlp.down"]
+
+
+def test_capture_and_cache(smollm2_ref, tokenizer, hf_gguf_model, monkeypatch, tmp_path):
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
+    kw = dict(n_windows=2, window=32, rows=20, seed=3, layers=LAYERS, progress=False)
+    calib = capture_calibration(smollm2_ref, tokenizer, **kw)
+    assert not calib.from_cache
+    assert calib.path.parent == tmp_path / "calib" and calib.path.is_file()
+    assert list(calib.inputs) == LAYERS
+    assert calib.shared == {"layers.0.attn.k": "layers.0.attn.q", "layers.2.mlp.up": "layers.2.mlp.gate"}
+    assert calib.inputs["layers.0.attn.q"].shape == (20, 576)
+    assert calib.inputs["layers.2.mlp.down"].shape == (20, 1536)
+
+    # Oracle: the same rows, read off transformers' modules with forward pre-hooks.
+    tokens = torch.from_numpy(wikitext2_tokens("valid", tokenizer)[0][:64]).reshape(2, 32)
+    seen = {}
+    mods = {"layers.0.attn.q": hf_gguf_model.model.layers[0].self_attn.q_proj,
+            "layers.2.mlp.gate": hf_gguf_model.model.layers[2].mlp.gate_proj,
+            "layers.2.mlp.down": hf_gguf_model.model.layers[2].mlp.down_proj}
+    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].clone()))
+               for n, m in mods.items()]
+    try:
+        with torch.inference_mode():
+            hf_gguf_model(tokens)
+    finally:
+        for h in handles:
+            h.remove()
+    positions = np.sort(np.random.default_rng(3).choice(64, size=20, replace=False))
+    for n in mods:
+        expected = seen[n].reshape(64, -1)[positions].numpy()
+        np.testing.assert_allclose(calib.inputs[n], expected, rtol=1e-4, atol=1e-5)
+
+    again = capture_calibration(smollm2_ref, tokenizer, **kw)
+    assert again.from_cache and again.key == calib.key and again.shared == calib.shared
+    for n in LAYERS:
+        assert np.array_equal(again.inputs[n], calib.inputs[n])
+    other = capture_calibration(smollm2_ref, tokenizer, **{**kw, "seed": 4, "layers": LAYERS[:1]})
+    assert other.key != calib.key and not other.from_cache
+
+
+def test_capture_refuses_replaced_layers(smollm2_ref, tokenizer):
+    smollm2_ref.replace_linear("layers.1.attn.v", lambda x: x[..., :192])
+    try:
+        with pytest.raises(ValueError, match=r"replaced linear layers \['layers.1.attn.v'\]; "
+                                             r"calibration data is keyed on the fp32 model"):
+            capture_calibration(smollm2_ref, tokenizer, cache=False, progress=False)
+    finally:
+        smollm2_ref.replace_linear("layers.1.attn.v", None)
+
+
+def test_rows_are_checked(smollm2_ref, tokenizer):
+    with pytest.raises(ValueError, match=r"rows = 100 is outside 1\.\.64"):
+        capture_calibration(smollm2_ref, tokenizer, n_windows=2, window=32, rows=100,
+                            cache=False, progress=False)
