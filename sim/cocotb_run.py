@@ -2,6 +2,8 @@
 
 import os
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from .progress import status
 from .rtl import Design, elaborate
 from .toolchain import icarus, tool_versions, verilator
 
-__all__ = ["run_vectors_cocotb", "SIMULATORS"]
+__all__ = ["CocotbSim", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -29,44 +31,59 @@ def _prepare(simulator: str) -> dict[str, str]:
     return env
 
 
-def run_vectors_cocotb(component, inputs: dict[str, np.ndarray], latency: int = 0, *,
-                       simulator: str = "verilator", waves: bool = False) -> dict[str, np.ndarray]:
-    """Apply one vector per cycle with cocotb driving the simulator; outputs aligned to inputs.
+class CocotbSim:
+    """A block built for cocotb's runner once; :meth:`run_vectors` then drives it cycle by cycle.
 
-    Same contract as :meth:`lutforge.sim.batch.BatchSim.run_vectors`. With ``waves=True`` the
-    simulator writes an FST (Verilator) or VCD/FST (Icarus) into the build directory.
+    Same vector contract as :class:`lutforge.sim.batch.BatchSim`. With ``waves=True`` the simulator
+    writes an FST (Verilator) or VCD/FST (Icarus) into the build directory.
     """
-    from cocotb_tools.runner import get_runner
 
-    design = component if isinstance(component, Design) else elaborate(component)
-    env = _prepare(simulator)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        key = content_key("cocotb", simulator, design.verilog, tool_versions(), str(waves))
-        path = build_dir("cocotb", key)
-        (path / f"{design.top}.v").write_text(design.verilog)
-        runner = get_runner(simulator)
+    def __init__(self, component, *, simulator: str = "verilator", waves: bool = False):
+        from cocotb_tools.runner import get_runner
+
+        self.design = component if isinstance(component, Design) else elaborate(component)
+        self.simulator, self.waves = simulator, waves
+        self.env = _prepare(simulator)
+        key = content_key("cocotb", simulator, self.design.verilog, tool_versions(), str(waves))
+        self.build_path = build_dir("cocotb", key)
+        source = self.build_path / f"{self.design.top}.v"
+        source.write_text(self.design.verilog)
+        self.runner = get_runner(simulator)
         build_args = ["--x-assign", "0", "--x-initial", "0", "-Wno-fatal"] if simulator == "verilator" else []
         if waves and simulator == "verilator":
             build_args.append("--trace-fst")
-        with status(f"Building {design.top} for cocotb on {simulator}"):
-            runner.build(sources=[path / f"{design.top}.v"], hdl_toplevel=design.top, build_dir=path,
-                         build_args=build_args, waves=waves, log_file=path / "build.log")
-        with tempfile.TemporaryDirectory(prefix="lutforge-cocotb-") as tmp:
-            vectors, results = Path(tmp) / "vectors.npz", Path(tmp) / "results.npz"
-            np.savez(vectors, latency=latency, **{f"in_{k}": np.asarray(v, dtype=np.uint64) for k, v in inputs.items()})
-            runner.test(
-                test_module="lutforge.sim.cocotb_vectors", hdl_toplevel=design.top, build_dir=path,
-                test_dir=tmp, waves=waves, log_file=Path(tmp) / "sim.log",
+        started = time.monotonic()
+        with _environment(self.env), status(f"Building {self.design.top} for cocotb on {simulator}"):
+            self.runner.build(sources=[source], hdl_toplevel=self.design.top, build_dir=self.build_path,
+                              build_args=build_args, waves=waves, log_file=self.build_path / "build.log")
+        self.build_seconds = time.monotonic() - started
+
+    def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> dict[str, np.ndarray]:
+        with tempfile.TemporaryDirectory(prefix="lutforge-cocotb-") as tmp, _environment(self.env):
+            tmp = Path(tmp)
+            vectors, results, log = tmp / "vectors.npz", tmp / "results.npz", tmp / "sim.log"
+            np.savez(vectors, latency=latency,
+                     **{f"in_{k}": np.asarray(v, dtype=np.uint64) for k, v in inputs.items()})
+            self.runner.test(
+                test_module="lutforge.sim.cocotb_vectors", hdl_toplevel=self.design.top,
+                build_dir=self.build_path, test_dir=tmp, waves=self.waves, log_file=log,
                 extra_env={"LUTFORGE_VECTORS": str(vectors), "LUTFORGE_RESULTS": str(results),
-                           "LUTFORGE_OUTPUTS": ",".join(p.name for p in design.outputs)},
+                           "LUTFORGE_OUTPUTS": ",".join(p.name for p in self.design.outputs)},
             )
             if not results.exists():
-                log = (Path(tmp) / "sim.log").read_text() if (Path(tmp) / "sim.log").exists() else ""
-                raise RuntimeError(f"cocotb on {simulator} produced no results; its log ends with:\n{log[-2000:]}")
+                text = log.read_text() if log.exists() else ""
+                raise RuntimeError(
+                    f"cocotb on {self.simulator} produced no results; its log ends with:\n{text[-2000:]}")
             data = np.load(results)
             return {name: data[name] for name in data.files}
+
+
+@contextmanager
+def _environment(env: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
     finally:
         for k, v in saved.items():
             if v is None:

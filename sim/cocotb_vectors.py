@@ -39,6 +39,4 @@ async def apply_vectors(dut):
                 results[name].append(handle.value.to_unsigned())
         if clocked:
             await RisingEdge(dut.clk)
-        else:
-            await Timer(1, unit="ns")
     np.savez(os.environ["LUTFORGE_RESULTS"], **{name: np.array(v, dtype=np.uint64) for name, v in results.items()})

@@ -75,9 +75,11 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
         started = time.monotonic()
         actual = run_vectors_amaranth(component, inputs, latency)
     else:
-        from .cocotb_run import run_vectors_cocotb
+        from .cocotb_run import CocotbSim
+        sim = CocotbSim(component, simulator=harness.split("-")[1], waves=waves)
+        build_seconds = sim.build_seconds
         started = time.monotonic()
-        actual = run_vectors_cocotb(component, inputs, latency, simulator=harness.split("-")[1], waves=waves)
+        actual = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started
 
     expected = block.golden(params, inputs)

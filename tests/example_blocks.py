@@ -1,0 +1,45 @@
+"""Small blocks whose right answers are obvious, for testing the simulation machinery itself."""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class WideAdder(wiring.Component):
+    """r = a + b over 100 bits after `latency` registers: exercises multi-word ports."""
+
+    def __init__(self, latency):
+        self.latency = latency
+        super().__init__({"a": In(100), "b": In(100), "r": Out(101)})
+
+    def elaborate(self, platform):
+        m = Module()
+        value = self.a + self.b
+        for stage in range(self.latency):
+            reg = Signal(101, name=f"stage{stage}")
+            m.d.sync += reg.eq(value)
+            value = reg
+        m.d.comb += self.r.eq(value)
+        return m
+
+
+class Pair(data.Struct):
+    a: 8
+    b: 8
+
+
+class StreamAdder(wiring.Component):
+    """A one-deep register stage on a stream: o = i.a + i.b + k."""
+
+    i: In(stream.Signature(Pair))
+    o: Out(stream.Signature(9))
+    k: In(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [self.o.payload.eq(self.i.payload.a + self.i.payload.b + self.k), self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m
