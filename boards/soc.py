@@ -1,0 +1,494 @@
+"""The SoC wrapper: a UART host link with the framed protocol, memory, registers and one core.
+
+``Soc(config)`` has three ports — ``rx``, ``tx`` (the UART pins) and ``busy`` (for an LED) — and
+works in the ``sync`` domain, so the same component runs on every board (:mod:`.platforms` wraps
+it with the board's pins) and in Verilator (:mod:`lutforge.sim.uart_sim`).
+
+Inside:
+
+* ``UartRx``/``UartTx`` — 8N1 at ``clk_freq / divisor`` baud;
+* ``HostLink`` — the device side of :mod:`lutforge.boards.protocol`: parses request frames,
+  checks CRC-16, holds write payloads in a frame buffer until the CRC matched, answers with
+  OK/NAK frames, skips repeated writes (same sequence number) and drops frames cut short by
+  ``idle_cycles`` of silence;
+* memory — ``mem_size`` bytes of block RAM with one read and one write port, shared by the link
+  and the core (the core owns it while busy; the link answers BUSY then);
+* registers — :class:`lutforge.boards.protocol.Reg`;
+* the core — selected by ``config.core`` from :data:`CORES`.
+"""
+
+from dataclasses import dataclass, replace
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.lmul import LMulPolicy
+from ..hdl.lmul import LMulMultiplier
+from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
+
+__all__ = ["SocConfig", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "CORES"]
+
+# Core identifiers read back through Reg.CORE, and what their descriptor words mean.
+CORES = {
+    "lmul-vector": (1, "r[i] = lmul_e4m3(a[i], b[i]) for i < count; ARG0 a, ARG1 b, ARG2 r, ARG3 count (byte addresses)"),
+}
+
+
+@dataclass(frozen=True)
+class SocConfig:
+    """Everything that sizes the SoC. ``idle_cycles`` must stay below the host's response margin
+    (``ByteLink.latency``) so a retry never meets a half-parsed frame."""
+
+    clk_freq: float
+    baud: int
+    mem_size: int
+    idle_cycles: int
+    core: str = "lmul-vector"
+
+    def __post_init__(self):
+        if self.mem_size < MAX_PAYLOAD or self.mem_size & (self.mem_size - 1):
+            raise ValueError(
+                f"SoC mem_size {self.mem_size} must be a power of two of at least {MAX_PAYLOAD} bytes."
+            )
+        if self.divisor < 4:
+            raise ValueError(
+                f"Baud rate {self.baud} is too fast for a {self.clk_freq / 1e6:g} MHz clock: the UART "
+                f"needs at least 4 clock cycles per bit; use {int(self.clk_freq // 4)} baud or less."
+            )
+        error = abs(self.clk_freq / self.divisor - self.baud) / self.baud
+        if error > 0.02:
+            raise ValueError(
+                f"Baud rate {self.baud} is {error:.1%} off at {self.clk_freq / 1e6:g} MHz (divisor "
+                f"{self.divisor}); UARTs tolerate about 2%: pick a baud rate closer to a divisor of the clock."
+            )
+        if self.core not in CORES:
+            raise ValueError(f"Unknown core {self.core!r}; the SoC supports {', '.join(CORES)}.")
+
+    @property
+    def divisor(self) -> int:
+        return round(self.clk_freq / self.baud)
+
+    @classmethod
+    def for_sim(cls, **changes) -> "SocConfig":
+        """A configuration that simulates fast: 8 clock cycles per UART bit."""
+        return replace(cls(clk_freq=8e6, baud=1_000_000, mem_size=4096, idle_cycles=1500), **changes)
+
+
+def crc16_update(m, crc, byte):
+    """One byte of CRC-16/CCITT-FALSE, as :func:`lutforge.boards.protocol.crc16` computes it."""
+    value = crc ^ Cat(Const(0, 8), byte)
+    for _ in range(8):
+        # A signal per step: each step reads its input twice, and expressions are not shared.
+        step = Signal(16)
+        shifted = Cat(Const(0, 1), value[:15])
+        m.d.comb += step.eq(Mux(value[15], shifted ^ 0x1021, shifted))
+        value = step
+    return value
+
+
+class UartRx(wiring.Component):
+    """8N1 receiver; ``valid`` strobes for one cycle with ``data``. A byte with a bad stop bit is
+    dropped (the frame's CRC then fails or the idle timeout ends it)."""
+
+    rx: In(1, init=1)
+    data: Out(8)
+    valid: Out(1)
+
+    def __init__(self, divisor: int):
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self.divisor
+        meta = Signal(2, init=0b11)
+        m.d.sync += meta.eq(Cat(self.rx, meta[0]))
+        line = meta[1]
+        timer = Signal(range(div))
+        bits = Signal(range(8))
+        shreg = Signal(8)
+        m.d.sync += self.valid.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~line):
+                    m.d.sync += timer.eq(div // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(line):
+                    m.next = "IDLE"  # a glitch, not a start bit
+                with m.Else():
+                    m.d.sync += [timer.eq(div - 1), bits.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), timer.eq(div - 1), bits.eq(bits + 1)]
+                    with m.If(bits == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    with m.If(line):
+                        m.d.sync += [self.data.eq(shreg), self.valid.eq(1)]
+                    m.next = "IDLE"
+        return m
+
+
+class UartTx(wiring.Component):
+    """8N1 transmitter taking bytes from a stream."""
+
+    tx: Out(1, init=1)
+    i: In(stream.Signature(8))
+
+    def __init__(self, divisor: int):
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self.divisor
+        timer = Signal(range(div))
+        left = Signal(range(10))
+        shreg = Signal(9)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [self.tx.eq(0), shreg.eq(Cat(self.i.payload, Const(1, 1))),
+                                 left.eq(9), timer.eq(div - 1)]
+                    m.next = "SEND"
+            with m.State("SEND"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(left == 0):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg >> 1), left.eq(left - 1),
+                                 timer.eq(div - 1)]
+        return m
+
+
+def _mem_port_signature(mem_size: int):
+    return wiring.Signature({
+        "addr": Out(range(mem_size)), "wdata": Out(8), "we": Out(1), "rdata": In(8),
+    })
+
+
+def _reg_port_signature():
+    return wiring.Signature({
+        "addr": Out(range(Reg.COUNT)), "wdata": Out(32), "we": Out(1), "rdata": In(32),
+    })
+
+
+class HostLink(wiring.Component):
+    """The device side of the framed protocol (see :mod:`lutforge.boards.protocol`)."""
+
+    def __init__(self, mem_size: int, idle_cycles: int):
+        self.mem_size = mem_size
+        self.idle_cycles = idle_cycles
+        super().__init__({
+            "rx_data": In(8), "rx_valid": In(1),
+            "tx": Out(stream.Signature(8)),
+            "mem": Out(_mem_port_signature(mem_size)),
+            "mem_busy": In(1),
+            "reg": Out(_reg_port_signature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        buf_w = buffer.write_port()
+        buf_r = buffer.read_port()
+
+        byte, got = self.rx_data, self.rx_valid
+        seq, cmd = Signal(8), Signal(8)
+        addr = Signal(32)
+        length = Signal(16)
+        count = Signal(16)
+        crc, rx_crc = Signal(16, init=0xFFFF), Signal(16)
+        word = Signal(32)
+        status = Signal(8)
+        answer_len = Signal(range(MAX_PAYLOAD + 1))
+        last_seq, have_last = Signal(8), Signal(1)
+        idle = Signal(range(self.idle_cycles + 1))
+
+        crc_next, tx_crc_next = Signal(16), Signal(16)
+        m.d.comb += [crc_next.eq(crc16_update(m, crc, byte)),
+                     tx_crc_next.eq(crc16_update(m, crc, self.tx.payload))]
+        is_write = (cmd == Command.WRITE_MEM) | (cmd == Command.WRITE_REG)
+        new_length = Cat(length[8:], byte)
+        mem_end = Signal(33)
+        m.d.comb += [
+            mem_end.eq(addr + length),
+            buf_r.addr.eq(count),
+            self.mem.addr.eq(addr + count),
+            self.mem.wdata.eq(buf_r.data),
+            self.reg.addr.eq(addr),
+            self.reg.wdata.eq(word),
+        ]
+
+        def listen(m):
+            """In every state inside a frame: count idle cycles, drop the frame when they run out."""
+            with m.If(got):
+                m.d.sync += idle.eq(0)
+            with m.Elif(idle == self.idle_cycles):
+                m.d.sync += idle.eq(0)
+                m.next = "SYNC"
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
+
+        def answer(m, code, n=0):
+            m.d.sync += [status.eq(code), answer_len.eq(n), count.eq(0)]
+            m.next = "T_SYNC"
+
+        def send(m, value, then, add_crc=True):
+            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
+            with m.If(self.tx.ready):
+                if add_crc:
+                    m.d.sync += crc.eq(tx_crc_next)
+                m.next = then
+
+        with m.FSM():
+            with m.State("SYNC"):
+                m.d.sync += [idle.eq(0), count.eq(0)]
+                with m.If(got & (byte == REQUEST_SYNC)):
+                    m.d.sync += crc.eq(0xFFFF)
+                    m.next = "SEQ"
+            with m.State("SEQ"):
+                listen(m)
+                with m.If(got):
+                    m.d.sync += [seq.eq(byte), crc.eq(crc_next)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                listen(m)
+                with m.If(got):
+                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
+                    m.next = "ADDR"
+            with m.State("ADDR"):
+                listen(m)
+                with m.If(got):
+                    m.d.sync += [addr.eq(Cat(addr[8:], byte)), crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count == 3):
+                        m.d.sync += count.eq(0)
+                        m.next = "LEN"
+            with m.State("LEN"):
+                listen(m)
+                with m.If(got):
+                    m.d.sync += [length.eq(new_length), crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count == 1):
+                        m.d.sync += count.eq(0)
+                        with m.If(is_write & (new_length != 0)):
+                            m.next = "PAYLOAD"
+                        with m.Else():
+                            m.next = "CRC"
+            with m.State("PAYLOAD"):
+                listen(m)
+                with m.If(got):
+                    m.d.comb += [buf_w.addr.eq(count), buf_w.data.eq(byte),
+                                 buf_w.en.eq(count < MAX_PAYLOAD)]
+                    m.d.sync += [word.eq(Cat(word[8:], byte)), crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count == length - 1):
+                        m.d.sync += count.eq(0)
+                        m.next = "CRC"
+            with m.State("CRC"):
+                listen(m)
+                with m.If(got):
+                    m.d.sync += [rx_crc.eq(Cat(rx_crc[8:], byte)), count.eq(count + 1)]
+                    with m.If(count == 1):
+                        m.d.sync += count.eq(0)
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                mem_cmd = (cmd == Command.WRITE_MEM) | (cmd == Command.READ_MEM)
+                reg_cmd = (cmd == Command.WRITE_REG) | (cmd == Command.READ_REG)
+                with m.If(rx_crc != crc):
+                    answer(m, Status.CRC_ERROR)
+                with m.Elif(is_write & have_last & (seq == last_seq)):
+                    answer(m, Status.OK)
+                with m.Elif(mem_cmd & ((length > MAX_PAYLOAD) | (mem_end > self.mem_size))):
+                    answer(m, Status.BAD_RANGE)
+                with m.Elif(mem_cmd & self.mem_busy):
+                    answer(m, Status.BUSY)
+                with m.Elif((cmd == Command.WRITE_MEM) & (length == 0)):
+                    m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
+                    answer(m, Status.OK)
+                with m.Elif(cmd == Command.WRITE_MEM):
+                    m.next = "COPY_READ"
+                with m.Elif(cmd == Command.READ_MEM):
+                    answer(m, Status.OK, length)
+                with m.Elif(reg_cmd & ((addr >= Reg.COUNT) | (length != Mux(is_write, 4, 0)))):
+                    answer(m, Status.BAD_RANGE)
+                with m.Elif(cmd == Command.WRITE_REG):
+                    m.d.comb += self.reg.we.eq(1)
+                    m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
+                    answer(m, Status.OK)
+                with m.Elif(cmd == Command.READ_REG):
+                    m.d.sync += word.eq(self.reg.rdata)
+                    answer(m, Status.OK, 4)
+                with m.Else():
+                    answer(m, Status.BAD_COMMAND)
+            with m.State("COPY_READ"):
+                m.next = "COPY_WRITE"  # the buffer's read port answers one cycle later
+            with m.State("COPY_WRITE"):
+                m.d.comb += self.mem.we.eq(1)
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == length - 1):
+                    m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
+                    answer(m, Status.OK)
+                with m.Else():
+                    m.next = "COPY_READ"
+
+            with m.State("T_SYNC"):
+                m.d.sync += crc.eq(0xFFFF)
+                send(m, RESPONSE_SYNC, "T_SEQ", add_crc=False)
+            with m.State("T_SEQ"):
+                send(m, seq, "T_STATUS")
+            with m.State("T_STATUS"):
+                send(m, status, "T_LEN0")
+            with m.State("T_LEN0"):
+                send(m, answer_len[:8], "T_LEN1")
+            with m.State("T_LEN1"):
+                send(m, answer_len >> 8, "T_FETCH")
+                with m.If(self.tx.ready & (answer_len == 0)):
+                    m.next = "T_CRC0"
+            with m.State("T_FETCH"):
+                m.next = "T_PAYLOAD"  # the memory's read port answers one cycle later
+            with m.State("T_PAYLOAD"):
+                value = Mux(cmd == Command.READ_REG, word.word_select(count[:2], 8), self.mem.rdata)
+                send(m, value, "T_FETCH")
+                with m.If(self.tx.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == answer_len - 1):
+                        m.next = "T_CRC0"
+            with m.State("T_CRC0"):
+                send(m, crc[:8], "T_CRC1", add_crc=False)
+            with m.State("T_CRC1"):
+                send(m, crc[8:], "SYNC", add_crc=False)
+        return m
+
+
+class LMulVectorCore(wiring.Component):
+    """``r[i] = lmul(a[i], b[i])`` in e4m3 over the shared memory, four cycles per element.
+
+    The stand-in behind the SoC's generic register/memory interface until the LUT-GEMV core lands;
+    descriptor: ARG0 a, ARG1 b, ARG2 r (byte addresses), ARG3 count. A descriptor reaching past
+    the memory sets the error flag and runs nothing.
+    """
+
+    def __init__(self, mem_size: int):
+        self.mem_size = mem_size
+        super().__init__({
+            "start": In(1),
+            "args": In(data.ArrayLayout(32, Reg.ARGS)),
+            "busy": Out(1), "done": Out(1), "error": Out(1),
+            "mem": Out(_mem_port_signature(mem_size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lmul = lmul = LMulMultiplier("e4m3", LMulPolicy())
+        a_base, b_base, r_base, n = (self.args[k] for k in range(4))
+        i = Signal(32)
+        a_val, b_val = Signal(8), Signal(8)
+        m.d.comb += [lmul.a.eq(a_val), lmul.b.eq(b_val), self.mem.wdata.eq(lmul.r)]
+        m.d.sync += self.done.eq(0)
+        out_of_range = ((a_base + n > self.mem_size) | (b_base + n > self.mem_size)
+                        | (r_base + n > self.mem_size))
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [i.eq(0), self.error.eq(out_of_range)]
+                    with m.If(out_of_range | (n == 0)):
+                        m.d.sync += self.done.eq(1)
+                    with m.Else():
+                        m.next = "READ_A"
+            with m.State("READ_A"):
+                m.d.comb += [self.busy.eq(1), self.mem.addr.eq(a_base + i)]
+                m.next = "READ_B"
+            with m.State("READ_B"):
+                m.d.comb += [self.busy.eq(1), self.mem.addr.eq(b_base + i)]
+                m.d.sync += a_val.eq(self.mem.rdata)
+                m.next = "LATCH_B"
+            with m.State("LATCH_B"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += b_val.eq(self.mem.rdata)
+                m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [self.busy.eq(1), self.mem.addr.eq(r_base + i), self.mem.we.eq(1)]
+                m.d.sync += i.eq(i + 1)
+                with m.If(i == n - 1):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "READ_A"
+        return m
+
+
+class Soc(wiring.Component):
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    busy: Out(1)
+
+    def __init__(self, config: SocConfig):
+        self.config = config
+        super().__init__()
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        m.submodules.uart_rx = uart_rx = UartRx(cfg.divisor)
+        m.submodules.uart_tx = uart_tx = UartTx(cfg.divisor)
+        m.submodules.link = link = HostLink(cfg.mem_size, cfg.idle_cycles)
+        m.submodules.core = core = LMulVectorCore(cfg.mem_size)
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=cfg.mem_size, init=[])
+        rd, wr = mem.read_port(), mem.write_port()
+
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx),
+                     link.rx_data.eq(uart_rx.data), link.rx_valid.eq(uart_rx.valid)]
+        wiring.connect(m, link.tx, uart_tx.i)
+
+        # The core owns the memory while it runs; the link answers BUSY then.
+        with m.If(core.busy):
+            m.d.comb += [rd.addr.eq(core.mem.addr), wr.addr.eq(core.mem.addr),
+                         wr.data.eq(core.mem.wdata), wr.en.eq(core.mem.we)]
+        with m.Else():
+            m.d.comb += [rd.addr.eq(link.mem.addr), wr.addr.eq(link.mem.addr),
+                         wr.data.eq(link.mem.wdata), wr.en.eq(link.mem.we)]
+        m.d.comb += [core.mem.rdata.eq(rd.data), link.mem.rdata.eq(rd.data),
+                     link.mem_busy.eq(core.busy), self.busy.eq(core.busy)]
+
+        args = Signal(data.ArrayLayout(32, Reg.ARGS))
+        done, cycles = Signal(1), Signal(32)
+        m.d.comb += core.args.eq(args)
+        with m.If(core.busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(core.done):
+            m.d.sync += done.eq(1)
+
+        reg = link.reg
+        with m.If(reg.we):
+            with m.If((reg.addr == Reg.CTRL) & reg.wdata[0] & ~core.busy):
+                m.d.comb += core.start.eq(1)
+                m.d.sync += [done.eq(0), cycles.eq(0)]
+            for k in range(Reg.ARGS):
+                with m.If(reg.addr == Reg.ARG0 + k):
+                    m.d.sync += args[k].eq(reg.wdata)
+        with m.Switch(reg.addr):
+            with m.Case(Reg.ID):
+                m.d.comb += reg.rdata.eq(Reg.ID_VALUE)
+            with m.Case(Reg.STATUS):
+                m.d.comb += reg.rdata.eq(Cat(core.busy, done, core.error))
+            with m.Case(Reg.CYCLES):
+                m.d.comb += reg.rdata.eq(cycles)
+            with m.Case(Reg.MEM_SIZE):
+                m.d.comb += reg.rdata.eq(cfg.mem_size)
+            with m.Case(Reg.CORE):
+                m.d.comb += reg.rdata.eq(CORES[cfg.core][0])
+            for k in range(Reg.ARGS):
+                with m.Case(Reg.ARG0 + k):
+                    m.d.comb += reg.rdata.eq(args[k])
+        return m
