@@ -200,14 +200,15 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
     def priority(fault):
         name = fault[1] if isinstance(fault[1], str) else ""
         return 0 if _PRIORITY.search(name.lstrip("\\").split(".")[-1]) else 1
-    pool = wire_faults + cell_faults
-    rng.shuffle(pool)
-    pool.sort(key=priority)
-    chosen = pool if count is None else pool[:count]
-    # Keep the kinds spread out: the cell faults are few, so they are always all in.
-    if count is not None:
-        missing = [f for f in cell_faults if f not in chosen]
-        chosen = chosen[:max(count - len(missing), 0)] + missing[:count]
+    rng.shuffle(wire_faults)
+    rng.shuffle(cell_faults)
+    wire_faults.sort(key=priority)
+    if count is None:
+        chosen = wire_faults + cell_faults
+    else:
+        # Half the budget for operator faults (constants, swaps), the rest for wire faults.
+        cells = cell_faults[:max(count // 2, count - len(wire_faults))]
+        chosen = wire_faults[:count - len(cells)] + cells
 
     select_width = max(1, len(chosen).bit_length())
     select = "\\mutsel"

@@ -1,0 +1,393 @@
+"""The proofs lutforge runs, the fault-injection campaign over them, and ``lutforge prove``.
+
+A :class:`Proof` names a gold (reference) and a gate (optimized) component and their latencies.
+``proofs()`` lists every registered proof; ``fast`` ones run in ``make test``, the rest in
+``make prove-all``. Blocks whose RTL is not in the tree yet are skipped, not faked.
+
+``mutation_campaign`` injects faults into a proof's gate (:mod:`.formal_mutate`), proves each
+mutant against the gold, runs the block's simulation test vectors on every mutant with Verilator
+(one build), and replays every counterexample on the mutant to confirm it as a test vector.
+"""
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .formal import FAIL, INCONCLUSIVE, PASS, Counterexample, ProofResult, prove_equivalent
+from .progress import progress
+
+__all__ = ["Proof", "MutationTarget", "MutationReport", "proofs", "mutation_targets", "run_proofs",
+           "mutation_campaign", "replay", "register_cli", "prove_main"]
+
+SMALL_FORMATS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1")
+
+
+@dataclass(frozen=True)
+class Proof:
+    name: str
+    gold: Callable[[], Any]
+    gate: Callable[[], Any]
+    gold_latency: int = 0
+    gate_latency: int = 0
+    fast: bool = False
+    engine: str = "auto"
+    timeout: float = 300.0
+    summary: str = ""
+
+    def run(self, *, cache: bool = True, solver: str = "yices", timeout: "float | None" = None,
+            engine: "str | None" = None) -> ProofResult:
+        return prove_equivalent(self.gold(), self.gate(), name=self.name, gold_latency=self.gold_latency,
+                                gate_latency=self.gate_latency, engine=engine or self.engine, solver=solver,
+                                timeout=timeout or self.timeout, cache=cache)
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(f"lutforge.hdl.{module}") is not None
+
+
+def _lmul_proofs():
+    from ..golden.lmul import LMulPolicy
+    from ..hdl.lmul import LMulMultiplier
+    from .formal_specs import LMulSpec
+    policies = {"default": None, "wrap": "wrap", "inf": LMulPolicy(overflow="inf")}
+    for fmt in SMALL_FORMATS + ("bf16", "fp16", "fp32"):
+        for pname, pol in policies.items():
+            yield Proof(f"lmul-spec-{fmt}-{pname}", lambda f=fmt, p=pol: LMulSpec(f, p),
+                        lambda f=fmt, p=pol: LMulMultiplier(f, p),
+                        fast=(fmt in ("e4m3", "bf16") and pname == "default"),
+                        summary=f"L-Mul multiplier == plain spec RTL, {fmt}, policy {pname}")
+        for latency in (1, 2, 3):
+            yield Proof(f"lmul-pipe-{fmt}-L{latency}", lambda f=fmt: LMulMultiplier(f),
+                        lambda f=fmt, n=latency: LMulMultiplier(f, latency=n), 0, latency,
+                        fast=(fmt == "e4m3" and latency == 2),
+                        summary=f"pipelined L-Mul (latency {latency}) == combinational, {fmt}")
+
+
+def _fp_pipeline_proofs():
+    units = []
+    if _have("fp_mul"):
+        from ..hdl.fp_mul import FPMultiplier
+        units.append(("fpmul", FPMultiplier, (1, 2, 3)))
+    if _have("fp_add"):
+        from ..hdl.fp_add import FPAdder
+        units.append(("fpadd", FPAdder, (1, 2, 3)))
+    if _have("fp_fma"):
+        from ..hdl.fp_fma import FPFusedMultiplyAdd
+        units.append(("fpfma", FPFusedMultiplyAdd, (1, 3, 4)))
+    for unit, cls, latencies in units:
+        for fmt in SMALL_FORMATS + ("bf16", "fp16"):
+            for latency in latencies:
+                yield Proof(f"{unit}-pipe-{fmt}-L{latency}", lambda c=cls, f=fmt: c(f),
+                            lambda c=cls, f=fmt, n=latency: c(f, latency=n), 0, latency,
+                            fast=(fmt == "e4m3" and latency == 2 and unit != "fpfma"),
+                            timeout=120.0 if fmt in SMALL_FORMATS else 600.0,
+                            summary=f"pipelined {unit} (latency {latency}) == combinational, {fmt}")
+
+
+def proofs() -> dict[str, Proof]:
+    """Every registered proof by name."""
+    found = {}
+    for source in (_lmul_proofs, _fp_pipeline_proofs):
+        for proof in source():
+            found[proof.name] = proof
+    return found
+
+
+def run_proofs(selected: "list[Proof]", *, cache: bool = True, solver: str = "yices",
+               timeout: "float | None" = None) -> list[ProofResult]:
+    results = []
+    bar = progress(selected, desc="proofs", unit="proof")
+    for proof in bar:
+        bar.set_postfix_str(proof.name)
+        results.append(proof.run(cache=cache, solver=solver, timeout=timeout))
+    return results
+
+
+# --- replaying counterexamples -------------------------------------------------------------------
+
+def _design(side):
+    """A component, or a (Verilog text, top) pair, as a batch-harness Design."""
+    from .rtl import Design, _top_ports
+    if isinstance(side, tuple):
+        text, top = side
+        return Design(top, text, _top_ports(text, top))
+    return side
+
+
+def replay(cex: Counterexample, gold, gate, *, gold_latency: int = 0, gate_latency: int = 0,
+           gate_inputs: "dict[str, int] | None" = None) -> tuple[dict[str, int], dict[str, int]]:
+    """Run a counterexample's vectors through both sides with Verilator; outputs at ``cex.index``.
+
+    ``gold``/``gate`` are components or ``(verilog, top)`` pairs; ``gate_inputs`` drives extra
+    gate ports (the mutant selector) with a constant.
+    """
+    from .batch import BatchSim
+    vectors = cex.vectors()
+    outs = []
+    for side, latency, extra in ((gold, gold_latency, {}), (gate, gate_latency, gate_inputs or {})):
+        inputs = dict(vectors)
+        n = len(next(iter(inputs.values())))
+        inputs.update({k: np.full(n, v, dtype=np.uint64) for k, v in extra.items()})
+        result = BatchSim(_design(side)).run_vectors(inputs, latency=latency)
+        outs.append({k: int(v[cex.index]) for k, v in result.items()})
+    return outs[0], outs[1]
+
+
+# --- fault injection -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MutationTarget:
+    """A proof whose gate is mutated, with the simulation test the block's test suite runs."""
+
+    name: str
+    proof: Proof
+    vectors: Callable[[], dict[str, np.ndarray]]
+    expected: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+    exhaustive: bool = False
+    fast: bool = False
+
+
+def _lmul_target(fmt: str, latency: int, fast: bool) -> MutationTarget:
+    from ..blocks import get_block
+    block = get_block("lmul")
+    params = block.resolve({"format": fmt, "latency": str(latency)})
+    everything = block.exhaustive(params)
+    name = f"lmul-spec-{fmt}-default" if latency == 0 else f"lmul-pipe-{fmt}-L{latency}"
+    return MutationTarget(
+        name, proofs()[name],
+        vectors=lambda: everything if everything is not None else block.vectors(params, np.random.default_rng(0), 4096),
+        expected=lambda inputs: block.golden(params, inputs), exhaustive=everything is not None, fast=fast)
+
+
+def _fp_target(unit: str, fmt: str, latency: int) -> MutationTarget:
+    from ..golden import fp
+    from ..golden.formats import get
+    golden = {"fpmul": fp.mul, "fpadd": fp.add}[unit]
+    width = get(fmt).width
+    a, b = np.meshgrid(np.arange(1 << width, dtype=np.uint64), np.arange(1 << width, dtype=np.uint64))
+    return MutationTarget(f"{unit}-pipe-{fmt}-L{latency}", proofs()[f"{unit}-pipe-{fmt}-L{latency}"],
+                          vectors=lambda: {"a": a.ravel(), "b": b.ravel()},
+                          expected=lambda inputs: {"r": golden(inputs["a"], inputs["b"], fmt)}, exhaustive=True)
+
+
+def mutation_targets() -> dict[str, MutationTarget]:
+    targets = [_lmul_target("e4m3", 0, True), _lmul_target("e2m1", 0, False), _lmul_target("e4m3", 2, False)]
+    registered = proofs()
+    for unit in ("fpmul", "fpadd"):
+        for fmt in ("e4m3", "e2m1"):
+            if f"{unit}-pipe-{fmt}-L2" in registered:
+                targets.append(_fp_target(unit, fmt, 2))
+    return {t.name: t for t in targets}
+
+
+@dataclass
+class MutantOutcome:
+    index: int
+    kind: str
+    target: str
+    proof: str
+    proof_seconds: float
+    killed_by_tests: bool
+    counterexample: "dict | None" = None
+    replayed: "bool | None" = None
+
+    @property
+    def killed_by_proof(self) -> bool:
+        return self.proof == FAIL
+
+
+@dataclass
+class MutationReport:
+    name: str
+    outcomes: list[MutantOutcome]
+    unmutated_proof: str
+    unmutated_tests_pass: bool
+    seconds: float
+    exhaustive_tests: bool
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def killed_by_proofs(self) -> int:
+        return sum(o.killed_by_proof for o in self.outcomes)
+
+    @property
+    def killed_by_tests(self) -> int:
+        return sum(o.killed_by_tests for o in self.outcomes)
+
+    @property
+    def equivalent(self) -> int:
+        """Mutants the proof passes and exhaustive simulation cannot tell apart: no fault at all."""
+        if not self.exhaustive_tests:
+            return 0
+        return sum(o.proof == PASS and not o.killed_by_tests for o in self.outcomes)
+
+    def summary(self) -> dict:
+        live = self.total - self.equivalent
+        return {
+            "total": self.total, "killed_by_proofs": self.killed_by_proofs,
+            "killed_by_tests": self.killed_by_tests, "equivalent": self.equivalent,
+            "inconclusive": sum(o.proof == INCONCLUSIVE for o in self.outcomes),
+            "proof_score": self.killed_by_proofs / live if live else 1.0,
+            "test_score": self.killed_by_tests / live if live else 1.0,
+            "counterexamples_replayed": sum(bool(o.replayed) for o in self.outcomes),
+            "unmutated_proof": self.unmutated_proof, "unmutated_tests_pass": self.unmutated_tests_pass,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
+                      cache: bool = True) -> MutationReport:
+    """Prove and simulate every mutant of ``target``'s gate; replay every counterexample."""
+    from .batch import BatchSim
+    from .formal_mutate import mutants
+    start = time.perf_counter()
+    proof = target.proof
+    gold = proof.gold()
+    bundle = mutants(proof.gate(), count=count, seed=seed)
+    fixed = lambda index: {"mutsel": index}
+
+    def prove(index):
+        return prove_equivalent(gold, bundle.netlist, name=f"{target.name}#{index}", gold_latency=proof.gold_latency,
+                                gate_latency=proof.gate_latency, fixed=fixed(index), timeout=proof.timeout,
+                                cache=cache)
+
+    unmutated = prove(0)
+    # One Verilator build of every mutant; the test is the block's own vectors against its golden.
+    gate_design = _design((bundle.verilog(), "gate"))
+    sim = BatchSim(gate_design)
+    vectors = target.vectors()
+    expected = target.expected(vectors)
+    n = len(next(iter(vectors.values())))
+
+    def tests_pass(index):
+        outputs = sim.run_vectors({**vectors, "mutsel": np.full(n, index, dtype=np.uint64)},
+                                  latency=proof.gate_latency)
+        return all(np.array_equal(outputs[k].astype(np.uint64), np.asarray(v, dtype=np.uint64))
+                   for k, v in expected.items())
+
+    clean = tests_pass(0)
+    outcomes = []
+    for mutant in progress(bundle.mutants, desc=target.name, unit="mutant"):
+        result = prove(mutant.index)
+        outcome = MutantOutcome(mutant.index, mutant.kind, mutant.target, result.status, result.seconds,
+                                not tests_pass(mutant.index))
+        if result.counterexample is not None:
+            cex = result.counterexample
+            outcome.counterexample = {"inputs": cex.inputs[cex.index], "expected": cex.gold, "actual": cex.gate}
+            want, got = replay(cex, gold, gate_design, gold_latency=proof.gold_latency,
+                               gate_latency=proof.gate_latency, gate_inputs=fixed(mutant.index))
+            outcome.replayed = want == cex.gold and got == cex.gate and want != got
+        outcomes.append(outcome)
+    return MutationReport(target.name, outcomes, unmutated.status, clean, time.perf_counter() - start,
+                          target.exhaustive)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def _specs():
+    """Plain reference RTL for catalogue blocks, keyed by block name."""
+    from ..golden.lmul import LMulPolicy
+    from .formal_specs import LMulSpec
+
+    def lmul(params):
+        pol = LMulPolicy.wrap() if params["policy"] == "wrap" else LMulPolicy(overflow=params["overflow"])
+        return LMulSpec(params["format"], pol)
+    return {"lmul": lmul}
+
+
+def _block_proof(name: str, given: dict[str, str]) -> Proof:
+    from ..blocks import get_block
+    block = get_block(name)
+    params = block.resolve(given)
+    latency = block.latency(params)
+    if latency and "latency" in block.params:
+        comb = dict(params, latency=0)
+        return Proof(f"{name}-pipe", lambda: block.build(comb), lambda: block.build(params), 0, latency)
+    specs = _specs()
+    if name not in specs:
+        raise ValueError(f"Block {name!r} has no reference to prove it against: give it a latency above 0 "
+                         f"to prove the pipelined form, or use one of the blocks with a spec: {', '.join(specs)}.")
+    return Proof(f"{name}-spec", lambda: specs[name](params), lambda: block.build(params))
+
+
+def _params(pairs) -> dict[str, str]:
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"lutforge prove: parameters are NAME=VALUE, not {pair!r}.")
+        params[key] = value
+    return params
+
+
+def cmd_prove(args) -> int:
+    registered = proofs()
+    if args.list:
+        for name, proof in registered.items():
+            print(f"{name:28s} {'fast' if proof.fast else 'slow'}  {proof.summary}")
+        return 0
+    if args.all or args.fast:
+        selected = [p for p in registered.values() if p.fast or not args.fast]
+    elif args.block is None:
+        raise SystemExit("lutforge prove: name a block or proof, or pass --all, --fast or --list.")
+    elif args.block in registered:
+        selected = [registered[args.block]]
+    else:
+        selected = [_block_proof(args.block, _params(args.param))]
+    results = run_proofs(selected, cache=not args.no_cache, solver=args.solver, timeout=args.timeout)
+    report = {"proofs": {r.name: r.to_json() for r in results}}
+    for r in results:
+        print(r)
+    if args.mutants:
+        targets = mutation_targets()
+        report["mutants"] = {}
+        for proof in selected:
+            if proof.name in targets:
+                m = mutation_campaign(targets[proof.name], count=args.mutants, cache=not args.no_cache)
+                report["mutants"][proof.name] = m.summary()
+                print(f"{proof.name}: mutants {json.dumps(m.summary())}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    failed = [r for r in results if r.status != PASS]
+    return 1 if failed else 0
+
+
+def register_cli(subparsers) -> argparse.ArgumentParser:
+    """Add ``prove`` to an argparse sub-command set; the parsed args run with ``args.func(args)``."""
+    p = subparsers.add_parser("prove", help="prove a block equivalent to its reference or combinational form")
+    p.add_argument("block", nargs="?", help="catalogue block (lmul ...) or registered proof name (see --list)")
+    p.add_argument("param", nargs="*", metavar="NAME=VALUE", help="block parameters")
+    p.add_argument("--list", action="store_true", help="list the registered proofs")
+    p.add_argument("--all", action="store_true", help="run every registered proof (make prove-all)")
+    p.add_argument("--fast", action="store_true", help="run the fast proofs (make test)")
+    p.add_argument("--solver", default="yices", choices=("yices", "z3", "boolector"), help="SMT solver for sby")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per proof before INCONCLUSIVE")
+    p.add_argument("--mutants", type=int, default=0, metavar="N", help="also run N injected faults per proof")
+    p.add_argument("--no-cache", action="store_true", help="ignore cached proof results")
+    p.add_argument("--json", metavar="PATH", help="write results as JSON")
+    p.set_defaults(func=cmd_prove)
+    return p
+
+
+def prove_main(argv: "list[str] | None" = None) -> int:
+    """``lutforge prove ...`` as a stand-alone entry point; exit status 0 only if every proof passed."""
+    parser = argparse.ArgumentParser(prog="lutforge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(["prove", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(prove_main())
