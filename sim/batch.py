@@ -37,22 +37,22 @@ def to_words(values, port: Port) -> np.ndarray:
     if values.ndim != 1:
         raise ValueError(f"Port {port.name!r} takes a 1-D array of values; got shape {values.shape}.")
     if port.width <= 64 and values.dtype.kind in "ui":
-        wide = values.astype(np.uint64)
-        if values.dtype.kind == "i" and (values < 0).any():
+        if values.dtype.kind == "i" and len(values) and values.min() < 0:
             bad = int(values[values < 0][0])
             raise ValueError(
                 f"Port {port.name!r} got {bad}; ports carry unsigned bit patterns, "
                 f"so pass {bad} & {(1 << port.width) - 1:#x} if two's complement is meant."
             )
-        if port.width < 64 and (wide >> np.uint64(port.width)).any():
+        wide = values.astype("<u8", copy=False)
+        if port.width < 64 and len(wide) and int(wide.max()) >> port.width:
             bad = int(wide[(wide >> np.uint64(port.width)) != 0][0])
             raise ValueError(
                 f"Port {port.name!r} is {port.width} bits wide but got {bad} ({bad:#x}); "
                 f"values must be below {1 << port.width}."
             )
-        words = np.stack([(wide >> np.uint64(32 * k)) & np.uint64(0xFFFFFFFF) for k in range(port.words)],
-                         axis=1)
-        return words.astype(np.uint32)
+        if port.words == 1:
+            return wide.astype("<u4").reshape(-1, 1)
+        return wide.view("<u4").reshape(-1, 2)
     words = np.zeros((len(values), port.words), dtype=np.uint32)
     for row, value in enumerate(values.tolist()):
         value = int(value)
@@ -69,11 +69,10 @@ def to_words(values, port: Port) -> np.ndarray:
 def from_words(words: np.ndarray, port: Port) -> np.ndarray:
     """Inverse of :func:`to_words`: uint64 for ports up to 64 bits, Python ints above."""
     words = words.reshape(-1, port.words)
-    if port.width <= 64:
-        out = np.zeros(len(words), dtype=np.uint64)
-        for k in range(port.words):
-            out |= words[:, k].astype(np.uint64) << np.uint64(32 * k)
-        return out
+    if port.words == 1:
+        return words[:, 0].astype(np.uint64)
+    if port.words == 2:
+        return np.ascontiguousarray(words, dtype="<u4").view("<u8")[:, 0].astype(np.uint64)
     return np.array([sum(int(w) << (32 * k) for k, w in enumerate(row)) for row in words], dtype=object)
 
 

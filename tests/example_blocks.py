@@ -6,17 +6,17 @@ from amaranth.lib.wiring import In, Out
 
 
 class WideAdder(wiring.Component):
-    """r = a + b over 100 bits after `latency` registers: exercises multi-word ports."""
+    """r = a + b after `latency` registers: exercises one-, two- and multi-word ports."""
 
-    def __init__(self, latency):
-        self.latency = latency
-        super().__init__({"a": In(100), "b": In(100), "r": Out(101)})
+    def __init__(self, latency, width=100):
+        self.latency, self.width = latency, width
+        super().__init__({"a": In(width), "b": In(width), "r": Out(width + 1)})
 
     def elaborate(self, platform):
         m = Module()
         value = self.a + self.b
         for stage in range(self.latency):
-            reg = Signal(101, name=f"stage{stage}")
+            reg = Signal(self.width + 1, name=f"stage{stage}")
             m.d.sync += reg.eq(value)
             value = reg
         m.d.comb += self.r.eq(value)

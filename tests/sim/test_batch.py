@@ -16,6 +16,16 @@ def test_wide_ports_round_trip_through_verilator(latency):
     assert [int(x) for x in out["r"]] == [int(x) + int(y) for x, y in zip(a, b)]
 
 
+@pytest.mark.parametrize("width", [20, 40, 64])
+def test_one_and_two_word_ports_round_trip(width):
+    rng = np.random.default_rng(width)
+    top = (1 << width) - 1
+    a = np.concatenate([np.array([top, 0, top], dtype=np.uint64), rng.integers(0, 1 << 62, 997, dtype=np.uint64) & np.uint64(top)])
+    b = np.concatenate([np.array([top, 0, 1], dtype=np.uint64), rng.integers(0, 1 << 62, 997, dtype=np.uint64) & np.uint64(top)])
+    out = BatchSim(WideAdder(0, width)).run_vectors({"a": a, "b": b})
+    assert [int(x) for x in out["r"]] == [int(x) + int(y) for x, y in zip(a, b)]
+
+
 def test_out_of_range_input_is_refused_with_the_limit():
     sim = BatchSim(WideAdder(0))
     with pytest.raises(ValueError, match=r"Port 'a' is 100 bits wide but got 1267650600228229401496703205376; "
