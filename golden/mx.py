@@ -9,7 +9,7 @@ element's largest finite value (the floor makes ``x / X`` reach ``(2 - ε)·2^em
 amax is NaN or Inf gets the NaN scale 0xFF and zero elements (it decodes to NaN). FP elements are
 e4m3 (emax 8), e5m2 (15), e3m2 (4), e2m3 (2), e2m1 (2). INT elements are k-bit two's complement
 read as ``q·2^-(k-2)`` (MXINT8: ``q·2^-6``, emax 0) with ``q`` in ``[-(2^(k-1)-1), 2^(k-1)-1]``
-(symmetric, as in the OCP reference code).
+(symmetric: -2^(k-1) is never produced).
 
 **NV** (blocks of 16, E4M3 block scale, one fp32 tensor scale), following torchao's
 ``nvfp4_quantize`` operation by operation in IEEE float32 (RNE), so the result is bit-identical:
@@ -26,9 +26,9 @@ read as ``q·2^-(k-2)`` (MXINT8: ``q·2^-6``, emax 0) with ``q`` in ``[-(2^(k-1)
 float32 tensor scale (NV) or ``None`` (MX). ``dequantize`` gives the exact float64 values
 ``element · scale · tensor_scale``.
 
-``hadamard=n`` rotates each run of ``n`` (a power of two dividing the block axis) consecutive values
+``hadamard_size=n`` rotates each run of ``n`` (a power of two dividing the block axis) consecutive values
 by the orthonormal Sylvester Hadamard matrix ``H_n / sqrt(n)`` before quantizing (computed in
-float64, rounded once to float32); ``dequantize(..., hadamard=n)`` rotates back (H is symmetric and
+float64, rounded once to float32); ``dequantize(..., hadamard_size=n)`` rotates back (H is symmetric and
 orthonormal, so it is its own inverse). Dot products need no un-rotation: ``(Hx)·(Hy) = x·y``.
 
 :func:`dot` defines the block dot-product accumulator: see its docstring.
