@@ -36,6 +36,21 @@ def distance_width(v: int, metric: str) -> int:
 class CentroidSearch(wiring.Component):
     def __init__(self, v: int = 2, c_a: int = 64, *, metric: str = "linf", chains: int = 4,
                  chain_length: "int | None" = None):
+        try:
+            self._configure(v, c_a, metric, chains, chain_length)
+        except (ValueError, TypeError):
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
+        payload = data.StructLayout({
+            "x": data.ArrayLayout(signed(8), self.v),
+            "codebook": data.ArrayLayout(signed(8), self.c_a * self.v),
+        })
+        super().__init__({
+            "i": In(stream.Signature(payload)),
+            "o": Out(stream.Signature(unsigned(self.index_bits))),
+        })
+
+    def _configure(self, v, c_a, metric, chains, chain_length):
         self.v = check_subvector_length(v)
         self.c_a = check_centroid_count(c_a, "C_a")
         if metric not in METRICS:
@@ -58,14 +73,6 @@ class CentroidSearch(wiring.Component):
         self.dist_bits = distance_width(self.v, metric)
         self.tree_levels = (chains - 1).bit_length()
         self.latency = self.chain_length + self.tree_levels
-        payload = data.StructLayout({
-            "x": data.ArrayLayout(signed(8), self.v),
-            "codebook": data.ArrayLayout(signed(8), self.c_a * self.v),
-        })
-        super().__init__({
-            "i": In(stream.Signature(payload)),
-            "o": Out(stream.Signature(unsigned(self.index_bits))),
-        })
 
     def _distance(self, m, x, centroid, name):
         v = self.v
@@ -88,6 +95,11 @@ class CentroidSearch(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self.add_to(m)
+        return m
+
+    def add_to(self, m: Module) -> None:
+        """Add the unit's logic to ``m`` (flat, so a core that embeds it stays one Verilog module)."""
         s, v = self.chain_length, self.v
         stall = Signal()
         m.d.comb += [stall.eq(self.o.valid & ~self.o.ready), self.i.ready.eq(~stall)]
@@ -151,4 +163,3 @@ class CentroidSearch(wiring.Component):
             valid, best, level = nvalid, merged, level + 1
 
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.eq(best[0][1])]
-        return m

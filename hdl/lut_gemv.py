@@ -47,15 +47,19 @@ def check_accumulator(max_positions: int, table_bits: int, acc_width: "int | Non
 class LutGemvEngine(wiring.Component):
     def __init__(self, c_w: int = 16, table_bits: int = 8, lanes: int = 16, *, max_positions: int = 4096,
                  acc_width: "int | None" = None):
-        self.c_w = check_centroid_count(c_w, "C_w")
-        if table_bits not in (4, 8):
-            raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
-        self.table_bits = table_bits
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"lanes={lanes!r} is not a positive number of output lanes.")
-        self.lanes = lanes
-        self.max_positions = max_positions
-        self.acc_width = check_accumulator(max_positions, table_bits, acc_width)
+        try:
+            self.c_w = check_centroid_count(c_w, "C_w")
+            if table_bits not in (4, 8):
+                raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
+            self.table_bits = table_bits
+            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+                raise ValueError(f"lanes={lanes!r} is not a positive number of output lanes.")
+            self.lanes = lanes
+            self.max_positions = max_positions
+            self.acc_width = check_accumulator(max_positions, table_bits, acc_width)
+        except ValueError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
         self.widx_bits = max(1, (self.c_w - 1).bit_length())
         self.row_layout = data.StructLayout({
             "row": data.ArrayLayout(unsigned(table_bits), self.c_w),
@@ -70,6 +74,11 @@ class LutGemvEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self.add_to(m)
+        return m
+
+    def add_to(self, m: Module) -> None:
+        """Add the engine's logic to ``m`` (flat, so a core that embeds it stays one Verilog module)."""
         row, widx = self.rows.payload.row, self.rows.payload.widx
         mask, last = self.rows.payload.mask, self.rows.payload.last
         # Only a full output buffer that is not draining holds the rows.
@@ -89,4 +98,3 @@ class LutGemvEngine(wiring.Component):
                     m.d.sync += acc.eq(total)
         with m.If(take & last):
             m.d.sync += self.acc.valid.eq(1)
-        return m
