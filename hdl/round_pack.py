@@ -14,7 +14,7 @@ from .float_layout import FloatLayout
 from .lzc import LeadingZeros, shift_right_sticky
 from .pipeline import delay
 
-__all__ = ["RoundPack", "RTL_ROUNDINGS", "check_rtl_policy"]
+__all__ = ["RoundPack", "RTL_ROUNDINGS", "check_rtl_policy", "policy_grid"]
 
 RTL_ROUNDINGS = ("rne", "truncate")
 
@@ -127,3 +127,11 @@ class RoundPack(wiring.Component):
                 m.d.comb += result.eq(fmt.nan)
         m.d.comb += self.r.eq(result)
         return m
+
+
+def policy_grid(fmt: "str | Format") -> list[dict]:
+    """Every policy combination the RTL implements for ``fmt``, as keyword dictionaries."""
+    fmt = get(fmt)
+    overflows = ("saturate",) if fmt.specials == "none" else ("inf", "saturate")
+    return [{"rounding": r, "overflow": o, "subnormals": s}
+            for r in RTL_ROUNDINGS for o in overflows for s in ("keep", "flush")]
