@@ -1,0 +1,274 @@
+"""The accelerator + quantization configuration: one typed schema, loaded from YAML and validated.
+
+A configuration file has five sections; every key is optional and defaults to the value below
+(``configs/default.yaml`` spells them all out)::
+
+    quantization:   # how each linear layer is co-quantized (lutforge.golden.lut_layer.co_quantize)
+      v: 2                  # sub-vector length, 1..8
+      c_a: 64               # activation centroids per position, 2..256
+      c_w: 16               # weight centroids per (position, row block), 2..256
+      group_rows: 512       # G, rows per weight-codebook block; a multiple of core.lanes
+      table_bits: 8         # 4 or 8
+      scheme: asymmetric    # asymmetric | artifact
+      granularity: block    # layer | head | block  (table-scale cell)
+      head_rows: null       # rows per head, with granularity 'head'
+      rounding: rne         # rne | floor | trunc
+      positions_per_run: 0  # positions per core run (K tile; one table scale per tile and row
+                            # block); 0 = all positions in one run when they fit core.max_positions
+      iterations: 8         # k-means Lloyd steps
+      seed: 0
+    core:           # the GEMV core (lutforge.hdl.gemv_core.GemvCore) build parameters
+      lanes: 16, chains: 4, max_positions: 1024, metric: linf, memory_latency: 4
+    calibration:    # WikiText-2 valid capture (lutforge.compiler.calibration)
+      windows: 1, window: 256, rows: 256
+    evaluation:     # perplexity slice of WikiText-2 test
+      windows: 4, window: 256
+    target:         # performance-model target: a preset name or clock_mhz/bandwidth_gbs/lanes
+      preset: sim
+
+Errors name the key (``quantization.c_a``), the bad value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
+           "TargetConfig", "Config", "load_config", "parse_config", "default_config_path"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def default_config_path() -> Path:
+    return REPO_ROOT / "configs" / "default.yaml"
+
+
+def _int(key: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} = {value!r} is not an integer; use an integer "
+                          f"{_range(low, high)}.")
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{key} = {value!r} is out of range; use an integer {_range(low, high)}.")
+    return value
+
+
+def _range(low, high) -> str:
+    return f"from {low} to {high}" if high is not None else f">= {low}"
+
+
+def _float(key: str, value, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
+        raise ConfigError(f"{key} = {value!r} is not a number above {low}; use a positive number.")
+    return float(value)
+
+
+def _choice(key: str, value, choices: tuple) -> Any:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is not allowed; use one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    v: int = 2
+    c_a: int = 64
+    c_w: int = 16
+    group_rows: int = 512
+    table_bits: int = 8
+    scheme: str = "asymmetric"
+    granularity: str = "block"
+    head_rows: int | None = None
+    rounding: str = "rne"
+    positions_per_run: int = 0
+    iterations: int = 8
+    seed: int = 0
+
+    def validate(self) -> None:
+        s = "quantization."
+        _int(s + "v", self.v, 1, 8)
+        _int(s + "c_a", self.c_a, 2, 256)
+        _int(s + "c_w", self.c_w, 2, 256)
+        _int(s + "group_rows", self.group_rows, 1)
+        _choice(s + "table_bits", self.table_bits, (4, 8))
+        _choice(s + "scheme", self.scheme, ("asymmetric", "artifact"))
+        _choice(s + "granularity", self.granularity, ("layer", "head", "block"))
+        _choice(s + "rounding", self.rounding, ("rne", "floor", "trunc"))
+        _int(s + "positions_per_run", self.positions_per_run, 0, 65535)
+        _int(s + "iterations", self.iterations, 0, 1000)
+        _int(s + "seed", self.seed, 0)
+        if self.granularity == "head":
+            _int(s + "head_rows", self.head_rows, 1)
+            if self.head_rows % self.group_rows:
+                raise ConfigError(
+                    f"{s}head_rows = {self.head_rows} is not a multiple of {s}group_rows = "
+                    f"{self.group_rows}; a head must be a whole number of row blocks.")
+        elif self.head_rows is not None:
+            raise ConfigError(f"{s}head_rows = {self.head_rows!r} only applies to granularity 'head'; "
+                              f"remove it or set {s}granularity: head.")
+        if self.scheme == "artifact" and (self.granularity != "layer" or self.rounding != "rne"):
+            raise ConfigError(
+                f"{s}scheme = 'artifact' needs granularity 'layer' and rounding 'rne'; got "
+                f"granularity {self.granularity!r}, rounding {self.rounding!r}.")
+        if self.granularity != "block" and self.positions_per_run:
+            raise ConfigError(
+                f"{s}positions_per_run = {self.positions_per_run} needs granularity 'block' (one "
+                f"table scale per K tile); granularity {self.granularity!r} runs all positions at once, "
+                f"so set it to 0.")
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Weight-index bits per weight element (the stored weight itself)."""
+        return max(1, (self.c_w - 1).bit_length()) / self.v
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    lanes: int = 16
+    chains: int = 4
+    max_positions: int = 1024
+    metric: str = "linf"
+    memory_latency: int = 4
+
+    def validate(self) -> None:
+        s = "core."
+        _int(s + "lanes", self.lanes, 1, 1024)
+        _int(s + "chains", self.chains, 1, 256)
+        _int(s + "max_positions", self.max_positions, 1, 65535)
+        _choice(s + "metric", self.metric, ("linf", "l2"))
+        _int(s + "memory_latency", self.memory_latency, 1, 1000)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    windows: int = 1
+    window: int = 256
+    rows: int = 256
+
+    def validate(self) -> None:
+        s = "calibration."
+        _int(s + "windows", self.windows, 1, 1000)
+        _int(s + "window", self.window, 2, 8192)
+        _int(s + "rows", self.rows, 1, self.windows * self.window)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    windows: int = 4
+    window: int = 256
+
+    def validate(self) -> None:
+        _int("evaluation.windows", self.windows, 1, 10000)
+        _int("evaluation.window", self.window, 2, 8192)
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A performance-model target: ``preset`` names one of :data:`lutforge.compiler.perf.TARGETS`;
+    the explicit keys override it."""
+    preset: str = "sim"
+    clock_mhz: float | None = None
+    bandwidth_gbs: float | None = None
+    lanes: int | None = None
+
+    def validate(self) -> None:
+        from .perf import TARGETS
+        _choice("target.preset", self.preset, tuple(TARGETS))
+        if self.clock_mhz is not None:
+            _float("target.clock_mhz", self.clock_mhz, 0)
+        if self.bandwidth_gbs is not None:
+            _float("target.bandwidth_gbs", self.bandwidth_gbs, 0)
+        if self.lanes is not None:
+            _int("target.lanes", self.lanes, 1, 65536)
+
+
+@dataclass(frozen=True)
+class Config:
+    quantization: QuantConfig = field(default_factory=QuantConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    name: str = "default"
+
+    def validate(self) -> "Config":
+        for section in (self.quantization, self.core, self.calibration, self.evaluation, self.target):
+            section.validate()
+        q, c = self.quantization, self.core
+        if q.group_rows % c.lanes:
+            raise ConfigError(
+                f"quantization.group_rows = {q.group_rows} is not a multiple of core.lanes = {c.lanes}; "
+                f"the core walks a row block in whole tiles of lanes rows.")
+        if q.positions_per_run > c.max_positions:
+            raise ConfigError(
+                f"quantization.positions_per_run = {q.positions_per_run} exceeds core.max_positions = "
+                f"{c.max_positions}; lower it or build a larger core.")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self, *sections: str) -> str:
+        """Content hash of the named sections (all when none): cache keys depend only on what
+        they use, so changing the target does not invalidate codebooks."""
+        d = self.to_dict()
+        d.pop("name")
+        if sections:
+            d = {k: d[k] for k in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_SECTIONS = {"quantization": QuantConfig, "core": CoreConfig, "calibration": CalibrationConfig,
+             "evaluation": EvaluationConfig, "target": TargetConfig}
+
+
+def parse_config(data: dict | None, name: str = "config") -> Config:
+    """Build and validate a :class:`Config` from a parsed YAML mapping."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"The configuration {name} must be a mapping of sections "
+                          f"({', '.join(_SECTIONS)}); got {type(data).__name__}.")
+    unknown = sorted(set(data) - set(_SECTIONS) - {"name"})
+    if unknown:
+        raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
+                          f"{', '.join(_SECTIONS)}.")
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        values = data.get(key) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"Section {key!r} in {name} must be a mapping; got {values!r}.")
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        bad = sorted(set(values) - set(allowed))
+        if bad:
+            raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(allowed)}.")
+        sections[key] = cls(**values)
+    return Config(**sections, name=str(data.get("name", name))).validate()
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load ``path`` (default ``configs/default.yaml``), apply ``overrides`` ({"quantization.c_a": 256}
+    style keys) and validate."""
+    path = Path(path) if path else default_config_path()
+    if not path.is_file():
+        raise ConfigError(f"The configuration file {path} does not exist; pass an existing YAML file.")
+    data = yaml.safe_load(path.read_text()) or {}
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+        for dotted, value in (overrides or {}).items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                raise ConfigError(f"Override {dotted!r} must look like section.key=value.")
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section] = {**data[section], key: value}
+    return parse_config(data, str(path))

@@ -1,0 +1,243 @@
+"""The compile flow as named, restartable steps: ``import -> calibrate -> quantize -> emit``.
+
+Each step writes its intermediate under ``<build>/<step>/`` and a JSON report
+``<build>/reports/<step>.json`` holding the hash of its inputs, the SHA-256 of every output file
+and what it measured. A step whose report names the same input hash and whose outputs still
+match their hashes is skipped (its outputs are loaded instead), so an interrupted or repeated
+compile restarts where it stopped.
+
+* ``import``   — the model (GGUF) and its content hash; report only.
+* ``calibrate``— inputs of every selected linear layer on WikiText-2 valid
+                 (:func:`lutforge.compiler.calibration.capture_calibration`); ``calibrate/calibration.npz``.
+* ``quantize`` — LUT-LLM co-quantization of every layer (:func:`lutforge.golden.lut_layer.co_quantize`)
+                 with a content-hashed codebook cache under ``$LUTFORGE_CACHE/codebooks``
+                 (key: weight bytes, calibration bytes, the quantization section, the golden
+                 sources); ``quantize/<layer>.npz``.
+* ``emit``     — lowering onto the core (:func:`lutforge.compiler.program.lower_layer`) and the
+                 Program directory ``program/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..golden.lut_layer import LutLayer, co_quantize
+from .calibration import cache_root
+from .config import Config
+from .program import Program, lower_layer, read_program, write_program
+
+__all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "save_layer", "load_layer", "compile_model"]
+
+STEPS = ("import", "calibrate", "quantize", "emit")
+GOLDEN_SOURCES = ("codebooks.py", "lut_tables.py", "lut_layer.py", "centroid_search.py")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _golden_hash() -> str:
+    root = Path(__file__).resolve().parents[1] / "golden"
+    return _sha(b"".join((root / n).read_bytes() for n in GOLDEN_SOURCES))[:16]
+
+
+def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) -> str:
+    h = hashlib.sha256()
+    for a in (weight, calibration):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(quant, sort_keys=True).encode())
+    h.update(_golden_hash().encode())
+    h.update(np.__version__.encode())
+    return h.hexdigest()[:32]
+
+
+_ARRAYS = ("act_codebooks", "weight_codebooks", "widx", "tables", "table_codes", "scales", "zero_points")
+
+
+def save_layer(path: Path, layer: LutLayer) -> None:
+    meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAYS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **{k: getattr(layer, k) for k in _ARRAYS})
+    os.replace(tmp, path)
+
+
+def load_layer(path: Path) -> LutLayer:
+    with np.load(path) as f:
+        meta = json.loads(str(f["__meta__"]))
+        arrays = {k: f[k] for k in _ARRAYS}
+    return LutLayer(**meta, **arrays)
+
+
+def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache: bool = True,
+                   progress: bool = False) -> tuple[LutLayer, bool]:
+    """Co-quantize one layer with the ``quantization`` section ``quant``; (layer, from_cache)."""
+    q = dataclasses.asdict(quant)
+    key = layer_cache_key(weight, calibration, q)
+    path = cache_root() / "codebooks" / f"{key}.npz"
+    if cache and path.is_file():
+        return load_layer(path), True
+    p_count = -(-weight.shape[1] // quant.v)
+    ppg = (quant.positions_per_run or p_count) if quant.granularity == "block" else 1
+    layer = co_quantize(weight, calibration, v=quant.v, c_a=quant.c_a, c_w=quant.c_w,
+                        group_rows=quant.group_rows, table_bits=quant.table_bits,
+                        granularity=quant.granularity, rounding=quant.rounding, head_rows=quant.head_rows,
+                        positions_per_group=ppg, scheme=quant.scheme, seed=quant.seed,
+                        iterations=quant.iterations, progress=progress)
+    if cache:
+        save_layer(path, layer)
+    return layer, False
+
+
+@dataclass
+class Build:
+    """A build directory and its step reports."""
+    root: Path
+    config: Config
+    progress: bool = True
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        (self.root / "reports").mkdir(parents=True, exist_ok=True)
+
+    def report_path(self, step: str) -> Path:
+        return self.root / "reports" / f"{step}.json"
+
+    def cached(self, step: str, inputs: str) -> dict | None:
+        path = self.report_path(step)
+        if not path.is_file():
+            return None
+        report = json.loads(path.read_text())
+        if report.get("inputs") != inputs:
+            return None
+        for rel, sha in report.get("outputs", {}).items():
+            f = self.root / rel
+            if not f.is_file() or _file_sha(f) != sha:
+                return None
+        return report
+
+    def finish(self, step: str, inputs: str, outputs: list[Path], started: float, **info) -> dict:
+        report = {"step": step, "inputs": inputs, "seconds": round(time.perf_counter() - started, 3),
+                  "outputs": {str(p.relative_to(self.root)): _file_sha(p) for p in outputs}, **info}
+        self.report_path(step).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        return report
+
+    def say(self, text: str) -> None:
+        self.log.append(text)
+        if self.progress:
+            print(text, flush=True)
+
+
+def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokenizer=None) -> Program:
+    """Run the four steps for ``layers`` of the model ``ir``; return the Program (``<build>/program``).
+
+    ``reference`` / ``tokenizer`` (a ReferenceModel and GGUFTokenizer) are built when calibration
+    has to run and are not given.
+    """
+    from tqdm import tqdm
+
+    cfg = build.config
+    t0 = time.perf_counter()
+    inputs = _sha(json.dumps([ir.source_hash, layers]).encode())[:16]
+    build.finish("import", inputs, [], t0, source=ir.source, source_hash=ir.source_hash,
+                 layers=layers, model=dataclasses.asdict(ir.config))
+
+    # calibrate
+    t0 = time.perf_counter()
+    cal_inputs = _sha(json.dumps([inputs, dataclasses.asdict(cfg.calibration)]).encode())[:16]
+    cal_path = build.root / "calibrate" / "calibration.npz"
+    calib = None
+    report = build.cached("calibrate", cal_inputs)
+    if report is None:
+        from .calibration import capture_calibration
+        from .data import GGUFTokenizer
+        from .gguf_frontend import smollm2_path
+        from .torch_reference import ReferenceModel
+
+        reference = reference or ReferenceModel(ir)
+        tokenizer = tokenizer or GGUFTokenizer(smollm2_path())
+        c = cfg.calibration
+        cs = capture_calibration(reference, tokenizer, n_windows=c.windows, window=c.window, rows=c.rows,
+                                 layers=layers, progress=build.progress)
+        cal_path.parent.mkdir(parents=True, exist_ok=True)
+        owners = {n: cs.inputs[n] for n in layers if cs.shared.get(n, n) == n}
+        np.savez(cal_path, __shared__=np.array(json.dumps(cs.shared)), **owners)
+        build.finish("calibrate", cal_inputs, [cal_path], t0, key=cs.key, from_cache=cs.from_cache,
+                     rows=c.rows, params=cs.params)
+        build.say(f"calibrate: {len(layers)} layers, {c.rows} rows each "
+                  f"({'cached' if cs.from_cache else f'{time.perf_counter() - t0:.1f} s'})")
+    else:
+        build.say("calibrate: up to date")
+
+    def calibration() -> dict:
+        nonlocal calib
+        if calib is None:
+            with np.load(cal_path) as f:
+                shared = json.loads(str(f["__shared__"]))
+                owned = {k: f[k] for k in f.files if k != "__shared__"}
+            calib = {n: owned[shared.get(n, n)] for n in layers}
+        return calib
+
+    # quantize
+    t0 = time.perf_counter()
+    q_inputs = _sha(json.dumps([cal_inputs, cfg.hash("quantization"), _golden_hash()]).encode())[:16]
+    q_dir = build.root / "quantize"
+    report = build.cached("quantize", q_inputs)
+    if report is None:
+        q_dir.mkdir(parents=True, exist_ok=True)
+        per_layer, outputs = {}, []
+        for name in tqdm(layers, desc="quantize (codebooks)", disable=not build.progress, leave=False):
+            t1 = time.perf_counter()
+            layer, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
+            out = q_dir / f"{name}.npz"
+            save_layer(out, layer)
+            outputs.append(out)
+            per_layer[name] = {"from_cache": hit, "seconds": round(time.perf_counter() - t1, 3),
+                               "shape": [layer.out_features, layer.in_features]}
+        report = build.finish("quantize", q_inputs, outputs, t0, layers=per_layer,
+                              bits_per_weight=cfg.quantization.bits_per_weight)
+        hits = sum(v["from_cache"] for v in per_layer.values())
+        build.say(f"quantize: {len(layers)} layers ({hits} from the codebook cache) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+    else:
+        build.say("quantize: up to date")
+
+    # emit
+    t0 = time.perf_counter()
+    e_inputs = _sha(json.dumps([report["outputs"], cfg.hash("core")]).encode())[:16]
+    p_dir = build.root / "program"
+    report = build.cached("emit", e_inputs)
+    if report is not None:
+        build.say("emit: up to date")
+        return read_program(p_dir)
+    if p_dir.exists():
+        shutil.rmtree(p_dir)
+    lowered = [lower_layer(n, load_layer(q_dir / f"{n}.npz"), cfg.core.lanes, cfg.core.max_positions)
+               for n in layers]
+    program = write_program(p_dir, lowered, config=cfg.to_dict(),
+                            source={"model": ir.source, "sha256": ir.source_hash})
+    outputs = [p_dir / "manifest.yaml"] + sorted((p_dir / "layers").rglob("*.bin"))
+    build.finish("emit", e_inputs, outputs, t0, layers=[lay.name for lay in lowered],
+                 runs={lay.name: len(lay.runs) for lay in lowered})
+    build.say(f"emit: Program with {len(lowered)} layers in {p_dir}")
+    return program
