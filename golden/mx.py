@@ -26,7 +26,7 @@ read as ``q·2^-(k-2)`` (MXINT8: ``q·2^-6``, emax 0) with ``q`` in ``[-(2^(k-1)
 float32 tensor scale (NV) or ``None`` (MX). ``dequantize`` gives the exact float64 values
 ``element · scale · tensor_scale``.
 
-``hadamard_size=n`` rotates each run of ``n`` (a power of two dividing the block axis) consecutive values
+``hadamard_size=n`` rotates each run of ``n`` (a power of two dividing the last axis) consecutive values
 by the orthonormal Sylvester Hadamard matrix ``H_n / sqrt(n)`` before quantizing (computed in
 float64, rounded once to float32); ``dequantize(..., hadamard_size=n)`` rotates back (H is symmetric and
 orthonormal, so it is its own inverse). Dot products need no un-rotation: ``(Hx)·(Hy) = x·y``.
