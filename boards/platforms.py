@@ -1,0 +1,86 @@
+"""Supported boards: their amaranth-boards platform, how the SoC is sized on each, and the top
+module that ties the SoC to the board's UART pins.
+
+=================  =============  ========  =======  ==========================================
+name               FPGA           clock     memory   UART
+=================  =============  ========  =======  ==========================================
+icebreaker         iCE40UP5K      12 MHz    4 KiB    FTDI channel B (on-board USB)
+ulx3s-85f          ECP5 LFE5U-85F 25 MHz    32 KiB   FTDI (on-board USB, "US1")
+orangecrab-25f     ECP5 LFE5U-25F 48 MHz    16 KiB   feather header: io0 = RX, io1 = TX (3.3 V
+                                                     USB-UART adapter; the USB port is the FPGA's)
+=================  =============  ========  =======  ==========================================
+
+Memory is block RAM (EBR) on every board today.
+"""
+
+from dataclasses import dataclass, replace
+
+from amaranth import Elaboratable, Module
+from amaranth.build import Attrs, ResourceError
+from amaranth_boards.resources import UARTResource
+
+from .soc import Soc, SocConfig
+
+__all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    family: str  # "ice40" or "ecp5"
+    platform_path: str  # module:class in amaranth_boards
+    mem_size: int
+    baud: int = 115200
+
+    def platform(self):
+        module, cls = self.platform_path.split(":")
+        platform = getattr(__import__(f"amaranth_boards.{module}", fromlist=[cls]), cls)()
+        if self.name.startswith("orangecrab"):
+            platform.add_resources([UARTResource(0, rx="0", tx="1", conn=("io", 0),
+                                                 attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))])
+        return platform
+
+    def soc_config(self, **changes) -> SocConfig:
+        clk_freq = self.platform().default_clk_frequency
+        config = SocConfig(clk_freq=clk_freq, baud=self.baud, mem_size=self.mem_size,
+                           # 10 ms: longer than any gap a USB-UART leaves inside one frame.
+                           idle_cycles=int(clk_freq // 100))
+        return replace(config, **changes)
+
+
+BOARDS = {b.name: b for b in (
+    Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
+          "icebreaker:ICEBreakerPlatform", mem_size=4096),
+    Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
+          "ulx3s:ULX3S_85F_Platform", mem_size=32768),
+    Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",
+          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384),
+)}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"Unknown board {name!r}; supported boards are {', '.join(BOARDS)}.") from None
+
+
+class BoardTop(Elaboratable):
+    """The SoC on a board: UART pins to the host link, the first LED (if any) shows ``busy``."""
+
+    def __init__(self, config: SocConfig):
+        self.config = config
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.soc = soc = Soc(self.config)
+        uart = platform.request("uart", 0)
+        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        try:
+            led = platform.request("led", 0)
+        except ResourceError:
+            pass  # boards with only an RGB LED go without the busy light
+        else:
+            m.d.comb += led.o.eq(soc.busy)
+        return m
