@@ -43,7 +43,8 @@ class LMulPolicy:
     subnormal: "flush" — subnormal operands count as zero; "wrap" — fed to the adder.
     nan_inf:   "propagate" — NaN in gives NaN, Inf·0 gives NaN, Inf·x gives Inf (NaN in formats
                without Inf); "wrap" — fed to the adder.
-    overflow:  "saturate" — ±max finite; "inf" — ±Inf, or NaN in formats without Inf; "wrap".
+    overflow:  "saturate" — ±max finite; "inf" — ±Inf, or in formats without Inf the NaN pattern
+               with the product's sign (S.1111.111 in e4m3); "wrap".
     underflow: "flush" — results below the smallest normal become signed zero; "wrap".
     """
 

@@ -24,6 +24,15 @@ class LMulMultiplier(wiring.Component):
 
     def __init__(self, fmt: "str | Format", policy: "LMulPolicy | str | None" = None, *,
                  offset: "int | None" = None, latency: int = 0):
+        try:
+            self._configure(fmt, policy, offset, latency)
+        except ValueError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
+        layout = FloatLayout(self.format)
+        super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})
+
+    def _configure(self, fmt, policy, offset, latency):
         self.format = get(fmt)
         if not self.format.signed:
             raise ValueError(f"L-Mul needs a signed format; {self.format.name!r} has no sign bit.")
@@ -37,8 +46,6 @@ class LMulMultiplier(wiring.Component):
         if latency < 0:
             raise ValueError(f"L-Mul latency {latency} is negative; use 0 (combinational) or more stages.")
         self.latency = latency
-        layout = FloatLayout(self.format)
-        super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})
 
     def _classify(self, m, operand):
         """(is_zero, is_inf, is_nan) of one operand under the policy."""

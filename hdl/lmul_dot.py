@@ -46,20 +46,24 @@ class LMulBeatSum(wiring.Component):
 
     def __init__(self, fmt: "str | Format", lanes: int, acc_format: "str | Format | None" = None,
                  policy: "LMulPolicy | str | None" = None, *, offset: "int | None" = None):
-        self.format = get(fmt)
-        self.acc_format = self.format if acc_format is None else get(acc_format)
-        if not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"lanes={lanes!r} is not a positive integer; use 1 or more lanes.")
-        check_acc_format(self.format, self.acc_format)
-        self.lanes, self.policy, self.offset = lanes, LMulPolicy.of(policy), offset
+        try:
+            self.format = get(fmt)
+            self.acc_format = self.format if acc_format is None else get(acc_format)
+            if not isinstance(lanes, int) or lanes < 1:
+                raise ValueError(f"lanes={lanes!r} is not a positive integer; use 1 or more lanes.")
+            check_acc_format(self.format, self.acc_format)
+            self.lanes, self.policy, self.offset = lanes, LMulPolicy.of(policy), offset
+            self.multipliers = [LMulMultiplier(self.format, self.policy, offset=offset) for _ in range(lanes)]
+        except ValueError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
         vec = data.ArrayLayout(FloatLayout(self.format), lanes)
         super().__init__({"a": In(vec), "b": In(vec), "r": Out(FloatLayout(self.acc_format))})
 
     def elaborate(self, platform):
         m = Module()
         level = []
-        for lane in range(self.lanes):
-            mul = LMulMultiplier(self.format, self.policy, offset=self.offset)
+        for lane, mul in enumerate(self.multipliers):
             m.submodules[f"mul{lane}"] = mul
             m.d.comb += [mul.a.eq(self.a[lane]), mul.b.eq(self.b[lane])]
             product = mul.r
@@ -99,7 +103,11 @@ class LMulDot(wiring.Component):
 
     def __init__(self, fmt: "str | Format", lanes: int, acc_format: "str | Format | None" = None,
                  policy: "LMulPolicy | str | None" = None, *, offset: "int | None" = None):
-        self.beat = LMulBeatSum(fmt, lanes, acc_format, policy, offset=offset)
+        try:
+            self.beat = LMulBeatSum(fmt, lanes, acc_format, policy, offset=offset)
+        except ValueError:
+            self._MustUse__silence = True
+            raise
         self.format, self.acc_format, self.lanes = self.beat.format, self.beat.acc_format, lanes
         super().__init__({
             "i": In(stream.Signature(dot_input_layout(self.format, lanes))),
