@@ -69,24 +69,62 @@ def cmd_sim(args) -> int:
           f"({result.vectors_per_second:,.0f} vectors/s).")
     if result.first_mismatch:
         print(result.first_mismatch)
+    if result.waves_path:
+        print(f"Waveforms: {result.waves_path}")
     _write_json(args.json, result.to_json())
     return 0 if result.passed else 1
+
+
+def _config(args):
+    from .compiler.config import load_config
+    overrides = {}
+    for name, value in _params(getattr(args, "set", None)).items():
+        import yaml
+        overrides[name] = yaml.safe_load(value)
+    return load_config(args.config, overrides)
 
 
 def cmd_demo(args) -> int:
-    from .blocks import get_block
-    from .sim.selfcheck import self_check
-    block = get_block("lmul")
-    params = block.resolve({"format": "e4m3", "latency": "2"})
-    result = self_check(block, params, "batch")
-    print(f"lutforge demo: L-Mul e4m3 multiplier (2-stage pipeline) built to Verilog and run on Verilator.")
-    print(f"  Verilator build: {'cached' if result.build_cached else f'{result.build_seconds:.1f} s'}")
-    print(f"  {result.vectors - result.mismatches} of {result.vectors} operand pairs (exhaustive) "
-          f"equal the golden model, {result.mismatches} mismatches.")
-    if result.first_mismatch:
-        print(f"  {result.first_mismatch}")
-    _write_json(args.json, result.to_json())
-    return 0 if result.passed else 1
+    import time
+    from .compiler.jobs import demo, demo_table
+    start = time.perf_counter()
+    cfg = _config(args)
+    layers = args.layer or None
+    print(f"lutforge demo: SmolLM2-135M block 0 linears, config {cfg.name!r}: compile, Verilator, "
+          f"golden, PyTorch fp32.", flush=True)
+    results = demo(cfg, args.build, layers=layers, tokens=args.tokens, sim_tokens=args.sim_tokens,
+                   json_path=args.json)
+    print(demo_table(results))
+    mm = results["first_mismatch"]
+    print(f"sim == golden bit-exact on all {len(results['layers'])} layers: {results['all_bit_exact']}"
+          + ("" if mm is None else f" ({mm['layer']} token {mm['token']} row {mm['element']}: "
+                                   f"expected {mm['expected']}, got {mm['actual']})"))
+    for p in results["projections"]:
+        print(f"projection: {p['model']} on {p['target']}: {p['tokens_per_s']:.1f} tokens/s "
+              f"(decoder linears, {'/'.join(p['bound'])} bound)")
+    print(f"Report: {Path(args.build) / 'report.md'}; wall time {time.perf_counter() - start:.1f} s.")
+    return 0 if results["all_bit_exact"] else 1
+
+
+def cmd_compile(args) -> int:
+    from .compiler.jobs import compile_job
+    program = compile_job(_config(args), args.build, args.layer or None)
+    print(f"Program: {program.path} ({len(program.layers)} layers).")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .compiler.config import load_config
+    from .compiler.jobs import run_model
+    configs = [load_config(c) for c in (args.config or [None])]
+    results = run_model(configs, args.build, windows=args.windows, window=args.window,
+                        json_path=args.json, fp32=not args.no_fp32)
+    print(f"Perplexity on {results['tokens']} tokens of WikiText-2 test ({results['windows']} windows "
+          f"of {results['window']}):")
+    for r in results["rows"]:
+        print(f"  {r['config']:20s} ppl {r['ppl']:.4g}  ({r['bits_per_weight']:g} index bits/weight)")
+    print(f"Report: {Path(args.build) / 'perplexity.md'}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,13 +152,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drive Verilator from cocotb, one cycle at a time, instead of the batch harness")
     p.add_argument("--vectors", type=int, help="random vectors (default: exhaustive when small)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--waves", action="store_true", help="write waveforms (cocotb runs)")
+    p.add_argument("--waves", choices=("vcd", "fst"), help="write waveforms (cocotb runs)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("demo", help="the main job: build, simulate and check")
+    p = sub.add_parser("demo", help="the main job: compile SmolLM2 block 0, run it in Verilator, "
+                                    "check against golden and PyTorch")
+    p.add_argument("--config", help="accelerator config YAML (default: configs/default.yaml)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--layer", action="append", help="linear layer(s) to run (default: block 0's seven)")
+    p.add_argument("--tokens", type=int, default=32, help="tokens compared with PyTorch")
+    p.add_argument("--sim-tokens", type=int, default=2, help="tokens run in Verilator")
+    p.add_argument("--build", default="build/demo", help="build directory (Program, reports)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compile", help="compile SmolLM2 linear layers into a Program directory")
+    p.add_argument("--config", help="accelerator config YAML (default: configs/default.yaml)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--layer", action="append", help="linear layer(s) (default: all)")
+    p.add_argument("--build", default="build/compile", help="build directory")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run the whole model on the golden backend and report perplexity")
+    p.add_argument("--config", action="append", help="config YAML, repeatable (default: configs/default.yaml)")
+    p.add_argument("--windows", type=int, help="WikiText-2 test windows (default: from the config)")
+    p.add_argument("--window", type=int, help="tokens per window (default: from the config)")
+    p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
+    p.add_argument("--build", default="build/run", help="build directory")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

