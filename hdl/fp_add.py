@@ -10,7 +10,7 @@ from .fp_mul import check_latency
 from .fp_unpack import exp_shape, unpack
 from .lzc import shift_right_sticky
 from .pipeline import delay
-from .round_pack import RoundPack, check_rtl_policy
+from .round_pack import RoundPack, check_rtl_policy, rejecting
 
 __all__ = ["FPAdder", "GUARD_BITS", "jam"]
 
@@ -38,10 +38,11 @@ class FPAdder(wiring.Component):
 
     def __init__(self, fmt: "str | Format", *, rounding="rne", overflow=None, subnormals="keep",
                  latency: int = 0):
-        self.format = get(fmt)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            check_latency("FP adder", latency)
         self.rounding, self.subnormals = rounding, subnormals
-        check_latency("FP adder", latency)
         self.latency = latency
         layout = FloatLayout(self.format)
         super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})

@@ -9,7 +9,7 @@ from .float_layout import FloatLayout
 from .fp_mul import check_latency
 from .fp_unpack import exp_shape, unpack
 from .pipeline import delay
-from .round_pack import RoundPack, check_rtl_policy
+from .round_pack import RoundPack, check_rtl_policy, rejecting
 
 __all__ = ["FPConvert"]
 
@@ -25,11 +25,12 @@ class FPConvert(wiring.Component):
 
     def __init__(self, src: "str | Format", dst: "str | Format", *, rounding="rne", overflow=None,
                  subnormals="keep", latency: int = 0):
-        self.src, self.format = get(src), get(dst)
-        check_rtl_policy(self.src, "rne", "saturate", subnormals)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.src, self.format = get(src), get(dst)
+            check_rtl_policy(self.src, "rne", "saturate", subnormals)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            check_latency("FP conversion", latency)
         self.rounding, self.subnormals = rounding, subnormals
-        check_latency("FP conversion", latency)
         self.latency = latency
         super().__init__({"a": In(FloatLayout(self.src)), "r": Out(FloatLayout(self.format))})
 

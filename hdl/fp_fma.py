@@ -11,7 +11,7 @@ from .fp_mul import check_latency
 from .fp_unpack import exp_shape, unpack
 from .lzc import LeadingZeros, shift_right_sticky
 from .pipeline import delay
-from .round_pack import RoundPack, check_rtl_policy
+from .round_pack import RoundPack, check_rtl_policy, rejecting
 from .sig_mul import SignificandMultiplier
 
 __all__ = ["FPFusedMultiplyAdd"]
@@ -29,10 +29,11 @@ class FPFusedMultiplyAdd(wiring.Component):
 
     def __init__(self, fmt: "str | Format", *, rounding="rne", overflow=None, subnormals="keep",
                  latency: int = 0):
-        self.format = get(fmt)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            check_latency("FP fused multiply-add", latency)
         self.rounding, self.subnormals = rounding, subnormals
-        check_latency("FP fused multiply-add", latency)
         self.latency = latency
         layout = FloatLayout(self.format)
         super().__init__({"a": In(layout), "b": In(layout), "c": In(layout), "r": Out(layout)})

@@ -8,7 +8,7 @@ from ..golden.formats import Format, get
 from .float_layout import FloatLayout
 from .fp_unpack import exp_shape, unpack
 from .pipeline import delay
-from .round_pack import RoundPack, check_rtl_policy
+from .round_pack import RoundPack, check_rtl_policy, rejecting
 from .sig_mul import SignificandMultiplier
 
 __all__ = ["FPMultiplier", "check_latency"]
@@ -28,10 +28,11 @@ class FPMultiplier(wiring.Component):
 
     def __init__(self, fmt: "str | Format", *, rounding="rne", overflow=None, subnormals="keep",
                  latency: int = 0):
-        self.format = get(fmt)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            check_latency("FP multiplier", latency)
         self.rounding, self.subnormals = rounding, subnormals
-        check_latency("FP multiplier", latency)
         self.latency = latency
         layout = FloatLayout(self.format)
         super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.formats import Format, get
 from .float_layout import FloatLayout
 from .fp_unpack import exp_shape, unpack
-from .round_pack import check_rtl_policy
+from .round_pack import check_rtl_policy, rejecting
 from .sig_mul import SignificandMultiplier
 
 __all__ = ["ReferenceMultiplier", "ReferenceAdder", "reference_round_pack"]
@@ -96,8 +96,9 @@ def reference_round_pack(m, fmt: Format, sign, sig, exp, sticky, nan, inf, *, ro
 
 class _Reference(wiring.Component):
     def __init__(self, fmt, *, rounding="rne", overflow=None, subnormals="keep"):
-        self.format = get(fmt)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
         self.rounding, self.subnormals = rounding, subnormals
         self.latency = 0
         layout = FloatLayout(self.format)

@@ -4,6 +4,8 @@ The RTL counterpart of ``golden.convert.round_pack``, shared by every FP block s
 subnormal and overflow handling exist once.
 """
 
+from contextlib import contextmanager
+
 from amaranth import Module, Signal, Cat, Const, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -14,9 +16,19 @@ from .float_layout import FloatLayout
 from .lzc import LeadingZeros, shift_right_sticky
 from .pipeline import delay
 
-__all__ = ["RoundPack", "RTL_ROUNDINGS", "check_rtl_policy", "policy_grid"]
+__all__ = ["RoundPack", "RTL_ROUNDINGS", "check_rtl_policy", "policy_grid", "rejecting"]
 
 RTL_ROUNDINGS = ("rne", "truncate")
+
+
+@contextmanager
+def rejecting(component):
+    """Wrap a component's parameter checks: a rejected component must not warn as an unused one."""
+    try:
+        yield
+    except ValueError:
+        component._MustUse__silence = True
+        raise
 
 
 def check_rtl_policy(fmt: Format, rounding, overflow, subnormals) -> str:
@@ -48,11 +60,12 @@ class RoundPack(wiring.Component):
 
     def __init__(self, fmt: "str | Format", sig_width: int, exp_width: int, *, rounding="rne",
                  overflow=None, subnormals="keep", stages: int = 0):
-        self.format = get(fmt)
-        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            if stages not in (0, 1):
+                raise ValueError(f"RoundPack takes stages=0 or 1, not {stages}.")
         self.rounding, self.subnormals = rounding, subnormals
-        if stages not in (0, 1):
-            raise ValueError(f"RoundPack takes stages=0 or 1, not {stages}.")
         self.stages = stages
         self.sig_width, self.exp_width = sig_width, exp_width
         super().__init__({
