@@ -74,6 +74,8 @@ _ARRAYS = ("act_codebooks", "weight_codebooks", "widx", "tables", "table_codes",
 
 
 def save_layer(path: Path, layer: LutLayer) -> None:
+    """Save ``layer`` without its float tables (a reference only, and the largest array)."""
+    layer = dataclasses.replace(layer, tables=np.zeros(0, dtype=np.float32))
     meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAYS}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")

@@ -1,0 +1,147 @@
+"""Performance model of the GEMV core: cycles and bytes per layer, tokens/s for a target.
+
+**Cycles** of one core run (one position group of P_r positions, N rows in T = ceil(N / L) tiles):
+
+    cycles = T * P_r + search_latency + 3 + 2 * memory_latency
+
+The core reads one table row per cycle (``tiles * P_r`` rows); the first tile waits for the first
+descriptor-to-codebook round trip, the centroid pipeline (``search_latency = ceil(C_a / chains) +
+ceil(log2 chains)`` cycles, :class:`lutforge.hdl.centroid_search.CentroidSearch`) and the first
+table/index round trip, and three cycles of control. The constant was read off the RTL's
+simulated cycles and is pinned by ``tests/compiler/test_perf.py`` on every simulated layer.
+
+**Bytes** moved from external memory per run: codebooks ``P_r * C_a * v`` (int8), table rows
+``T * P_r * C_w * b / 8`` (each tile re-reads the row it needs), indices ``T * P_r * L * wb / 8``,
+activations ``P_r * v`` and results ``T * L * W / 8``.
+
+A layer's time on a target is ``max(cycles / clock, bytes / bandwidth)`` (the core overlaps its
+memory requests with its work); a token is the sum over the linear layers, non-linear operations
+excluded (they run on the host here). Target presets give clock, memory bandwidth and lanes; the
+board presets' bandwidths are our estimates of their external memories, not measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "layer_cost", "model_cost",
+           "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    clock_mhz: float
+    bandwidth_gbs: float
+    lanes: int
+    memory_latency: int
+    memory_mib: float | None
+    note: str
+
+
+TARGETS = {
+    "sim": Target("sim", 100.0, math.inf, 16, 4, None,
+                  "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
+    "icebreaker": Target("icebreaker", 12.0, 0.024, 4, 2, 0.125,
+                         "iCE40UP5K: 128 KiB SPRAM (16 bit at 12 MHz) as the only memory"),
+    "ulx3s-85f": Target("ulx3s-85f", 25.0, 0.1, 16, 8, 32.0,
+                        "ECP5-85F: 32 MiB SDRAM, 16 bit at 50 MHz"),
+    "orangecrab-25f": Target("orangecrab-25f", 48.0, 0.4, 16, 16, 128.0,
+                             "ECP5-25F: 128 MiB DDR3, 16 bit, ~0.4 GB/s usable"),
+    "v80": Target("v80", 250.0, 820.0, 1024, 64, 32768.0,
+                  "V80-class: 250 MHz, 820 GB/s HBM, 1024 lanes (our choice), 32 GiB"),
+}
+
+
+def resolve_target(cfg) -> Target:
+    """A :class:`Target` from a ``target`` config section (preset plus overrides)."""
+    base = TARGETS[cfg.preset]
+    return Target(base.name, cfg.clock_mhz or base.clock_mhz, cfg.bandwidth_gbs or base.bandwidth_gbs,
+                  cfg.lanes or base.lanes, base.memory_latency, base.memory_mib, base.note)
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    name: str
+    in_features: int
+    out_features: int
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    cycles: int
+    bytes: int
+    seconds: float
+    bound: str  # "compute" or "memory"
+
+
+def search_latency(c_a: int, chains: int) -> int:
+    return -(-c_a // chains) + max(0, (chains - 1).bit_length())
+
+
+def run_cycles(positions: int, out_features: int, *, lanes: int, c_a: int, chains: int,
+               memory_latency: int) -> int:
+    tiles = -(-out_features // lanes)
+    return tiles * positions + search_latency(c_a, chains) + 3 + 2 * memory_latency
+
+
+def layer_cost(shape: LayerShape, quant, *, lanes: int, chains: int, memory_latency: int,
+               clock_mhz: float, bandwidth_gbs: float, positions_per_run: int = 0) -> LayerCost:
+    v, c_a, c_w, b = quant.v, quant.c_a, quant.c_w, quant.table_bits
+    p_total = -(-shape.in_features // v)
+    per_run = positions_per_run or p_total
+    runs = [min(per_run, p_total - p0) for p0 in range(0, p_total, per_run)]
+    tiles = -(-shape.out_features // lanes)
+    wb = max(1, (c_w - 1).bit_length())
+    acc_w = (max(runs) * ((1 << b) - 1)).bit_length()
+    cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
+                            memory_latency=memory_latency) for p in runs)
+    nbytes = sum(p * c_a * v + (tiles * p * c_w * b + tiles * p * lanes * wb) // 8 + p * v
+                 + tiles * lanes * acc_w // 8 for p in runs)
+    t_compute = cycles / (clock_mhz * 1e6)
+    t_memory = nbytes / (bandwidth_gbs * 1e9)
+    return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),
+                     "compute" if t_compute >= t_memory else "memory")
+
+
+def _block(d: int, ff: int, q_out: int, kv_out: int) -> list[tuple[str, int, int]]:
+    return [("attn.q", d, q_out), ("attn.k", d, kv_out), ("attn.v", d, kv_out), ("attn.o", q_out, d),
+            ("mlp.gate", d, ff), ("mlp.up", d, ff), ("mlp.down", ff, d)]
+
+
+# Decoder linears only (lm_head excluded): (layers, per-block shapes).
+MODEL_SHAPES = {
+    "SmolLM2-135M": (30, _block(576, 1536, 576, 192)),
+    "Qwen3-1.7B": (28, _block(2048, 6144, 2048, 1024)),
+}
+
+# LUT-LLM (arXiv 2511.06174) and its artifact: 128-token prefill + 256 decoded tokens of a
+# customised Qwen3-1.7B at 250 MHz on the V80 in 1.410 s (so >= 256 / 1.410 tokens/s decoding).
+PUBLISHED = {"Qwen3-1.7B": {"seconds_128_prefill_256_decode": 1.410,
+                            "decode_tokens_per_s_lower_bound": round(256 / 1.410, 1),
+                            "source": "LUT-LLM artifact latency check (V80, 250 MHz)"}}
+
+
+def model_cost(model: str, quant, target: Target, chains: int = 4) -> dict:
+    """Per-token decode cost of a model's decoder linears on ``target``."""
+    n_layers, block = MODEL_SHAPES[model]
+    costs = [layer_cost(LayerShape(n, k, o), quant, lanes=target.lanes, chains=chains,
+                        memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
+                        bandwidth_gbs=target.bandwidth_gbs) for n, k, o in block]
+    seconds = n_layers * sum(c.seconds for c in costs)
+    nbytes = n_layers * sum(c.bytes for c in costs)
+    weights = n_layers * sum(k * o for _, k, o in block)
+    wb = max(1, (quant.c_w - 1).bit_length())
+    stored = n_layers * sum(
+        o * k * wb / quant.v / 8                                       # weight indices
+        + -(-k // quant.v) * -(-o // quant.group_rows) * quant.c_a * quant.c_w * quant.table_bits / 8
+        + -(-k // quant.v) * quant.c_a * quant.v                       # int8 activation codebooks
+        for _, k, o in block)
+    return {"model": model, "target": target.name, "cycles_per_token": n_layers * sum(c.cycles for c in costs),
+            "bytes_per_token": nbytes, "seconds_per_token": seconds, "tokens_per_s": 1.0 / seconds,
+            "bound": sorted({c.bound for c in costs}), "weights": weights,
+            "image_mib": stored / 2**20,
+            "fits_memory": None if target.memory_mib is None else stored / 2**20 < target.memory_mib,
+            "published": PUBLISHED.get(model)}
