@@ -11,6 +11,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from .float_layout import FloatLayout
 from .pipeline import delay
+from .round_pack import rejecting
 
 __all__ = ["LMulMultiplier"]
 
@@ -24,11 +25,8 @@ class LMulMultiplier(wiring.Component):
 
     def __init__(self, fmt: "str | Format", policy: "LMulPolicy | str | None" = None, *,
                  offset: "int | None" = None, latency: int = 0):
-        try:
+        with rejecting(self):
             self._configure(fmt, policy, offset, latency)
-        except ValueError:
-            self._MustUse__silence = True  # a rejected component is not an unused one
-            raise
         layout = FloatLayout(self.format)
         super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})
 

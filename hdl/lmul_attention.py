@@ -21,6 +21,7 @@ from ..golden.formats import Format
 from ..golden.lmul import LMulPolicy
 from .float_layout import FloatLayout
 from .lmul_dot import LMulDot
+from .round_pack import rejecting
 
 __all__ = ["LMulAttention", "key_layout"]
 
@@ -34,17 +35,13 @@ class LMulAttention(wiring.Component):
 
     def __init__(self, fmt: "str | Format", dim: int, lanes: int, acc_format: "str | Format | None" = None,
                  policy: "LMulPolicy | str | None" = None, *, offset: "int | None" = None):
-        if not isinstance(dim, int) or dim < 1 or not isinstance(lanes, int) or lanes < 1 or dim % lanes:
-            self._MustUse__silence = True  # a rejected component is not an unused one
-            raise ValueError(
-                f"Attention head dimension {dim!r} is not a positive multiple of lanes={lanes!r}; "
-                f"choose lanes dividing the head dimension."
-            )
-        try:
+        with rejecting(self):
+            if not isinstance(dim, int) or dim < 1 or not isinstance(lanes, int) or lanes < 1 or dim % lanes:
+                raise ValueError(
+                    f"Attention head dimension {dim!r} is not a positive multiple of lanes={lanes!r}; "
+                    f"choose lanes dividing the head dimension."
+                )
             self.dot = LMulDot(fmt, lanes, acc_format, policy, offset=offset)
-        except ValueError:
-            self._MustUse__silence = True
-            raise
         self.format, self.acc_format, self.lanes = self.dot.format, self.dot.acc_format, lanes
         self.dim, self.beats = dim, dim // lanes
         super().__init__({

@@ -19,7 +19,7 @@ from .float_layout import FloatLayout
 from .fp_add import FPAdder
 from .fp_unpack import unpack
 from .lmul import LMulMultiplier
-from .round_pack import RoundPack
+from .round_pack import RoundPack, rejecting
 
 __all__ = ["FormatWiden", "LMulBeatSum", "LMulDot", "dot_input_layout"]
 
@@ -28,8 +28,9 @@ class FormatWiden(wiring.Component):
     """Exact conversion of ``src`` encodings into a format ``dst`` that holds every ``src`` value."""
 
     def __init__(self, src: "str | Format", dst: "str | Format"):
-        self.src, self.dst = get(src), get(dst)
-        check_acc_format(self.src, self.dst)
+        with rejecting(self):
+            self.src, self.dst = get(src), get(dst)
+            check_acc_format(self.src, self.dst)
         super().__init__({"a": In(FloatLayout(self.src)), "r": Out(FloatLayout(self.dst))})
 
     def elaborate(self, platform):
@@ -46,7 +47,7 @@ class LMulBeatSum(wiring.Component):
 
     def __init__(self, fmt: "str | Format", lanes: int, acc_format: "str | Format | None" = None,
                  policy: "LMulPolicy | str | None" = None, *, offset: "int | None" = None):
-        try:
+        with rejecting(self):
             self.format = get(fmt)
             self.acc_format = self.format if acc_format is None else get(acc_format)
             if not isinstance(lanes, int) or lanes < 1:
@@ -54,9 +55,6 @@ class LMulBeatSum(wiring.Component):
             check_acc_format(self.format, self.acc_format)
             self.lanes, self.policy, self.offset = lanes, LMulPolicy.of(policy), offset
             self.multipliers = [LMulMultiplier(self.format, self.policy, offset=offset) for _ in range(lanes)]
-        except ValueError:
-            self._MustUse__silence = True  # a rejected component is not an unused one
-            raise
         vec = data.ArrayLayout(FloatLayout(self.format), lanes)
         super().__init__({"a": In(vec), "b": In(vec), "r": Out(FloatLayout(self.acc_format))})
 
@@ -103,11 +101,8 @@ class LMulDot(wiring.Component):
 
     def __init__(self, fmt: "str | Format", lanes: int, acc_format: "str | Format | None" = None,
                  policy: "LMulPolicy | str | None" = None, *, offset: "int | None" = None):
-        try:
+        with rejecting(self):
             self.beat = LMulBeatSum(fmt, lanes, acc_format, policy, offset=offset)
-        except ValueError:
-            self._MustUse__silence = True
-            raise
         self.format, self.acc_format, self.lanes = self.beat.format, self.beat.acc_format, lanes
         super().__init__({
             "i": In(stream.Signature(dot_input_layout(self.format, lanes))),

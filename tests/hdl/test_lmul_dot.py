@@ -53,3 +53,13 @@ def test_dot_unit_equals_golden_under_stalls(fmt, lanes, acc, policy):
         if stall == 0.0:
             # One beat per cycle when nothing stalls: n beats plus the two pipeline stages.
             assert result.cycles <= vectors * beats + 4
+
+
+@pytest.mark.parametrize("args,message", [
+    (("e4m3", 0), r"lanes=0 is not a positive integer; use 1 or more lanes\."),
+    (("bf16", 2, "fp16"), r"Accumulation format 'fp16' cannot hold every bf16 product exactly"),
+    (("e4m3", 2, None, "fast"), r"L-Mul policy 'fast' is not known"),
+])
+def test_rejected_parameters_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        LMulDot(*args)
