@@ -389,18 +389,17 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
         raise ValueError("The sat engine proves combinational designs only; use engine='sby' for clocked ones.")
     label = engine if engine == "sat" else f"sby-{solver}"
     key = content_key(gold_n.text, gate_n.text, miter, label, str(depth), tool_versions())
-    work = build_dir("formal", key)
-    result_file = work / "result.json"
+    cache_dir = build_dir("formal", key)
+    result_file = cache_dir / "result.json"
     if cache and result_file.exists():
         result = ProofResult.from_json(json.loads(result_file.read_text()))
         result.name, result.cached = name, True
         return result
-    for stale in ("miter", "sat.log"):
-        target = work / stale
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    # One folder per process: parallel test workers may run the same proof at once.
+    work = cache_dir / f"run-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
     (work / "gold.il").write_text(gold_n.text)
     (work / "gate.il").write_text(gate_n.text)
     (work / "miter.v").write_text(miter)
@@ -415,5 +414,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
                                          solver, depth)
     result = ProofResult(name, status, label, time.perf_counter() - start, detail, cex, False, str(work))
     if status != INCONCLUSIVE:
-        result_file.write_text(json.dumps(result.to_json()))
+        partial = work / "result.json"
+        partial.write_text(json.dumps(result.to_json()))
+        partial.replace(result_file)
     return result

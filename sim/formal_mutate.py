@@ -15,6 +15,7 @@ every simulation test. Fault kinds:
   it inverts the select).
 """
 
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ class MutantNetlist:
         work = build_dir("mutate", content_key(self.netlist.text, "verilog", tool_versions()))
         target = work / "mutants.v"
         if not target.exists():
-            (work / "mutants.il").write_text(self.netlist.text)
-            rc, log = _run([yosys(), "-q", "-p", "read_rtlil mutants.il; write_verilog -noattr mutants.v"],
+            (work / f"mutants{os.getpid()}.il").write_text(self.netlist.text)
+            rc, log = _run([yosys(), "-q", "-p", f"read_rtlil mutants{os.getpid()}.il; write_verilog -noattr mutants{os.getpid()}.v"],
                            work, 300)
             if rc != 0:
                 raise RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log.strip()[-400:]}")
+            (work / f"mutants{os.getpid()}.v").replace(target)
         return target.read_text()
 
 
@@ -66,11 +68,12 @@ def _flatten(netlist: Netlist) -> str:
     work = build_dir("mutate", content_key(netlist.text, "flat", tool_versions()))
     target = work / "flat.il"
     if not target.exists():
-        (work / "gate.il").write_text(netlist.text)
-        rc, log = _run([yosys(), "-q", "-p", f"read_rtlil gate.il; hierarchy -top {netlist.top}; proc; "
-                        "flatten; opt_clean; chformal -remove; write_rtlil flat.il"], work, 300)
+        (work / f"gate{os.getpid()}.il").write_text(netlist.text)
+        rc, log = _run([yosys(), "-q", "-p", f"read_rtlil gate{os.getpid()}.il; hierarchy -top {netlist.top}; proc; "
+                        f"flatten; opt_clean; chformal -remove; write_rtlil flat{os.getpid()}.il"], work, 300)
         if rc != 0:
             raise RuntimeError(f"yosys could not flatten {netlist.top!r}: {log.strip()[-400:]}")
+        (work / f"flat{os.getpid()}.il").replace(target)
     return target.read_text()
 
 

@@ -1,0 +1,128 @@
+"""Formal equivalence: every passing proof is paired with a mutant that must fail.
+
+Expected values come from the golden models (``golden/lmul.py``, ``golden/fp.py``), never from
+the prover's own output, so a prover that always says FAIL, or reports wrong counterexamples,
+is caught as surely as one that always says PASS.
+"""
+
+import numpy as np
+import pytest
+
+from example_blocks import WideAdder
+from lutforge.golden.lmul import default_offset, lmul
+from lutforge.hdl.lmul import LMulMultiplier
+from lutforge.sim.formal import FAIL, INCONCLUSIVE, PASS, Netlist, prove_equivalent
+from lutforge.sim.formal_mutate import mutants
+from lutforge.sim.formal_specs import LMulSpec
+from lutforge.sim.formal_suite import mutation_campaign, mutation_targets, proofs, prove_main, replay
+
+OFF_BY_ONE = default_offset("e4m3") + 1
+
+
+def test_combinational_proof_passes_and_its_mutant_fails_with_a_true_counterexample():
+    good = prove_equivalent(LMulSpec("e4m3"), LMulMultiplier("e4m3"), engine="sat", cache=False)
+    assert good.status == PASS and good.counterexample is None
+    bad = prove_equivalent(LMulSpec("e4m3"), LMulMultiplier("e4m3", offset=OFF_BY_ONE), engine="sat", cache=False)
+    assert bad.status == FAIL
+    cex = bad.counterexample
+    a, b = np.uint64(cex.inputs[0]["a"]), np.uint64(cex.inputs[0]["b"])
+    assert cex.gold["r"] == int(lmul(a, b, "e4m3")) != int(lmul(a, b, "e4m3", offset=OFF_BY_ONE)) == cex.gate["r"]
+
+
+def test_pipelined_proof_aligns_latency_and_its_mutant_fails_at_the_right_vector():
+    good = prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=3), gate_latency=3,
+                            engine="sby", cache=False)
+    assert good.status == PASS, good.detail
+    # Both sides pipelined, by different amounts.
+    bad = prove_equivalent(LMulMultiplier("e4m3", latency=1), LMulMultiplier("e4m3", latency=2, offset=OFF_BY_ONE),
+                           gold_latency=1, gate_latency=2, cache=False)
+    assert bad.status == FAIL
+    cex = bad.counterexample
+    vec = cex.vectors()
+    assert cex.gold["r"] == int(lmul(vec["a"], vec["b"], "e4m3")[cex.index])
+    assert cex.gate["r"] == int(lmul(vec["a"], vec["b"], "e4m3", offset=OFF_BY_ONE)[cex.index])
+
+
+def test_counterexample_round_trips_into_a_test_vector_on_verilator():
+    gold, gate = LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=2, offset=OFF_BY_ONE)
+    result = prove_equivalent(gold, gate, gate_latency=2, cache=False)
+    assert result.status == FAIL
+    want, got = replay(result.counterexample, gold, gate, gate_latency=2)
+    assert (want, got) == (result.counterexample.gold, result.counterexample.gate)
+    assert want != got
+
+
+def test_an_unfinished_proof_is_inconclusive_never_a_pass():
+    result = prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=2), gate_latency=2,
+                              timeout=0.05, cache=False)
+    assert result.status == INCONCLUSIVE
+    assert not result.passed
+
+
+def test_results_are_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
+    first = prove_equivalent(LMulSpec("e2m1"), LMulMultiplier("e2m1"))
+    again = prove_equivalent(LMulSpec("e2m1"), LMulMultiplier("e2m1"))
+    assert (first.status, first.cached, again.status, again.cached) == (PASS, False, PASS, True)
+
+
+def test_mismatched_ports_and_bad_latencies_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"must have the same ports \(apart from clk/rst\)"):
+        prove_equivalent(LMulSpec("e4m3"), WideAdder(0, 8))
+    with pytest.raises(ValueError, match=r"The gate design has no clock, so its latency must be 0, not 2"):
+        prove_equivalent(LMulSpec("e4m3"), LMulMultiplier("e4m3"), gate_latency=2)
+    with pytest.raises(ValueError, match=r"sat engine proves combinational designs only; use engine='sby'"):
+        prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=1), gate_latency=1, engine="sat")
+    with pytest.raises(ValueError, match=r"Solver 'cvc5' is not supported; use one of yices"):
+        prove_equivalent(Netlist.of(LMulSpec("e4m3"), "gold"), Netlist.of(LMulMultiplier("e4m3"), "gate"),
+                         solver="cvc5")
+
+
+FAST = [name for name, proof in proofs().items() if proof.fast]
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_registered_proof_passes_and_an_injected_fault_fails(name):
+    proof = proofs()[name]
+    assert proof.run().status == PASS
+    bundle = mutants(proof.gate(), count=2, seed=3)
+    statuses = [prove_equivalent(proof.gold(), bundle.netlist, gold_latency=proof.gold_latency,
+                                 gate_latency=proof.gate_latency, fixed={"mutsel": m.index}).status
+                for m in bundle.mutants]
+    assert FAIL in statuses, [str(m) for m in bundle.mutants]
+
+
+def test_mutation_campaign_kills_mutants_and_replays_every_counterexample():
+    report = mutation_campaign(mutation_targets()["lmul-spec-e4m3-default"], count=8, seed=1)
+    summary = report.summary()
+    assert summary["unmutated_proof"] == PASS and summary["unmutated_tests_pass"]
+    assert summary["total"] == 8
+    assert summary["killed_by_proofs"] + summary["equivalent"] == 8
+    assert summary["counterexamples_replayed"] == summary["killed_by_proofs"]
+    # A mutant the proof kills is one the exhaustive test kills, and the other way round.
+    assert [o.killed_by_proof for o in report.outcomes] == [o.killed_by_tests for o in report.outcomes]
+
+
+def test_cli_proves_a_catalogue_block(tmp_path, capsys):
+    out = tmp_path / "prove.json"
+    assert prove_main(["lmul", "format=e2m1", "latency=1", "--json", str(out)]) == 0
+    assert "lmul-pipe: PASS" in capsys.readouterr().out
+    assert '"status": "PASS"' in out.read_text()
+    with pytest.raises(ValueError, match=r"Block 'lmul' has no parameter colour"):
+        prove_main(["lmul", "colour=red"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name, proof in proofs().items() if not proof.fast])
+def test_registered_proof(name):
+    result = proofs()[name].run()
+    assert result.status == PASS, str(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(mutation_targets()))
+def test_mutation_score_is_at_least_95_percent(name):
+    summary = mutation_campaign(mutation_targets()[name], count=40).summary()
+    assert summary["unmutated_proof"] == PASS and summary["unmutated_tests_pass"]
+    assert summary["proof_score"] >= 0.95, summary
+    assert summary["counterexamples_replayed"] == summary["killed_by_proofs"]
