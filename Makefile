@@ -26,6 +26,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
+bitstreams: $(STAMP)
+	$(BIN)/python -m lutforge.boards.cli bitstream --all
+
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from amaranth import Elaboratable, Module
 from amaranth.build import Attrs, ResourceError
+from amaranth.lib import io
 from amaranth_boards.resources import UARTResource
 
 from .soc import Soc, SocConfig
@@ -75,12 +76,15 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.soc = soc = Soc(self.config)
-        uart = platform.request("uart", 0)
-        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [soc.rx.eq(rx.i), tx.o.eq(soc.tx)]
         try:
-            led = platform.request("led", 0)
+            led = platform.request("led", 0, dir="-")
         except ResourceError:
             pass  # boards with only an RGB LED go without the busy light
         else:
-            m.d.comb += led.o.eq(soc.busy)
+            m.submodules.led_buffer = light = io.Buffer("o", led)
+            m.d.comb += light.o.eq(soc.busy)
         return m

@@ -83,6 +83,7 @@ class Reg:
     ID_VALUE = 0x4C55_5446  # "LUTF"
     STATUS_BUSY = 1
     STATUS_DONE = 2
+    STATUS_ERROR = 4  # the core refused the descriptor or an address was out of range
     COUNT = 16  # register indices 0 .. COUNT - 1 exist
 
 

@@ -27,12 +27,35 @@ from ..golden.lmul import LMulPolicy
 from ..hdl.lmul import LMulMultiplier
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
 
-__all__ = ["SocConfig", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "CORES"]
+__all__ = ["SocConfig", "GemvParams", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES"]
 
 # Core identifiers read back through Reg.CORE, and what their descriptor words mean.
 CORES = {
     "lmul-vector": (1, "r[i] = lmul_e4m3(a[i], b[i]) for i < count; ARG0 a, ARG1 b, ARG2 r, ARG3 count (byte addresses)"),
+    "gemv": (2, "one LUT-GEMV core run; see GemvShell for the descriptor words"),
 }
+
+
+@dataclass(frozen=True)
+class GemvParams:
+    """Build parameters of the LUT-GEMV core inside the SoC (see lutforge.hdl.gemv_core)."""
+
+    v: int = 2
+    c_a: int = 16
+    c_w: int = 16
+    table_bits: int = 8
+    lanes: int = 4
+    metric: str = "linf"
+    chains: int = 2
+    max_positions: int = 64
+
+    @property
+    def strides(self) -> dict:
+        """Bytes one memory word of each channel occupies: images are rows of 32-bit words."""
+        widx_bits = max(1, (self.c_w - 1).bit_length())
+        words = lambda bits: -(-bits // 32)
+        return {"cb": 4 * words(self.c_a * self.v * 8), "tab": 4 * words(self.c_w * self.table_bits),
+                "idx": 4 * words(self.lanes * widx_bits), "x": self.v}
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,7 @@ class SocConfig:
     mem_size: int
     idle_cycles: int
     core: str = "lmul-vector"
+    gemv: GemvParams = GemvParams()
 
     def __post_init__(self):
         if self.mem_size < MAX_PAYLOAD or self.mem_size & (self.mem_size - 1):
@@ -428,6 +452,154 @@ class LMulVectorCore(wiring.Component):
         return m
 
 
+class GemvShell(wiring.Component):
+    """The LUT-GEMV core (:class:`lutforge.hdl.gemv_core.GemvCore`) on the SoC's byte memory.
+
+    The core's three read channels (cb, tab, idx), its activation stream ``x`` and its result
+    stream ``acc`` are served from the shared memory one byte per two cycles by one sequencer;
+    each read channel has a one-word response slot, so the core can hold a table row while the
+    matching index word is fetched. Descriptor words (registers ARG0..):
+
+    ====  ==========================================================================
+    ARG0  positions P (bits 0..15) | out_features N (bits 16..31)
+    ARG1  tiles_per_block (G / lanes)
+    ARG2  byte address of cb word 0   (each cb word takes ``strides["cb"]`` bytes)
+    ARG3  byte address of tab word 0  (``strides["tab"]`` bytes per word)
+    ARG4  byte address of idx word 0  (``strides["idx"]`` bytes per word)
+    ARG5  byte address of the activations: P sub-vectors of v int8
+    ARG6  byte address of the results: ceil(N / lanes) tiles x lanes x 4 bytes, each lane's
+          accumulator as an unsigned little-endian 32-bit word
+    ====  ==========================================================================
+
+    ``error`` is set when the core refused the descriptor or a byte address fell outside the
+    memory (nothing is wrapped silently: such a run is flagged and its results are not to be used).
+    """
+
+    def __init__(self, mem_size: int, params: GemvParams):
+        from ..hdl.gemv_core import GemvCore
+
+        self.mem_size, self.params = mem_size, params
+        self.core = GemvCore(params.v, params.c_a, params.c_w, table_bits=params.table_bits,
+                             lanes=params.lanes, metric=params.metric, chains=params.chains,
+                             max_positions=params.max_positions, addr_width=16)
+        if self.core.acc_width > 32:
+            raise ValueError(
+                f"GEMV accumulators of {self.core.acc_width} bits do not fit the SoC's 32-bit result "
+                f"words; lower max_positions or table_bits."
+            )
+        super().__init__({
+            "start": In(1),
+            "args": In(data.ArrayLayout(32, Reg.ARGS)),
+            "busy": Out(1), "done": Out(1), "error": Out(1),
+            "mem": Out(_mem_port_signature(mem_size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.gemv = core = self.core
+        p = self.params
+        strides = p.strides
+        lanes = p.lanes
+        args = self.args
+
+        channels = {"cb": core.mem.cb, "tab": core.mem.tab, "idx": core.mem.idx}
+        names = ("tab", "idx", "cb", "x")  # service order: table rows first keep the engine fed
+        slot_valid = {k: Signal(name=f"{k}_valid") for k in names}
+        slot_data = {k: Signal(8 * strides[k], name=f"{k}_data") for k in names}
+        for k, ch in channels.items():
+            m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(slot_data[k])]
+            with m.If(ch.resp.valid & ch.resp.ready):
+                m.d.sync += slot_valid[k].eq(0)
+        m.d.comb += [core.x.valid.eq(slot_valid["x"]), core.x.payload.eq(slot_data["x"])]
+        with m.If(core.x.valid & core.x.ready):
+            m.d.sync += slot_valid["x"].eq(0)
+
+        positions, out_features = args[0][:16], args[0][16:32]
+        desc_pending, running, fault = Signal(), Signal(), Signal()
+        x_count = Signal(16)
+        acc_ptr = Signal(32)
+        m.d.comb += [
+            core.desc.valid.eq(desc_pending),
+            core.desc.payload.positions.eq(positions),
+            core.desc.payload.out_features.eq(out_features),
+            core.desc.payload.tiles_per_block.eq(args[1][:16]),
+        ]
+        with m.If(core.desc.valid & core.desc.ready):
+            m.d.sync += desc_pending.eq(0)
+
+        job = Signal(range(len(names)))
+        job_addr = Signal(33)
+        count = Signal(range(max(max(strides.values()), 4 * lanes) + 1))
+        acc_shift = Signal(32 * lanes)
+        idle = Signal()
+        m.d.comb += self.mem.addr.eq(job_addr + count)
+
+        def begin_read(m, index, addr):
+            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0)]
+            with m.If(addr + strides[names[index]] > self.mem_size):
+                m.d.sync += fault.eq(1)
+            m.next = "READ_ADDR"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
+                acc = core.acc
+                with m.If(acc.valid):
+                    m.d.comb += acc.ready.eq(1)
+                    m.d.sync += [acc_shift.eq(Cat(*(Cat(acc.payload[i], Const(0, 32 - core.acc_width))
+                                                    for i in range(lanes)))),
+                                 job_addr.eq(acc_ptr), count.eq(0), acc_ptr.eq(acc_ptr + 4 * lanes)]
+                    with m.If(acc_ptr + 4 * lanes > self.mem_size):
+                        m.d.sync += fault.eq(1)
+                    m.next = "WRITE"
+                with m.Else():
+                    base = {"cb": args[2], "tab": args[3], "idx": args[4]}
+                    first = True
+                    for index, k in enumerate(names):
+                        if k == "x":
+                            want = running & (x_count < positions) & ~slot_valid["x"]
+                            addr = args[5] + x_count * strides["x"]
+                        else:
+                            want = channels[k].req.valid & ~slot_valid[k]
+                            addr = base[k] + channels[k].req.payload * strides[k]
+                        with (m.If if first else m.Elif)(want):
+                            if k == "x":
+                                m.d.sync += x_count.eq(x_count + 1)
+                            else:
+                                m.d.comb += channels[k].req.ready.eq(1)
+                            begin_read(m, index, addr)
+                        first = False
+            with m.State("READ_ADDR"):
+                m.next = "READ_DATA"  # the memory answers one cycle later
+            with m.State("READ_DATA"):
+                m.d.sync += count.eq(count + 1)
+                with m.Switch(job):
+                    for index, k in enumerate(names):
+                        with m.Case(index):
+                            m.d.sync += slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata))
+                            with m.If(count == strides[k] - 1):
+                                m.d.sync += slot_valid[k].eq(1)
+                                m.next = "IDLE"
+                            with m.Else():
+                                m.next = "READ_ADDR"
+            with m.State("WRITE"):
+                m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8])]
+                m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]
+                with m.If(count == 4 * lanes - 1):
+                    m.next = "IDLE"
+
+        busy = desc_pending | core.busy | ~idle
+        m.d.comb += self.busy.eq(running)
+        m.d.sync += self.done.eq(0)
+        with m.If(self.start & ~running):
+            m.d.sync += [desc_pending.eq(1), running.eq(1), fault.eq(0), x_count.eq(0),
+                         acc_ptr.eq(args[6])]
+        with m.Elif(running & ~busy & core.done):
+            m.d.sync += [running.eq(0), self.done.eq(1)]
+        m.d.comb += self.error.eq(fault | (core.error != 0))
+        return m
+
+
 class Soc(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
@@ -443,7 +615,10 @@ class Soc(wiring.Component):
         m.submodules.uart_rx = uart_rx = UartRx(cfg.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(cfg.divisor)
         m.submodules.link = link = HostLink(cfg.mem_size, cfg.idle_cycles)
-        m.submodules.core = core = LMulVectorCore(cfg.mem_size)
+        if cfg.core == "gemv":
+            m.submodules.core = core = GemvShell(cfg.mem_size, cfg.gemv)
+        else:
+            m.submodules.core = core = LMulVectorCore(cfg.mem_size)
         m.submodules.mem = mem = memory.Memory(shape=8, depth=cfg.mem_size, init=[])
         rd, wr = mem.read_port(), mem.write_port()
 

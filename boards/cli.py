@@ -1,0 +1,151 @@
+"""``lutforge bitstream`` and ``lutforge run``: the board commands, for the top-level CLI.
+
+``add_cli(subparsers)`` registers both sub-commands (each sets ``func``, which takes the parsed
+arguments and returns an exit status); ``bitstream_main(args)`` and ``run_main(args)`` can also be
+called directly with an ``argparse.Namespace``. Until the top-level CLI registers them,
+``python -m lutforge.boards.cli bitstream ...`` runs them on their own (the Makefile does).
+
+    lutforge bitstream --board icebreaker [--config soc.yaml] [--json report.json] [-o top.bin]
+    lutforge bitstream --all
+    lutforge run --board icebreaker --port /dev/ttyUSB1     # a layer on the board, checked
+    lutforge run --board icebreaker --port sim              # the same, the SoC in Verilator
+"""
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_cli", "bitstream_main", "run_main", "load_config", "main"]
+
+
+def load_config(board, path: "str | None"):
+    """The board's SoC configuration, with the keys of the YAML file at ``path`` changed."""
+    if not path:
+        return board.soc_config()
+    import yaml
+
+    changes = yaml.safe_load(Path(path).read_text()) or {}
+    allowed = {f.name for f in dataclasses.fields(board.soc_config())} - {"clk_freq"}
+    unknown = set(changes) - allowed
+    if not isinstance(changes, dict) or unknown:
+        raise ValueError(
+            f"{path}: unknown SoC setting {', '.join(sorted(map(str, unknown))) or repr(changes)}; "
+            f"the settings are {', '.join(sorted(allowed))} (clk_freq is the board's)."
+        )
+    for key, value in changes.items():
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise ValueError(f"{path}: SoC setting {key}={value!r} must be an integer (or a core name).")
+    return board.soc_config(**changes)
+
+
+def bitstream_main(args) -> int:
+    from .bitstream import TimingError, build_bitstream, format_table
+    from .platforms import BOARDS, get_board
+
+    names = list(BOARDS) if args.all else [args.board]
+    if not args.all and not args.board:
+        raise ValueError(f"Name a board with --board (one of {', '.join(BOARDS)}) or pass --all.")
+    reports, failed = [], []
+    for name in names:
+        board = get_board(name)
+        try:
+            report = build_bitstream(board, load_config(board, args.config),
+                                     check_timing=not args.no_timing_check)
+        except TimingError as error:
+            print(f"lutforge: {error}", file=sys.stderr)
+            failed.append(name)
+            continue
+        reports.append(report)
+        origin = "cached" if report.cached else f"built in {report.seconds:.0f} s"
+        print(f"{name}: {report.bitstream} ({origin})")
+        if args.output and not args.all:
+            shutil.copyfile(report.bitstream, args.output)
+            print(f"Copied the bitstream to {args.output}.")
+    if reports:
+        print(format_table(reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps([{
+            "board": r.board, "bitstream": str(r.bitstream), "cached": r.cached,
+            "utilization": r.utilization, "fmax_mhz": r.fmax, "steps_s": r.steps} for r in reports], indent=2) + "\n")
+    return 1 if failed else 0
+
+
+def run_main(args) -> int:
+    import numpy as np
+
+    from ..golden.lmul import LMulPolicy, lmul
+    from .host import Accelerator
+    from .platforms import get_board
+
+    board = get_board(args.board)
+    config = load_config(board, args.config)
+    if args.port == "sim":
+        from .sim_transport import open_sim
+        transport = open_sim(config)
+    else:
+        from .serial_transport import open_serial
+        transport = open_serial(args.port, config.baud)
+    n = min(1024, config.mem_size // 4)
+    rng = np.random.default_rng(args.seed)
+    a = rng.integers(0, 256, n, dtype=np.uint8)
+    b = rng.integers(0, 256, n, dtype=np.uint8)
+    started = time.monotonic()
+    with transport:
+        acc = Accelerator(transport)
+        acc.load_memory(0, a)
+        acc.load_memory(n, b)
+        cycles = acc.run([0, n, 2 * n, n])
+        result = np.frombuffer(acc.read_results(2 * n, n), np.uint8)
+    expected = lmul(a, b, "e4m3", LMulPolicy())
+    bad = np.flatnonzero(result != expected)
+    stats = transport.stats
+    print(f"{board.name} over {args.port}: {n} e4m3 L-Mul products in {cycles} cycles, "
+          f"{stats.frames} frames, {stats.retries} retries ({stats.naks} NAKs), "
+          f"{time.monotonic() - started:.1f} s")
+    if bad.size:
+        i = bad[0]
+        print(f"{bad.size} of {n} results differ from golden; first at {i}: a={a[i]:#04x} b={b[i]:#04x} "
+              f"expected {expected[i]:#04x}, got {result[i]:#04x}.", file=sys.stderr)
+        return 1
+    print("All results equal the golden model.")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    from .platforms import BOARDS
+
+    p = subparsers.add_parser("bitstream", help="build a board's bitstream with the YoWASP tools")
+    p.add_argument("--board", choices=list(BOARDS))
+    p.add_argument("--all", action="store_true", help="build every supported board")
+    p.add_argument("--config", metavar="YAML", help="SoC settings to change (baud, mem_size, idle_cycles)")
+    p.add_argument("-o", "--output", metavar="PATH", help="copy the bitstream here")
+    p.add_argument("--json", metavar="PATH", help="write utilization and Fmax as JSON")
+    p.add_argument("--no-timing-check", action="store_true", help="keep a bitstream that misses timing")
+    p.set_defaults(func=bitstream_main)
+
+    p = subparsers.add_parser("run", help="run a layer on a board (or its simulation) and check it")
+    p.add_argument("--board", choices=list(BOARDS), required=True)
+    p.add_argument("--port", required=True, help="serial device, or 'sim' for the Verilator SoC")
+    p.add_argument("--config", metavar="YAML", help="the SoC settings the bitstream was built with")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_main)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="lutforge", description="lutforge board commands")
+    add_cli(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"lutforge: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

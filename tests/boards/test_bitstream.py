@@ -1,0 +1,68 @@
+"""Bitstreams with the YoWASP tools: the iCEBreaker in the default suite, the ECP5 boards slow."""
+
+import argparse
+
+import pytest
+
+from lutforge.boards.bitstream import BitstreamReport, TimingError, build_bitstream, format_table
+from lutforge.boards.cli import add_cli, load_config
+from lutforge.boards.platforms import BOARDS, get_board
+
+# Bitstream sizes the packers write for these devices (uncompressed iCE40; ECP5 sizes vary with
+# --compress, so only a lower bound).
+ICE40_UP5K_BIN = 104090
+
+
+def _check(report: BitstreamReport, logic_cell: str):
+    used, available = report.utilization[logic_cell]
+    assert 0 < used < available
+    assert report.fmax and report.timing_met
+    assert report.bitstream.exists()
+    assert report.board in format_table([report])
+
+
+def test_icebreaker_bitstream():
+    report = build_bitstream("icebreaker", show_progress=False)
+    _check(report, "ICESTORM_LC")
+    assert report.bitstream.stat().st_size == ICE40_UP5K_BIN
+    assert report.utilization["ICESTORM_RAM"][0] >= 9  # 4 KiB of memory + the frame buffer
+    again = build_bitstream("icebreaker", show_progress=False)
+    assert again.cached and again.bitstream == report.bitstream
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["ulx3s-85f", "orangecrab-25f"])
+def test_ecp5_bitstream(board):
+    report = build_bitstream(board, show_progress=False)
+    _check(report, "TRELLIS_COMB")
+    assert report.utilization["DP16KD"][0] >= 1
+    data = report.bitstream.read_bytes()
+    assert len(data) > 10_000
+    if board.startswith("orangecrab"):
+        assert data[-16:-4][6:] == b"\x00\x01UFD\x10"  # bcdDFU 1.0, signature, suffix length
+
+
+def test_timing_failure_names_the_numbers():
+    report = BitstreamReport("icebreaker", None, {}, {"cd_sync.clk": (20.5, 48.0)}, False, 0.0)
+    with pytest.raises(TimingError, match=r"clock cd_sync.clk reaches 20.50 MHz but 48.00 MHz was requested"):
+        report.check_timing()
+
+
+def test_unknown_board_and_settings(tmp_path):
+    with pytest.raises(ValueError, match="Unknown board 'de0'; supported boards are icebreaker, ulx3s-85f, orangecrab-25f"):
+        get_board("de0")
+    config = tmp_path / "soc.yaml"
+    config.write_text("baud: 57600\nmemsize: 1024\n")
+    with pytest.raises(ValueError, match="unknown SoC setting memsize"):
+        load_config(BOARDS["icebreaker"], str(config))
+    config.write_text("baud: 57600\nmem_size: 2048\n")
+    assert load_config(BOARDS["icebreaker"], str(config)).mem_size == 2048
+
+
+def test_cli_registers_both_commands():
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bitstream", "--board", "icebreaker"])
+    assert args.func.__name__ == "bitstream_main"
+    args = parser.parse_args(["run", "--board", "ulx3s-85f", "--port", "sim"])
+    assert args.func.__name__ == "run_main"
