@@ -27,7 +27,7 @@ from .convert import convert
 from .formats import Format, get
 from .lmul import LMulPolicy, lmul
 
-__all__ = ["check_acc_format", "tree_sum", "fp_add", "lmul_dot", "lmul_attention_scores"]
+__all__ = ["check_acc_format", "tree_sum", "lmul_dot", "lmul_attention_scores"]
 
 
 def check_acc_format(fmt: Format, acc: Format) -> None:
@@ -51,25 +51,11 @@ def check_acc_format(fmt: Format, acc: Format) -> None:
         )
 
 
-def fp_add(x, y, fmt: Format) -> np.ndarray:
-    """``fp.add`` with RNE, subnormals kept and the default overflow, as the RTL adder implements it.
-
-    An exact cancellation ``x + (-x)`` is forced to +0: ``golden.fp.add`` as of ce3733a packs it with
-    the exponent of the operands (1.0 + -1.0 gives 0x20800000 in fp32), while IEEE 754 gives +0.
-    """
-    s = fp.add(x, y, fmt)
-    x, y = np.broadcast_arrays(np.asarray(x, np.uint64), np.asarray(y, np.uint64))
-    mag = np.uint64(fmt.magnitude_mask)
-    finite = ~(fmt.is_nan(x) | fmt.is_inf(x))
-    cancel = finite & ((x & mag) == (y & mag)) & (x != y) & ((x & mag) != 0)
-    return np.where(cancel, 0, s).astype(fmt.dtype)
-
-
 def tree_sum(values: np.ndarray, fmt: Format) -> np.ndarray:
     """Sum the last axis with the adder tree of the module docstring (neighbours, odd one moves up)."""
     level = [values[..., i] for i in range(values.shape[-1])]
     while len(level) > 1:
-        nxt = [fp_add(level[i], level[i + 1], fmt) for i in range(0, len(level) - 1, 2)]
+        nxt = [fp.add(level[i], level[i + 1], fmt) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -103,7 +89,7 @@ def lmul_dot(a, b, fmt: "str | Format", *, lanes: int, acc_format: "str | Format
     sums = tree_sum(beats, acc)
     total = sums[..., 0]
     for i in range(1, sums.shape[-1]):
-        total = fp_add(total, sums[..., i], acc)
+        total = fp.add(total, sums[..., i], acc)
     return np.asarray(total).astype(acc.dtype)
 
 
