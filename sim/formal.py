@@ -175,11 +175,13 @@ def _check_ports(gold: Netlist, gate: Netlist, fixed: dict[str, int]):
 
 
 def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_latency: int = 0,
-                 fixed: "dict[str, int] | None" = None) -> str:
+                 fixed: "dict[str, int] | None" = None, assume: "str | None" = None) -> str:
     """Verilog for module ``miter``: both designs on shared inputs, the faster one's outputs delayed.
 
     A combinational miter (both latencies 0) has an output ``trigger``; a sequential one asserts
-    equality once ``max(latency)`` cycles have passed since the last reset.
+    equality once ``max(latency)`` cycles have passed since the last reset. ``assume`` is a Verilog
+    expression over the inputs that restricts the proof to the inputs the block is specified for
+    (an output ``valid`` in a combinational miter, an ``assume`` in a sequential one).
     """
     fixed = fixed or {}
     ports = _check_ports(gold, gate, fixed)
@@ -200,6 +202,8 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
     decls += [f"output {rng(w)}gold_{n}" for n, w in outputs] + [f"output {rng(w)}gate_{n}" for n, w in outputs]
     if not sequential:
         decls.append("output trigger")
+        if assume:
+            decls.append("output valid")
     lines.append(",\n".join(f"  {d}" for d in decls) + "\n);")
     for side, netlist in (("gold", gold), ("gate", gate)):
         conns = [f".{n}({n})" for n, _ in inputs]
@@ -210,6 +214,8 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
     if not sequential:
         diff = " || ".join(f"(gold_{n} != gate_{n})" for n, _ in outputs)
         lines.append(f"  assign trigger = {diff};")
+        if assume:
+            lines.append(f"  assign valid = {assume};")
         return "\n".join(lines) + "\nendmodule\n"
     settle = max(gold_latency, gate_latency)
     lines.append(f"  reg [7:0] settle = 8'd0;")
@@ -225,6 +231,8 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
                 name = f"{side}_{n}_d{k + 1}"
             aligned[side] = name
         compare.append(f"({aligned['gold']} == {aligned['gate']})")
+    if assume:
+        lines.append(f"  always @* assume ({assume});")
     lines.append(f"  always @* if (settle == 8'd{settle}) assert ({' && '.join(compare)});")
     return "\n".join(lines) + "\nendmodule\n"
 
@@ -241,11 +249,11 @@ def _run(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)
 
 
-def _prove_sat(work: Path, inputs, outputs, timeout: float) -> "tuple[str, str, Counterexample | None]":
+def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tuple[str, str, Counterexample | None]":
     script = (
         "read_rtlil gold.il\nread_rtlil gate.il\nchformal -remove\nread_verilog miter.v\n"
         "hierarchy -top miter\nproc\nflatten\nopt_clean\n"
-        f"tee -q -o sat.log sat -prove trigger 0 -show-ports -timeout {max(1, int(timeout))} miter\n"
+        f"tee -q -o sat.log sat -prove trigger 0 {'-set valid 1 ' if assume else ''}-show-ports -timeout {max(1, int(timeout))} miter\n"
     )
     (work / "prove.ys").write_text(script)
     rc, log = _run([yosys(), "-q", "-s", "prove.ys"], work, timeout + 30)
@@ -370,18 +378,20 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
 def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int = 0, gate_latency: int = 0,
                      engine: str = "auto", solver: str = "yices", timeout: float = 300.0,
                      depth: "int | None" = None, fixed: "dict[str, int] | None" = None,
-                     cache: bool = True) -> ProofResult:
+                     assume: "str | None" = None, cache: bool = True) -> ProofResult:
     """Prove ``gate`` equivalent to ``gold`` (components or :class:`Netlist`s with the same ports).
 
     ``engine``: ``"sat"`` (combinational only), ``"sby"``, or ``"auto"`` (sat when both sides are
-    combinational). ``fixed`` ties extra gate inputs to constants (e.g. a mutant selector).
+    combinational). ``fixed`` ties extra gate inputs to constants (e.g. a mutant selector);
+    ``assume`` restricts the inputs (see :func:`miter_source`).
     """
     if engine not in ("auto", "sat", "sby"):
         raise ValueError(f"Engine {engine!r} is not known; use 'auto', 'sat' or 'sby'.")
     if solver not in SOLVERS:
         raise ValueError(f"Solver {solver!r} is not supported; use one of {', '.join(SOLVERS)}.")
     gold_n, gate_n = Netlist.of(gold, "gold"), Netlist.of(gate, "gate")
-    miter = miter_source(gold_n, gate_n, gold_latency=gold_latency, gate_latency=gate_latency, fixed=fixed)
+    miter = miter_source(gold_n, gate_n, gold_latency=gold_latency, gate_latency=gate_latency, fixed=fixed,
+                         assume=assume)
     sequential = "input clk" in miter
     if engine == "auto":
         engine = "sby" if sequential else "sat"
@@ -408,7 +418,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
     outputs = [(n, w) for n, (d, w) in ports.items() if d == "output"]
     start = time.perf_counter()
     if engine == "sat":
-        status, detail, cex = _prove_sat(work, inputs, outputs, timeout)
+        status, detail, cex = _prove_sat(work, inputs, outputs, timeout, bool(assume))
     else:
         status, detail, cex = _prove_sby(work, inputs, outputs, (gold_latency, gate_latency), timeout,
                                          solver, depth)

@@ -12,8 +12,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
+from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec"]
+__all__ = ["LMulSpec", "ConvertSpec", "not_nan"]
 
 
 class LMulSpec(wiring.Component):
@@ -71,3 +72,39 @@ class LMulSpec(wiring.Component):
             out = Mux(is_nan(ma) | is_nan(mb) | (inf & (zero_a | zero_b)), fmt.nan, out)
         m.d.comb += self.r.eq(out)
         return m
+
+
+class ConvertSpec(wiring.Component):
+    """``r = convert(a, src, dst)``: unpack, then the golden-shaped round-and-pack of the reference RTL."""
+
+    def __init__(self, src: "str | Format", dst: "str | Format", *, rounding="rne", overflow=None,
+                 subnormals="keep"):
+        from ..hdl.round_pack import check_rtl_policy
+        self.src, self.format = get(src), get(dst)
+        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        self.rounding, self.subnormals = rounding, subnormals
+        super().__init__({"a": In(FloatLayout(self.src)), "r": Out(FloatLayout(self.format))})
+
+    def elaborate(self, platform):
+        from ..hdl.fp_reference import reference_round_pack
+        from ..hdl.fp_unpack import exp_shape, unpack
+        m = Module()
+        a = unpack(m, self.a, self.src, self.subnormals, name="a")
+        # Wide enough for either format's exponent range, so the round-and-pack never wraps.
+        exp = Signal(signed(max(exp_shape(self.src).width, exp_shape(self.format).width) + 1))
+        m.d.comb += exp.eq(a.exp)
+        m.d.comb += self.r.eq(reference_round_pack(
+            m, self.format, a.sign, a.sig, exp, Const(0), a.nan, a.inf, rounding=self.rounding,
+            overflow=self.overflow, subnormals=self.subnormals))
+        return m
+
+
+def not_nan(fmt: "str | Format", port: str = "a") -> str:
+    """A Verilog condition: ``port`` is not a NaN encoding of ``fmt`` (for ``assume=``)."""
+    fmt = get(fmt)
+    mag = f"{port}[{fmt.width - 2}:0]"
+    if fmt.specials == "ieee":
+        return f"({mag} <= {fmt.width - 1}'d{fmt.inf})"
+    if fmt.specials == "fn":
+        return f"({mag} != {fmt.width - 1}'d{fmt.magnitude_mask})"
+    return "1'b1"

@@ -40,12 +40,13 @@ class Proof:
     engine: str = "auto"
     timeout: float = 300.0
     summary: str = ""
+    assume: "str | None" = None
 
     def run(self, *, cache: bool = True, solver: str = "yices", timeout: "float | None" = None,
             engine: "str | None" = None) -> ProofResult:
         return prove_equivalent(self.gold(), self.gate(), name=self.name, gold_latency=self.gold_latency,
                                 gate_latency=self.gate_latency, engine=engine or self.engine, solver=solver,
-                                timeout=timeout or self.timeout, cache=cache)
+                                timeout=timeout or self.timeout, assume=self.assume, cache=cache)
 
 
 def _have(module: str) -> bool:
@@ -86,15 +87,53 @@ def _fp_pipeline_proofs():
             for latency in latencies:
                 yield Proof(f"{unit}-pipe-{fmt}-L{latency}", lambda c=cls, f=fmt: c(f),
                             lambda c=cls, f=fmt, n=latency: c(f, latency=n), 0, latency,
-                            fast=(fmt == "e4m3" and latency == 2 and unit != "fpfma"),
+                            fast=(fmt == "e4m3" and latency == 2 and unit == "fpmul"),
                             timeout=120.0 if fmt in SMALL_FORMATS else 600.0,
                             summary=f"pipelined {unit} (latency {latency}) == combinational, {fmt}")
+
+
+def _fp_reference_proofs():
+    if not (_have("fp_reference") and _have("fp_mul") and _have("fp_add")):
+        return
+    from ..hdl.fp_add import FPAdder
+    from ..hdl.fp_mul import FPMultiplier
+    from ..hdl.fp_reference import ReferenceAdder, ReferenceMultiplier
+    for unit, ref, cls in (("fpmul", ReferenceMultiplier, FPMultiplier), ("fpadd", ReferenceAdder, FPAdder)):
+        for fmt in SMALL_FORMATS + ("bf16", "fp16"):
+            for subnormals in ("keep", "flush"):
+                tag = "" if subnormals == "keep" else "-flush"
+                yield Proof(f"{unit}-ref-{fmt}{tag}", lambda r=ref, f=fmt, s=subnormals: r(f, subnormals=s),
+                            lambda c=cls, f=fmt, s=subnormals: c(f, subnormals=s),
+                            fast=(fmt == "e4m3" and not tag), timeout=120.0 if fmt in SMALL_FORMATS else 600.0,
+                            summary=f"{unit} == plain reference RTL, {fmt}, subnormals {subnormals}")
+
+
+CONVERSIONS = (("bf16", "e4m3"), ("bf16", "e5m2"), ("bf16", "e3m2"), ("bf16", "e2m3"), ("bf16", "e2m1"),
+               ("fp16", "e4m3"), ("fp16", "e5m2"), ("fp32", "e4m3"), ("e4m3", "bf16"), ("e5m2", "fp16"),
+               ("e2m1", "e4m3"), ("e3m2", "bf16"))
+
+
+def _convert_proofs():
+    if not (_have("fp_convert") and _have("fp_reference")):
+        return
+    from ..golden.formats import get
+    from ..hdl.fp_convert import FPConvert
+    from .formal_specs import ConvertSpec, not_nan
+    for src, dst in CONVERSIONS:
+        # NaN into a format without NaN is refused by the golden model: outside the specification.
+        assume = None if get(dst).has_nan else not_nan(src)
+        yield Proof(f"fpcvt-ref-{src}-{dst}", lambda s=src, d=dst: ConvertSpec(s, d), lambda s=src, d=dst: FPConvert(s, d),
+                    fast=(src, dst) == ("bf16", "e4m3"), assume=assume,
+                    summary=f"FP converter == plain reference RTL, {src} -> {dst}")
+        yield Proof(f"fpcvt-pipe-{src}-{dst}-L2", lambda s=src, d=dst: FPConvert(s, d),
+                    lambda s=src, d=dst: FPConvert(s, d, latency=2), 0, 2, assume=assume,
+                    summary=f"pipelined FP converter (latency 2) == combinational, {src} -> {dst}")
 
 
 def proofs() -> dict[str, Proof]:
     """Every registered proof by name."""
     found = {}
-    for source in (_lmul_proofs, _fp_pipeline_proofs):
+    for source in (_lmul_proofs, _fp_pipeline_proofs, _fp_reference_proofs, _convert_proofs):
         for proof in source():
             found[proof.name] = proof
     return found
@@ -166,24 +205,34 @@ def _lmul_target(fmt: str, latency: int, fast: bool) -> MutationTarget:
         expected=lambda inputs: block.golden(params, inputs), exhaustive=everything is not None, fast=fast)
 
 
-def _fp_target(unit: str, fmt: str, latency: int) -> MutationTarget:
+def _fp_target(name: str, unit: str, fmt: str) -> MutationTarget:
     from ..golden import fp
     from ..golden.formats import get
     golden = {"fpmul": fp.mul, "fpadd": fp.add}[unit]
     width = get(fmt).width
     a, b = np.meshgrid(np.arange(1 << width, dtype=np.uint64), np.arange(1 << width, dtype=np.uint64))
-    return MutationTarget(f"{unit}-pipe-{fmt}-L{latency}", proofs()[f"{unit}-pipe-{fmt}-L{latency}"],
-                          vectors=lambda: {"a": a.ravel(), "b": b.ravel()},
+    return MutationTarget(name, proofs()[name], vectors=lambda: {"a": a.ravel(), "b": b.ravel()},
                           expected=lambda inputs: {"r": golden(inputs["a"], inputs["b"], fmt)}, exhaustive=True)
 
 
+def _convert_target(src: str, dst: str) -> MutationTarget:
+    from ..golden.convert import convert
+    from ..golden.formats import get
+    every = np.arange(1 << get(src).width, dtype=np.uint64)
+    return MutationTarget(f"fpcvt-ref-{src}-{dst}", proofs()[f"fpcvt-ref-{src}-{dst}"], vectors=lambda: {"a": every},
+                          expected=lambda inputs: {"r": convert(inputs["a"], src, dst)}, exhaustive=True)
+
+
 def mutation_targets() -> dict[str, MutationTarget]:
+    """The blocks of the fault-injection campaign: each proof's gate mutated, its tests rerun."""
     targets = [_lmul_target("e4m3", 0, True), _lmul_target("e2m1", 0, False), _lmul_target("e4m3", 2, False)]
     registered = proofs()
     for unit in ("fpmul", "fpadd"):
-        for fmt in ("e4m3", "e2m1"):
-            if f"{unit}-pipe-{fmt}-L2" in registered:
-                targets.append(_fp_target(unit, fmt, 2))
+        for name, fmt in ((f"{unit}-ref-e4m3", "e4m3"), (f"{unit}-ref-e2m1", "e2m1"), (f"{unit}-pipe-e4m3-L2", "e4m3")):
+            if name in registered:
+                targets.append(_fp_target(name, unit, fmt))
+    if "fpcvt-ref-bf16-e4m3" in registered:
+        targets.append(_convert_target("bf16", "e4m3"))
     return {t.name: t for t in targets}
 
 
@@ -259,7 +308,7 @@ def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
     def prove(index):
         return prove_equivalent(gold, bundle.netlist, name=f"{target.name}#{index}", gold_latency=proof.gold_latency,
                                 gate_latency=proof.gate_latency, fixed=fixed(index), timeout=proof.timeout,
-                                cache=cache)
+                                assume=proof.assume, cache=cache)
 
     unmutated = prove(0)
     # One Verilator build of every mutant; the test is the block's own vectors against its golden.

@@ -1,0 +1,128 @@
+"""Formal proofs: time per proof and per engine, and mutation scores of the proofs and the tests.
+
+Runs the registered proofs (``lutforge.sim.formal_suite.proofs``) without the result cache, times
+a few combinational proofs on every engine (yosys ``sat``, SymbiYosys ``smtbmc`` with each solver
+that is installed), and runs the fault-injection campaign over the mutation targets: per block,
+how many mutants the proofs kill, how many the simulation tests kill, how many are equivalent
+(proof PASS and exhaustive simulation agrees), and whether every counterexample replayed.
+
+    python bench/prove_times.py [--select fast|all|NAME,...] [--mutants N] [--timeout S]
+                                [--json PATH] [--plot PATH]
+
+Defaults write ``out/bench/prove_times.json`` and ``out/bench/prove_times.png``.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ENGINE_CASES = ("lmul-spec-e4m3-default", "lmul-spec-bf16-default", "fpmul-ref-e4m3", "fpadd-ref-e4m3",
+                "fpcvt-ref-bf16-e4m3")
+
+
+def _installed_solvers():
+    from lutforge.sim.formal import SOLVERS
+    bindir = Path(sys.executable).parent
+    return [name for name, (command, _) in SOLVERS.items()
+            if (bindir / command).exists() or shutil.which(command)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--select", default="all", help="fast, all, or comma-separated proof names")
+    parser.add_argument("--mutants", type=int, default=40, help="mutants per block (0: skip the campaign)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per proof (default: each proof's own)")
+    parser.add_argument("--json", default="out/bench/prove_times.json", metavar="PATH")
+    parser.add_argument("--plot", default="out/bench/prove_times.png", metavar="PATH")
+    args = parser.parse_args(argv)
+
+    from lutforge.sim.formal_suite import mutation_campaign, mutation_targets, proofs, run_proofs
+    registered = proofs()
+    if args.select == "all":
+        selected = list(registered.values())
+    elif args.select == "fast":
+        selected = [p for p in registered.values() if p.fast]
+    else:
+        names = args.select.split(",")
+        unknown = [n for n in names if n not in registered]
+        if unknown:
+            raise SystemExit(f"prove_times: no proof named {', '.join(unknown)}; see `lutforge prove --list`.")
+        selected = [registered[n] for n in names]
+
+    report = {"proofs": {}, "engines": {}, "mutants": {}}
+    for result in run_proofs(selected, cache=False, timeout=args.timeout):
+        report["proofs"][result.name] = {"status": result.status, "seconds": round(result.seconds, 2),
+                                         "engine": result.engine, "detail": result.detail}
+        print(f"{result.name:32s} {result.status:12s} {result.engine:10s} {result.seconds:7.1f} s")
+
+    print("\nPer engine (combinational proofs):")
+    for name in ENGINE_CASES:
+        if name not in registered:
+            continue
+        proof = registered[name]
+        row = {}
+        runs = [("sat", "yices")] + [("sby", solver) for solver in _installed_solvers()]
+        for engine, solver in runs:
+            result = proof.run(cache=False, engine=engine, solver=solver, timeout=args.timeout)
+            row[result.engine] = {"status": result.status, "seconds": round(result.seconds, 2)}
+        report["engines"][name] = row
+        print(f"  {name:30s} " + "  ".join(f"{e}: {v['status']} {v['seconds']:.1f} s" for e, v in row.items()))
+
+    if args.mutants:
+        per_block = {}
+        for name, target in mutation_targets().items():
+            summary = mutation_campaign(target, count=args.mutants, cache=False).summary()
+            per_block[name] = summary
+            print(f"  mutants {name:28s} total {summary['total']:3d}  proofs {summary['killed_by_proofs']:3d}  "
+                  f"tests {summary['killed_by_tests']:3d}  equivalent {summary['equivalent']:2d}  "
+                  f"inconclusive {summary['inconclusive']:2d}  proof score {summary['proof_score']:.1%}  "
+                  f"test score {summary['test_score']:.1%}  replayed {summary['counterexamples_replayed']}")
+        totals = {key: sum(s[key] for s in per_block.values())
+                  for key in ("total", "killed_by_proofs", "killed_by_tests", "equivalent", "inconclusive",
+                              "counterexamples_replayed")}
+        live = totals["total"] - totals["equivalent"]
+        totals["proof_score"] = totals["killed_by_proofs"] / live if live else 1.0
+        totals["test_score"] = totals["killed_by_tests"] / live if live else 1.0
+        totals["per_block"] = per_block
+        report["mutants"] = totals
+        print(f"\nMutants: {totals['total']} injected, {totals['equivalent']} equivalent; proofs kill "
+              f"{totals['killed_by_proofs']} ({totals['proof_score']:.1%} of the non-equivalent), tests kill "
+              f"{totals['killed_by_tests']} ({totals['test_score']:.1%}); "
+              f"{totals['counterexamples_replayed']} counterexamples replayed on Verilator.")
+
+    statuses = [v["status"] for v in report["proofs"].values()]
+    print(f"\nProofs: {statuses.count('PASS')} PASS, {statuses.count('FAIL')} FAIL, "
+          f"{statuses.count('INCONCLUSIVE')} INCONCLUSIVE; "
+          f"{sum(v['seconds'] for v in report['proofs'].values()):.0f} s in all.")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot and report["proofs"]:
+        _plot(report, Path(args.plot))
+    return 0
+
+
+def _plot(report, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(report["proofs"])
+    seconds = [report["proofs"][n]["seconds"] for n in names]
+    colours = {"PASS": "tab:green", "FAIL": "tab:red", "INCONCLUSIVE": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.16 * len(names))))
+    ax.barh(names, seconds, color=[colours[report["proofs"][n]["status"]] for n in names])
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log)")
+    ax.tick_params(axis="y", labelsize=5)
+    ax.set_title("lutforge proofs: green PASS, red FAIL, orange INCONCLUSIVE")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
