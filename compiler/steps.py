@@ -10,7 +10,8 @@ compile restarts where it stopped.
 * ``calibrate``— inputs of every selected linear layer on WikiText-2 valid
                  (:func:`lutforge.compiler.calibration.capture_calibration`); ``calibrate/calibration.npz``.
 * ``quantize`` — LUT-LLM co-quantization of every layer (:func:`lutforge.golden.lut_layer.co_quantize`)
-                 with a content-hashed codebook cache under ``$LUTFORGE_CACHE/codebooks``
+                 with content-hashed caches under ``$LUTFORGE_CACHE``: ``kmeans/`` (codebooks and
+                 indices, shared by table variants) and ``codebooks/`` (whole layers)
                  (key: weight bytes, calibration bytes, the quantization section, the golden
                  sources); ``quantize/<layer>.npz``.
 * ``emit``     — lowering onto the core (:func:`lutforge.compiler.program.lower_layer`) and the
@@ -38,6 +39,7 @@ from .program import Program, lower_layer, read_program, write_program
 __all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "save_layer", "load_layer", "compile_model"]
 
 STEPS = ("import", "calibrate", "quantize", "emit")
+KMEANS_KEYS = ("v", "c_a", "c_w", "group_rows", "iterations", "seed")
 GOLDEN_SOURCES = ("codebooks.py", "lut_tables.py", "lut_layer.py", "centroid_search.py")
 
 
@@ -98,13 +100,26 @@ def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache:
     path = cache_root() / "codebooks" / f"{key}.npz"
     if cache and path.is_file():
         return load_layer(path), True
+    # The k-means result depends on fewer keys than the layer: table variants share it.
+    km_key = layer_cache_key(weight, calibration, {k: q[k] for k in KMEANS_KEYS})
+    km_path = cache_root() / "kmeans" / f"{km_key}.npz"
+    codebooks = None
+    if cache and km_path.is_file():
+        with np.load(km_path) as f:
+            codebooks = (f["act_codebooks"], f["weight_codebooks"], f["widx"])
     p_count = -(-weight.shape[1] // quant.v)
     ppg = (quant.positions_per_run or p_count) if quant.granularity == "block" else 1
     layer = co_quantize(weight, calibration, v=quant.v, c_a=quant.c_a, c_w=quant.c_w,
                         group_rows=quant.group_rows, table_bits=quant.table_bits,
                         granularity=quant.granularity, rounding=quant.rounding, head_rows=quant.head_rows,
                         positions_per_group=ppg, scheme=quant.scheme, seed=quant.seed,
-                        iterations=quant.iterations, progress=progress)
+                        iterations=quant.iterations, progress=progress, codebooks=codebooks)
+    if cache and codebooks is None:
+        km_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = km_path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, act_codebooks=layer.act_codebooks, weight_codebooks=layer.weight_codebooks,
+                 widx=layer.widx)
+        os.replace(tmp, km_path)
     if cache:
         save_layer(path, layer)
     return layer, False

@@ -136,13 +136,16 @@ def co_quantize(
     seed: int = 0,
     iterations: int = 20,
     progress: bool = False,
+    codebooks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> LutLayer:
     """Co-quantize ``weight`` (N, K) with activation codebooks fitted to ``calibration`` (n, K).
 
     ``granularity="head"`` needs ``head_rows``, a multiple of ``group_rows`` (a head is a whole
     number of row blocks). ``scheme="artifact"`` is the artifact's per-layer float-zero-point
     scheme and needs ``granularity="layer"`` and ``rounding="rne"``. ``progress`` shows k-means
-    progress bars (on a terminal).
+    progress bars (on a terminal). ``codebooks`` = ``(act_codebooks, weight_codebooks, widx)`` from
+    an earlier call with the same weight, calibration, v, c_a, c_w, group_rows, seed and iterations
+    skips the k-means (the compiler caches them so table variants do not retrain).
     """
     v = check_subvector_length(v)
     c_a = check_centroid_count(c_a, "C_a")
@@ -185,12 +188,23 @@ def co_quantize(
         )
 
     check_table_quantization(granularity, rounding, blocks_per_head, positions_per_group)
-    acts = train_activation_codebooks(
-        calibration, v, c_a, seed=seed, iterations=iterations, progress=progress
-    )
-    wcb, widx = train_weight_codebooks(
-        weight, v, c_w, group_rows, seed=seed, iterations=iterations, progress=progress
-    )
+    if codebooks is None:
+        acts = train_activation_codebooks(
+            calibration, v, c_a, seed=seed, iterations=iterations, progress=progress
+        )
+        wcb, widx = train_weight_codebooks(
+            weight, v, c_w, group_rows, seed=seed, iterations=iterations, progress=progress
+        )
+    else:
+        acts, wcb, widx = codebooks
+        p_count, blocks = num_positions(weight.shape[1], v), num_positions(weight.shape[0], group_rows)
+        if (acts.shape != (p_count, c_a, v) or wcb.shape != (p_count, blocks, c_w, v)
+                or widx.shape != (weight.shape[0], p_count)):
+            raise ValueError(
+                f"Precomputed codebooks {acts.shape}, {wcb.shape}, indices {widx.shape} do not fit "
+                f"a {weight.shape} weight with v={v}, C_a={c_a}, C_w={c_w}, G={group_rows}; "
+                f"train them again (codebooks=None)."
+            )
     tables = build_tables(acts, wcb)
     if scheme == "artifact":
         qt = quantize_tables_artifact(tables, table_bits)
