@@ -29,6 +29,10 @@ test-slow: $(STAMP)
 bitstreams: $(STAMP)
 	$(BIN)/python -m lutforge.boards.cli bitstream --all
 
+# Every registered proof (the fast ones also run in `make test`); results are cached by content.
+prove-all: $(STAMP)
+	$(BIN)/python -m lutforge.sim.formal_suite --all --json out/prove-all.json
+
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py
 
