@@ -1,0 +1,39 @@
+"""Whole-model runs on the golden backend (slow) and the performance model's projections."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lutforge.compiler.config import parse_config
+from lutforge.compiler.perf import MODEL_SHAPES, TARGETS, LayerShape, layer_cost, model_cost
+
+
+def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
+    quant = parse_config({}).quantization
+    v80 = TARGETS["v80"]
+    p = model_cost("Qwen3-1.7B", quant, v80)
+    n_layers, block = MODEL_SHAPES["Qwen3-1.7B"]
+    cycles = n_layers * sum(layer_cost(LayerShape(n, k, o), quant, lanes=v80.lanes, chains=4,
+                                       memory_latency=v80.memory_latency, clock_mhz=v80.clock_mhz,
+                                       bandwidth_gbs=v80.bandwidth_gbs).cycles for n, k, o in block)
+    assert p["cycles_per_token"] == cycles
+    # Compute bound at 1024 lanes: N K / (v L) cycles per token at 250 MHz plus a per-run start-up
+    # (centroid pipeline and two 64-cycle HBM round trips), about 4 % here.
+    assert p["bound"] == ["compute"]
+    assert math.isclose(p["tokens_per_s"], 250e6 / (p["weights"] / 2 / 1024), rel_tol=0.05)
+    assert p["published"]["seconds_128_prefill_256_decode"] == 1.410
+    # A 16-bit DDR3 board is memory bound.
+    assert model_cost("SmolLM2-135M", quant, TARGETS["orangecrab-25f"])["bound"] == ["memory"]
+
+
+@pytest.mark.slow
+def test_whole_model_perplexity_on_the_golden_backend(tmp_path):
+    from lutforge.compiler.jobs import run_model
+
+    cfg = parse_config({"name": "slow-default"})
+    results = run_model([cfg], tmp_path, windows=1, window=128, progress=False)
+    fp32, lut = results["rows"]
+    assert fp32["config"] == "fp32" and 5 < fp32["ppl"] < 100
+    assert np.isfinite(lut["ppl"]) and lut["ppl"] > fp32["ppl"]
+    assert (tmp_path / "perplexity.md").is_file() and (tmp_path / "perplexity.png").is_file()
