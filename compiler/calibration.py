@@ -99,7 +99,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
             in_window = positions[(positions >= w * window) & (positions < (w + 1) * window)]
             state["local"] = torch.from_numpy(in_window - w * window)
             state["x"] = None
-            model(torch.from_numpy(tokens[w * window:(w + 1) * window])[None])
+            model(torch.tensor(tokens[w * window:(w + 1) * window])[None])
 
     owned = {name: np.concatenate(c) for name, c in chunks.items()}
     if cache:

@@ -59,10 +59,11 @@ class GGUFTokenizer:
     with the `tokenizers` package; nothing is downloaded."""
 
     def __init__(self, path: str | Path):
-        import gguf
         from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
-        reader = gguf.GGUFReader(path)
+        from .gguf_frontend import open_gguf
+
+        reader = open_gguf(Path(path).resolve())
         fields = reader.fields
 
         def get(key):
@@ -90,6 +91,7 @@ class GGUFTokenizer:
         tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
                                 for t, ty in zip(tokens, types) if ty == _CONTROL])
         self._tok = tok
+        self._split_tokens: dict[tuple[str, str], np.ndarray] = {}
         self.vocab_size = len(tokens)
         self.bos_id = int(fields["tokenizer.ggml.bos_token_id"].contents()) if "tokenizer.ggml.bos_token_id" in fields else None
         self.eos_id = int(fields["tokenizer.ggml.eos_token_id"].contents()) if "tokenizer.ggml.eos_token_id" in fields else None
@@ -105,6 +107,12 @@ class GGUFTokenizer:
 
 
 def wikitext2_tokens(split: str, tokenizer: GGUFTokenizer) -> tuple[np.ndarray, TextData]:
-    """A whole WikiText-2 split tokenized in one piece (no BOS: the GGUF sets add_bos_token false)."""
+    """A whole WikiText-2 split tokenized in one piece (no BOS: the GGUF sets add_bos_token false),
+    read-only and remembered per tokenizer."""
     data = wikitext2(split)
-    return np.asarray(tokenizer.encode(data.text), dtype=np.int64), data
+    key = (split, data.sha256)
+    if key not in tokenizer._split_tokens:
+        tokens = np.asarray(tokenizer.encode(data.text), dtype=np.int64)
+        tokens.flags.writeable = False
+        tokenizer._split_tokens[key] = tokens
+    return tokenizer._split_tokens[key], data

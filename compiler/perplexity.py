@@ -34,7 +34,7 @@ def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: in
     from an empty context, so its first token is not predicted."""
     from tqdm import tqdm
 
-    tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.int64).reshape(-1)
+    tokens = torch.tensor(np.asarray(tokens), dtype=torch.int64).reshape(-1)
     available = tokens.numel() // window
     if window < 2:
         raise ValueError(f"window = {window} is too short; a window needs at least 2 tokens to "

@@ -5,11 +5,13 @@ import torch
 from lutforge.compiler.calibration import capture_calibration
 from lutforge.compiler.data import wikitext2_tokens
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LAYERS = ["layers.0.attn.q", "layers.0.attn.k", "layers.2.mlp.gate", "layers.2.mlp.up",
           "layers.2.mlp.down"]
 
 
-def test_capture_and_cache(smollm2_ref, tokenizer, hf_gguf_model, monkeypatch, tmp_path):
+def test_capture_and_cache(smollm2_ref, tokenizer, hf_model, monkeypatch, tmp_path):
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
     kw = dict(n_windows=2, window=32, rows=20, seed=3, layers=LAYERS, progress=False)
     calib = capture_calibration(smollm2_ref, tokenizer, **kw)
@@ -21,16 +23,16 @@ def test_capture_and_cache(smollm2_ref, tokenizer, hf_gguf_model, monkeypatch, t
     assert calib.inputs["layers.2.mlp.down"].shape == (20, 1536)
 
     # Oracle: the same rows, read off transformers' modules with forward pre-hooks.
-    tokens = torch.from_numpy(wikitext2_tokens("valid", tokenizer)[0][:64]).reshape(2, 32)
+    tokens = torch.tensor(wikitext2_tokens("valid", tokenizer)[0][:64]).reshape(2, 32)
     seen = {}
-    mods = {"layers.0.attn.q": hf_gguf_model.model.layers[0].self_attn.q_proj,
-            "layers.2.mlp.gate": hf_gguf_model.model.layers[2].mlp.gate_proj,
-            "layers.2.mlp.down": hf_gguf_model.model.layers[2].mlp.down_proj}
+    mods = {"layers.0.attn.q": hf_model.model.layers[0].self_attn.q_proj,
+            "layers.2.mlp.gate": hf_model.model.layers[2].mlp.gate_proj,
+            "layers.2.mlp.down": hf_model.model.layers[2].mlp.down_proj}
     handles = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].clone()))
                for n, m in mods.items()]
     try:
         with torch.inference_mode():
-            hf_gguf_model(tokens)
+            hf_model(tokens)
     finally:
         for h in handles:
             h.remove()

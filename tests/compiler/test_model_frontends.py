@@ -7,6 +7,8 @@ from lutforge.compiler.model import (
     LlamaConfig, from_safetensors, from_state_dict, from_torch_module, linear_layers_of, precheck)
 from lutforge.compiler.torch_reference import ReferenceModel
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny_llama(tied: bool, seed: int = 0):
     torch.manual_seed(seed)

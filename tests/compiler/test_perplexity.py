@@ -4,17 +4,19 @@ import torch
 from lutforge.compiler.data import wikitext2_tokens
 from lutforge.compiler.perplexity import perplexity
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def test_tokens(tokenizer):
     return wikitext2_tokens("test", tokenizer)[0]
 
 
-def test_one_window_matches_transformers_loss(smollm2_ref, hf_gguf_model, test_tokens):
+def test_one_window_matches_transformers_loss(smollm2_ref, hf_model, test_tokens):
     result = perplexity(smollm2_ref, test_tokens, window=128, n_windows=1, progress=False)
-    chunk = torch.from_numpy(test_tokens[:128])[None]
+    chunk = torch.tensor(test_tokens[:128])[None]
     with torch.inference_mode():
-        loss = float(hf_gguf_model(chunk, labels=chunk).loss)
+        loss = float(hf_model(chunk, labels=chunk).loss)
     assert result.n_tokens == 127
     assert result.nll == pytest.approx(loss, rel=1e-4)
     assert result.ppl == pytest.approx(torch.tensor(loss).exp().item(), rel=1e-4)

@@ -4,6 +4,8 @@ import torch
 
 from lutforge.compiler.torch_reference import numpy_linear
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SENTENCE = "The tower is 324 metres tall, about the same height as an 81-storey building."
 
 
@@ -17,9 +19,9 @@ def tokens(tokenizer):
 
 
 @pytest.fixture(scope="module")
-def hf_logits(hf_gguf_model, tokens):
+def hf_logits(hf_model, tokens):
     with torch.inference_mode():
-        return hf_gguf_model(tokens).logits
+        return hf_model(tokens).logits
 
 
 def test_logits_match_transformers(smollm2_ref, tokens, hf_logits):
@@ -81,8 +83,8 @@ def test_unknown_layer_name(smollm2_ref):
         smollm2_ref.replace_linear("layers.0.attn.qkv", lambda x: x)
 
 
-def test_capture_inputs_match_transformers_hooks(smollm2_ref, hf_gguf_model, tokens):
-    layer = hf_gguf_model.model.layers[4]
+def test_capture_inputs_match_transformers_hooks(smollm2_ref, hf_model, tokens):
+    layer = hf_model.model.layers[4]
     seen = {}
     modules = {"layers.4.attn.q": layer.self_attn.q_proj, "layers.4.attn.o": layer.self_attn.o_proj,
                "layers.4.mlp.down": layer.mlp.down_proj}
@@ -90,7 +92,7 @@ def test_capture_inputs_match_transformers_hooks(smollm2_ref, hf_gguf_model, tok
                for n, m in modules.items()]
     try:
         with torch.inference_mode():
-            hf_gguf_model(tokens)
+            hf_model(tokens)
     finally:
         for h in handles:
             h.remove()
@@ -102,3 +104,11 @@ def test_capture_inputs_match_transformers_hooks(smollm2_ref, hf_gguf_model, tok
         ref = seen[n].reshape(-1, seen[n].shape[-1])
         assert x.shape == ref.shape
         assert rel_err(x, ref) <= 1e-5, n
+
+
+@pytest.mark.slow
+def test_logits_match_transformers_own_gguf_import(smollm2_ref, tokens, hf_gguf_model):
+    with torch.inference_mode():
+        ours = smollm2_ref(tokens)
+        theirs = hf_gguf_model(tokens).logits
+    assert rel_err(ours, theirs) <= 1e-5
