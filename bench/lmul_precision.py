@@ -145,7 +145,7 @@ def plot(result: dict, path: Path) -> None:
             ms = [r["m"] for r in rows]
             ax.plot(ms, [r["paper"][stat] * 100 for r in rows], "o" + style, label=f"L-Mul, {rounding}, paper offset")
             ax.plot(ms, [r["best"][stat] * 100 for r in rows], "s" + style, label=f"L-Mul, {rounding}, best offset")
-        for (name, s), color in zip(result["references"].items(), ("C4", "C5", "C6", "C7")):
+        for (name, s), color in zip(result["references"].items(), ("tab:purple", "black", "tab:pink", "tab:olive")):
             ax.axhline(s[stat] * 100, color=color, linestyle=":", label=name)
         ax.set_xlabel("L-Mul mantissa bits m")
         ax.set_ylabel(f"{stat} relative error (%)")
