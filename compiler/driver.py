@@ -39,6 +39,7 @@ __all__ = ["LayerResult", "Backend", "GoldenBackend", "get_backend", "HostDriver
 class LayerResult:
     acc: np.ndarray           # (T, runs, tiles * lanes) int64
     cycles: int | None = None  # simulated cycles for all T tokens (None: not a cycle model)
+    requests: dict | None = None  # memory words read per channel (cb, tab, idx), when observed
 
 
 class Backend(Protocol):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "layer_cost", "model_cost",
+__all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
 
 
@@ -87,6 +87,12 @@ def run_cycles(positions: int, out_features: int, *, lanes: int, c_a: int, chain
     return tiles * positions + search_latency(c_a, chains) + 3 + 2 * memory_latency
 
 
+def run_requests(positions: int, out_features: int, lanes: int) -> dict[str, int]:
+    """Memory words one core run reads per channel (each tile re-reads its table rows)."""
+    tiles = -(-out_features // lanes)
+    return {"cb": positions, "tab": tiles * positions, "idx": tiles * positions}
+
+
 def layer_cost(shape: LayerShape, quant, *, lanes: int, chains: int, memory_latency: int,
                clock_mhz: float, bandwidth_gbs: float, positions_per_run: int = 0) -> LayerCost:
     v, c_a, c_w, b = quant.v, quant.c_a, quant.c_w, quant.table_bits
@@ -98,8 +104,11 @@ def layer_cost(shape: LayerShape, quant, *, lanes: int, chains: int, memory_late
     acc_w = (max(runs) * ((1 << b) - 1)).bit_length()
     cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
                             memory_latency=memory_latency) for p in runs)
-    nbytes = sum(p * c_a * v + (tiles * p * c_w * b + tiles * p * lanes * wb) // 8 + p * v
-                 + tiles * lanes * acc_w // 8 for p in runs)
+    nbytes = 0
+    for p in runs:
+        words = run_requests(p, shape.out_features, lanes)
+        nbytes += (words["cb"] * c_a * v * 8 + words["tab"] * c_w * b + words["idx"] * lanes * wb
+                   + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
     t_memory = nbytes / (bandwidth_gbs * 1e9)
     return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),

@@ -64,4 +64,5 @@ class SimBackend:
         mask, w = (1 << core.acc_width) - 1, core.acc_width
         acc = np.array([[(int(word) >> (w * i)) & mask for i in range(core.lanes)] for word in words],
                        dtype=np.int64)
-        return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles))
+        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("cb", "tab", "idx")}
+        return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles), requests)

@@ -10,7 +10,7 @@ import pytest
 from lutforge.compiler.config import parse_config
 from lutforge.compiler.driver import HostDriver, get_backend
 from lutforge.compiler.evaluate import first_mismatch
-from lutforge.compiler.perf import LayerShape, layer_cost, run_cycles, search_latency
+from lutforge.compiler.perf import LayerShape, layer_cost, run_cycles, run_requests, search_latency
 from lutforge.compiler.program import lower_layer, write_program
 from lutforge.golden.lut_layer import co_quantize
 
@@ -77,7 +77,7 @@ def test_compare_names_the_injected_mismatch(tmp_path):
 
 
 @pytest.mark.parametrize("latency", [1, 4, 9])
-def test_performance_model_matches_simulated_cycles(latency):
+def test_performance_model_matches_simulated_cycles_and_memory_reads(latency):
     rng = np.random.default_rng(12 + latency)
     quant = parse_config({"quantization": {"c_a": C_A, "group_rows": 16}, "core": {"lanes": LANES}}).quantization
     for n, k, ppg in [(8, 4, None), (37, 61, 8), (64, 120, None), (3, 127, 20)]:
@@ -89,6 +89,12 @@ def test_performance_model_matches_simulated_cycles(latency):
         # The model's stated tolerance is 5 %; on these shapes it is exact.
         assert abs(model - sim.cycles) <= 0.05 * sim.cycles, (n, k, ppg, model, sim.cycles)
         assert model == sim.cycles
+        # Bytes: the words the core asked the memory for are the model's, run by run.
+        p = low.positions
+        starts = range(0, p, ppg or p)
+        want = {key: 2 * sum(run_requests(min(ppg or p, p - p0), n, LANES)[key] for p0 in starts)
+                for key in ("cb", "tab", "idx")}
+        assert sim.requests == want
     assert run_cycles(10, 16, lanes=8, c_a=C_A, chains=4, memory_latency=latency) == 20 + \
         search_latency(C_A, 4) + 3 + 2 * latency
 
