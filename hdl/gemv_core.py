@@ -48,7 +48,7 @@ Control/status outputs: ``busy`` (a run is in progress; ``desc`` is not accepted
 last run finished or was refused; cleared by the next descriptor), ``error`` (why the last
 descriptor was refused, 0 = none): 1 = positions is 0 or above max_positions (the accumulators
 could overflow), 2 = out_features is 0, 3 = tiles_per_block is 0. A refused run touches neither
-the memory nor the streams.
+the memory nor the streams; while idle the core takes nothing from ``x`` or the memory answers.
 
 Throughput: after a start-up of about the memory latency plus the centroid pipeline, one table
 row per cycle, so a run takes about ``ceil(N / L) * P`` cycles with an always-ready memory; the
@@ -169,11 +169,11 @@ class GemvCore(wiring.Component):
         with m.If(cb.req.valid & cb.req.ready):
             m.d.sync += cb_p.eq(cb_p + 1)
         m.d.comb += [
-            search.i.valid.eq(self.x.valid & cb.resp.valid),
+            search.i.valid.eq(busy & self.x.valid & cb.resp.valid),
             search.i.payload.x.eq(self.x.payload),
             search.i.payload.codebook.eq(cb.resp.payload),
-            self.x.ready.eq(cb.resp.valid & search.i.ready),
-            cb.resp.ready.eq(self.x.valid & search.i.ready),
+            self.x.ready.eq(busy & cb.resp.valid & search.i.ready),
+            cb.resp.ready.eq(busy & self.x.valid & search.i.ready),
             search.o.ready.eq(1),
             wport.addr.eq(written),
             wport.data.eq(search.o.payload),
@@ -221,9 +221,9 @@ class GemvCore(wiring.Component):
         m.d.comb += remaining.eq(n_rows - c_row)
         rows = engine.rows
         m.d.comb += [
-            rows.valid.eq(tab.resp.valid & idx.resp.valid),
-            tab.resp.ready.eq(idx.resp.valid & rows.ready),
-            idx.resp.ready.eq(tab.resp.valid & rows.ready),
+            rows.valid.eq(busy & tab.resp.valid & idx.resp.valid),
+            tab.resp.ready.eq(busy & idx.resp.valid & rows.ready),
+            idx.resp.ready.eq(busy & tab.resp.valid & rows.ready),
             rows.payload.row.eq(tab.resp.payload),
             rows.payload.widx.eq(idx.resp.payload),
             rows.payload.last.eq(c_p + 1 == pos_count),

@@ -1,0 +1,81 @@
+"""LUT GEMV engine in the block catalogue, driven one row transfer per cycle.
+
+The self-check holds ``acc__ready`` high; a tile that ends at cycle t (``last`` on an accepted
+row) is on ``acc__payload`` from cycle t + 1 until the next tile ends, with ``acc__valid`` for
+that one cycle. Tiles never exceed ``max_positions`` rows, the engine's stated limit.
+"""
+
+import numpy as np
+
+from . import Block, Param, register
+from .centroid_search import pack_fields, unpack_fields
+
+
+def _build(params):
+    from ..hdl.lut_gemv import LutGemvEngine
+    return LutGemvEngine(params["c_w"], params["table_bits"], params["lanes"],
+                         max_positions=params["max_positions"])
+
+
+def _widx_bits(params):
+    return max(1, (params["c_w"] - 1).bit_length())
+
+
+def _layout(params):
+    return [(params["c_w"], params["table_bits"]), (params["lanes"], _widx_bits(params)), (params["lanes"], 1), (1, 1)]
+
+
+def _vectors(params, rng, count):
+    c_w, lanes, bits = params["c_w"], params["lanes"], params["table_bits"]
+    valid = (rng.random(count) < 0.8).astype(np.uint64)
+    last = (rng.random(count) < 1 / 8).astype(np.int64)
+    # Close a tile before it passes max_positions accepted rows.
+    run = 0
+    for t in range(count):
+        if valid[t]:
+            run += 1
+            if run == params["max_positions"]:
+                last[t] = 1
+            if last[t]:
+                run = 0
+    mask = np.where(rng.random(count)[:, None] < 0.1, rng.integers(0, 2, (count, lanes)), 1)
+    payload = pack_fields([(rng.integers(0, 1 << bits, (count, c_w)), bits),
+                           (rng.integers(0, c_w, (count, lanes)), _widx_bits(params)), (mask, 1), (last, 1)])
+    return {"rows__valid": valid, "rows__payload": payload, "acc__ready": np.ones(count, dtype=np.uint64)}
+
+
+def _golden(params, inputs):
+    lanes, width = params["lanes"], _acc_width(params)
+    row, widx, mask, last = unpack_fields(inputs["rows__payload"], _layout(params))
+    valid = np.asarray(inputs["rows__valid"]).astype(bool)
+    entry = np.take_along_axis(row, widx, axis=1) * mask * valid[:, None]
+    ends = valid & (last[:, 0] == 1)
+    sums = np.cumsum(entry, axis=0)
+    end_at = np.flatnonzero(ends)
+    tile = sums[end_at] - np.vstack([np.zeros((1, lanes), dtype=np.int64), sums[end_at[:-1]]])
+    # The payload after cycle t holds the latest tile that ended at or before t (0 before any).
+    latest = np.searchsorted(end_at, np.arange(len(valid)), side="right") - 1
+    held = np.where(latest[:, None] >= 0, tile[np.maximum(latest, 0)] if len(tile) else 0, 0)
+    return {"acc__payload": pack_fields([(held, width)]), "acc__valid": ends.astype(np.uint64)}
+
+
+def _acc_width(params):
+    from ..golden.lut_gemv import accumulator_width
+    return accumulator_width(params["max_positions"], params["table_bits"])
+
+
+register(Block(
+    name="lut_gemv",
+    summary="LUT-LLM table-lookup GEMV engine: one C_w-entry row per cycle fanned out to L selecting, accumulating lanes.",
+    build=_build,
+    params={
+        "c_w": Param(16, "weight centroids per codebook (1..256)", parse=int),
+        "table_bits": Param(8, "table entry bits", choices=(4, 8), parse=int),
+        "lanes": Param(16, "output lanes L", parse=int),
+        "max_positions": Param(4096, "most positions per tile (sizes the accumulators)", parse=int),
+    },
+    vectors=_vectors,
+    golden=_golden,
+    latency=lambda params: 1,
+    lint_examples=({}, {"c_w": "256", "lanes": "8", "max_positions": "288"}, {"table_bits": "4", "lanes": "3"}),
+))
