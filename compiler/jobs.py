@@ -137,7 +137,7 @@ def write_demo_report(build_dir: Path, results: dict, cfg: Config) -> None:
     png = plot_layer_errors(build_dir / "layer_error.png", results["layers"],
                             f"{cfg.name}: LUT-LLM layers vs PyTorch fp32 ({results['tokens_compared_with_pytorch']} tokens)")
     proj = markdown_table(
-        ["model", "target", "tokens/s (decode, linears)", "bound", "image MiB", "fits", "published"],
+        ["model", "target", "tokens/s (decode, linears)", "bound", "image MiB", "fits", "LUT-LLM published decode tokens/s (>=)"],
         [[p["model"], p["target"], p["tokens_per_s"], "/".join(p["bound"]), p["image_mib"],
           p["fits_memory"], (p["published"] or {}).get("decode_tokens_per_s_lower_bound", "-")]
          for p in results["projections"]])
