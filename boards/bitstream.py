@@ -14,6 +14,7 @@ constraints, scripts) and the tool versions, so an unchanged design is not rebui
 import fcntl
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -96,6 +97,12 @@ def _tool(name: str) -> str:
     return command
 
 
+def _overfull(log: str) -> str:
+    """'7104 of 5280 ICESTORM_LC, ...' for every resource nextpnr's utilisation lines overfill."""
+    found = re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log, re.M)
+    return ", ".join(f"{used} of {avail} {name}" for name, used, avail in found if int(used) > int(avail))
+
+
 def _dfu_suffix(path: Path, args: list) -> None:
     """``dfu-suffix -v VID -p PID -a FILE`` (OrangeCrab's bootloader wants it; no YoWASP build
     exists): append the DFU 1.1 suffix, whose CRC is CRC-32 without the final inversion."""
@@ -172,6 +179,12 @@ def build_bitstream(board: "Board | str", config: "SocConfig | None" = None, *, 
                     log = path / f"{tool}.log"
                     log.write_text(result.stdout + result.stderr)
                     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+                    over = _overfull(result.stdout + result.stderr)
+                    if over:
+                        raise BitstreamError(
+                            f"The design does not fit {board.name}: it needs {over}. Pick a smaller "
+                            f"core configuration or a larger board (log in {log})."
+                        )
                     raise BitstreamError(f"{tool} failed while building {board.name} (full log in {log}):\n{tail}")
             (path / "steps.json").write_text(json.dumps(steps))
         else:

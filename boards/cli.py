@@ -42,7 +42,7 @@ def load_config(board, path: "str | None"):
 
 
 def bitstream_main(args) -> int:
-    from .bitstream import TimingError, build_bitstream, format_table
+    from .bitstream import BitstreamError, build_bitstream, format_table
     from .platforms import BOARDS, get_board
 
     names = list(BOARDS) if args.all else [args.board]
@@ -54,7 +54,7 @@ def bitstream_main(args) -> int:
         try:
             report = build_bitstream(board, load_config(board, args.config),
                                      check_timing=not args.no_timing_check)
-        except TimingError as error:
+        except BitstreamError as error:
             print(f"lutforge: {error}", file=sys.stderr)
             failed.append(name)
             continue
@@ -74,10 +74,7 @@ def bitstream_main(args) -> int:
 
 
 def run_main(args) -> int:
-    import numpy as np
-
-    from ..golden.lmul import LMulPolicy, lmul
-    from .host import Accelerator
+    """Run a check layer on the board's core (or its simulation) and compare it with golden."""
     from .platforms import get_board
 
     board = get_board(args.board)
@@ -88,30 +85,73 @@ def run_main(args) -> int:
     else:
         from .serial_transport import open_serial
         transport = open_serial(args.port, config.baud)
-    n = min(1024, config.mem_size // 4)
-    rng = np.random.default_rng(args.seed)
-    a = rng.integers(0, 256, n, dtype=np.uint8)
-    b = rng.integers(0, 256, n, dtype=np.uint8)
     started = time.monotonic()
     with transport:
-        acc = Accelerator(transport)
-        acc.load_memory(0, a)
-        acc.load_memory(n, b)
-        cycles = acc.run([0, n, 2 * n, n])
-        result = np.frombuffer(acc.read_results(2 * n, n), np.uint8)
-    expected = lmul(a, b, "e4m3", LMulPolicy())
-    bad = np.flatnonzero(result != expected)
+        check = _run_gemv if config.core == "gemv" else _run_lmul
+        what, mismatches = check(transport, config, args.seed)
     stats = transport.stats
-    print(f"{board.name} over {args.port}: {n} e4m3 L-Mul products in {cycles} cycles, "
-          f"{stats.frames} frames, {stats.retries} retries ({stats.naks} NAKs), "
-          f"{time.monotonic() - started:.1f} s")
-    if bad.size:
-        i = bad[0]
-        print(f"{bad.size} of {n} results differ from golden; first at {i}: a={a[i]:#04x} b={b[i]:#04x} "
-              f"expected {expected[i]:#04x}, got {result[i]:#04x}.", file=sys.stderr)
+    print(f"{board.name} over {args.port}: {what}; {stats.frames} frames, {stats.retries} retries "
+          f"({stats.naks} NAKs), {time.monotonic() - started:.1f} s")
+    if mismatches:
+        print(mismatches, file=sys.stderr)
         return 1
     print("All results equal the golden model.")
     return 0
+
+
+def _run_lmul(transport, config, seed):
+    import numpy as np
+
+    from ..golden.lmul import LMulPolicy, lmul
+    from .host import Accelerator
+
+    n = min(1024, config.mem_size // 4)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, n, dtype=np.uint8)
+    b = rng.integers(0, 256, n, dtype=np.uint8)
+    acc = Accelerator(transport)
+    acc.load_memory(0, a)
+    acc.load_memory(n, b)
+    cycles = acc.run([0, n, 2 * n, n])
+    result = np.frombuffer(acc.read_results(2 * n, n), np.uint8)
+    expected = lmul(a, b, "e4m3", LMulPolicy())
+    bad = np.flatnonzero(result != expected)
+    if bad.size:
+        i = bad[0]
+        return f"{n} L-Mul products", (
+            f"{bad.size} of {n} results differ from golden; first at {i}: a={a[i]:#04x} b={b[i]:#04x} "
+            f"expected {expected[i]:#04x}, got {result[i]:#04x}.")
+    return f"{n} e4m3 L-Mul products in {cycles} cycles", ""
+
+
+def _run_gemv(transport, config, seed):
+    import numpy as np
+
+    from ..compiler.driver import GoldenBackend, HostDriver
+    from ..compiler.program import Program, lower_layer
+    from ..golden.lut_layer import co_quantize
+    from .backend import BoardBackend
+
+    p = config.gemv
+    rng = np.random.default_rng(seed)
+    n, k = 4 * p.lanes, 2 * p.v * 5
+    layer = co_quantize(rng.standard_normal((n, k)).astype(np.float32),
+                        rng.standard_normal((4 * p.c_a, k)).astype(np.float32),
+                        v=p.v, c_a=p.c_a, c_w=p.c_w, group_rows=p.lanes, granularity="layer",
+                        metric=p.metric, seed=seed, iterations=2)
+    program = Program(None, {"config": {}}, {"check": lower_layer("check", layer, p.lanes, p.max_positions)})
+    x = rng.standard_normal((2, k))
+    board = HostDriver(program, BoardBackend(transport, p))
+    golden = HostDriver(program, GoldenBackend())
+    got = board.run_int("check", board.quantize("check", x))
+    want = golden.run_int("check", golden.quantize("check", x)).acc
+    bad = np.argwhere(got.acc != want)
+    what = f"a {k}x{n} LUT-GEMV layer, 2 tokens, in {got.cycles} cycles"
+    if bad.size:
+        t, r, i = bad[0]
+        return what, (f"{len(bad)} accumulators differ from golden; first: token {t} run {r} row {i}: "
+                      f"expected {want[t, r, i]}, got {got.acc[t, r, i]}.")
+    return what, ""
 
 
 def add_cli(subparsers) -> None:
@@ -142,7 +182,7 @@ def main(argv: "list[str] | None" = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"lutforge: {error}", file=sys.stderr)
         return 2
 

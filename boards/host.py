@@ -4,19 +4,20 @@ It talks to any :class:`lutforge.boards.transport.Transport`, so the code that r
 board over a serial port is the code CI runs against the board top in Verilator::
 
     from lutforge.boards.host import Accelerator
+    from lutforge.boards.platforms import BOARDS
     from lutforge.boards.serial_transport import open_serial     # a board
     from lutforge.boards.sim_transport import open_sim           # or the same SoC in Verilator
 
-    with open_sim(SocConfig.for_board("icebreaker")) as transport:
+    with open_sim(BOARDS["icebreaker"].soc_config()) as transport:   # or open_serial("/dev/ttyUSB1")
         acc = Accelerator(transport)
         acc.load_memory(0x000, a_bytes)
         acc.load_memory(0x100, b_bytes)
         cycles = acc.run([0x000, 0x100, 0x200, len(a_bytes)])    # ARG0.. then start, wait
         r = acc.read_results(0x200, len(a_bytes))
 
-A compiler's Program runner builds on :meth:`Accelerator.load_memory`, :meth:`write_args` and
-:meth:`run`; what the descriptor words mean belongs to the core (see ``CORES`` in
-:mod:`lutforge.boards.soc`).
+The compiler's :class:`lutforge.compiler.driver.HostDriver` reaches boards through
+:class:`lutforge.boards.backend.BoardBackend`, which is built on this class; what the descriptor
+words mean belongs to the core (``CORES`` and ``GemvShell`` in :mod:`lutforge.boards.soc`).
 """
 
 import time

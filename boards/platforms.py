@@ -1,16 +1,19 @@
 """Supported boards: their amaranth-boards platform, how the SoC is sized on each, and the top
 module that ties the SoC to the board's UART pins.
 
-=================  =============  ========  =======  ==========================================
-name               FPGA           clock     memory   UART
-=================  =============  ========  =======  ==========================================
-icebreaker         iCE40UP5K      12 MHz    4 KiB    FTDI channel B (on-board USB)
-ulx3s-85f          ECP5 LFE5U-85F 25 MHz    32 KiB   FTDI (on-board USB, "US1")
-orangecrab-25f     ECP5 LFE5U-25F 48 MHz    16 KiB   feather header: io0 = RX, io1 = TX (3.3 V
-                                                     USB-UART adapter; the USB port is the FPGA's)
-=================  =============  ========  =======  ==========================================
+==============  ==============  ======  =======  ===========  =================================
+name            FPGA            clock   memory   core         UART
+==============  ==============  ======  =======  ===========  =================================
+icebreaker      iCE40UP5K       12 MHz  4 KiB    lmul-vector  FTDI channel B (on-board USB)
+ulx3s-85f       ECP5 LFE5U-85F  25 MHz  32 KiB   gemv         FTDI (on-board USB, "US1")
+orangecrab-25f  ECP5 LFE5U-25F  48 MHz  16 KiB   gemv         feather header: io0 = RX, io1 = TX
+                                                              (a 3.3 V USB-UART adapter; the USB
+                                                              port is the FPGA's own)
+==============  ==============  ======  =======  ===========  =================================
 
-Memory is block RAM (EBR) on every board today.
+Memory is block RAM (EBR) on every board today; SPRAM (UP5K) and SDRAM (ULX3S) are not used yet.
+The GEMV core does not fit the UP5K at the SoC's default sizes (about 7,100 of 5,280 logic cells),
+so the iCEBreaker carries the L-Mul vector core.
 """
 
 from dataclasses import dataclass, replace
@@ -32,6 +35,7 @@ class Board:
     family: str  # "ice40" or "ecp5"
     platform_path: str  # module:class in amaranth_boards
     mem_size: int
+    core: str
     baud: int = 115200
 
     def platform(self):
@@ -44,7 +48,7 @@ class Board:
 
     def soc_config(self, **changes) -> SocConfig:
         clk_freq = self.platform().default_clk_frequency
-        config = SocConfig(clk_freq=clk_freq, baud=self.baud, mem_size=self.mem_size,
+        config = SocConfig(clk_freq=clk_freq, baud=self.baud, mem_size=self.mem_size, core=self.core,
                            # 10 ms: longer than any gap a USB-UART leaves inside one frame.
                            idle_cycles=int(clk_freq // 100))
         return replace(config, **changes)
@@ -52,11 +56,12 @@ class Board:
 
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
-          "icebreaker:ICEBreakerPlatform", mem_size=4096),
+          # The GEMV core needs about 7,100 logic cells with the SoC's default sizes; the UP5K has 5,280.
+          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="lmul-vector"),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
-          "ulx3s:ULX3S_85F_Platform", mem_size=32768),
+          "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv"),
     Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",
-          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384),
+          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384, core="gemv"),
 )}
 
 

@@ -66,3 +66,18 @@ def test_cli_registers_both_commands():
     assert args.func.__name__ == "bitstream_main"
     args = parser.parse_args(["run", "--board", "ulx3s-85f", "--port", "sim"])
     assert args.func.__name__ == "run_main"
+
+
+def test_overfull_design_is_named_with_the_numbers():
+    from lutforge.boards.bitstream import _overfull
+    log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    7104/   5280   134%\n"
+           "Info: \t        ICESTORM_RAM:       9/     30    30%\n")
+    assert _overfull(log) == "7104 of 5280 ICESTORM_LC"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["icebreaker", "orangecrab-25f"])
+def test_run_command_on_the_simulated_board(board, capsys):
+    from lutforge.boards.cli import main
+    assert main(["run", "--board", board, "--port", "sim"]) == 0
+    assert "All results equal the golden model." in capsys.readouterr().out
