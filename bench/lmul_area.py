@@ -76,10 +76,11 @@ def _synthesise() -> list[dict]:
     rows = []
     for fmt in AREA_FORMATS:
         for family in FAMILIES:
-            for unit, build in (("L-Mul", lambda: LMulMultiplier(fmt)), ("exact", lambda: FPMultiplier(fmt))):
-                report = synth.synthesize(build(), family)
-                rows.append({"format": fmt, "family": family, "unit": unit, "luts": report.luts,
-                             "dsps": report.dsps, "fmax_mhz": report.fmax_mhz})
+            for unit, build in (("L-Mul", LMulMultiplier), ("exact", FPMultiplier)):
+                result = synth.synthesize(build(fmt), family)
+                rows.append({"format": fmt, "family": family, "unit": unit, "luts": result.luts,
+                             "carries": result.carries, "dsps": result.dsps, "ffs": result.ffs,
+                             "fmax_mhz": result.fmax_mhz, "pnr_error": result.pnr_error})
     return rows
 
 
@@ -96,14 +97,22 @@ def report(energy: list[dict], area) -> None:
     if isinstance(area, str):
         print(f"  MISSING: {area}")
         return
-    print(f"{'format':>6} {'family':>6} | {'unit':>6} {'LUTs':>6} {'DSPs':>5} {'Fmax MHz':>9}")
+    print("(iCE40 UP5K and ECP5-85F; inputs and outputs registered by sim.synth's wrapper, so Fmax is "
+          "register to register through the combinational unit)")
+    print(f"{'format':>6} {'family':>6} | {'unit':>6} {'LUTs':>6} {'carry':>6} {'DSPs':>5} {'FFs':>5} {'Fmax MHz':>9}")
     for r in area:
-        print(f"{r['format']:>6} {r['family']:>6} | {r['unit']:>6} {r['luts']:6d} {r['dsps']:5d} {r['fmax_mhz']:9.1f}")
+        fmax = f"{r['fmax_mhz']:9.1f}" if r["fmax_mhz"] is not None else f"{'n/a':>9} ({r['pnr_error']})"
+        print(f"{r['format']:>6} {r['family']:>6} | {r['unit']:>6} {r['luts']:6d} {r['carries']:6d} {r['dsps']:5d} "
+              f"{r['ffs']:5d} {fmax}")
     for fmt in AREA_FORMATS:
         for family in FAMILIES:
             pair = {r["unit"]: r for r in area if r["format"] == fmt and r["family"] == family}
-            ratio = pair["exact"]["luts"] / max(pair["L-Mul"]["luts"], 1)
-            print(f"  {fmt} on {family}: the exact multiplier uses {ratio:.1f}x the LUTs of L-Mul")
+            lm, ex = pair["L-Mul"], pair["exact"]
+            line = (f"  {fmt} on {family}: exact/L-Mul LUTs {ex['luts'] / max(lm['luts'], 1):.1f}x, "
+                    f"DSPs {ex['dsps']} vs {lm['dsps']}")
+            if lm["fmax_mhz"] and ex["fmax_mhz"]:
+                line += f", Fmax L-Mul/exact {lm['fmax_mhz'] / ex['fmax_mhz']:.2f}x"
+            print(line)
 
 
 def plot(energy: list[dict], area, path: Path) -> None:
