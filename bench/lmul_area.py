@@ -130,7 +130,8 @@ def plot(energy: list[dict], area, path: Path) -> None:
     ax.set_xticks(list(x), names)
     ax.set_ylabel("energy saving vs exact multiply (%)")
     ax.set_title("Horowitz 45 nm estimate")
-    ax.legend()
+    ax.set_ylim(0, 115)
+    ax.legend(loc="upper center", ncol=2)
     if panels == 2:
         ax = axes[0][1]
         labels = [f"{r['format']}\n{r['family']}\n{r['unit']}" for r in area]
