@@ -6,7 +6,7 @@ that is installed), and runs the fault-injection campaign over the mutation targ
 how many mutants the proofs kill, how many the simulation tests kill, how many are equivalent
 (proof PASS and exhaustive simulation agrees), and whether every counterexample replayed.
 
-    python bench/prove_times.py [--select fast|all|NAME,...] [--mutants N] [--timeout S]
+    python bench/prove_times.py [--select fast|all|small|wide|NAME,...] [--mutants N] [--timeout S]
                                 [--json PATH] [--plot PATH]
 
 Defaults write ``out/bench/prove_times.json`` and ``out/bench/prove_times.png``.
@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+WIDE_FORMATS = ("bf16", "fp16", "fp32")
 ENGINE_CASES = ("lmul-spec-e4m3-default", "lmul-spec-bf16-default", "fpmul-ref-e4m3", "fpadd-ref-e4m3",
                 "fpcvt-ref-bf16-e4m3")
 
@@ -31,7 +32,8 @@ def _installed_solvers():
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--select", default="all", help="fast, all, or comma-separated proof names")
+    parser.add_argument("--select", default="all",
+                        help="fast, all, small (formats of at most 8 bits), wide (16 bits and more), or proof names, comma-separated")
     parser.add_argument("--mutants", type=int, default=40, help="mutants per block (0: skip the campaign)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per proof (default: each proof's own)")
     parser.add_argument("--json", default="out/bench/prove_times.json", metavar="PATH")
@@ -44,6 +46,9 @@ def main(argv=None) -> int:
         selected = list(registered.values())
     elif args.select == "fast":
         selected = [p for p in registered.values() if p.fast]
+    elif args.select in ("small", "wide"):
+        wide = lambda name: any(f in name for f in WIDE_FORMATS)
+        selected = [p for n, p in registered.items() if wide(n) == (args.select == "wide")]
     else:
         names = args.select.split(",")
         unknown = [n for n in names if n not in registered]

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -238,12 +239,16 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
 
 
 def _run(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":
+    """Run a tool; on timeout end its whole process group (SymbiYosys leaves solver children)."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        return None, out if isinstance(out, str) else out.decode(errors="replace")
-    return proc.returncode, proc.stdout + proc.stderr
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out or ""
+    return proc.returncode, out
 
 
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)
@@ -259,7 +264,7 @@ def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tu
     rc, log = _run([yosys(), "-q", "-s", "prove.ys"], work, timeout + 30)
     sat_log = (work / "sat.log").read_text() if (work / "sat.log").exists() else ""
     if rc is None:
-        return INCONCLUSIVE, f"yosys sat ran past {timeout:.0f} s", None
+        return INCONCLUSIVE, f"yosys sat ran past {timeout:g} s", None
     if "SAT proof finished - no model found: SUCCESS!" in sat_log and rc == 0:
         return PASS, "SAT proof finished - no model found", None
     if "model found: FAIL!" in sat_log:
@@ -269,7 +274,7 @@ def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tu
                              {n: values[f"gate_{n}"] for n, _ in outputs})
         return FAIL, "SAT model found", cex
     if "TIMEOUT" in sat_log.upper():
-        return INCONCLUSIVE, f"yosys sat gave up after {timeout:.0f} s", None
+        return INCONCLUSIVE, f"yosys sat gave up after {timeout:g} s", None
     return INCONCLUSIVE, f"yosys exited with {rc}: {(log or sat_log).strip()[-500:]}", None
 
 
@@ -349,7 +354,7 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
     status_file = work / "miter" / "status"
     summary = status_file.read_text().strip() if status_file.exists() else ""
     if rc is None:
-        return INCONCLUSIVE, f"SymbiYosys ran past {timeout:.0f} s", None
+        return INCONCLUSIVE, f"SymbiYosys ran past {timeout:g} s", None
     if summary.startswith("PASS") and rc == 0:
         return PASS, f"k-induction (depth {depth}) and BMC passed", None
     if summary.startswith("FAIL"):

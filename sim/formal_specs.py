@@ -14,7 +14,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "not_nan"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "not_nan"]
 
 
 class LMulSpec(wiring.Component):
@@ -108,3 +108,42 @@ def not_nan(fmt: "str | Format", port: str = "a") -> str:
     if fmt.specials == "fn":
         return f"({mag} != {fmt.width - 1}'d{fmt.magnitude_mask})"
     return "1'b1"
+
+
+class CentroidSearchSpec(wiring.Component):
+    """The nearest codebook entry of each sub-vector, combinationally: ``o`` is ``i`` with no delay.
+
+    Distances as :func:`lutforge.golden.centroid_search.search` defines them, then a linear scan
+    that replaces the incumbent only on a strictly smaller distance (the lowest index wins ties).
+    Same ports as :class:`lutforge.hdl.centroid_search.CentroidSearch`; it never stalls, so proofs
+    against the pipelined unit assume ``o.ready``.
+    """
+
+    def __init__(self, v: int = 2, c_a: int = 4, *, metric: str = "linf"):
+        from amaranth.lib import data, stream
+        self.v, self.c_a, self.metric = v, c_a, metric
+        self.index_bits = max(1, (c_a - 1).bit_length())
+        payload = data.StructLayout({"x": data.ArrayLayout(signed(8), v),
+                                     "codebook": data.ArrayLayout(signed(8), c_a * v)})
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(self.index_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        x, book = self.i.payload.x, self.i.payload.codebook
+        best_dist, best_index = None, Const(0, self.index_bits)
+        for a in range(self.c_a):
+            diffs = [x[j] - book[a * self.v + j] for j in range(self.v)]
+            if self.metric == "linf":
+                dist = Const(0, 8)
+                for d in diffs:
+                    dist = Mux(abs(d) > dist, abs(d), dist)
+            else:
+                dist = sum(d * d for d in diffs)
+            if best_dist is None:
+                best_dist = dist
+            else:
+                closer = dist < best_dist
+                best_index = Mux(closer, a, best_index)
+                best_dist = Mux(closer, dist, best_dist)
+        m.d.comb += [self.i.ready.eq(1), self.o.valid.eq(self.i.valid), self.o.payload.eq(best_index)]
+        return m
