@@ -100,9 +100,6 @@ class ModelIR:
                 out.append(LinearLayer(name, k, n))
         return out
 
-    def lm_head_weight(self) -> np.ndarray:
-        return self.weights["embed"] if self.config.tied_embeddings else self.weights["lm_head"]
-
 
 def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
     d, hd = cfg.d_model, cfg.head_dim
