@@ -15,7 +15,7 @@ A configuration file has five sections; every key is optional and defaults to th
       rounding: rne         # rne | floor | trunc
       positions_per_run: 0  # positions per core run (K tile; one table scale per tile and row
                             # block); 0 = all positions in one run when they fit core.max_positions
-      iterations: 8         # k-means Lloyd steps
+      iterations: 4         # k-means Lloyd steps
       seed: 0
     core:           # the GEMV core (lutforge.hdl.gemv_core.GemvCore) build parameters
       lanes: 16, chains: 4, max_positions: 1024, metric: linf, memory_latency: 4
@@ -91,7 +91,7 @@ class QuantConfig:
     head_rows: int | None = None
     rounding: str = "rne"
     positions_per_run: int = 0
-    iterations: int = 8
+    iterations: int = 4
     seed: int = 0
 
     def validate(self) -> None:
