@@ -1,17 +1,44 @@
 """The L-Mul multiplier RTL equals golden.lmul: exhaustively for 8-bit formats, sampled for bf16/fp32.
 
-One Verilator build per format holds every policy variant side by side (sim.variants), so the
-sweep costs one build, not one per policy.
+Verilator builds dominate the run time, so one build holds every (format, policy) variant of the
+default suite side by side: e4m3 and e5m2 combinational (outputs registered to line up), bf16
+pipelined. fp32 gets its own build in the slow suite.
 """
 
 import numpy as np
 import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from lutforge.golden.formats import get
 from lutforge.golden.lmul import LMulPolicy, default_offset, lmul
 from lutforge.hdl.lmul import LMulMultiplier
+from lutforge.hdl.pipeline import delay
 from lutforge.sim.batch import BatchSim
-from lutforge.sim.variants import Variants
+
+SWEEP_LATENCY = 2
+
+
+class Sweep(wiring.Component):
+    """Multipliers of different formats on shared raw inputs ``a``/``b`` (each reads its low bits);
+    output ``NAME`` is variant NAME's result, delayed so every output has the same latency."""
+
+    def __init__(self, units: dict, latency: int):
+        self.units, self.latency = units, latency
+        width = max(u.format.width for u in units.values())
+        super().__init__({"a": In(width), "b": In(width),
+                          **{name: Out(u.format.width) for name, u in units.items()}})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, unit in self.units.items():
+            m.submodules[name] = unit
+            w = unit.format.width
+            m.d.comb += [unit.a.eq(self.a[:w]), unit.b.eq(self.b[:w])]
+            (out,) = delay(m, [unit.r.as_value()], self.latency - unit.latency, name=name)
+            m.d.comb += getattr(self, name).eq(out)
+        return m
 
 
 def variants(fmt):
@@ -52,29 +79,57 @@ def operands(fmt, count, rng):
     return np.concatenate([ea.ravel(), a]), np.concatenate([eb.ravel(), b])
 
 
-@pytest.mark.parametrize("name,latency,count", [
-    ("e4m3", 0, None),
-    ("e5m2", 0, None),
-    ("bf16", 2, 1_000_000),
-    # A fourth Verilator build; bf16 represents the wide formats in the default suite.
-    pytest.param("fp32", 1, 1_000_000, marks=pytest.mark.slow),
-])
-def test_rtl_equals_golden(name, latency, count):
+def check(name, got, a, b, fmt, pol, off, latency):
+    want = lmul(a, b, fmt, pol, offset=off)
+    bad = np.flatnonzero(got != want)
+    assert len(bad) == 0, (
+        f"{fmt.name} policy {name}: {len(bad)} of {len(a)} differ; first a={int(a[bad[0]]):#x} "
+        f"b={int(b[bad[0]]):#x} want {int(want[bad[0]]):#x} ({int(want[bad[0]])}) got {int(got[bad[0]]):#x} "
+        f"({int(got[bad[0]])}) at cycle {bad[0] + latency}")
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    units, cases = {}, {}
+    for fmt_name, latency in (("e4m3", 0), ("e5m2", 0), ("bf16", SWEEP_LATENCY)):
+        fmt = get(fmt_name)
+        for pname, (pol, off) in variants(fmt).items():
+            units[f"{fmt_name}_{pname}"] = LMulMultiplier(fmt, pol, offset=off, latency=latency)
+            cases[f"{fmt_name}_{pname}"] = (fmt, pol, off)
+    return BatchSim(Sweep(units, SWEEP_LATENCY)), cases
+
+
+@pytest.mark.parametrize("name", ["e4m3", "e5m2"])
+def test_rtl_equals_golden_exhaustively(sweep, name):
+    sim, cases = sweep
     fmt = get(name)
-    sweep = variants(fmt)
-    dut = Variants({n: LMulMultiplier(fmt, pol, offset=off, latency=latency) for n, (pol, off) in sweep.items()})
-    sim = BatchSim(dut)
-    a, b = operands(fmt, count, np.random.default_rng(0))
-    got = sim.run_vectors({"a": a, "b": b}, latency=latency)
-    for n, (pol, off) in sweep.items():
-        want = lmul(a, b, fmt, pol, offset=off)
-        bad = np.flatnonzero(got[f"{n}_r"] != want)
-        assert len(bad) == 0, (
-            f"{name} policy {n}: {len(bad)} of {len(a)} differ; first a={int(a[bad[0]]):#x} b={int(b[bad[0]]):#x} "
-            f"want {int(want[bad[0]]):#x} ({int(want[bad[0]])}) got {int(got[f'{n}_r'][bad[0]]):#x} "
-            f"({int(got[f'{n}_r'][bad[0]])}) at cycle {bad[0] + latency}")
-    if count is None:
-        assert len(a) == 65_536
+    a, b = operands(fmt, None, None)
+    assert len(a) == 65_536
+    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY)
+    for key, (f, pol, off) in cases.items():
+        if f == fmt:
+            check(key, got[key], a, b, fmt, pol, off, SWEEP_LATENCY)
+
+
+def test_pipelined_bf16_equals_golden_on_a_million_vectors(sweep):
+    sim, cases = sweep
+    fmt = get("bf16")
+    a, b = operands(fmt, 1_000_000, np.random.default_rng(0))
+    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY)
+    for key, (f, pol, off) in cases.items():
+        if f == fmt:
+            check(key, got[key], a, b, fmt, pol, off, SWEEP_LATENCY)
+
+
+@pytest.mark.slow
+def test_pipelined_fp32_equals_golden_on_a_million_vectors():
+    fmt = get("fp32")
+    units = {f"fp32_{n}": LMulMultiplier(fmt, pol, offset=off, latency=1) for n, (pol, off) in variants(fmt).items()}
+    sim = BatchSim(Sweep(units, 1))
+    a, b = operands(fmt, 1_000_000, np.random.default_rng(0))
+    got = sim.run_vectors({"a": a, "b": b}, latency=1)
+    for n, (pol, off) in variants(fmt).items():
+        check(n, got[f"fp32_{n}"], a, b, fmt, pol, off, 1)
 
 
 def test_rejected_parameters_are_named():

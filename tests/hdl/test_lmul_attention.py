@@ -12,7 +12,8 @@ from lutforge.sim.batch import BatchSim
 
 
 def test_attention_scores_equal_golden_under_stalls():
-    fmt, dim, lanes, acc = "e4m3", 8, 4, "fp32"
+    # Two lanes keep the Verilator build small; the power-of-two tree and fp32 widening are covered.
+    fmt, dim, lanes, acc = "e4m3", 6, 2, "fp32"
     sim = BatchSim(LMulAttention(fmt, dim, lanes, acc))
     rng = np.random.default_rng(11)
     # Gaussian queries and keys as in attention, then raw random encodings (specials included).
