@@ -116,6 +116,9 @@ def cmd_compile(args) -> int:
 def cmd_run(args) -> int:
     from .compiler.config import load_config
     from .compiler.jobs import run_model
+    from .compiler.search import is_method_config
+    if args.config and any(is_method_config(c) for c in args.config):
+        return cmd_run_methods(args)
     configs = [load_config(c) for c in (args.config or [None])]
     results = run_model(configs, args.build, windows=args.windows, window=args.window,
                         json_path=args.json, fp32=not args.no_fp32)
@@ -124,6 +127,31 @@ def cmd_run(args) -> int:
     for r in results["rows"]:
         print(f"  {r['config']:20s} ppl {r['ppl']:.4g}  ({r['bits_per_weight']:g} index bits/weight)")
     print(f"Report: {Path(args.build) / 'perplexity.md'}")
+    return 0
+
+
+def cmd_run_methods(args) -> int:
+    """``run`` with per-layer method configurations (lutforge.compiler.search)."""
+    from .compiler.search import Session, load_method_config
+    cfgs = [load_method_config(c) for c in args.config]
+    session = Session(cfgs[0].calibration)
+    rows = [] if args.no_fp32 else [session.perplexity(None, args.windows or 16, args.window or 512)]
+    rows += [session.perplexity(c, args.windows or 16, args.window or 512) for c in cfgs]
+    for r in rows:
+        print(f"  {r['config']:20s} ppl {r['perplexity']:.4g}  {r['bits_per_weight']:.3f} streamed bits/weight "
+              f"({r['windows']} windows of {r['window']})")
+    last = rows[-1]
+    _write_json(args.json, {"perplexity": last["perplexity"], "bits_per_weight": last["bits_per_weight"],
+                            "config": last["config"], "windows": last["windows"], "rows": rows})
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from .compiler.search import quantize_search
+    report = quantize_search(args.budget, args.output, json_path=args.json, rows=args.rows)
+    print(f"Wrote {args.output}: {report['bits_per_weight']:.3f} streamed bits/weight (budget {args.budget}).")
+    for d in report["dominant_layers"][:5]:
+        print(f"  {d['layer']:20s} {d['method']:40s} relative output MSE {d['rel_mse']:.3g}")
     return 0
 
 
@@ -179,9 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, help="WikiText-2 test windows (default: from the config)")
     p.add_argument("--window", type=int, help="tokens per window (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
+    p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     p.add_argument("--build", default="build/run", help="build directory")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("quantize", help="per-layer sensitivity and a search for a streamed-bits budget; "
+                                        "writes a method configuration for `run`")
+    p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
+    p.add_argument("--budget", type=float, required=True, metavar="BITS",
+                   help="mean streamed bits per weight over the decoder linears")
+    p.add_argument("--rows", type=int, default=512, help="calibration rows scored per layer")
+    p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
+    p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
+    p.set_defaults(func=cmd_quantize)
     return parser
 
 

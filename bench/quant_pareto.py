@@ -1,0 +1,152 @@
+"""Perplexity against streamed bits per weight for every quantization method of issue 9, on the
+same data: SmolLM2-135M, WikiText-2 test (first ``--windows`` windows of 512 tokens), calibration
+on WikiText-2 valid only.
+
+Each point applies one method to all 210 decoder linears (or a searched per-layer configuration
+from ``lutforge quantize``, passed with ``--config``); the fp32 model and MXINT8/MXINT4/NVFP4
+weight quantization of the same layers are reference points. Points are cached one JSON each under
+``out/bench/quant_pareto/`` (keyed on method and windows), so the bench can be stopped and resumed
+and points run in separate processes. Writes ``--json PATH``, a markdown table and
+``out/bench/quant_pareto.png``.
+
+    .venv/bin/python bench/quant_pareto.py --windows 16 --json out/bench/quant_pareto.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lutforge.compiler.lut_methods import LayerMethod, method_label
+from lutforge.compiler.search import MethodConfig, load_method_config
+
+OUT = Path(__file__).resolve().parents[1] / "out" / "bench"
+
+ART = dict(v=2, c_a=64, c_w=16, group_rows=512, table_bits=8)
+RICH = dict(v=2, c_a=256, c_w=16, group_rows=0, table_bits=8)
+# (group, name, method) in the order they are run: the cheapest and most telling first.
+POINTS = [
+    ("reference", "mxint8", LayerMethod(kind="mxint8")),
+    ("reference", "mxint4", LayerMethod(kind="mxint4")),
+    ("reference", "nvfp4", LayerMethod(kind="nvfp4")),
+    ("1 table scales", "artifact (1 scale/layer, float zp)", LayerMethod(**ART, scales="artifact")),
+    ("1 table scales", "artifact codebooks, 1 scale/row block", LayerMethod(**ART, scales="block")),
+    ("1 table scales", "artifact codebooks, 1 scale/(position, block)",
+     LayerMethod(**ART, scales="block", scale_positions=1)),
+    ("1 table scales", "artifact codebooks, fp32 tables", LayerMethod(**{**ART, "table_bits": 0})),
+    ("2 richer codebooks", "C_a 256, G = N", LayerMethod(**RICH)),
+    ("4 Hadamard", "C_a 256, G = N, Hadamard 64", LayerMethod(**RICH, hadamard=64)),
+    ("3 output-aware", "C_a 256, Hadamard, act-moment k-means", LayerMethod(**RICH, hadamard=64, fit="act")),
+    ("3 output-aware", "C_a 256, Hadamard, GPTQ-VQ", LayerMethod(**RICH, hadamard=64, fit="gptq")),
+    ("2 richer codebooks", "v 4, C_a 256, C_w 256, Hadamard, GPTQ-VQ",
+     LayerMethod(v=4, c_a=256, c_w=256, table_bits=8, hadamard=64, fit="gptq")),
+    ("2 richer codebooks", "C_a 256, residual, Hadamard, GPTQ-VQ",
+     LayerMethod(**RICH, hadamard=64, fit="gptq", residual=True)),
+    ("2 richer codebooks", "v 2, C_a 64, 4-bit tables, Hadamard, GPTQ-VQ",
+     LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, hadamard=64, fit="gptq")),
+]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+def _cached(name: str, windows: int) -> Path:
+    return OUT / "quant_pareto" / f"{_slug(name)}-w{windows}.json"
+
+
+def run_points(session, points, windows: int) -> list[dict]:
+    rows = []
+    for group, name, cfg in points:
+        path = _cached(name, windows)
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+            continue
+        r = session.perplexity(cfg, windows)
+        r.update(group=group, name=name,
+                 method=None if cfg is None else (method_label(cfg.default) if not cfg.layers else "searched"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2) + "\n")
+        print(f"{name}: ppl {r['perplexity']:.4g} at {r['bits_per_weight']:.3f} bits/weight", flush=True)
+        rows.append(r)
+    return rows
+
+
+def collect(windows: int) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((OUT / "quant_pareto").glob(f"*-w{windows}.json"))]
+
+
+def table(rows: list[dict]) -> str:
+    fp = next((r["perplexity"] for r in rows if r["name"] == "fp32"), None)
+    lines = ["| group | method | streamed bits/weight | perplexity | ratio to fp32 |", "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["group"], r["bits_per_weight"])):
+        ratio = f"{r['perplexity'] / fp:.3g}" if fp else "-"
+        lines.append(f"| {r['group']} | {r['name']} | {r['bits_per_weight']:.3f} | {r['perplexity']:.4g} | {ratio} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path, windows: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    groups = sorted({r["group"] for r in rows})
+    for i, gname in enumerate(groups):
+        pts = [r for r in rows if r["group"] == gname]
+        ax.scatter([r["bits_per_weight"] for r in pts], [r["perplexity"] for r in pts], label=gname,
+                   s=40, marker="os^Dvp*hX"[i % 9])
+        for r in pts:
+            ax.annotate(r["name"], (r["bits_per_weight"], r["perplexity"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    fp = next((r["perplexity"] for r in rows if r["name"] == "fp32"), None)
+    if fp:
+        ax.axhline(fp, color="k", lw=0.8, ls="--")
+        ax.axhline(1.1 * fp, color="tab:green", lw=0.8, ls=":", label="goal: 1.10 x fp32")
+    ax.axvline(4.0, color="tab:green", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("streamed bits per weight (decoder linears)")
+    ax.set_ylabel(f"perplexity, WikiText-2 test ({windows} x 512 tokens)")
+    ax.set_title("SmolLM2-135M: perplexity vs streamed bits per weight")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", type=int, default=16)
+    ap.add_argument("--only", action="append", help="run only points whose name contains this")
+    ap.add_argument("--config", action="append", default=[], help="searched method config(s) to add")
+    ap.add_argument("--no-run", action="store_true", help="only tabulate and plot the cached points")
+    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    if not args.no_run:
+        from lutforge.compiler.search import Session
+        session = Session(threads=args.threads)
+        points = [("reference", "fp32", None)] + [
+            (g, n, MethodConfig(_slug(n), m)) for g, n, m in POINTS
+            if not args.only or any(o in n for o in args.only)]
+        for c in args.config:
+            cfg = load_method_config(c)
+            points.append(("5 searched", f"search: {cfg.name}", cfg))
+        run_points(session, points, args.windows)
+    rows = collect(args.windows)
+    print(table(rows))
+    plot(rows, OUT / "quant_pareto.png", args.windows)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"windows": args.windows, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

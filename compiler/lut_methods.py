@@ -1,0 +1,495 @@
+"""Per-layer quantization methods for LUT-LLM fidelity work (issue 9): what each decoder linear
+becomes, how many bits it streams, and a fast PyTorch evaluation that computes what the golden
+LUT GEMV computes.
+
+A *method* (:class:`LayerMethod`) is either a LUT layer (``kind="lut"``) or a layer left in a
+numerics format (``kind`` in ``mxint8``, ``mxint4``, ``nvfp4``, ``bf16``, ``fp32``; weights
+quantized with :mod:`lutforge.golden.mx`, activations unchanged).
+
+LUT options, each measured side by side in ``docs/quantization.md``:
+
+* ``v``, ``c_a``, ``c_w``: sub-vector length and codebook sizes (up to 256);
+* ``group_rows``: G, rows per weight codebook (0 = the whole layer, one codebook per position);
+* ``table_bits``: 8 or 4 (0 = float tables, a reference that the core cannot run);
+* ``scales``: table-scale cells: ``"block"`` (one scale and integer zero point per row block and
+  run of ``scale_positions`` positions; 0 = all positions, 1 = per (position, row block)), ``"layer"`` (one per layer, integer zero point) or ``"artifact"`` (one per layer,
+  float zero point, LUT-LLM's public code; golden reference only);
+* ``fit``: weight codebooks fitted by ``"kmeans"`` (plain input distance), ``"act"`` (k-means
+  under the calibration activations' per-column second moment) or ``"gptq"`` (fitted to the
+  layer *output*: the weights are first moved to the least-squares solution for the quantized
+  activations, ``W* = argmin ||X W^T - Xq W*^T||``, then vector-quantized position by position
+  under the metric of the inverse Hessian of ``Xq`` with GPTQ error compensation of the later
+  columns, in the spirit of GPTQ/GPTVQ);
+* ``residual``: a second weight codebook on the residual (two lookups summed, see
+  :mod:`lutforge.golden.lut_residual`);
+* ``hadamard``: block-Hadamard rotation of size ``hadamard`` (0 = none) of activations and
+  weights before vector quantization (``y = (x H)(W H)^T``; H orthonormal), applied on the host.
+
+Streamed bits per weight (one GEMV, i.e. one pass over the layer, N x K weights, P = ceil(K/v)
+positions, NG = ceil(N/G) row blocks, b = table bits, R = 2 with a residual stage else 1)::
+
+    LUT:      R * (P * NG * C_a * C_w * b  +  N * P * log2(C_w)  +  48 * cells) / (N * K)
+              (tables, amortized over G rows; index bits per v weights; fp32 scale + 16-bit zero
+               point per table-scale cell)
+    numerics: element bits + scale bits per block (mxint8: 8 + 8/32, mxint4: 4 + 8/32,
+              nvfp4: 4 + 8/16 + 32/(N K), bf16: 16, fp32: 32)
+
+The activation codebooks (P * C_a * v int8 values) are not in this count; they are reported as
+``codebook_bits`` next to it.
+
+The hardware contract this module reproduces for LUT layers (see :mod:`lutforge.compiler.program`):
+activations and codebooks are int8 with one scale ``max|A| / 127`` per layer, the centroid search
+runs on the int8 values (metric ``l2``, ties to the lowest index), and each output adds one table
+entry per position. With quantized tables the float output is ``sum_p scale * (code - zp)``
+(exactly the golden dequantization), computed here with ``embedding_bag`` instead of a loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
+           "fit_layer", "NUMERIC_KINDS", "method_label", "hadamard_t"]
+
+NUMERIC_KINDS = ("mxint8", "mxint4", "nvfp4", "bf16", "fp32")
+_KINDS = ("lut",) + NUMERIC_KINDS
+_SCALES = ("block", "layer", "artifact")
+_FITS = ("kmeans", "act", "gptq")
+
+
+@dataclass(frozen=True)
+class LayerMethod:
+    kind: str = "lut"
+    v: int = 2
+    c_a: int = 64
+    c_w: int = 16
+    group_rows: int = 0
+    table_bits: int = 8
+    scales: str = "block"
+    scale_positions: int = 0
+    fit: str = "kmeans"
+    residual: bool = False
+    hadamard: int = 0
+    iterations: int = 8
+    seed: int = 0
+
+    def validate(self, key: str = "method") -> "LayerMethod":
+        def bad(field, value, allowed):
+            raise ValueError(f"{key}.{field} = {value!r} is not allowed; use {allowed}.")
+        if self.kind not in _KINDS:
+            bad("kind", self.kind, " | ".join(_KINDS))
+        if self.kind != "lut":
+            return self
+        if self.v not in range(1, 9):
+            bad("v", self.v, "an integer from 1 to 8")
+        for f in ("c_a", "c_w"):
+            c = getattr(self, f)
+            if not isinstance(c, int) or not 2 <= c <= 256:
+                bad(f, c, "an integer from 2 to 256")
+        if not isinstance(self.group_rows, int) or self.group_rows < 0:
+            bad("group_rows", self.group_rows, "0 (whole layer) or a positive row count")
+        if self.table_bits not in (0, 4, 8):
+            bad("table_bits", self.table_bits, "8, 4 or 0 (float tables, reference only)")
+        if self.scales not in _SCALES:
+            bad("scales", self.scales, " | ".join(_SCALES))
+        if not isinstance(self.scale_positions, int) or self.scale_positions < 0:
+            bad("scale_positions", self.scale_positions, "0 (all positions share a cell) or a positive count")
+        if self.fit not in _FITS:
+            bad("fit", self.fit, " | ".join(_FITS))
+        if self.hadamard and (self.hadamard & (self.hadamard - 1) or self.hadamard < 2):
+            bad("hadamard", self.hadamard, "0 or a power of two that divides K")
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if self.kind != "lut":
+            return {"kind": self.kind}
+        return d
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
+    """A method from a YAML mapping (or a numerics kind name such as ``"mxint4"``)."""
+    if isinstance(data, str):
+        data = {"kind": data}
+    if not isinstance(data, dict):
+        raise ValueError(f"{key} must be a mapping of method options or a kind name; got {data!r}.")
+    allowed = {f.name for f in dataclasses.fields(LayerMethod)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"Unknown option {key}.{unknown[0]}; allowed: {', '.join(sorted(allowed))}.")
+    return LayerMethod(**data).validate(key)
+
+
+def method_label(m: LayerMethod) -> str:
+    if m.kind != "lut":
+        return m.kind
+    parts = [f"v{m.v} Ca{m.c_a} Cw{m.c_w}", f"G{m.group_rows or 'N'}",
+             f"{'fp' if m.table_bits == 0 else m.table_bits}b/{m.scales}"
+             + (f"{m.scale_positions}" if m.scales == "block" and m.scale_positions else ""), m.fit]
+    if m.residual:
+        parts.append("res")
+    if m.hadamard:
+        parts.append(f"H{m.hadamard}")
+    return " ".join(parts)
+
+
+def _blocks(n: int, g: int) -> int:
+    return -(-n // (g or n))
+
+
+def streamed_bits(m: LayerMethod, n: int, k: int) -> float:
+    """Streamed bits per weight of an N x K layer under ``m`` (formula in the module docstring)."""
+    if m.kind == "mxint8":
+        return 8 + 8 / 32
+    if m.kind == "mxint4":
+        return 4 + 8 / 32
+    if m.kind == "nvfp4":
+        return 4 + 8 / 16 + 32 / (n * k)
+    if m.kind == "bf16":
+        return 16.0
+    if m.kind == "fp32":
+        return 32.0
+    p = -(-k // m.v)
+    ng = _blocks(n, m.group_rows)
+    b = m.table_bits or 32
+    cells = -(-p // (m.scale_positions or p)) * ng if m.scales == "block" else 1
+    stage = p * ng * m.c_a * m.c_w * b + n * p * math.log2(m.c_w) + 48 * cells
+    return (2 if m.residual else 1) * stage / (n * k)
+
+
+def codebook_bits(m: LayerMethod, n: int, k: int) -> float:
+    """Activation-codebook bits per weight (int8 centroids), not part of :func:`streamed_bits`."""
+    if m.kind != "lut":
+        return 0.0
+    return -(-k // m.v) * m.c_a * m.v * 8 / (n * k)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def hadamard_t(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Rotate each run of ``size`` values of the last axis by H_size / sqrt(size) (as golden.mx.hadamard)."""
+    shape = x.shape
+    if shape[-1] % size:
+        raise ValueError(f"Hadamard size {size} does not divide the {shape[-1]} features; pick a size "
+                         f"that divides K.")
+    y = x.reshape(-1, size)
+    h = 1
+    while h < size:
+        y = y.reshape(-1, size // (2 * h), 2, h)
+        y = torch.stack([y[:, :, 0] + y[:, :, 1], y[:, :, 0] - y[:, :, 1]], dim=2).reshape(-1, size)
+        h *= 2
+    return (y / math.sqrt(size)).reshape(shape)
+
+
+def _pad(x: torch.Tensor, v: int) -> torch.Tensor:
+    k = x.shape[-1]
+    extra = -k % v
+    return F.pad(x, (0, extra)) if extra else x
+
+
+def _kmeans(data: torch.Tensor, k: int, iterations: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched Lloyd k-means: data (B, n, v) -> centroids (B, k, v), assignment (B, n).
+
+    Init: k distinct seeded rows per batch (k <= n), or all rows plus copies when n < k."""
+    bsz, n, v = data.shape
+    gen = torch.Generator().manual_seed(seed)
+    if n >= k:
+        idx = torch.stack([torch.randperm(n, generator=gen)[:k] for _ in range(bsz)])
+    else:
+        idx = torch.arange(k)[None].expand(bsz, k) % n
+    cent = torch.gather(data, 1, idx[..., None].expand(bsz, k, v)).clone()
+    assign = None
+    for it in range(iterations + 1):
+        d = torch.cdist(data, cent)  # (B, n, k)
+        assign = d.argmin(-1)
+        if it == iterations:
+            break
+        sums = torch.zeros_like(cent).scatter_add_(1, assign[..., None].expand(bsz, n, v), data)
+        cnt = torch.zeros(bsz, k, dtype=data.dtype).scatter_add_(1, assign, torch.ones_like(assign, dtype=data.dtype))
+        cent = torch.where(cnt[..., None] > 0, sums / cnt.clamp(min=1)[..., None], cent)
+    return cent, assign
+
+
+# -- fitted layers -------------------------------------------------------------------------------
+
+@dataclass
+class FittedLayer:
+    """A fitted method for one layer: ``forward(x)`` is its output; ``bits`` its streamed bits."""
+    method: LayerMethod
+    out_features: int
+    in_features: int
+    weight_q: torch.Tensor | None = None         # numerics: dequantized weight (N, K)
+    act_codebooks: torch.Tensor | None = None    # LUT: (P, C_a, v) float32 (rotated space)
+    weight_codebooks: list | None = None         # LUT: per stage (P, NG, C_w, v)
+    widx: list | None = None                     # LUT: per stage (N, P) int64
+    tables_q: list | None = None                 # LUT: per stage dequantized tables, built on first use
+
+    def tables(self) -> list:
+        """Per stage, the dequantized tables ``scale * (code - zp)`` (P, NG, C_a, C_w) float32."""
+        if self.tables_q is None:
+            from ..golden.lut_tables import build_tables
+            acts = self.act_codebooks.numpy().astype(np.float32)
+            # float32 entries: scale * (code - zp) rounded once (relative 2^-24), to halve memory.
+            self.tables_q = [torch.from_numpy(_quantize_tables(
+                build_tables(acts, cb.numpy().astype(np.float32)), self.method).astype(np.float32))
+                for cb in self.weight_codebooks]
+        return self.tables_q
+
+    @property
+    def bits(self) -> float:
+        return streamed_bits(self.method, self.out_features, self.in_features)
+
+    def act_scale(self) -> float:
+        peak = float(self.act_codebooks.abs().max())
+        return peak / 127.0 if peak > 0 else 1.0
+
+    def act_indices(self, x: torch.Tensor) -> torch.Tensor:
+        """int8 centroid search (l2, lowest index on ties), as the core runs it: (T, P)."""
+        m = self.method
+        if m.hadamard:
+            x = hadamard_t(x, m.hadamard)
+        s = self.act_scale()
+        xq = torch.clamp(torch.round(_pad(x, m.v) / s), -127, 127)
+        cq = torch.clamp(torch.round(self.act_codebooks / s), -127, 127)
+        t = xq.shape[0]
+        xq = xq.reshape(t, -1, m.v).transpose(0, 1)  # (P, T, v)
+        out = torch.empty(xq.shape[1], xq.shape[0], dtype=torch.int64)
+        step = 128
+        for i in range(0, t, step):
+            d = ((xq[:, i:i + step, None, :] - cq[:, None]) ** 2).sum(-1)  # (P, t, C_a) exact in fp32
+            out[i:i + step] = d.argmin(-1).T
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).float()
+        if self.method.kind != "lut":
+            y = x2 @ self.weight_q.T
+        else:
+            y = self._lut(x2)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def _lut(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.method
+        a = self.act_indices(x)  # (T, P)
+        p_count = a.shape[1]
+        g = m.group_rows or self.out_features
+        y = torch.zeros(x.shape[0], self.out_features, dtype=torch.float64)
+        if m.table_bits == 0:
+            xh = self.act_codebooks[torch.arange(p_count)[None], a].reshape(x.shape[0], -1).double()
+            for wcb, widx in zip(self.weight_codebooks, self.widx):
+                blocks = torch.arange(self.out_features) // g
+                wh = wcb[torch.arange(p_count)[None], blocks[:, None], widx].reshape(self.out_features, -1)
+                y += xh @ wh.double().T
+            return y.float()
+        for tab, widx in zip(self.tables(), self.widx):
+            c_w = tab.shape[-1]
+            offs = (torch.arange(p_count) * c_w)[None]
+            for blk in range(tab.shape[1]):
+                rows = slice(blk * g, min(self.out_features, (blk + 1) * g))
+                z = tab[torch.arange(p_count)[None], blk, a]  # (T, P, C_w)
+                bag = F.embedding_bag(widx[rows] + offs, z.reshape(x.shape[0], -1).T.contiguous(),
+                                      mode="sum")  # (N_g, T)
+                y[:, rows] += bag.T.double()
+        return y.float()
+
+
+def _quantize_tables(tables: np.ndarray, m: LayerMethod) -> np.ndarray:
+    from ..golden.lut_tables import dequantize_tables, quantize_tables, quantize_tables_artifact
+    if m.scales == "artifact":
+        qt = quantize_tables_artifact(tables, m.table_bits)
+        scale = float(qt.scales[0, 0])
+        return scale * (qt.codes.astype(np.float64) - float(qt.zero_points[0, 0]))
+    qt = quantize_tables(tables, m.table_bits, m.scales, "rne",
+                         positions_per_group=(m.scale_positions or tables.shape[0]) if m.scales == "block" else 1)
+    return dequantize_tables(qt)
+
+
+def _numeric_weight(w: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "fp32":
+        return w
+    if kind == "bf16":
+        return torch.from_numpy(w).bfloat16().float().numpy()
+    from ..golden import mx
+    fmt = {"mxint8": "mxint8", "mxint4": "mxint4", "nvfp4": "nvfp4"}[kind]
+    return mx.dequantize(mx.quantize(w, fmt), fmt).astype(np.float32).reshape(w.shape)
+
+
+def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
+    """Fit ``m`` to ``weight`` (N, K) with calibration activations (n, K)."""
+    n_out, k = weight.shape
+    if m.kind != "lut":
+        return FittedLayer(m, n_out, k, weight_q=torch.from_numpy(
+            np.ascontiguousarray(_numeric_weight(np.asarray(weight, np.float32), m.kind))))
+    w = torch.from_numpy(np.asarray(weight, np.float32)).clone()
+    x = torch.from_numpy(np.asarray(calibration, np.float32)).clone()
+    if m.hadamard:
+        w, x = hadamard_t(w, m.hadamard), hadamard_t(x, m.hadamard)
+    v = m.v
+    w, x = _pad(w, v), _pad(x, v)
+    p_count = w.shape[1] // v
+    g = m.group_rows or n_out
+    ng = _blocks(n_out, g)
+    # Activation codebooks: k-means per position on the calibration rows.
+    xs = x.reshape(x.shape[0], p_count, v).transpose(0, 1).contiguous()  # (P, n, v)
+    acts, _ = _kmeans(xs, m.c_a, m.iterations, m.seed)
+    fitted = FittedLayer(m, n_out, k, act_codebooks=acts.float())
+    a = fitted.act_indices(torch.from_numpy(np.asarray(calibration, np.float32))) if m.fit == "gptq" else None
+    stages_cb, stages_idx = [], []
+    target = w
+    if m.fit == "gptq":
+        xq = acts[torch.arange(p_count)[None], a].reshape(x.shape[0], -1).double()
+        h = xq.T @ xq
+        damp = 0.01 * float(torch.diag(h).mean()) + 1e-8
+        h += damp * torch.eye(h.shape[0], dtype=torch.float64)
+        # Least-squares weights for the quantized activations: Xq W*^T ~ X W^T.
+        target = torch.linalg.solve(h, xq.T @ (x.double() @ w.double().T)).T.float()
+    residual = target
+    for stage in range(2 if m.residual else 1):
+        if m.fit == "gptq":
+            cb, idx, q = _gptq_vq(residual, h, m, g, ng, seed=m.seed + stage)
+        else:
+            cb, idx, q = _fit_kmeans(residual, x if m.fit == "act" else None, m, g, ng, seed=m.seed + stage)
+        stages_cb.append(cb)
+        stages_idx.append(idx)
+        residual = residual - q
+    fitted.weight_codebooks, fitted.widx = stages_cb, stages_idx
+    return fitted
+
+
+def _split_blocks(wp: torch.Tensor, g: int, ng: int) -> torch.Tensor:
+    """(N, ..., v) rows -> (NG, G, ..., v), zero rows padding the last block (masked later)."""
+    n = wp.shape[0]
+    pad = ng * g - n
+    if pad:
+        wp = torch.cat([wp, wp[-1:].expand(pad, *wp.shape[1:])])
+    return wp.reshape(ng, g, *wp.shape[1:])
+
+
+def _fit_kmeans(w: torch.Tensor, x: torch.Tensor | None, m: LayerMethod, g: int, ng: int, seed: int):
+    n = w.shape[0]
+    v = m.v
+    p_count = w.shape[1] // v
+    scale = torch.ones(p_count, v)
+    if x is not None:  # activation second moment per column: minimise E[(x . dw)^2] over the diagonal
+        scale = torch.sqrt((x.double() ** 2).mean(0) + 1e-12).float().reshape(p_count, v)
+    ws = w.reshape(n, p_count, v) * scale  # (N, P, v)
+    blocks = _split_blocks(ws, g, ng)  # (NG, G, P, v)
+    data = blocks.permute(2, 0, 1, 3).reshape(p_count * ng, g, v)
+    cent, assign = _kmeans(data, m.c_w, m.iterations, seed)
+    cb = (cent.reshape(p_count, ng, m.c_w, v) / scale[:, None, None, :])
+    idx = assign.reshape(p_count, ng * g).T[:n]  # (N, P)
+    blk = torch.arange(n) // g
+    q = cb[torch.arange(p_count)[None], blk[:, None], idx].reshape(n, -1)
+    return cb, idx, q
+
+
+def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, seed: int,
+             block_positions: int = 32):
+    """Vector GPTQ over blocks of ``block_positions`` positions: each position's v columns are
+    k-means coded in the metric of its inverse-Hessian diagonal block (``||e U_pp^-1||^2`` is the
+    output-error increase of error e), then the block's error is compensated on all later
+    columns (the OBS update for a block of columns, ``W_rest -= E U_BB^-1 U_B,rest``)."""
+    n, kp = w.shape
+    v = m.v
+    p_count = kp // v
+    hinv = torch.cholesky_inverse(torch.linalg.cholesky(h))
+    u = torch.linalg.cholesky(hinv, upper=True)  # hinv = u^T u
+    w = w.double().clone()
+    cb = torch.zeros(p_count, ng, m.c_w, v, dtype=torch.float64)
+    idx = torch.zeros(n, p_count, dtype=torch.int64)
+    q_all = torch.zeros_like(w)
+    blk = torch.arange(n) // g
+    for p0 in range(0, p_count, block_positions):
+        p1 = min(p_count, p0 + block_positions)
+        nb = p1 - p0
+        c0, c1 = p0 * v, p1 * v
+        upp = torch.stack([u[c0 + i * v:c0 + (i + 1) * v, c0 + i * v:c0 + (i + 1) * v] for i in range(nb)])
+        uinv = torch.linalg.inv(upp)  # (nb, v, v)
+        wp = w[:, c0:c1].reshape(n, nb, v).transpose(0, 1) @ uinv  # (nb, N, v)
+        data = _split_blocks(wp.transpose(0, 1), g, ng)  # (NG, G, nb, v)
+        data = data.permute(2, 0, 1, 3).reshape(nb * ng, g, v)
+        cent, assign = _kmeans(data, m.c_w, m.iterations, seed + p0)
+        cent_w = cent.reshape(nb, ng, m.c_w, v) @ upp[:, None]  # back to weight space
+        cb[p0:p1] = cent_w
+        a = assign.reshape(nb, ng * g)[:, :n].T  # (N, nb)
+        idx[:, p0:p1] = a
+        q = cent_w[torch.arange(nb)[None], blk[:, None], a].reshape(n, nb * v)
+        q_all[:, c0:c1] = q
+        if c1 < kp:
+            err = torch.linalg.solve_triangular(u[c0:c1, c0:c1], w[:, c0:c1] - q, upper=True,
+                                                left=False)  # E U_BB^-1
+            w[:, c1:] -= err @ u[c0:c1, c1:]
+    return cb.float(), idx, q_all.float()
+
+
+def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:
+    h = hashlib.sha256()
+    for arr in (weight, calibration):
+        a = np.ascontiguousarray(arr, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a[:: max(1, a.shape[0] // 64)].tobytes())
+    h.update(m.key().encode())
+    h.update(Path(__file__).read_bytes())
+    return root / f"{h.hexdigest()[:32]}.pt"
+
+
+def to_lut_layers(fitted: FittedLayer) -> list:
+    """The golden :class:`~lutforge.golden.lut_layer.LutLayer` of each stage (one, or two with a
+    residual codebook): what the compiler lowers onto the core. Activations must be rotated by
+    ``hadamard_t`` first when the method has a Hadamard size. Scheme ``artifact`` has no core
+    mapping (float zero point) and is refused."""
+    from ..golden.lut_layer import LutLayer
+    from ..golden.lut_tables import build_tables, quantize_tables
+
+    m = fitted.method
+    if m.kind != "lut" or m.table_bits == 0 or m.scales == "artifact":
+        raise ValueError(f"Method {method_label(m)!r} has no LUT core mapping; only LUT methods with "
+                         f"4- or 8-bit tables and 'block' or 'layer' scales run on the core.")
+    acts = fitted.act_codebooks.numpy().astype(np.float32)
+    p_count = acts.shape[0]
+    g = m.group_rows or fitted.out_features
+    ppg = (m.scale_positions or p_count) if m.scales == "block" else 1
+    out = []
+    for cb, widx in zip(fitted.weight_codebooks, fitted.widx):
+        wcb = cb.numpy().astype(np.float32)
+        tables = build_tables(acts, wcb)
+        qt = quantize_tables(tables, m.table_bits, m.scales, "rne", positions_per_group=ppg)
+        out.append(LutLayer(
+            in_features=p_count * m.v, out_features=fitted.out_features, v=m.v, c_a=m.c_a, c_w=m.c_w,
+            group_rows=g, table_bits=m.table_bits, scheme="asymmetric", granularity=m.scales,
+            rounding="rne", head_rows=None, positions_per_group=qt.positions_per_group, metric="l2",
+            act_codebooks=acts, weight_codebooks=wcb, widx=widx.numpy().astype(np.uint8),
+            tables=tables, table_codes=qt.codes, scales=qt.scales, zero_points=qt.zero_points))
+    return out
+
+
+def perf_cost(m: LayerMethod, n: int, k: int, target: str = "v80", chains: int = 4) -> dict:
+    """Cycles and bytes of one GEMV of an N x K layer under ``m`` from
+    :func:`lutforge.compiler.perf.layer_cost` (a residual method is two core runs of the same
+    shape). Numerics layers run outside the LUT core: bytes are their streamed weight bits, no
+    core cycles."""
+    from .perf import LayerShape, TARGETS, layer_cost
+
+    t = TARGETS[target]
+    if m.kind != "lut":
+        return {"cycles": 0, "bytes": streamed_bits(m, n, k) * n * k / 8, "engine": "numerics"}
+    quant = dataclasses.replace(m, table_bits=m.table_bits or 32)
+    cost = layer_cost(LayerShape("l", k, n), quant, lanes=t.lanes, chains=chains,
+                      memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
+                      bandwidth_gbs=t.bandwidth_gbs, positions_per_run=m.scale_positions
+                      if m.scales == "block" else 0)
+    stages = 2 if m.residual else 1
+    return {"cycles": stages * cost.cycles, "bytes": stages * cost.bytes, "engine": "lut"}

@@ -1,0 +1,270 @@
+"""Whole-model fidelity of per-layer methods (:mod:`lutforge.compiler.lut_methods`): method
+configurations, fitting every decoder linear (cached), perplexity on WikiText-2 test, and the
+budgeted search behind ``lutforge quantize``.
+
+A method configuration is a YAML file::
+
+    name: smollm2-lut
+    model: smollm2
+    calibration: {windows: 4, window: 512, rows: 2048}     # WikiText-2 *valid* only
+    lut_methods:
+      default: {kind: lut, v: 2, c_a: 256, c_w: 16, fit: gptq, hadamard: 64}
+      layers:                                             # per-layer overrides
+        layers.0.mlp.down: mxint8
+
+``bits_per_weight`` of a configuration is the weight-count-weighted mean of
+:func:`lutforge.compiler.lut_methods.streamed_bits` over the 210 decoder linears (the embedding,
+the tied LM head and the norms are not counted; they are the same for every method).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .lut_methods import LayerMethod, fit_cache_path, fit_layer, method_label, parse_method, streamed_bits
+
+__all__ = ["MethodConfig", "load_method_config", "is_method_config", "Session", "search_budget",
+           "write_method_config"]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str
+    default: LayerMethod
+    layers: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=lambda: {"windows": 4, "window": 512, "rows": 2048})
+    model: str = "smollm2"
+
+    def method(self, layer: str) -> LayerMethod:
+        return self.layers.get(layer, self.default)
+
+
+def is_method_config(path) -> bool:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "lut_methods" in data
+
+
+def load_method_config(path) -> MethodConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"The configuration file {path} does not exist; pass an existing YAML file.")
+    data = yaml.safe_load(path.read_text()) or {}
+    return parse_method_config(data, path.stem)
+
+
+def parse_method_config(data: dict, name: str = "config") -> MethodConfig:
+    if not isinstance(data, dict) or not isinstance(data.get("lut_methods"), dict):
+        raise ValueError(f"The method configuration {name} needs a 'lut_methods' mapping with 'default' "
+                         f"and optional 'layers'.")
+    lm = data["lut_methods"]
+    unknown = sorted(set(lm) - {"default", "layers"})
+    if unknown:
+        raise ValueError(f"Unknown key lut_methods.{unknown[0]}; allowed: default, layers.")
+    default = parse_method(lm.get("default", {}), "lut_methods.default")
+    layers = {n: parse_method(m, f"lut_methods.layers.{n}") for n, m in (lm.get("layers") or {}).items()}
+    model = data.get("model", "smollm2")
+    if model != "smollm2":
+        raise ValueError(f"model = {model!r} is not supported; use 'smollm2'.")
+    cal = {"windows": 4, "window": 512, "rows": 2048, **(data.get("calibration") or {})}
+    return MethodConfig(str(data.get("name", name)), default, layers, cal, model)
+
+
+def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
+    data = {"name": cfg.name, "model": cfg.model, "calibration": cfg.calibration,
+            "lut_methods": {"default": cfg.default.to_dict(),
+                            "layers": {n: m.to_dict() for n, m in sorted(cfg.layers.items())}}}
+    text = "".join(f"# {line}\n" for line in comment.splitlines()) + yaml.safe_dump(data, sort_keys=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+
+
+def _cache_dir() -> Path:
+    from .calibration import cache_root
+    return cache_root() / "lut_methods"
+
+
+class Session:
+    """The model, its calibration inputs and a fit cache, shared by all evaluations of one run."""
+
+    def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2):
+        from .calibration import capture_calibration
+        from .jobs import load_model
+
+        torch.set_num_threads(threads)
+        self.progress = progress
+        self.ir, self.ref, self.tok = load_model(progress)
+        self.cal_params = calibration or {"windows": 4, "window": 512, "rows": 2048}
+        c = self.cal_params
+        self.calib = capture_calibration(self.ref, self.tok, n_windows=c["windows"], window=c["window"],
+                                         rows=c["rows"], progress=progress)
+        self.names = list(self.ref.linear_names)
+        self.sizes = {n: tuple(self.ref.weight(n).shape) for n in self.names}
+        self._fitted: dict = {}
+
+    def weight(self, name: str) -> np.ndarray:
+        return self.ref.weight(name).numpy()
+
+    def fit(self, name: str, m: LayerMethod):
+        key = (name, m.key())
+        if key in self._fitted:
+            return self._fitted[key]
+        w, x = self.weight(name), self.calib.inputs[name]
+        path = fit_cache_path(_cache_dir(), w, x, m)
+        if path.is_file():
+            fitted = torch.load(path, weights_only=False)
+        else:
+            fitted = fit_layer(w, x, m)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(dataclasses.replace(fitted, tables_q=None), tmp)
+            os.replace(tmp, path)
+        self._fitted[key] = fitted
+        return fitted
+
+    def bits(self, cfg: MethodConfig) -> float:
+        total = sum(n * k for n, k in self.sizes.values())
+        return sum(streamed_bits(cfg.method(l), n, k) * n * k for l, (n, k) in self.sizes.items()) / total
+
+    def apply(self, cfg: MethodConfig) -> None:
+        from tqdm import tqdm
+        for name in tqdm(self.names, desc=f"fit {cfg.name}", disable=not self.progress, leave=False):
+            m = cfg.method(name)
+            if m.kind == "fp32":
+                self.ref.replace_linear(name, None)
+            else:
+                self.ref.replace_linear(name, self.fit(name, m).forward)
+            # Fitted layers of one configuration are kept; others are dropped to bound memory.
+        self._fitted = {k: v for k, v in self._fitted.items()
+                        if cfg.method(k[0]).key() == k[1]}
+
+    def restore(self) -> None:
+        for name in self.names:
+            self.ref.replace_linear(name, None)
+
+    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512) -> dict:
+        from .data import wikitext2_tokens
+        from .perplexity import perplexity
+
+        ids, data = wikitext2_tokens("test", self.tok)
+        t0 = time.perf_counter()
+        if cfg is not None:
+            self.apply(cfg)
+        try:
+            r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress)
+        finally:
+            self.restore()
+        return {"config": "fp32" if cfg is None else cfg.name, "perplexity": r.ppl, "nll": r.nll,
+                "bits_per_weight": 32.0 if cfg is None else self.bits(cfg), "windows": windows,
+                "window": window, "tokens": r.n_tokens, "data": str(data.path),
+                "seconds": time.perf_counter() - t0}
+
+    def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
+        """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` on ``rows`` calibration rows."""
+        x = torch.from_numpy(np.ascontiguousarray(self.calib.inputs[name][-rows:]))
+        ref = x.double() @ self.ref.weight(name).double().T
+        y = self.fit(name, m).forward(x).double()
+        return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
+
+
+def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str, float]],
+                  sizes: dict[str, tuple[int, int]], budget: float) -> dict[str, str]:
+    """Choose one candidate per layer minimising the summed relative output MSE subject to
+    the weight-count-weighted mean streamed bits <= ``budget``.
+
+    Lagrangian relaxation: for a multiplier lam each layer independently takes
+    ``argmin err + lam * bits * numel / total``; lam is bisected to the smallest value that meets
+    the budget; the budget left over is then spent greedily (largest error drop per extra bit). Raises when even the cheapest candidate of every layer exceeds the budget."""
+    total = sum(n * k for n, k in sizes.values())
+
+    def pick(lam: float) -> dict[str, str]:
+        return {l: min(errors[l], key=lambda c: errors[l][c] + lam * bits[l][c] * sizes[l][0] * sizes[l][1] / total)
+                for l in errors}
+
+    def mean_bits(choice) -> float:
+        return sum(bits[l][c] * sizes[l][0] * sizes[l][1] for l, c in choice.items()) / total
+
+    cheapest = {l: min(bits[l], key=bits[l].get) for l in errors}
+    if mean_bits(cheapest) > budget + 1e-12:
+        raise ValueError(f"Budget {budget} bits/weight is below the cheapest candidates' "
+                         f"{mean_bits(cheapest):.3f} bits/weight; raise the budget or add cheaper methods.")
+    lo, hi = 0.0, 1.0
+    while mean_bits(pick(hi)) > budget:
+        hi *= 4
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mean_bits(pick(mid)) > budget:
+            lo = mid
+        else:
+            hi = mid
+    choice = pick(hi)
+    # Greedy fill of the budget the relaxation leaves: best error drop per extra bit that fits.
+    while True:
+        spare = budget - mean_bits(choice)
+        best = None
+        for l, c in choice.items():
+            numel = sizes[l][0] * sizes[l][1]
+            for c2 in errors[l]:
+                extra = (bits[l][c2] - bits[l][c]) * numel / total
+                gain = errors[l][c] - errors[l][c2]
+                if gain > 0 and extra <= spare + 1e-12:
+                    rate = gain / max(extra, 1e-30)
+                    if best is None or rate > best[0]:
+                        best = (rate, l, c2)
+        if best is None:
+            return choice
+        choice[best[1]] = best[2]
+
+
+def candidates() -> dict[str, LayerMethod]:
+    """The per-layer menu the search chooses from (labels -> methods)."""
+    menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
+            LayerMethod(kind="nvfp4"),
+            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
+            LayerMethod(v=4, c_a=256, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
+    return {method_label(m): m for m in menu}
+
+
+def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
+                    json_path=None) -> dict:
+    """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
+    calibration rows), the budgeted search, and the chosen configuration written as YAML."""
+    from tqdm import tqdm
+
+    s = Session(progress=progress)
+    menu = candidates()
+    errors, bits = {}, {}
+    for name in tqdm(s.names, desc="sensitivity", disable=not progress):
+        n, k = s.sizes[name]
+        errors[name] = {lab: s.layer_error(name, m, rows) for lab, m in menu.items()}
+        bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
+    choice = search_budget(errors, bits, s.sizes, budget)
+    cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
+                       {l: menu[c] for l, c in choice.items()}, s.cal_params)
+    ranked = sorted(choice, key=lambda l: -errors[l][choice[l]])
+    report = {"budget": budget, "bits_per_weight": s.bits(cfg), "choice": choice,
+              "errors": errors, "bits": bits,
+              "dominant_layers": [{"layer": l, "method": choice[l], "rel_mse": errors[l][choice[l]]}
+                                  for l in ranked[:10]]}
+    counts = {}
+    for c in choice.values():
+        counts[c] = counts.get(c, 0) + 1
+    comment = (f"lutforge quantize --budget {budget}: {report['bits_per_weight']:.3f} streamed bits/weight; "
+               f"methods: {counts}\nlayers that dominate the summed relative output MSE: "
+               + ", ".join(f"{d['layer']} ({d['rel_mse']:.2e})" for d in report["dominant_layers"][:5]))
+    write_method_config(out_path, cfg, comment)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,129 @@
+"""Issue 9 methods: the streamed-bits formula, the fast PyTorch evaluation against the golden
+backend of the lowered program (every LUT method type), sim == golden for one layer of each type,
+the budgeted search against brute force, and configuration errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from lutforge.compiler.driver import HostDriver, get_backend
+from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, parse_method, perf_cost,
+                                           streamed_bits, to_lut_layers)
+from lutforge.compiler.program import lower_layer, write_program
+from lutforge.compiler.search import parse_method_config, search_budget
+
+LANES = 8
+TYPES = {
+    "kmeans, one scale per row block": LayerMethod(v=2, c_a=16, c_w=16, group_rows=16),
+    "act-moment, one scale per layer": LayerMethod(v=2, c_a=16, c_w=16, group_rows=16, fit="act",
+                                                   scales="layer"),
+    "gptq, Hadamard, scale per (position, block)": LayerMethod(v=2, c_a=16, c_w=16, group_rows=16,
+                                                               fit="gptq", hadamard=16, scale_positions=1),
+    "gptq, residual, 4-bit tables": LayerMethod(v=2, c_a=16, c_w=16, group_rows=16, fit="gptq",
+                                                residual=True, table_bits=4),
+}
+
+
+def test_streamed_bits_formula():
+    # The artifact setting on a 1536 x 576 layer: 8 table bits + 2 index bits per weight, plus one
+    # 48-bit scale/zero-point cell per row block (3 blocks).
+    art = LayerMethod(v=2, c_a=64, c_w=16, group_rows=512, table_bits=8)
+    assert streamed_bits(art, 1536, 576) == pytest.approx(64 * 16 * 8 / (512 * 2) + 4 / 2 + 48 * 3 / (1536 * 576))
+    assert streamed_bits(LayerMethod(v=2, c_a=64, c_w=16, residual=True), 1536, 576) == pytest.approx(
+        2 * (64 * 16 * 8 / (1536 * 2) + 2 + 48 / (1536 * 576)))
+    assert streamed_bits(LayerMethod(kind="mxint4"), 576, 576) == 4.25
+    assert streamed_bits(LayerMethod(kind="bf16"), 576, 576) == 16
+
+
+def _layer(rng, n=40, k=64):
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    x = (rng.standard_normal((300, k)) * np.linspace(0.2, 2.0, k)).astype(np.float32)
+    return w, x
+
+
+def _lowered(fitted, tag):
+    return [lower_layer(f"{tag}.{i}", s, LANES, 64) for i, s in enumerate(to_lut_layers(fitted))]
+
+
+def _program_output(driver, lows, fitted, x):
+    xr = hadamard_t(torch.from_numpy(x), fitted.method.hadamard).numpy() if fitted.method.hadamard else x
+    return sum(driver.linear(low.name, xr) for low in lows)
+
+
+@pytest.mark.parametrize("kind", list(TYPES))
+def test_fast_path_equals_golden_program(kind, tmp_path):
+    rng = np.random.default_rng(list(TYPES).index(kind))
+    w, x = _layer(rng)
+    fitted = fit_layer(w, x, TYPES[kind])
+    lows = _lowered(fitted, "l")
+    golden = HostDriver(write_program(tmp_path, lows, config={}, source={}), get_backend("golden"))
+    xt = (rng.standard_normal((5, w.shape[1])) * 1.5).astype(np.float32)
+    want = _program_output(golden, lows, fitted, xt)
+    got = fitted.forward(torch.from_numpy(xt)).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    # The fitted layer approximates W x (the LUT layer is a quantized linear, not noise).
+    ref = xt.astype(np.float64) @ w.T.astype(np.float64)
+    assert np.linalg.norm(got - ref) < 0.8 * np.linalg.norm(ref)
+
+
+def test_output_aware_fit_beats_plain_kmeans():
+    rng = np.random.default_rng(7)
+    w, x = _layer(rng, 64, 128)
+    ref = torch.from_numpy(x).double() @ torch.from_numpy(w).double().T
+    errs = {}
+    for fit in ("kmeans", "gptq"):
+        f = fit_layer(w, x, LayerMethod(v=2, c_a=16, c_w=8, fit=fit, table_bits=0))
+        errs[fit] = float(((f.forward(torch.from_numpy(x)).double() - ref) ** 2).sum())
+    assert errs["gptq"] < errs["kmeans"]
+
+
+@pytest.mark.slow
+def test_sim_equals_golden_for_each_method_type(tmp_path):
+    rng = np.random.default_rng(3)
+    lows, fits = [], {}
+    for i, (kind, m) in enumerate(TYPES.items()):
+        w, x = _layer(rng)
+        fits[kind] = fit_layer(w, x, m)
+        lows += _lowered(fits[kind], f"t{i}")
+    program = write_program(tmp_path, lows, config={}, source={})
+    golden = HostDriver(program, get_backend("golden"))
+    sim = HostDriver(program, get_backend("sim", chains=4, max_positions=64))
+    for low in lows:
+        x_q = golden.quantize(low.name, rng.standard_normal((2, low.in_features)))
+        np.testing.assert_array_equal(sim.run_int(low.name, x_q).acc, golden.run_int(low.name, x_q).acc)
+    for m in TYPES.values():
+        cost = perf_cost(m, 40, 64, target="sim")
+        assert cost["cycles"] > 0 and cost["bytes"] > 0
+
+
+def test_search_meets_budget_and_matches_brute_force():
+    sizes = {"a": (4, 8), "b": (8, 8), "c": (2, 16)}
+    rng = np.random.default_rng(0)
+    bits = {l: {"lo": 2.0, "mid": 4.0, "hi": 8.0} for l in sizes}
+    errors = {l: dict(zip(("lo", "mid", "hi"), sorted(rng.random(3), reverse=True))) for l in sizes}
+    total = sum(n * k for n, k in sizes.values())
+    choice = search_budget(errors, bits, sizes, 4.5)
+    mean = sum(bits[l][c] * sizes[l][0] * sizes[l][1] for l, c in choice.items()) / total
+    assert mean <= 4.5
+    feasible = [dict(zip(sizes, combo)) for combo in itertools.product(("lo", "mid", "hi"), repeat=3)
+                if sum(bits[l][c] * sizes[l][0] * sizes[l][1] for l, c in zip(sizes, combo)) / total <= 4.5]
+    brute = min(sum(errors[l][c] for l, c in ch.items()) for ch in feasible)
+    got = sum(errors[l][c] for l, c in choice.items())
+    # Lagrangian plus greedy fill: optimal up to one layer's step; never worse than a uniform choice.
+    worst_step = max(max(e.values()) - min(e.values()) for e in errors.values())
+    assert brute <= got <= brute + worst_step
+    assert got <= min(sum(errors[l][c] for l in sizes) for c in ("lo", "mid"))
+    with pytest.raises(ValueError, match="below the cheapest"):
+        search_budget(errors, bits, sizes, 1.0)
+
+
+def test_configuration_errors_name_the_key():
+    with pytest.raises(ValueError, match=r"lut_methods.default.c_a = 512 is not allowed"):
+        parse_method_config({"lut_methods": {"default": {"c_a": 512}}})
+    with pytest.raises(ValueError, match=r"Unknown option lut_methods.layers.x.bogus"):
+        parse_method_config({"lut_methods": {"layers": {"x": {"bogus": 1}}}})
+    assert parse_method("mxint4").kind == "mxint4"
+    with pytest.raises(ValueError, match="has no LUT core mapping"):
+        to_lut_layers(fit_layer(*_layer(np.random.default_rng(1)), LayerMethod(c_a=4, c_w=4, scales="artifact")))
