@@ -2,8 +2,10 @@
 same data: SmolLM2-135M, WikiText-2 test (first ``--windows`` windows of 512 tokens), calibration
 on WikiText-2 valid only.
 
-Each point applies one method to all 210 decoder linears (or a searched per-layer configuration
-from ``lutforge quantize``, passed with ``--config``); the fp32 model and MXINT8/MXINT4/NVFP4
+Numerics points and searched configurations (``lutforge quantize``, passed with ``--config``)
+cover all 210 decoder linears. LUT points quantize the 7 linears of one decoder block
+(``--block``, others fp32) and report the streamed bits of those layers: fitting codebooks for all
+210 layers takes hours on a shared 2-core machine. The fp32 model and MXINT8/MXINT4/NVFP4
 weight quantization of the same layers are reference points. Points are cached one JSON each under
 ``out/bench/quant_pareto/`` (keyed on method and windows), so the bench can be stopped and resumed
 and points run in separate processes. Writes ``--json PATH``, a markdown table and
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from lutforge.compiler.lut_methods import LayerMethod, method_label
+from lutforge.compiler.model import BLOCK_LINEARS
 from lutforge.compiler.search import MethodConfig, load_method_config
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench"
@@ -28,24 +31,24 @@ ART = dict(v=2, c_a=64, c_w=16, group_rows=512, table_bits=8)
 RICH = dict(v=2, c_a=256, c_w=16, group_rows=0, table_bits=8)
 # (group, name, method) in the order they are run: the cheapest and most telling first.
 POINTS = [
-    ("reference", "mxint8", LayerMethod(kind="mxint8")),
     ("reference", "mxint4", LayerMethod(kind="mxint4")),
     ("reference", "nvfp4", LayerMethod(kind="nvfp4")),
+    ("reference", "mxint8", LayerMethod(kind="mxint8")),
     ("1 table scales", "artifact (1 scale/layer, float zp)", LayerMethod(**ART, scales="artifact")),
-    ("1 table scales", "artifact codebooks, 1 scale/row block", LayerMethod(**ART, scales="block")),
+    ("3 output-aware", "C_a 256, Hadamard, GPTQ-VQ", LayerMethod(**RICH, hadamard=64, fit="gptq")),
     ("1 table scales", "artifact codebooks, 1 scale/(position, block)",
      LayerMethod(**ART, scales="block", scale_positions=1)),
     ("1 table scales", "artifact codebooks, fp32 tables", LayerMethod(**{**ART, "table_bits": 0})),
+    ("2 richer codebooks", "C_a 256, residual, Hadamard, GPTQ-VQ",
+     LayerMethod(**RICH, hadamard=64, fit="gptq", residual=True)),
+    ("2 richer codebooks", "v 4, C_a 256, C_w 256, Hadamard, GPTQ-VQ",
+     LayerMethod(v=4, c_a=256, c_w=256, table_bits=8, hadamard=64, fit="gptq")),
+    ("2 richer codebooks", "v 2, C_a 64, 4-bit tables, Hadamard, GPTQ-VQ",
+     LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, hadamard=64, fit="gptq")),
+    ("1 table scales", "artifact codebooks, 1 scale/row block", LayerMethod(**ART, scales="block")),
     ("2 richer codebooks", "C_a 256, G = N", LayerMethod(**RICH)),
     ("4 Hadamard", "C_a 256, G = N, Hadamard 64", LayerMethod(**RICH, hadamard=64)),
     ("3 output-aware", "C_a 256, Hadamard, act-moment k-means", LayerMethod(**RICH, hadamard=64, fit="act")),
-    ("3 output-aware", "C_a 256, Hadamard, GPTQ-VQ", LayerMethod(**RICH, hadamard=64, fit="gptq")),
-    ("2 richer codebooks", "v 4, C_a 256, C_w 256, Hadamard, GPTQ-VQ",
-     LayerMethod(v=4, c_a=256, c_w=256, table_bits=8, hadamard=64, fit="gptq")),
-    ("2 richer codebooks", "C_a 256, residual, Hadamard, GPTQ-VQ",
-     LayerMethod(**RICH, hadamard=64, fit="gptq", residual=True)),
-    ("2 richer codebooks", "v 2, C_a 64, 4-bit tables, Hadamard, GPTQ-VQ",
-     LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, hadamard=64, fit="gptq")),
 ]
 
 
@@ -65,6 +68,9 @@ def run_points(session, points, windows: int) -> list[dict]:
             rows.append(json.loads(path.read_text()))
             continue
         r = session.perplexity(cfg, windows)
+        if cfg is not None and cfg.default.kind == "fp32":
+            r["bits_per_weight"] = session.bits(cfg, only=list(cfg.layers))
+            r["layers"] = sorted(cfg.layers)
         r.update(group=group, name=name,
                  method=None if cfg is None else (method_label(cfg.default) if not cfg.layers else "searched"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,13 +134,23 @@ def main(argv=None) -> int:
     ap.add_argument("--no-run", action="store_true", help="only tabulate and plot the cached points")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--block", type=int, default=15,
+                    help="decoder block whose 7 linears the LUT points quantize (others stay fp32)")
     args = ap.parse_args(argv)
     if not args.no_run:
         from lutforge.compiler.search import Session
         session = Session(threads=args.threads)
-        points = [("reference", "fp32", None)] + [
-            (g, n, MethodConfig(_slug(n), m)) for g, n, m in POINTS
-            if not args.only or any(o in n for o in args.only)]
+        block = [f"layers.{args.block}.{n}" for n in BLOCK_LINEARS]
+        points = [("reference", "fp32", None)]
+        for g, n, m in POINTS:
+            if args.only and not any(o in n for o in args.only):
+                continue
+            if m.kind == "lut":
+                # LUT fits cost minutes per layer on a shared 2-core machine: one block's linears.
+                points.append((f"{g} [block {args.block} only]", n,
+                               MethodConfig(_slug(n), LayerMethod(kind="fp32"), {l: m for l in block})))
+            else:
+                points.append((g, n, MethodConfig(_slug(n), m)))
         for c in args.config:
             cfg = load_method_config(c)
             points.append(("5 searched", f"search: {cfg.name}", cfg))

@@ -343,7 +343,10 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     g = m.group_rows or n_out
     ng = _blocks(n_out, g)
     # Activation codebooks: k-means per position on the calibration rows.
-    xs = x.reshape(x.shape[0], p_count, v).transpose(0, 1).contiguous()  # (P, n, v)
+    # At most 1024 seeded calibration rows train the activation codebooks (4 rows per centroid at
+    # C_a = 256); the GPTQ Hessian below uses every row.
+    rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(m.seed))[:1024]
+    xs = x[rows].reshape(len(rows), p_count, v).transpose(0, 1).contiguous()  # (P, n, v)
     acts, _ = _kmeans(xs, m.c_a, m.iterations, m.seed)
     fitted = FittedLayer(m, n_out, k, act_codebooks=acts.float())
     a = fitted.act_indices(torch.from_numpy(np.asarray(calibration, np.float32))) if m.fit == "gptq" else None

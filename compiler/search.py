@@ -20,6 +20,7 @@ the tied LM head and the norms are not counted; they are the same for every meth
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -133,9 +134,11 @@ class Session:
         self._fitted[key] = fitted
         return fitted
 
-    def bits(self, cfg: MethodConfig) -> float:
-        total = sum(n * k for n, k in self.sizes.values())
-        return sum(streamed_bits(cfg.method(l), n, k) * n * k for l, (n, k) in self.sizes.items()) / total
+    def bits(self, cfg: MethodConfig, only: list[str] | None = None) -> float:
+        """Mean streamed bits per weight over the decoder linears (or the layers in ``only``)."""
+        sizes = {l: self.sizes[l] for l in (only or self.names)}
+        total = sum(n * k for n, k in sizes.values())
+        return sum(streamed_bits(cfg.method(l), n, k) * n * k for l, (n, k) in sizes.items()) / total
 
     def apply(self, cfg: MethodConfig) -> None:
         from tqdm import tqdm
@@ -231,24 +234,45 @@ def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
             LayerMethod(kind="nvfp4"),
-            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
-            LayerMethod(v=4, c_a=256, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
+            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
+
+
+def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
+                progress: bool = True) -> tuple[dict, dict]:
+    """Relative output MSE and streamed bits of every candidate on every layer (cached as JSON).
+
+    A LUT candidate is scored only on layers where it streams fewer bits than MXINT4: elsewhere it
+    costs more bits and, on every layer measured (docs/quantization.md), has a larger error, so the
+    search could never choose it; its error there is recorded as infinite."""
+    from tqdm import tqdm
+
+    key = hashlib.sha256(json.dumps([sorted(m.to_dict().items()) for m in menu.values()] + [rows, s.calib.key],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"sensitivity-{key}.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return data["errors"], data["bits"]
+    errors, bits = {}, {}
+    for name in tqdm(s.names, desc="sensitivity", disable=not progress):
+        n, k = s.sizes[name]
+        bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
+        cap = streamed_bits(LayerMethod(kind="mxint4"), n, k)
+        errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or bits[name][lab] < cap
+                              else float("inf")) for lab, m in menu.items()}
+        s._fitted.clear()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"errors": errors, "bits": bits}))
+    return errors, bits
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
                     json_path=None) -> dict:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     calibration rows), the budgeted search, and the chosen configuration written as YAML."""
-    from tqdm import tqdm
-
     s = Session(progress=progress)
     menu = candidates()
-    errors, bits = {}, {}
-    for name in tqdm(s.names, desc="sensitivity", disable=not progress):
-        n, k = s.sizes[name]
-        errors[name] = {lab: s.layer_error(name, m, rows) for lab, m in menu.items()}
-        bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
+    errors, bits = sensitivity(s, menu, rows, progress)
     choice = search_budget(errors, bits, s.sizes, budget)
     cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
                        {l: menu[c] for l, c in choice.items()}, s.cal_params)

@@ -127,3 +127,18 @@ def test_configuration_errors_name_the_key():
     assert parse_method("mxint4").kind == "mxint4"
     with pytest.raises(ValueError, match="has no LUT core mapping"):
         to_lut_layers(fit_layer(*_layer(np.random.default_rng(1)), LayerMethod(c_a=4, c_w=4, scales="artifact")))
+
+
+@pytest.mark.slow
+def test_run_cli_reports_perplexity_and_bits(tmp_path):
+    from lutforge.cli import main
+
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("name: m\nmodel: smollm2\nlut_methods:\n  default: mxint4\n"
+                   "  layers:\n    layers.0.mlp.up: {kind: lut, v: 2, c_a: 16, c_w: 16, table_bits: 8}\n")
+    out = tmp_path / "r.json"
+    assert main(["run", "--model", "smollm2", "--config", str(cfg), "--windows", "1", "--no-fp32",
+                 "--json", str(out)]) == 0
+    import json
+    r = json.loads(out.read_text())
+    assert 1 < r["perplexity"] < 1e3 and 4.25 < r["bits_per_weight"] < 4.5
