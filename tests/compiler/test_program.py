@@ -105,3 +105,13 @@ def test_lowering_errors_say_what_to_change():
     art = dataclasses.replace(art, scheme="artifact")
     with pytest.raises(ProgramError, match="float zero point"):
         lower_layer("l", art, 8, 64)
+
+
+def test_the_compiler_imports_amaranth_only_for_the_sim_backend():
+    import subprocess
+    import sys
+
+    code = ("import sys, lutforge.compiler.jobs, lutforge.compiler.driver; "
+            "print('amaranth' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
