@@ -27,7 +27,7 @@ test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
 bitstreams: $(STAMP)
-	$(BIN)/python -m lutforge.boards.cli bitstream --all
+	$(BIN)/python -m lutforge.boards.cli bitstream --all --json out/bitstreams.json --plot out/bitstreams.png
 
 # Every registered proof (the fast ones also run in `make test`); results are cached by content.
 prove-all: $(STAMP)

@@ -30,7 +30,7 @@ from .platforms import Board, BoardTop, get_board
 from .soc import SocConfig
 
 __all__ = ["BitstreamError", "TimingError", "BitstreamReport", "build_bitstream", "TOOL_PACKAGES",
-           "format_table"]
+           "format_table", "plot_reports"]
 
 # Amaranth's tool name -> the PyPI package whose yowasp-* command runs it.
 TOOL_PACKAGES = {
@@ -219,3 +219,37 @@ def format_table(reports) -> str:
         requested = max((r for _, r in report.fmax.values()), default=float("nan"))
         lines.append(f"| {report.board} | {cell(names[0])} | {ff} | {ram} | {dsp} | {achieved:.1f} | {requested:.1f} |")
     return "\n".join(lines)
+
+
+def plot_reports(reports, path: "str | Path") -> None:
+    """The table as a figure: logic and block RAM used (% of the device) and Fmax vs requested."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.board for r in reports]
+    logic, ram, achieved, requested = [], [], [], []
+    for r in reports:
+        family = "ice40" if "ICESTORM_LC" in r.utilization else "ecp5"
+        keys = KEY_CELLS[family]
+        ram_key = keys[1] if family == "ice40" else keys[2]
+        for out, key in ((logic, keys[0]), (ram, ram_key)):
+            used, avail = r.utilization.get(key, (0, 0))
+            out.append(100 * used / avail if avail else 0)
+        achieved.append(min((a for a, _ in r.fmax.values()), default=0))
+        requested.append(max((q for _, q in r.fmax.values()), default=0))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    x = range(len(names))
+    left.bar([i - 0.2 for i in x], logic, 0.4, label="logic")
+    left.bar([i + 0.2 for i in x], ram, 0.4, label="block RAM")
+    left.set_xticks(list(x), names)
+    left.set_ylabel("% of the device")
+    left.legend()
+    right.bar([i - 0.2 for i in x], achieved, 0.4, label="Fmax achieved")
+    right.bar([i + 0.2 for i in x], requested, 0.4, label="clock requested")
+    right.set_xticks(list(x), names)
+    right.set_ylabel("MHz")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

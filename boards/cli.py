@@ -6,7 +6,7 @@ called directly with an ``argparse.Namespace``. Until the top-level CLI register
 ``python -m lutforge.boards.cli bitstream ...`` runs them on their own (the Makefile does).
 
     lutforge bitstream --board icebreaker [--config soc.yaml] [--json report.json] [-o top.bin]
-    lutforge bitstream --all
+    lutforge bitstream --all --plot bitstreams.png
     lutforge run --board icebreaker --port /dev/ttyUSB1     # a layer on the board, checked
     lutforge run --board icebreaker --port sim              # the same, the SoC in Verilator
 """
@@ -42,7 +42,7 @@ def load_config(board, path: "str | None"):
 
 
 def bitstream_main(args) -> int:
-    from .bitstream import BitstreamError, build_bitstream, format_table
+    from .bitstream import BitstreamError, build_bitstream, format_table, plot_reports
     from .platforms import BOARDS, get_board
 
     names = list(BOARDS) if args.all else [args.board]
@@ -66,7 +66,12 @@ def bitstream_main(args) -> int:
             print(f"Copied the bitstream to {args.output}.")
     if reports:
         print(format_table(reports))
+    if reports and args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        plot_reports(reports, args.plot)
+        print(f"Wrote the plot to {args.plot}.")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps([{
             "board": r.board, "bitstream": str(r.bitstream), "cached": r.cached,
             "utilization": r.utilization, "fmax_mhz": r.fmax, "steps_s": r.steps} for r in reports], indent=2) + "\n")
@@ -163,6 +168,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--config", metavar="YAML", help="SoC settings to change (baud, mem_size, idle_cycles)")
     p.add_argument("-o", "--output", metavar="PATH", help="copy the bitstream here")
     p.add_argument("--json", metavar="PATH", help="write utilization and Fmax as JSON")
+    p.add_argument("--plot", metavar="PATH", help="plot utilization and Fmax (PNG, SVG, ...)")
     p.add_argument("--no-timing-check", action="store_true", help="keep a bitstream that misses timing")
     p.set_defaults(func=bitstream_main)
 
