@@ -55,7 +55,7 @@ row per cycle, so a run takes about ``ceil(N / L) * P`` cycles with an always-re
 first tile overlaps the centroid search.
 """
 
-from amaranth import Module, Signal, Mux, signed, unsigned
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
