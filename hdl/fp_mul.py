@@ -22,20 +22,25 @@ def check_latency(block: str, latency: int):
 class FPMultiplier(wiring.Component):
     """``r = a × b`` rounded once into ``fmt`` after ``latency`` cycles (0: combinational).
 
+    ``result`` names another format for ``r`` (the MX unit multiplies fp4/fp8 elements into fp32,
+    which is the golden fp32 product of the exactly converted elements).
+
     Registers: the first after the significand multiplier, the second after the normalising shift
     of the round-and-pack; further stages are added at the output (for retiming).
     """
 
     def __init__(self, fmt: "str | Format", *, rounding="rne", overflow=None, subnormals="keep",
-                 latency: int = 0):
+                 latency: int = 0, result: "str | Format | None" = None):
         with rejecting(self):
             self.format = get(fmt)
-            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            self.result = self.format if result is None else get(result)
+            check_rtl_policy(self.format, rounding, "saturate", subnormals)
+            self.overflow = check_rtl_policy(self.result, rounding, overflow, subnormals)
             check_latency("FP multiplier", latency)
         self.rounding, self.subnormals = rounding, subnormals
         self.latency = latency
-        layout = FloatLayout(self.format)
-        super().__init__({"a": In(layout), "b": In(layout), "r": Out(layout)})
+        super().__init__({"a": In(FloatLayout(self.format)), "b": In(FloatLayout(self.format)),
+                          "r": Out(FloatLayout(self.result))})
 
     def elaborate(self, platform):
         m = Module()
@@ -43,7 +48,8 @@ class FPMultiplier(wiring.Component):
         a = unpack(m, self.a, fmt, self.subnormals, name="a")
         b = unpack(m, self.b, fmt, self.subnormals, name="b")
         m.submodules.sig_mul = mul = SignificandMultiplier(fmt.man_bits + 1, fmt.man_bits + 1)
-        sign, exp, nan, inf = Signal(), Signal(exp_shape(fmt)), Signal(), Signal()
+        shape = max(exp_shape(fmt), exp_shape(self.result), key=lambda s: s.width)
+        sign, exp, nan, inf = Signal(), Signal(shape), Signal(), Signal()
         m.d.comb += [
             mul.a.eq(a.sig), mul.b.eq(b.sig),
             sign.eq(a.sign ^ b.sign),
@@ -54,7 +60,7 @@ class FPMultiplier(wiring.Component):
         sign, product, exp, nan, inf = delay(m, [sign, mul.p, exp, nan, inf], min(self.latency, 1),
                                              name="product")
         m.submodules.round_pack = rp = RoundPack(
-            fmt, len(product), len(exp), rounding=self.rounding, overflow=self.overflow,
+            self.result, len(product), len(exp), rounding=self.rounding, overflow=self.overflow,
             subnormals=self.subnormals, stages=1 if self.latency >= 2 else 0)
         m.d.comb += [rp.sign.eq(sign), rp.sig.eq(product), rp.exp.eq(exp), rp.sticky.eq(0),
                      rp.nan.eq(nan), rp.inf.eq(inf)]
