@@ -35,12 +35,13 @@ def main(argv=None) -> int:
     parser.add_argument("--select", default="all",
                         help="fast, all, small (formats of at most 8 bits), wide (16 bits and more), or proof names, comma-separated")
     parser.add_argument("--mutants", type=int, default=40, help="mutants per block (0: skip the campaign)")
+    parser.add_argument("--skip", default="", help="comma-separated name fragments of proofs to leave out")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per proof (default: each proof's own)")
     parser.add_argument("--json", default="out/bench/prove_times.json", metavar="PATH")
     parser.add_argument("--plot", default="out/bench/prove_times.png", metavar="PATH")
     args = parser.parse_args(argv)
 
-    from lutforge.sim.formal_suite import mutation_campaign, mutation_targets, proofs, run_proofs
+    from lutforge.sim.formal_suite import mutation_campaign, mutation_targets, proofs
     registered = proofs()
     if args.select == "all":
         selected = list(registered.values())
@@ -56,11 +57,14 @@ def main(argv=None) -> int:
             raise SystemExit(f"prove_times: no proof named {', '.join(unknown)}; see `lutforge prove --list`.")
         selected = [registered[n] for n in names]
 
+    skip = [part for part in args.skip.split(",") if part]
+    selected = [p for p in selected if not any(part in p.name for part in skip)]
     report = {"proofs": {}, "engines": {}, "mutants": {}}
-    for result in run_proofs(selected, cache=False, timeout=args.timeout):
+    for proof in selected:
+        result = proof.run(cache=False, timeout=args.timeout)
         report["proofs"][result.name] = {"status": result.status, "seconds": round(result.seconds, 2),
                                          "engine": result.engine, "detail": result.detail}
-        print(f"{result.name:32s} {result.status:12s} {result.engine:10s} {result.seconds:7.1f} s")
+        print(f"{result.name:32s} {result.status:12s} {result.engine:10s} {result.seconds:7.1f} s", flush=True)
 
     print("\nPer engine (combinational proofs):")
     for name in ENGINE_CASES:
@@ -73,7 +77,8 @@ def main(argv=None) -> int:
             result = proof.run(cache=False, engine=engine, solver=solver, timeout=args.timeout)
             row[result.engine] = {"status": result.status, "seconds": round(result.seconds, 2)}
         report["engines"][name] = row
-        print(f"  {name:30s} " + "  ".join(f"{e}: {v['status']} {v['seconds']:.1f} s" for e, v in row.items()))
+        print(f"  {name:30s} " + "  ".join(f"{e}: {v['status']} {v['seconds']:.1f} s" for e, v in row.items()),
+              flush=True)
 
     if args.mutants:
         per_block = {}
@@ -83,7 +88,7 @@ def main(argv=None) -> int:
             print(f"  mutants {name:28s} total {summary['total']:3d}  proofs {summary['killed_by_proofs']:3d}  "
                   f"tests {summary['killed_by_tests']:3d}  equivalent {summary['equivalent']:2d}  "
                   f"inconclusive {summary['inconclusive']:2d}  proof score {summary['proof_score']:.1%}  "
-                  f"test score {summary['test_score']:.1%}  replayed {summary['counterexamples_replayed']}")
+                  f"test score {summary['test_score']:.1%}  replayed {summary['counterexamples_replayed']}", flush=True)
         totals = {key: sum(s[key] for s in per_block.values())
                   for key in ("total", "killed_by_proofs", "killed_by_tests", "equivalent", "inconclusive",
                               "counterexamples_replayed")}

@@ -179,10 +179,11 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
                  fixed: "dict[str, int] | None" = None, assume: "str | None" = None) -> str:
     """Verilog for module ``miter``: both designs on shared inputs, the faster one's outputs delayed.
 
-    A combinational miter (both latencies 0) has an output ``trigger``; a sequential one asserts
-    equality once ``max(latency)`` cycles have passed since the last reset. ``assume`` is a Verilog
-    expression over the inputs that restricts the proof to the inputs the block is specified for
-    (an output ``valid`` in a combinational miter, an ``assume`` in a sequential one).
+    A combinational miter (both latencies 0) has an output ``trigger`` for yosys ``sat`` and the
+    same property as an assertion for SymbiYosys; a sequential one asserts equality once
+    ``max(latency)`` cycles have passed since the last reset. ``assume`` is a Verilog expression
+    over the inputs that restricts the proof to the inputs the block is specified for (an output
+    ``valid`` for ``sat``, an ``assume`` for SymbiYosys).
     """
     fixed = fixed or {}
     ports = _check_ports(gold, gate, fixed)
@@ -217,6 +218,9 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
         lines.append(f"  assign trigger = {diff};")
         if assume:
             lines.append(f"  assign valid = {assume};")
+            lines.append("  always @* assume (valid);")
+        # Without this assertion SymbiYosys would have nothing to prove and report PASS.
+        lines.append("  always @* assert (!trigger);")
         return "\n".join(lines) + "\nendmodule\n"
     settle = max(gold_latency, gate_latency)
     lines.append(f"  reg [7:0] settle = 8'd0;")
@@ -256,8 +260,8 @@ _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M 
 
 def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tuple[str, str, Counterexample | None]":
     script = (
-        "read_rtlil gold.il\nread_rtlil gate.il\nchformal -remove\nread_verilog miter.v\n"
-        "hierarchy -top miter\nproc\nflatten\nopt_clean\n"
+        "read_rtlil gold.il\nread_rtlil gate.il\nread_verilog -formal miter.v\n"
+        "hierarchy -top miter\nproc\nflatten\nchformal -remove\nopt_clean\n"
         f"tee -q -o sat.log sat -prove trigger 0 {'-set valid 1 ' if assume else ''}-show-ports -timeout {max(1, int(timeout))} miter\n"
     )
     (work / "prove.ys").write_text(script)
@@ -366,7 +370,8 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
         def differs(k):
             return any(signals[f"gold_{n}"][k - latency + latencies[0]] != signals[f"gate_{n}"][k - latency + latencies[1]]
                        for n, _ in outputs)
-        failing = [k for k in range(latency, steps) if signals["settle"][k] == latency and differs(k)]
+        settle = signals.get("settle", [latency] * steps)  # a combinational miter has no counter
+        failing = [k for k in range(latency, steps) if settle[k] == latency and differs(k)]
         if not failing:
             return FAIL, "SymbiYosys found a failing trace, but no step of it shows differing outputs", None
         cycle = failing[0]

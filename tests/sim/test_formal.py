@@ -52,6 +52,18 @@ def test_counterexample_round_trips_into_a_test_vector_on_verilator():
     assert want != got
 
 
+@pytest.mark.parametrize("latency", [0, 2])
+def test_an_input_assumption_restricts_the_proof_to_its_domain(latency):
+    # With a zero operand both give a signed zero whatever the offset; elsewhere they differ.
+    gold, gate = LMulMultiplier("e4m3"), LMulMultiplier("e4m3", offset=OFF_BY_ONE, latency=latency)
+    zero_a = "(a[6:0] == 7'd0)"
+    assert prove_equivalent(gold, gate, gate_latency=latency, assume=zero_a, cache=False).status == PASS
+    gold, gate = LMulMultiplier("e4m3"), LMulMultiplier("e4m3", offset=OFF_BY_ONE, latency=latency)
+    result = prove_equivalent(gold, gate, gate_latency=latency, assume="(a[6:0] != 7'd0)", cache=False)
+    assert result.status == FAIL
+    assert result.counterexample.inputs[result.counterexample.index]["a"] & 0x7F != 0
+
+
 def test_an_unfinished_proof_is_inconclusive_never_a_pass():
     result = prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=2), gate_latency=2,
                               timeout=0.05, cache=False)
@@ -117,6 +129,16 @@ def test_cli_proves_a_catalogue_block(tmp_path, capsys):
 def test_registered_proof(name):
     result = proofs()[name].run()
     assert result.status == PASS, str(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fpmul-ref-bf16", "fpadd-ref-bf16", "fpmul-ref-fp16", "fpadd-ref-fp16"])
+def test_wide_proof_has_a_mutant_that_fails(name):
+    proof = proofs()[name]
+    bundle = mutants(proof.gate(), count=4, seed=5)
+    statuses = [prove_equivalent(proof.gold(), bundle.netlist, engine=proof.engine, fixed={"mutsel": m.index},
+                                 timeout=proof.timeout).status for m in bundle.mutants]
+    assert FAIL in statuses, [str(m) for m in bundle.mutants]
 
 
 @pytest.mark.slow
