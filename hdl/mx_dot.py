@@ -1,0 +1,184 @@
+"""MX / NV block dot-product unit, bit-exact with ``golden.mx.dot`` (single-level scaling).
+
+Interface (``lib.stream``):
+
+* ``i``: one block pair per transfer — ``a``/``b``: the ``block`` element encodings of each
+  operand (element 0 in the low bits), ``a_scale``/``b_scale``: their 8-bit block scales (E8M0 for
+  MX, E4M3 for NV), ``last``: this is the final block of the vector.
+* ``o``: the fp32 encoding of the dot product, one transfer per vector.
+
+Datapath, following the golden accumulator step by step with IEEE fp32 operations (RNE, Inf/NaN,
+subnormals kept): one element multiplier turns element pair ``k`` into its exact fp32 product per
+cycle; one fp32 adder sums the ``block`` products by a balanced tree, level by level, in place;
+the block sum is multiplied by ``a``'s scale, then ``b``'s (an E8M0 scale is an exponent add
+followed by the fp32 round-and-pack, so underflow to subnormals and overflow round exactly as
+``fp.mul``); block results are summed by a balanced tree over the vector kept as a binary-counter
+stack (entries with levels): equal levels are added as they arrive, and at ``last`` the stack is
+folded from the top, adding +0 whenever a level has an odd count, as the golden padding does.
+
+Throughput: about ``2·block + log2(blocks) + 4`` cycles per block pair; a vector may have at most
+``2**max_levels - 1`` blocks. NV tensor scales are not applied here (the golden ``dot`` with
+``tensor_scale=None`` is matched; two fp32 multiplies by the tensor scales follow outside).
+"""
+
+from amaranth import Module, Signal, Array, Cat, Const, Mux
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.formats import get
+from ..golden.mx import get_block_format
+from .float_layout import FloatLayout
+from .fp_add import FPAdder
+from .fp_mul import FPMultiplier
+from .fp_unpack import exp_shape, unpack
+from .round_pack import RoundPack, rejecting
+from .sig_mul import SignificandMultiplier
+
+__all__ = ["MXDotProduct", "ScaleMultiplier"]
+
+_FP32 = get("fp32")
+
+
+class ScaleMultiplier(wiring.Component):
+    """``r = fp32(s × scale)`` rounded RNE, for an E8M0 or E4M3 block scale.
+
+    An E8M0 scale has a one-bit significand, so the multiplier degenerates to the exponent add.
+    """
+
+    def __init__(self, scale: str):
+        with rejecting(self):
+            if scale not in ("e8m0", "e4m3"):
+                raise ValueError(f"Block scale format {scale!r} is not supported; use 'e8m0' or 'e4m3'.")
+        self.scale_format = get(scale)
+        super().__init__({"s": In(FloatLayout(_FP32)), "scale": In(8), "r": Out(FloatLayout(_FP32))})
+
+    def elaborate(self, platform):
+        m = Module()
+        s = unpack(m, self.s, _FP32, "keep", name="s")
+        if self.scale_format.name == "e8m0":
+            k_sig, k_sign, k_nan, k_zero, k_inf = Const(1, 1), Const(0), self.scale == 0xFF, Const(0), Const(0)
+            k_exp = Signal(exp_shape(_FP32))
+            m.d.comb += k_exp.eq(self.scale - 127)
+        else:
+            k = unpack(m, data.View(FloatLayout(self.scale_format), self.scale), self.scale_format, "keep",
+                       name="k")
+            k_sig, k_sign, k_exp, k_nan, k_zero, k_inf = k.sig, k.sign, k.exp, k.nan, k.zero, k.inf
+        m.submodules.sig_mul = mul = SignificandMultiplier(len(s.sig), len(k_sig))
+        m.submodules.round_pack = rp = RoundPack(_FP32, len(s.sig) + len(k_sig), exp_shape(_FP32).width + 1)
+        m.d.comb += [
+            mul.a.eq(s.sig), mul.b.eq(k_sig),
+            rp.sign.eq(s.sign ^ k_sign), rp.sig.eq(mul.p), rp.exp.eq(s.exp + k_exp), rp.sticky.eq(0),
+            rp.nan.eq(s.nan | k_nan | (s.inf & k_zero) | (k_inf & s.zero)),
+            rp.inf.eq(s.inf | k_inf),
+            self.r.eq(rp.r),
+        ]
+        return m
+
+
+class MXDotProduct(wiring.Component):
+    """Dot product of two block-scaled vectors, streamed one block pair at a time (see module docs)."""
+
+    def __init__(self, block_format: str = "mxfp8_e4m3", *, max_levels: int = 16):
+        with rejecting(self):
+            self.block_format = bf = get_block_format(block_format)
+            if bf.int_bits:
+                raise ValueError(
+                    f"Block format {bf.name!r} has integer elements; the MX dot-product unit takes FP "
+                    f"elements (mxfp8_e4m3, mxfp8_e5m2, mxfp6_*, mxfp4, nvfp4).")
+            if bf.block & (bf.block - 1):
+                raise ValueError(f"Block size {bf.block} of {bf.name!r} is not a power of two; the "
+                                 f"in-place tree needs one.")
+            if not 1 <= max_levels <= 30:
+                raise ValueError(f"max_levels={max_levels} is out of range; use 1 to 30 "
+                                 f"(vectors of up to 2**max_levels - 1 blocks).")
+        self.max_levels = max_levels
+        self.element = bf.elem_fmt
+        self.block = bf.block
+        payload = data.StructLayout({
+            "a": data.ArrayLayout(self.element.width, self.block),
+            "b": data.ArrayLayout(self.element.width, self.block),
+            "a_scale": 8, "b_scale": 8, "last": 1,
+        })
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(32))})
+
+    def elaborate(self, platform):
+        m = Module()
+        w, block, levels = self.element.width, self.block, self.max_levels
+        m.submodules.mul = mul = FPMultiplier(self.element, result=_FP32)
+        m.submodules.add = add = FPAdder(_FP32)
+        m.submodules.scale = scale = ScaleMultiplier(self.block_format.scale)
+
+        a_bits, b_bits = Signal(w * block), Signal(w * block)
+        a_scale, b_scale, last = Signal(8), Signal(8), Signal()
+        a_elems = Array(a_bits[k * w:(k + 1) * w] for k in range(block))
+        b_elems = Array(b_bits[k * w:(k + 1) * w] for k in range(block))
+        buf = Array(Signal(32, name=f"buf{k}") for k in range(block))
+        step = Signal(range(block + 1))
+        size = Signal(range(block + 1))
+        cur = Signal(32)
+        cur_level = Signal(range(levels + 2))
+        stack_val = Array(Signal(32, name=f"stack{k}") for k in range(levels))
+        stack_lvl = Array(Signal(range(levels + 2), name=f"stack_level{k}") for k in range(levels))
+        depth = Signal(range(levels + 1))
+        top_val, top_lvl = stack_val[depth - 1], stack_lvl[depth - 1]
+
+        m.d.comb += [mul.a.eq(a_elems[step]), mul.b.eq(b_elems[step])]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [
+                        a_bits.eq(self.i.payload.a.as_value()), b_bits.eq(self.i.payload.b.as_value()),
+                        a_scale.eq(self.i.payload.a_scale), b_scale.eq(self.i.payload.b_scale),
+                        last.eq(self.i.payload.last), step.eq(0),
+                    ]
+                    m.next = "PRODUCT"
+            with m.State("PRODUCT"):
+                m.d.sync += [buf[step].eq(mul.r), step.eq(step + 1)]
+                with m.If(step == block - 1):
+                    m.d.sync += [step.eq(0), size.eq(block)]
+                    m.next = "TREE" if block > 1 else "SCALE_A"
+            with m.State("TREE"):
+                # Level by level in place: entry j of the next level overwrites entry j, which no
+                # later step of this level reads (they read 2j' >= 2j + 2).
+                m.d.comb += [add.a.eq(buf[step * 2]), add.b.eq(buf[step * 2 + 1])]
+                m.d.sync += [buf[step].eq(add.r), step.eq(step + 1)]
+                with m.If(step == (size >> 1) - 1):
+                    m.d.sync += [step.eq(0), size.eq(size >> 1)]
+                    with m.If(size == 2):
+                        m.next = "SCALE_A"
+            with m.State("SCALE_A"):
+                m.d.comb += [scale.s.eq(buf[0]), scale.scale.eq(a_scale)]
+                m.d.sync += buf[0].eq(scale.r)
+                m.next = "SCALE_B"
+            with m.State("SCALE_B"):
+                m.d.comb += [scale.s.eq(buf[0]), scale.scale.eq(b_scale)]
+                m.d.sync += [cur.eq(scale.r), cur_level.eq(0)]
+                m.next = "PUSH"
+            with m.State("PUSH"):
+                # Binary-counter stack: a block result meets every earlier partial of its level.
+                with m.If((depth != 0) & (top_lvl == cur_level)):
+                    m.d.comb += [add.a.eq(top_val), add.b.eq(cur)]
+                    m.d.sync += [cur.eq(add.r), cur_level.eq(cur_level + 1), depth.eq(depth - 1)]
+                with m.Elif(last):
+                    m.next = "FOLD"
+                with m.Else():
+                    m.d.sync += [stack_val[depth].eq(cur), stack_lvl[depth].eq(cur_level),
+                                 depth.eq(depth + 1)]
+                    m.next = "IDLE"
+            with m.State("FOLD"):
+                # The padded tree: a level with an odd count adds +0 to its last node.
+                with m.If(depth == 0):
+                    m.next = "DONE"
+                with m.Elif(top_lvl == cur_level):
+                    m.d.comb += [add.a.eq(top_val), add.b.eq(cur)]
+                    m.d.sync += [cur.eq(add.r), cur_level.eq(cur_level + 1), depth.eq(depth - 1)]
+                with m.Else():
+                    m.d.comb += [add.a.eq(cur), add.b.eq(0)]
+                    m.d.sync += [cur.eq(add.r), cur_level.eq(cur_level + 1)]
+            with m.State("DONE"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(cur)]
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
+        return m
