@@ -45,6 +45,11 @@ class Block:
     ``vectors(params, rng, count)`` returns input arrays by port name; when the input space has at
     most ``2**20`` points, ``exhaustive(params)`` returns all of them instead (or None).
     ``golden(params, inputs)`` returns the expected output arrays by port name.
+
+    A block with ``streams=True`` is checked transaction by transaction instead of cycle by cycle:
+    ``vectors`` returns the payloads of each input stream by stream name (``"i"`` for ports
+    ``i__valid``/``i__ready``/``i__payload``) and ``golden`` the payloads each output stream must
+    deliver, in order; the self-check drives them with random stalls on both sides.
     """
 
     name: str
@@ -56,6 +61,7 @@ class Block:
     latency: Callable[[dict], int] = field(default=lambda params: 0)
     exhaustive: Callable[[dict], "dict[str, np.ndarray] | None"] = field(default=lambda params: None)
     lint_examples: tuple[dict, ...] = ({},)
+    streams: bool = False
 
     def resolve(self, given: "dict[str, str]") -> dict:
         """Parameters from CLI text (``NAME=VALUE``), defaults filled in, each checked."""

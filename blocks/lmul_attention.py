@@ -97,4 +97,5 @@ register(Block(
     vectors=_vectors,
     golden=_golden,
     lint_examples=({"format": "e4m3", "dim": "8", "lanes": "4"},),
+    streams=True,
 ))

@@ -134,4 +134,5 @@ register(Block(
     vectors=_vectors,
     golden=_golden,
     lint_examples=({"format": "e4m3", "lanes": "4"}, {"format": "bf16", "lanes": "2", "acc_format": "fp32"}),
+    streams=True,
 ))

