@@ -62,6 +62,9 @@ def test_an_input_assumption_restricts_the_proof_to_its_domain(latency):
     result = prove_equivalent(gold, gate, gate_latency=latency, assume="(a[6:0] != 7'd0)", cache=False)
     assert result.status == FAIL
     assert result.counterexample.inputs[result.counterexample.index]["a"] & 0x7F != 0
+    # An assumption nothing meets proves nothing: never a pass.
+    gold, gate = LMulMultiplier("e4m3"), LMulMultiplier("e4m3", offset=OFF_BY_ONE, latency=latency)
+    assert prove_equivalent(gold, gate, gate_latency=latency, assume="1'b0", cache=False).status == INCONCLUSIVE
 
 
 def test_an_unfinished_proof_is_inconclusive_never_a_pass():
