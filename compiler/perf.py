@@ -138,7 +138,8 @@ def model_cost(model: str, quant, target: Target, chains: int = 4) -> dict:
     n_layers, block = MODEL_SHAPES[model]
     costs = [layer_cost(LayerShape(n, k, o), quant, lanes=target.lanes, chains=chains,
                         memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
-                        bandwidth_gbs=target.bandwidth_gbs) for n, k, o in block]
+                        bandwidth_gbs=target.bandwidth_gbs, positions_per_run=quant.positions_per_run)
+             for n, k, o in block]
     seconds = n_layers * sum(c.seconds for c in costs)
     nbytes = n_layers * sum(c.bytes for c in costs)
     weights = n_layers * sum(k * o for _, k, o in block)
