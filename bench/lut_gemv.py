@@ -6,10 +6,14 @@ the descriptor's acceptance to the last accumulator tile, with an always-ready m
 ``--latency`` cycles (the first tile overlaps the centroid search, so only start-up is lost).
 Every run is also checked bit-exact against the golden core model.
 
-Resources: yosys LUT counts of the LUT engine against a MAC-array GEMV of the same throughput
-(L * v multiply-accumulates per cycle), through ``lutforge.sim.synth`` when that helper exists.
+Resources: yosys counts (LUTs, DSP blocks, flip-flops; synthesis only, no place-and-route) of the
+LUT engine against MAC-array GEMVs of the same throughput (L * v multiply-accumulates per cycle,
+:class:`lutforge.hdl.mac_gemv.MacGemv`): int8 operands, and bf16 built from the numerics issue's
+FP multiplier and adder. Each design sits in :mod:`lutforge.sim.synth`'s registered-I/O wrapper,
+whose flip-flops are listed separately. ``mac_gemv_luts`` in the JSON is the int8 array.
 
-    python bench/lut_gemv.py [--json PATH] [--lanes L] [--latency CYCLES]
+    python bench/lut_gemv.py [--json PATH] [--lanes L] [--latency CYCLES] [--arch ice40|ecp5|none]
+                             [--mac-formats int8,bf16]
 """
 
 import argparse
@@ -58,7 +62,8 @@ def _cycles(core, sim, images, want, latency, stall):
     return result.last_output_cycle + 1 - result.first_input_cycle
 
 
-def measure(lanes: int = 16, latency: int = 4) -> dict:
+def measure(lanes: int = 16, latency: int = 4, arch: "str | None" = "ice40",
+            mac_formats: "tuple[str, ...]" = ("int8", "bf16")) -> dict:
     core = GemvCore(V, C_A, C_W, lanes=lanes, chains=4, max_positions=512)
     sim = BatchSim(core)
     rng = np.random.default_rng(0)
@@ -81,21 +86,31 @@ def measure(lanes: int = 16, latency: int = 4) -> dict:
         "smollm2_576x1536_ideal": smol["ideal"],
         "runs": rows,
     }
-    results.update(_resources(lanes))
+    if arch:
+        res = _resources(lanes, arch, mac_formats)
+        results.update({"resources": res, "lut_engine_luts": res["lut_engine"]["luts"]})
+        for fmt in mac_formats:
+            # The int8 array is the like-for-like baseline (integer operands), "mac_gemv_luts".
+            key = "mac_gemv" if fmt == "int8" else f"mac_gemv_{fmt}"
+            results[f"{key}_luts"] = res[f"mac_gemv_{fmt}"]["luts"]
+            results[f"{key}_dsps"] = res[f"mac_gemv_{fmt}"]["dsps"]
     return results
 
 
-def _resources(lanes: int) -> dict:
-    try:
-        from lutforge.sim import synth  # noqa: F401  (the numerics issue's synthesis helper)
-    except ImportError:
-        return {"lut_engine_luts": None, "mac_gemv_luts": None,
-                "resources_note": "lutforge.sim.synth is not in the tree yet; no resource counts."}
-    return _synthesize(lanes)
-
-
-def _synthesize(lanes: int) -> dict:
-    raise NotImplementedError
+def _resources(lanes: int, arch: str, mac_formats: "tuple[str, ...]") -> dict:
+    """yosys counts (no place-and-route) of the engine and of MAC arrays with L * v MACs per cycle."""
+    from lutforge.hdl.lut_gemv import LutGemvEngine
+    from lutforge.hdl.mac_gemv import MacGemv
+    from lutforge.sim.synth import synthesize
+    units = {"lut_engine": LutGemvEngine(C_W, 8, lanes, max_positions=512)}
+    for fmt in mac_formats:
+        units[f"mac_gemv_{fmt}"] = MacGemv(lanes, V, fmt, max_positions=512)
+    out = {}
+    for name, unit in tqdm(units.items(), desc=f"yosys {arch}", unit="design"):
+        result = synthesize(unit, arch, pnr=False)
+        out[name] = {"luts": result.luts, "dsps": result.dsps, "ffs": result.ffs, "carries": result.carries,
+                     "wrapper_ffs": result.wrapper_ffs}
+    return {"arch": arch, **out}
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -126,18 +141,29 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--lanes", type=int, default=16)
     parser.add_argument("--latency", type=int, default=4, help="memory latency in cycles")
+    parser.add_argument("--arch", default="ice40", choices=("ice40", "ecp5", "none"),
+                        help="synthesis target for the resource comparison ('none' skips it)")
+    parser.add_argument("--mac-formats", default="int8,bf16",
+                        help="operand formats of the MAC-array baselines, comma-separated (int8 first)")
     args = parser.parse_args(argv)
-    results = measure(args.lanes, args.latency)
+    results = measure(args.lanes, args.latency, None if args.arch == "none" else args.arch,
+                      tuple(args.mac_formats.split(",")))
     print(f"{'shape':<18} {'stall':>6} {'cycles':>9} {'ideal':>9} {'util':>7}")
     for r in results["runs"]:
         print(f"{r['shape']:<18} {r['memory_stall']:>6.1f} {r['cycles']:>9} {r['ideal']:>9} {r['utilization']:>7.1%}")
     print(f"utilization (SmolLM2 576->1536, always-ready memory): {results['utilization']:.2%} "
           f"(target >= 90 %); {results['smollm2_576x1536_cycles']} cycles")
-    if results["lut_engine_luts"] is None:
-        print(results["resources_note"])
-    else:
-        print(f"LUTs: LUT engine {results['lut_engine_luts']}, MAC GEMV {results['mac_gemv_luts']} "
-              f"(ratio {results['mac_gemv_luts'] / results['lut_engine_luts']:.2f}x)")
+    if "resources" in results:
+        res = results["resources"]
+        print(f"yosys {res['arch']} (same throughput: {args.lanes} lanes x {V} MACs/cycle):")
+        for name, r in res.items():
+            if name == "arch":
+                continue
+            print(f"  {name:<14} LUTs {r['luts']:>6}  DSPs {r['dsps']:>3}  FFs {r['ffs']:>5} "
+                  f"(of which I/O wrapper {r['wrapper_ffs']})")
+        if "mac_gemv_luts" in results:
+            print(f"  MAC int8 / LUT engine LUTs: {results['mac_gemv_luts'] / results['lut_engine_luts']:.2f} "
+                  f"(the MAC array also uses {results['mac_gemv_dsps']} DSP blocks)")
     plot = Path("out/bench/lut_gemv_utilization.png")
     _plot(results, plot)
     print(f"plot: {plot}")
