@@ -139,7 +139,7 @@ def _run_gemv(transport, config, seed):
 
     p = config.gemv
     rng = np.random.default_rng(seed)
-    n, k = 4 * p.lanes, 2 * p.v * 5
+    n, k = 2 * p.lanes, 3 * p.v - 1  # two row blocks, a padded last position
     layer = co_quantize(rng.standard_normal((n, k)).astype(np.float32),
                         rng.standard_normal((4 * p.c_a, k)).astype(np.float32),
                         v=p.v, c_a=p.c_a, c_w=p.c_w, group_rows=p.lanes, granularity="layer",

@@ -4,7 +4,7 @@ module that ties the SoC to the board's UART pins.
 ==============  ==============  ======  =======  ===========  =================================
 name            FPGA            clock   memory   core         UART
 ==============  ==============  ======  =======  ===========  =================================
-icebreaker      iCE40UP5K       12 MHz  4 KiB    lmul-vector  FTDI channel B (on-board USB)
+icebreaker      iCE40UP5K       12 MHz  4 KiB    gemv (*)     FTDI channel B (on-board USB)
 ulx3s-85f       ECP5 LFE5U-85F  25 MHz  32 KiB   gemv         FTDI (on-board USB, "US1")
 orangecrab-25f  ECP5 LFE5U-25F  48 MHz  16 KiB   gemv         feather header: io0 = RX, io1 = TX
                                                               (a 3.3 V USB-UART adapter; the USB
@@ -12,8 +12,8 @@ orangecrab-25f  ECP5 LFE5U-25F  48 MHz  16 KiB   gemv         feather header: io
 ==============  ==============  ======  =======  ===========  =================================
 
 Memory is block RAM (EBR) on every board today; SPRAM (UP5K) and SDRAM (ULX3S) are not used yet.
-The GEMV core does not fit the UP5K at the SoC's default sizes (about 7,100 of 5,280 logic cells),
-so the iCEBreaker carries the L-Mul vector core.
+(*) The default GEMV sizes need about 7,100 of the UP5K's 5,280 logic cells; the iCEBreaker gets
+C_a = 8, 2 lanes, 1 search chain, 32 positions per run (about 4,900 cells).
 """
 
 from dataclasses import dataclass, replace
@@ -23,7 +23,7 @@ from amaranth.build import Attrs, ResourceError
 from amaranth.lib import io
 from amaranth_boards.resources import UARTResource
 
-from .soc import Soc, SocConfig
+from .soc import GemvParams, Soc, SocConfig
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
 
@@ -36,7 +36,7 @@ class Board:
     platform_path: str  # module:class in amaranth_boards
     mem_size: int
     core: str
-    baud: int = 115200
+    gemv: GemvParams = GemvParams()  # the GEMV core's sizes, when core is "gemv"
 
     def platform(self):
         module, cls = self.platform_path.split(":")
@@ -48,16 +48,16 @@ class Board:
 
     def soc_config(self, **changes) -> SocConfig:
         clk_freq = self.platform().default_clk_frequency
-        config = SocConfig(clk_freq=clk_freq, baud=self.baud, mem_size=self.mem_size, core=self.core,
-                           # 10 ms: longer than any gap a USB-UART leaves inside one frame.
+        config = SocConfig(clk_freq=clk_freq, baud=115200, mem_size=self.mem_size, core=self.core,
+                           gemv=self.gemv,  # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
                            idle_cycles=int(clk_freq // 100))
         return replace(config, **changes)
 
 
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
-          # The GEMV core needs about 7,100 logic cells with the SoC's default sizes; the UP5K has 5,280.
-          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="lmul-vector"),
+          # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
+          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvParams(c_a=8, lanes=2, chains=1, max_positions=32)),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
           "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv"),
     Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",

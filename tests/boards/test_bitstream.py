@@ -22,18 +22,26 @@ def _check(report: BitstreamReport, logic_cell: str):
 
 
 def test_icebreaker_bitstream():
-    report = build_bitstream("icebreaker", show_progress=False)
+    # The L-Mul vector SoC: the whole flow in about a minute; the board's GEMV SoC (92% of the
+    # logic cells, several minutes of place and route) is built by the slow test below.
+    config = BOARDS["icebreaker"].soc_config(core="lmul-vector")
+    report = build_bitstream("icebreaker", config, show_progress=False)
     _check(report, "ICESTORM_LC")
     assert report.bitstream.stat().st_size == ICE40_UP5K_BIN
     assert report.utilization["ICESTORM_RAM"][0] >= 9  # 4 KiB of memory + the frame buffer
-    again = build_bitstream("icebreaker", show_progress=False)
+    again = build_bitstream("icebreaker", config, show_progress=False)
     assert again.cached and again.bitstream == report.bitstream
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["ulx3s-85f", "orangecrab-25f"])
-def test_ecp5_bitstream(board):
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_bitstream(board):
     report = build_bitstream(board, show_progress=False)
+    assert BOARDS[board].soc_config().core == "gemv"
+    if BOARDS[board].family == "ice40":
+        _check(report, "ICESTORM_LC")
+        assert report.bitstream.stat().st_size == ICE40_UP5K_BIN
+        return
     _check(report, "TRELLIS_COMB")
     assert report.utilization["DP16KD"][0] >= 1
     data = report.bitstream.read_bytes()
