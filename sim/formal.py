@@ -98,6 +98,31 @@ class Netlist:
     def clocked(self) -> bool:
         return "clk" in self.ports
 
+    def cut(self, instance: str) -> "tuple[Netlist, str]":
+        """This netlist with submodule ``instance`` removed: its inputs become outputs and its outputs
+        inputs, named ``{instance}__{port}``; also returns the removed module's body.
+
+        Proving two designs equal after cutting the same, identical submodule out of both proves
+        that they feed it identically (its inputs are compared outputs) and that they agree for
+        every value it could return (its outputs are shared free inputs): the divide-and-conquer
+        step that keeps a wide multiplier out of the SAT problem.
+        """
+        work = build_dir("formal-cut", content_key(self.text, instance, tool_versions()))
+        target = work / "cut.il"
+        if not target.exists():
+            (work / f"in{os.getpid()}.il").write_text(self.text)
+            rc, log = _run([yosys(), "-q", "-p", f"read_rtlil in{os.getpid()}.il; hierarchy -top {self.top}; "
+                            f"expose -evert -sep __ {self.top}/{instance}; write_rtlil cut{os.getpid()}.il"], work, 300)
+            if rc != 0:
+                raise ValueError(f"Could not cut submodule {instance!r} out of {self.top!r}: {log.strip()[-300:]}")
+            (work / f"cut{os.getpid()}.il").replace(target)
+        text = target.read_text()
+        match = re.search(rf"^module \\{re.escape(self.top)}\.{re.escape(instance)}\s*$(.*?)^end$", self.text, re.M | re.S)
+        if match is None or f"{instance}__" not in text:
+            raise ValueError(f"{self.top!r} has no submodule instance {instance!r} to cut; name one of its "
+                             f"`m.submodules` instances.")
+        return Netlist(text, self.top), match.group(1)
+
 
 @dataclass
 class Counterexample:
@@ -260,6 +285,22 @@ def _run(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)
 
 
+def _evaluate(netlist: Netlist, inputs: dict[str, int], outputs: list[str]) -> "dict[str, int] | None":
+    """Outputs of a combinational netlist for one input vector, by yosys ``eval``."""
+    work = build_dir("formal-eval", content_key(netlist.text, inputs, tool_versions()))
+    (work / f"in{os.getpid()}.il").write_text(netlist.text)
+    ports = netlist.ports
+    sets = " ".join(f"-set {n} {ports[n][1]}'d{v}" for n, v in inputs.items())
+    shows = " ".join(f"-show {n}" for n in outputs)
+    _run([yosys(), "-q", "-p", f"read_rtlil in{os.getpid()}.il; hierarchy -top {netlist.top}; proc; flatten; "
+          f"tee -q -o eval{os.getpid()}.log eval {sets} {shows} {netlist.top}"], work, 300)
+    log = work / f"eval{os.getpid()}.log"
+    found = dict(re.findall(r"Eval result: \\(\S+) = \d+'([01]+)\.", log.read_text())) if log.exists() else {}
+    if set(found) != set(outputs):
+        return None
+    return {n: int(found[n], 2) for n in outputs}
+
+
 def _admits_an_input(work: Path, timeout: float) -> bool:
     """Whether some input meets the miter's assumption (output ``valid``)."""
     (work / "vacuity.ys").write_text(
@@ -405,18 +446,26 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
 def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int = 0, gate_latency: int = 0,
                      engine: str = "auto", solver: str = "yices", timeout: float = 300.0,
                      depth: "int | None" = None, fixed: "dict[str, int] | None" = None,
-                     assume: "str | None" = None, cache: bool = True) -> ProofResult:
+                     assume: "str | None" = None, cut: "tuple[str, ...]" = (), cache: bool = True) -> ProofResult:
     """Prove ``gate`` equivalent to ``gold`` (components or :class:`Netlist`s with the same ports).
 
     ``engine``: ``"sat"`` (combinational only), ``"sby"``, or ``"auto"`` (sat when both sides are
     combinational). ``fixed`` ties extra gate inputs to constants (e.g. a mutant selector);
-    ``assume`` restricts the inputs (see :func:`miter_source`).
+    ``assume`` restricts the inputs (see :func:`miter_source`). ``cut`` names submodule instances,
+    identical in both designs, to prove around (see :meth:`Netlist.cut`): a PASS then is a proof,
+    a counterexample may be one no real submodule output gives, so it is INCONCLUSIVE.
     """
     if engine not in ("auto", "sat", "sby"):
         raise ValueError(f"Engine {engine!r} is not known; use 'auto', 'sat' or 'sby'.")
     if solver not in SOLVERS:
         raise ValueError(f"Solver {solver!r} is not supported; use one of {', '.join(SOLVERS)}.")
     gold_n, gate_n = Netlist.of(gold, "gold"), Netlist.of(gate, "gate")
+    gold_full, gate_full = gold_n, gate_n
+    for instance in cut:
+        (gold_n, gold_body), (gate_n, gate_body) = gold_n.cut(instance), gate_n.cut(instance)
+        if gold_body != gate_body:
+            raise ValueError(f"Submodule {instance!r} differs between the two designs, so it cannot be a cut "
+                             f"point; prove it equivalent on its own, or cut an identical one.")
     miter = miter_source(gold_n, gate_n, gold_latency=gold_latency, gate_latency=gate_latency, fixed=fixed,
                          assume=assume)
     sequential = "input clk" in miter
@@ -449,7 +498,28 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
     else:
         status, detail, cex = _prove_sby(work, inputs, outputs, (gold_latency, gate_latency), timeout,
                                          solver, depth, bool(assume))
-    result = ProofResult(name, status, label, time.perf_counter() - start, detail, cex, False, str(work))
+    if cut and status == FAIL:
+        # The cut-out submodule's outputs were free: keep the counterexample only if the whole designs
+        # disagree on its inputs too.
+        real = {n: cex.inputs[0][n] for n, _ in inputs if n in gold_full.ports} if cex else None
+        want = _evaluate(gold_full, real, [n for n, _ in outputs if n in gold_full.ports]) if real else None
+        got = _evaluate(gate_full, real, list(want)) if want else None
+        if want and got and want != got:
+            cex, detail = Counterexample([real], 0, want, got), f"{detail}, confirmed on the designs without the cut"
+        else:
+            # Finding bugs scales further than proving: bounded model checking of the whole designs
+            # looks for a real counterexample within the same time limit.
+            spurious = cex.describe() if cex else detail
+            whole = prove_equivalent(gold_full, gate_full, name=name, engine="sby", solver=solver,
+                                     timeout=timeout, assume=assume, cache=cache)
+            if whole.status == FAIL:
+                whole.detail = f"{whole.detail} (the cut gave one the whole designs do not show: {spurious})"
+                return whole
+            status, cex = INCONCLUSIVE, None
+            detail = (f"counterexample with {', '.join(cut)} cut out that the whole designs do not show "
+                      f"({spurious}); the whole-design proof: {whole.status} {whole.detail}")
+    result = ProofResult(name, status, label + "".join(f"/cut:{c}" for c in cut), time.perf_counter() - start,
+                         detail, cex, False, str(work))
     if status != INCONCLUSIVE:
         partial = work / "result.json"
         partial.write_text(json.dumps(result.to_json()))

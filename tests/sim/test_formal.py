@@ -67,6 +67,21 @@ def test_an_input_assumption_restricts_the_proof_to_its_domain(latency):
     assert prove_equivalent(gold, gate, gate_latency=latency, assume="1'b0", cache=False).status == INCONCLUSIVE
 
 
+def test_wide_multiplier_proves_with_the_significand_multiplier_cut_and_a_real_bug_still_fails():
+    from lutforge.golden import fp
+    from lutforge.hdl.fp_mul import FPMultiplier
+    from lutforge.hdl.fp_reference import ReferenceMultiplier
+    proof = prove_equivalent(ReferenceMultiplier("bf16"), FPMultiplier("bf16"), cut=("sig_mul",), cache=False)
+    assert proof.status == PASS and proof.engine == "sat/cut:sig_mul"
+    # Truncating instead of rounding: the cut's counterexample may be unreal, the reported one is not.
+    bad = prove_equivalent(ReferenceMultiplier("bf16"), FPMultiplier("bf16", rounding="truncate"),
+                           cut=("sig_mul",), timeout=120, cache=False)
+    assert bad.status == FAIL
+    a, b = (np.array([bad.counterexample.inputs[0][k]], dtype=np.uint64) for k in ("a", "b"))
+    assert bad.counterexample.gold["r"] == int(fp.mul(a, b, "bf16")[0])
+    assert bad.counterexample.gate["r"] == int(fp.mul(a, b, "bf16", rounding="truncate")[0])
+
+
 def test_an_unfinished_proof_is_inconclusive_never_a_pass():
     result = prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=2), gate_latency=2,
                               timeout=0.05, cache=False)
@@ -101,8 +116,11 @@ def test_fast_registered_proof_passes_and_an_injected_fault_fails(name):
     proof = proofs()[name]
     assert proof.run().status == PASS
     bundle = mutants(proof.gate(), count=2, seed=3)
+    # A mutant netlist is flat, so a proof with a cut checks its mutants by bounded model checking.
+    engine = "sby" if proof.cut else proof.engine
     statuses = [prove_equivalent(proof.gold(), bundle.netlist, gold_latency=proof.gold_latency,
-                                 gate_latency=proof.gate_latency, fixed={"mutsel": m.index}).status
+                                 gate_latency=proof.gate_latency, fixed={"mutsel": m.index}, engine=engine,
+                                 assume=proof.assume, timeout=120).status
                 for m in bundle.mutants]
     assert FAIL in statuses, [str(m) for m in bundle.mutants]
 
