@@ -148,7 +148,8 @@ def cmd_run_methods(args) -> int:
 
 def cmd_quantize(args) -> int:
     from .compiler.search import quantize_search
-    report = quantize_search(args.budget, args.output, json_path=args.json, rows=args.rows)
+    report = quantize_search(args.budget, args.output, json_path=args.json, rows=args.rows,
+                             lut_every=args.lut_every)
     print(f"Wrote {args.output}: {report['bits_per_weight']:.3f} streamed bits/weight (budget {args.budget}).")
     for d in report["dominant_layers"][:5]:
         print(f"  {d['layer']:20s} {d['method']:40s} relative output MSE {d['rel_mse']:.3g}")
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, required=True, metavar="BITS",
                    help="mean streamed bits per weight over the decoder linears")
     p.add_argument("--rows", type=int, default=512, help="calibration rows scored per layer")
+    p.add_argument("--lut-every", type=int, default=4, metavar="K",
+                   help="score LUT candidates in every K-th decoder block only (fits take minutes)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     p.set_defaults(func=cmd_quantize)

@@ -332,9 +332,9 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     n_out, k = weight.shape
     if m.kind != "lut":
         return FittedLayer(m, n_out, k, weight_q=torch.from_numpy(
-            np.ascontiguousarray(_numeric_weight(np.asarray(weight, np.float32), m.kind))))
-    w = torch.from_numpy(np.asarray(weight, np.float32)).clone()
-    x = torch.from_numpy(np.asarray(calibration, np.float32)).clone()
+            np.array(_numeric_weight(np.asarray(weight, np.float32), m.kind), dtype=np.float32)))
+    w = torch.from_numpy(np.array(weight, dtype=np.float32))
+    x = torch.from_numpy(np.array(calibration, dtype=np.float32))
     if m.hadamard:
         w, x = hadamard_t(w, m.hadamard), hadamard_t(x, m.hadamard)
     v = m.v
@@ -349,7 +349,7 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     xs = x[rows].reshape(len(rows), p_count, v).transpose(0, 1).contiguous()  # (P, n, v)
     acts, _ = _kmeans(xs, m.c_a, m.iterations, m.seed)
     fitted = FittedLayer(m, n_out, k, act_codebooks=acts.float())
-    a = fitted.act_indices(torch.from_numpy(np.asarray(calibration, np.float32))) if m.fit == "gptq" else None
+    a = fitted.act_indices(torch.from_numpy(np.array(calibration, dtype=np.float32))) if m.fit == "gptq" else None
     stages_cb, stages_idx = [], []
     target = w
     if m.fit == "gptq":

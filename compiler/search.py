@@ -175,7 +175,7 @@ class Session:
 
     def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
         """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` on ``rows`` calibration rows."""
-        x = torch.from_numpy(np.ascontiguousarray(self.calib.inputs[name][-rows:]))
+        x = torch.from_numpy(np.array(self.calib.inputs[name][-rows:], dtype=np.float32))
         ref = x.double() @ self.ref.weight(name).double().T
         y = self.fit(name, m).forward(x).double()
         return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
@@ -234,20 +234,22 @@ def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
             LayerMethod(kind="nvfp4"),
-            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
+            LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
 
 
 def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
-                progress: bool = True) -> tuple[dict, dict]:
+                progress: bool = True, lut_every: int = 4) -> tuple[dict, dict]:
     """Relative output MSE and streamed bits of every candidate on every layer (cached as JSON).
 
-    A LUT candidate is scored only on layers where it streams fewer bits than MXINT4: elsewhere it
-    costs more bits and, on every layer measured (docs/quantization.md), has a larger error, so the
-    search could never choose it; its error there is recorded as infinite."""
+    A LUT candidate is scored only on layers where it streams fewer bits than MXINT4 (elsewhere
+    it costs more bits and, on every layer measured (docs/quantization.md), has a larger error, so
+    the search could never choose it) and, because one LUT fit takes minutes on a shared 2-core
+    machine, only in every ``lut_every``-th decoder block; unscored entries are infinite."""
     from tqdm import tqdm
 
-    key = hashlib.sha256(json.dumps([sorted(m.to_dict().items()) for m in menu.values()] + [rows, s.calib.key],
+    key = hashlib.sha256(json.dumps([sorted(m.to_dict().items()) for m in menu.values()]
+                                    + [rows, s.calib.key, lut_every],
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_dir() / f"sensitivity-{key}.json"
     if path.is_file():
@@ -258,8 +260,9 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
         n, k = s.sizes[name]
         bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
         cap = streamed_bits(LayerMethod(kind="mxint4"), n, k)
-        errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or bits[name][lab] < cap
-                              else float("inf")) for lab, m in menu.items()}
+        block = int(name.split(".")[1])
+        errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or (
+            bits[name][lab] < cap and block % lut_every == 0) else float("inf")) for lab, m in menu.items()}
         s._fitted.clear()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"errors": errors, "bits": bits}))
@@ -267,12 +270,12 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    json_path=None) -> dict:
+                    json_path=None, lut_every: int = 4) -> dict:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     calibration rows), the budgeted search, and the chosen configuration written as YAML."""
     s = Session(progress=progress)
     menu = candidates()
-    errors, bits = sensitivity(s, menu, rows, progress)
+    errors, bits = sensitivity(s, menu, rows, progress, lut_every)
     choice = search_budget(errors, bits, s.sizes, budget)
     cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
                        {l: menu[c] for l, c in choice.items()}, s.cal_params)
