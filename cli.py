@@ -114,6 +114,9 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.board:
+        from .boards.cli import run_main
+        return run_main(args)
     from .compiler.config import load_config
     from .compiler.jobs import run_model
     from .compiler.search import is_method_config
@@ -157,6 +160,9 @@ def cmd_quantize(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .boards.cli import add_bitstream_cli, add_run_arguments
+    from .sim.formal_suite import register_cli as register_prove_cli
+
     parser = argparse.ArgumentParser(
         prog="lutforge",
         description="Co-design FPGA accelerators for quantized LLM inference: generate, simulate and "
@@ -203,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", default="build/compile", help="build directory")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("run", help="run the whole model on the golden backend and report perplexity")
+    p = sub.add_parser("run", help="run the whole model on the golden backend and report perplexity; "
+                                   "with --board, run a check layer on a board or its simulation")
     p.add_argument("--config", action="append", help="config YAML, repeatable (default: configs/default.yaml)")
     p.add_argument("--windows", type=int, help="WikiText-2 test windows (default: from the config)")
     p.add_argument("--window", type=int, help="tokens per window (default: from the config)")
@@ -211,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     p.add_argument("--build", default="build/run", help="build directory")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    add_run_arguments(p, required=False)
     p.set_defaults(func=cmd_run)
+
+    register_prove_cli(sub)
+    add_bitstream_cli(sub)
 
     p = sub.add_parser("quantize", help="per-layer sensitivity and a search for a streamed-bits budget; "
                                         "writes a method configuration for `run`")

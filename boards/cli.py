@@ -83,7 +83,9 @@ def run_main(args) -> int:
     from .platforms import get_board
 
     board = get_board(args.board)
-    config = load_config(board, args.config)
+    if not args.port:
+        raise ValueError(f"Running on board {args.board!r} needs --port: a serial device, or 'sim' for its simulation.")
+    config = load_config(board, args.soc_config)
     if args.port == "sim":
         from .sim_transport import open_sim
         transport = open_sim(config)
@@ -159,7 +161,8 @@ def _run_gemv(transport, config, seed):
     return what, ""
 
 
-def add_cli(subparsers) -> None:
+def add_bitstream_cli(subparsers) -> None:
+    """Add ``bitstream`` to an argparse sub-command set."""
     from .platforms import BOARDS
 
     p = subparsers.add_parser("bitstream", help="build a board's bitstream with the YoWASP tools")
@@ -172,11 +175,21 @@ def add_cli(subparsers) -> None:
     p.add_argument("--no-timing-check", action="store_true", help="keep a bitstream that misses timing")
     p.set_defaults(func=bitstream_main)
 
-    p = subparsers.add_parser("run", help="run a layer on a board (or its simulation) and check it")
-    p.add_argument("--board", choices=list(BOARDS), required=True)
-    p.add_argument("--port", required=True, help="serial device, or 'sim' for the Verilator SoC")
-    p.add_argument("--config", metavar="YAML", help="the SoC settings the bitstream was built with")
+
+def add_run_arguments(p, *, required: bool) -> None:
+    """The board options of ``run``; the main CLI shares ``run`` with the whole-model golden run."""
+    from .platforms import BOARDS
+
+    p.add_argument("--board", choices=list(BOARDS), required=required, help="run a check layer on this board")
+    p.add_argument("--port", required=required, help="serial device, or 'sim' for the Verilator SoC")
+    p.add_argument("--soc-config", metavar="YAML", help="the SoC settings the bitstream was built with")
     p.add_argument("--seed", type=int, default=0)
+
+
+def add_cli(subparsers) -> None:
+    add_bitstream_cli(subparsers)
+    p = subparsers.add_parser("run", help="run a layer on a board (or its simulation) and check it")
+    add_run_arguments(p, required=True)
     p.set_defaults(func=run_main)
 
 

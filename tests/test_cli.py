@@ -15,7 +15,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exit.value.code == 0
     out = capsys.readouterr().out
-    for command in ("blocks", "verilog", "sim", "demo"):
+    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "quantize", "prove", "bitstream"):
         assert command in out
 
 
@@ -50,3 +50,9 @@ def test_sim_writes_json(tmp_path, capsys):
 def test_every_registered_block_is_lint_clean(name, example):
     block = catalogue()[name]
     assert lint(elaborate(block.build(block.resolve(example)))) == []
+
+
+def test_board_run_without_port_says_what_to_pass(capsys):
+    assert main(["run", "--board", "icebreaker"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "lutforge: Running on board 'icebreaker' needs --port: a serial device, or 'sim' for its simulation.")
