@@ -56,7 +56,9 @@ def _pipelined(unit, name):
                               for lat in LATENCIES})), policy
 
 
-@pytest.mark.parametrize("unit,name", [("mul", "e4m3"), ("add", "e4m3"), ("mul", "bf16"), ("fma", "fp16")])
+@pytest.mark.parametrize("unit,name", [("mul", "e4m3"), ("fma", "fp16"),
+                                       pytest.param("add", "e4m3", marks=pytest.mark.slow),
+                                       pytest.param("mul", "bf16", marks=pytest.mark.slow)])
 def test_pipelined_equals_combinational(unit, name):
     fmt = formats.get(name)
     rng = np.random.default_rng(5)
