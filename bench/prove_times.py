@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 
     print("\nPer engine (combinational proofs):")
     for name in ENGINE_CASES:
-        if name not in registered:
+        if name not in report["proofs"]:
             continue
         proof = registered[name]
         row = {}
