@@ -6,6 +6,8 @@ and placed and routed with yowasp-nextpnr. Prints a table and saves a plot next 
 ``out/bench/``; ``--json PATH`` writes the rows.
 
 Usage: python bench/fp_area.py [--formats e4m3,bf16,fp32] [--units mul,add,fma,convert] [--json PATH]
+(``--units mx_dot --formats e4m3,e2m1`` measures the block dot-product unit; its stream ports are
+already registered, the wrapper adds its shift chain anyway.)
 """
 
 import argparse
@@ -17,11 +19,15 @@ from lutforge.hdl.fp_add import FPAdder
 from lutforge.hdl.fp_convert import FPConvert
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
+from lutforge.hdl.mx_dot import MXDotProduct
 from lutforge.sim.progress import progress
 from lutforge.sim.synth import TARGETS, synthesize
 
 # Conversions measured per column: into the narrow formats from fp32, and into fp32 from fp16.
 CONVERT_SOURCE = {"fp32": "fp16"}
+# The block dot-product unit is measured per element format.
+MX_FORMAT = {"e4m3": "mxfp8_e4m3", "e5m2": "mxfp8_e5m2", "e3m2": "mxfp6_e3m2", "e2m3": "mxfp6_e2m3",
+             "e2m1": "mxfp4"}
 
 
 def _unit(unit: str, fmt: str, latency: int):
@@ -33,11 +39,15 @@ def _unit(unit: str, fmt: str, latency: int):
         return FPFusedMultiplyAdd(fmt, latency=latency)
     if unit == "convert":
         return FPConvert(CONVERT_SOURCE.get(fmt, "fp32"), fmt, latency=latency)
-    raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma or convert.")
+    if unit == "mx_dot":
+        return MXDotProduct(MX_FORMAT[fmt])
+    raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma, convert or mx_dot.")
 
 
 def _label(unit, fmt):
-    return f"convert {CONVERT_SOURCE.get(fmt, 'fp32')}→{fmt}" if unit == "convert" else f"{unit} {fmt}"
+    if unit == "convert":
+        return f"convert {CONVERT_SOURCE.get(fmt, 'fp32')}→{fmt}"
+    return f"mx_dot {MX_FORMAT[fmt]}" if unit == "mx_dot" else f"{unit} {fmt}"
 
 
 def main(argv=None):
