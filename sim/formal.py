@@ -484,6 +484,9 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
         raise ValueError(f"Solver {solver!r} is not supported; use one of {', '.join(SOLVERS)}.")
     gold_n, gate_n = Netlist.of(gold, "gold"), Netlist.of(gate, "gate")
     gold_full, gate_full = gold_n, gate_n
+    if cut and (gold_latency or gate_latency):
+        raise ValueError(f"Cut points need combinational designs (latencies 0, not {gold_latency} and "
+                         f"{gate_latency}): a cut submodule's ports have no latency to align them by.")
     for instance in cut:
         (gold_n, gold_body), (gate_n, gate_body) = gold_n.cut(instance), gate_n.cut(instance)
         if gold_body != gate_body:
@@ -534,7 +537,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
             # looks for a real counterexample within the same time limit.
             spurious = cex.describe() if cex else detail
             whole = prove_equivalent(gold_full, gate_full, name=name, engine="sby", solver=solver,
-                                     timeout=timeout, assume=assume, cache=cache)
+                                     timeout=timeout, depth=depth, fixed=fixed, assume=assume, cache=cache)
             if whole.status == FAIL:
                 whole.detail = f"{whole.detail} (the cut gave one the whole designs do not show: {spurious})"
                 return whole

@@ -103,6 +103,8 @@ def test_mismatched_ports_and_bad_latencies_are_refused_with_the_fix():
         prove_equivalent(LMulSpec("e4m3"), LMulMultiplier("e4m3"), gate_latency=2)
     with pytest.raises(ValueError, match=r"sat engine proves combinational designs only; use engine='sby'"):
         prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=1), gate_latency=1, engine="sat")
+    with pytest.raises(ValueError, match=r"Cut points need combinational designs \(latencies 0, not 0 and 1\)"):
+        prove_equivalent(LMulMultiplier("e4m3"), LMulMultiplier("e4m3", latency=1), gate_latency=1, cut=("x",))
     with pytest.raises(ValueError, match=r"Solver 'cvc5' is not supported; use one of yices"):
         prove_equivalent(Netlist.of(LMulSpec("e4m3"), "gold"), Netlist.of(LMulMultiplier("e4m3"), "gate"),
                          solver="cvc5")
