@@ -14,7 +14,11 @@ def test_default_file_is_the_schema_default():
     assert cfg.to_dict() | {"name": "default"} == Config().to_dict()
 
 
-@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+ACCELERATOR_CONFIGS = ["default", "artifact", "rich-k64", "rich-k8", "rich-ca256", "rich-v1"]
+
+
+@pytest.mark.parametrize("path", [REPO_ROOT / "configs" / f"{n}.yaml" for n in ACCELERATOR_CONFIGS],
+                         ids=lambda p: p.stem)
 def test_every_shipped_config_loads(path):
     assert load_config(path).name == path.stem
 
