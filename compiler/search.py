@@ -243,8 +243,8 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     """Relative output MSE and streamed bits of every candidate on every layer (cached as JSON).
 
     A LUT candidate is scored only on layers where it streams fewer bits than MXINT4 (elsewhere
-    it costs more bits and, on every layer measured (docs/quantization.md), has a larger error, so
-    the search could never choose it) and, because one LUT fit takes minutes on a shared 2-core
+    it costs more bits and, on the layer measured in docs/quantization.md, has 6x MXINT4's
+    relative output error, so the search would not choose it) and, because one LUT fit takes minutes on a shared 2-core
     machine, only in every ``lut_every``-th decoder block; unscored entries are infinite."""
     from tqdm import tqdm
 
