@@ -55,7 +55,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
     """Run the fp32 `model` over the first `n_windows` non-overlapping windows of `window` tokens
     of WikiText-2 valid and return `rows` input rows per linear layer (default: all layers),
     the same seeded token positions for every layer."""
-    from tqdm import tqdm
+    from ..sim.progress import progress as progress_bar
 
     if model.overrides:
         raise ValueError(
@@ -95,7 +95,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
         chunks.setdefault(name, []).append(x[0, state["local"]].detach().numpy().copy())
 
     with torch.inference_mode(), model.observe_linear_inputs(record):
-        for w in tqdm(range(n_windows), desc="calibration capture", disable=not progress, leave=False):
+        for w in progress_bar(range(n_windows), desc="calibration capture", disable=None if progress else True, leave=False):
             in_window = positions[(positions >= w * window) & (positions < (w + 1) * window)]
             state["local"] = torch.from_numpy(in_window - w * window)
             state["x"] = None

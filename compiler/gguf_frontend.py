@@ -126,14 +126,14 @@ def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
     Every tensor is dequantized to fp32 with `gguf.quants.dequantize` (Q4_1, Q8_0, F16, ... as
     present); the Q and K rows are un-permuted to the Hugging Face RoPE layout."""
     import gguf
-    from tqdm import tqdm
+    from ..sim.progress import progress as progress_bar
 
     path = Path(path).resolve() if path is not None else smollm2_path()
     reader = open_gguf(path)
     cfg = read_config(reader)
     weights: dict[str, np.ndarray] = {}
     quant: dict[str, str] = {}
-    for t in tqdm(reader.tensors, desc=f"dequantize {path.name}", disable=not progress, leave=False):
+    for t in progress_bar(reader.tensors, desc=f"dequantize {path.name}", disable=None if progress else True, leave=False):
         name = _ir_name(t.name)
         # GGUF lists dimensions fastest-first; NumPy wants them slowest-first.
         shape = tuple(int(d) for d in reversed(t.shape))

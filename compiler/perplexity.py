@@ -32,7 +32,7 @@ def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: in
     """Perplexity of `model` (token ids (1, T) -> logits (1, T, vocab)) on the first `n_windows`
     non-overlapping windows of `window` tokens (all whole windows if None). Each window starts
     from an empty context, so its first token is not predicted."""
-    from tqdm import tqdm
+    from ..sim.progress import progress as progress_bar
 
     tokens = torch.tensor(np.asarray(tokens), dtype=torch.int64).reshape(-1)
     available = tokens.numel() // window
@@ -48,8 +48,8 @@ def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: in
     start = time.perf_counter()
     sums = []
     with torch.inference_mode():
-        for w in tqdm(range(n_windows), desc=f"perplexity ({window}-token windows)",
-                      disable=not progress, leave=False):
+        for w in progress_bar(range(n_windows), desc=f"perplexity ({window}-token windows)",
+                              disable=None if progress else True, leave=False):
             chunk = tokens[w * window:(w + 1) * window][None]
             logits = model(chunk)
             nll = F.cross_entropy(logits[0, :-1].float(), chunk[0, 1:], reduction="sum")

@@ -171,7 +171,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     ``reference`` / ``tokenizer`` (a ReferenceModel and GGUFTokenizer) are built when calibration
     has to run and are not given.
     """
-    from tqdm import tqdm
+    from ..sim.progress import progress as progress_bar
 
     cfg = build.config
     t0 = time.perf_counter()
@@ -223,7 +223,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     if report is None:
         q_dir.mkdir(parents=True, exist_ok=True)
         per_layer, outputs = {}, []
-        for name in tqdm(layers, desc="quantize (codebooks)", disable=not build.progress, leave=False):
+        for name in progress_bar(layers, desc="quantize (codebooks)", disable=None if build.progress else True, leave=False):
             t1 = time.perf_counter()
             layer, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
             out = q_dir / f"{name}.npz"
