@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +107,11 @@ class Netlist:
         every value it could return (its outputs are shared free inputs): the divide-and-conquer
         step that keeps a wide multiplier out of the SAT problem.
         """
-        work = build_dir("formal-cut", content_key(self.text, instance, tool_versions()))
-        target = work / "cut.il"
-        if not target.exists():
-            (work / f"in{os.getpid()}.il").write_text(self.text)
-            rc, log = _run([yosys(), "-q", "-p", f"read_rtlil in{os.getpid()}.il; hierarchy -top {self.top}; "
-                            f"expose -evert -sep __ {self.top}/{instance}; write_rtlil cut{os.getpid()}.il"], work, 300)
-            if rc != 0:
-                raise ValueError(f"Could not cut submodule {instance!r} out of {self.top!r}: {log.strip()[-300:]}")
-            (work / f"cut{os.getpid()}.il").replace(target)
-        text = target.read_text()
+        text = cached_yosys(
+            "formal-cut", self.text, instance, "cut.il",
+            lambda src, dst: f"read_rtlil {src}; hierarchy -top {self.top}; "
+                             f"expose -evert -sep __ {self.top}/{instance}; write_rtlil {dst}",
+            lambda log: ValueError(f"Could not cut submodule {instance!r} out of {self.top!r}: {log[-300:]}"))
         match = re.search(rf"^module \\{re.escape(self.top)}\.{re.escape(instance)}\s*$(.*?)^end$", self.text, re.M | re.S)
         if match is None or f"{instance}__" not in text:
             raise ValueError(f"{self.top!r} has no submodule instance {instance!r} to cut; name one of its "
@@ -249,7 +244,7 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
         lines.append("  always @* assert (!trigger);")
         return "\n".join(lines) + "\nendmodule\n"
     settle = max(gold_latency, gate_latency)
-    lines.append(f"  reg [7:0] settle = 8'd0;")
+    lines.append("  reg [7:0] settle = 8'd0;")
     lines.append(f"  always @(posedge clk) if (rst) settle <= 8'd0; else if (settle != 8'd{settle}) settle <= settle + 8'd1;")
     compare = []
     for n, w in outputs:
@@ -267,6 +262,25 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
         lines.append("  always @* assume (valid);")
     lines.append(f"  always @* if (settle == 8'd{settle}) assert ({' && '.join(compare)});")
     return "\n".join(lines) + "\nendmodule\n"
+
+
+def cached_yosys(kind: str, text: str, tag: str, output: str, script, failure) -> str:
+    """Run a yosys ``script(src, dst)`` on RTLIL ``text`` once per content; return ``dst``'s text.
+
+    Results live in the build cache under ``kind``, keyed by the text, ``tag`` and tool versions;
+    per-process file names let parallel test workers share one folder. ``failure(log)`` builds the
+    exception raised when yosys fails.
+    """
+    work = build_dir(kind, content_key(text, tag, tool_versions()))
+    target = work / output
+    if not target.exists():
+        src, dst = f"in{os.getpid()}.il", f"out{os.getpid()}{Path(output).suffix}"
+        (work / src).write_text(text)
+        rc, log = _run([yosys(), "-q", "-p", script(src, dst)], work, 300)
+        if rc != 0:
+            raise failure(log.strip())
+        (work / dst).replace(target)
+    return target.read_text()
 
 
 def _run(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":

@@ -15,14 +15,11 @@ every simulation test. Fault kinds:
   it inverts the select).
 """
 
-import os
 import random
 import re
 from dataclasses import dataclass
 
-from .build_cache import build_dir, content_key
-from .formal import Netlist, _run, yosys
-from .toolchain import tool_versions
+from .formal import Netlist, cached_yosys
 
 __all__ = ["Mutant", "MutantNetlist", "mutants", "KINDS"]
 
@@ -52,29 +49,18 @@ class MutantNetlist:
 
     def verilog(self) -> str:
         """The mutant netlist as Verilog (for Verilator), written by yosys."""
-        work = build_dir("mutate", content_key(self.netlist.text, "verilog", tool_versions()))
-        target = work / "mutants.v"
-        if not target.exists():
-            (work / f"mutants{os.getpid()}.il").write_text(self.netlist.text)
-            rc, log = _run([yosys(), "-q", "-p", f"read_rtlil mutants{os.getpid()}.il; write_verilog -noattr mutants{os.getpid()}.v"],
-                           work, 300)
-            if rc != 0:
-                raise RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log.strip()[-400:]}")
-            (work / f"mutants{os.getpid()}.v").replace(target)
-        return target.read_text()
+        return cached_yosys(
+            "mutate", self.netlist.text, "verilog", "mutants.v",
+            lambda src, dst: f"read_rtlil {src}; write_verilog -noattr {dst}",
+            lambda log: RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log[-400:]}"))
 
 
 def _flatten(netlist: Netlist) -> str:
-    work = build_dir("mutate", content_key(netlist.text, "flat", tool_versions()))
-    target = work / "flat.il"
-    if not target.exists():
-        (work / f"gate{os.getpid()}.il").write_text(netlist.text)
-        rc, log = _run([yosys(), "-q", "-p", f"read_rtlil gate{os.getpid()}.il; hierarchy -top {netlist.top}; proc; "
-                        f"flatten; opt_clean; chformal -remove; write_rtlil flat{os.getpid()}.il"], work, 300)
-        if rc != 0:
-            raise RuntimeError(f"yosys could not flatten {netlist.top!r}: {log.strip()[-400:]}")
-        (work / f"flat{os.getpid()}.il").replace(target)
-    return target.read_text()
+    return cached_yosys(
+        "mutate", netlist.text, "flat", "flat.il",
+        lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; proc; "
+                         f"flatten; opt_clean; chformal -remove; write_rtlil {dst}",
+        lambda log: RuntimeError(f"yosys could not flatten {netlist.top!r}: {log[-400:]}"))
 
 
 def _bits(value: int, width: int) -> str:
