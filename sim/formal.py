@@ -348,10 +348,14 @@ def _admits_an_input(work: Path, timeout: float) -> bool:
     return "SAT solving finished - model found" in log
 
 
-def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool) -> "tuple[str, str, Counterexample | None]":
+def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool,
+               merge: bool = False) -> "tuple[str, str, Counterexample | None]":
+    # Merging shares the cells the two sides have in common (same function of the same nets), and
+    # -keepdc keeps x bits from being chosen to fold the miter: only equal logic is merged.
     script = (
         "read_rtlil gold.il\nread_rtlil gate.il\nread_verilog -formal miter.v\n"
         "hierarchy -top miter\nproc\nflatten\nchformal -remove\nopt_clean\n"
+        + ("opt -fast -keepdc\n" if merge else "") +
         f"tee -q -o sat.log sat -prove trigger 0 {'-set valid 1 ' if assume else ''}-show-ports -timeout {max(1, int(timeout))} miter\n"
     )
     (work / "prove.ys").write_text(script)
@@ -483,19 +487,29 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
 def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int = 0, gate_latency: int = 0,
                      engine: str = "auto", solver: str = "yices", timeout: float = 300.0,
                      depth: "int | None" = None, fixed: "dict[str, int] | None" = None,
-                     assume: "str | None" = None, cut: "tuple[str, ...]" = (), cache: bool = True) -> ProofResult:
+                     assume: "str | None" = None, cut: "tuple[str, ...]" = (), cache: bool = True,
+                     merge: bool = False) -> ProofResult:
     """Prove ``gate`` equivalent to ``gold`` (components or :class:`Netlist`s with the same ports).
 
-    ``engine``: ``"sat"`` (combinational only), ``"sby"``, or ``"auto"`` (sat when both sides are
-    combinational). ``fixed`` ties extra gate inputs to constants (e.g. a mutant selector);
+    ``engine``: ``"sat"`` (combinational only), ``"sby"``, ``"pipeline-lemmas"`` (a plain pipeline
+    against its combinational form, by two helper lemmas: :mod:`.formal_pipeline`), or ``"auto"``
+    (sat when both sides are combinational). ``fixed`` ties extra gate inputs to constants (e.g. a mutant selector);
     ``assume`` restricts the inputs (see :func:`miter_source`). ``cut`` names submodule instances,
     identical in both designs, to prove around (see :meth:`Netlist.cut`): a PASS then is a proof,
-    a counterexample may be one no real submodule output gives, so it is INCONCLUSIVE.
+    a counterexample may be one no real submodule output gives, so it is INCONCLUSIVE. ``merge``
+    (sat engine) first shares the logic both sides have in common (yosys ``opt -fast -keepdc``):
+    near-identical designs, such as a pipeline made transparent and its combinational form, then
+    leave the solver only their differences.
     """
-    if engine not in ("auto", "sat", "sby"):
-        raise ValueError(f"Engine {engine!r} is not known; use 'auto', 'sat' or 'sby'.")
+    if engine not in ("auto", "sat", "sby", "pipeline-lemmas"):
+        raise ValueError(f"Engine {engine!r} is not known; use 'auto', 'sat', 'sby' or 'pipeline-lemmas'.")
     if solver not in SOLVERS:
         raise ValueError(f"Solver {solver!r} is not supported; use one of {', '.join(SOLVERS)}.")
+    if engine == "pipeline-lemmas":
+        from .formal_pipeline import prove_pipelined
+        return prove_pipelined(gold, gate, name=name, gold_latency=gold_latency, gate_latency=gate_latency,
+                               solver=solver, timeout=timeout, fixed=fixed, assume=assume, cut=cut, depth=depth,
+                               cache=cache)
     gold_n, gate_n = Netlist.of(gold, "gold"), Netlist.of(gate, "gate")
     gold_full, gate_full = gold_n, gate_n
     if cut and (gold_latency or gate_latency):
@@ -513,7 +527,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
         engine = "sby" if sequential else "sat"
     if engine == "sat" and sequential:
         raise ValueError("The sat engine proves combinational designs only; use engine='sby' for clocked ones.")
-    label = engine if engine == "sat" else f"sby-{solver}"
+    label = ("sat+merge" if merge else "sat") if engine == "sat" else f"sby-{solver}"
     key = content_key(gold_n.text, gate_n.text, miter, label, str(depth), tool_versions())
     cache_dir = build_dir("formal", key)
     result_file = cache_dir / "result.json"
@@ -534,7 +548,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
     outputs = [(n, w) for n, (d, w) in ports.items() if d == "output"]
     start = time.perf_counter()
     if engine == "sat":
-        status, detail, cex = _prove_sat(work, inputs, outputs, timeout, bool(assume))
+        status, detail, cex = _prove_sat(work, inputs, outputs, timeout, bool(assume), merge)
     else:
         status, detail, cex = _prove_sby(work, inputs, outputs, (gold_latency, gate_latency), timeout,
                                          solver, depth, bool(assume))
