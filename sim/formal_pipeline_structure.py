@@ -45,9 +45,12 @@ def _flat_module(netlist: Netlist) -> dict:
 
 
 def _bit_names(module: dict) -> dict[int, str]:
-    """A readable name per bit: the shortest visible wire name holding it, ``name[i]`` when wide."""
+    """A readable name per bit, ``name[i]`` when wide: the shortest visible wire name holding it, an
+    internal one before a port (a register is better named by its own signal than by the output it
+    drives)."""
     names: dict[int, str] = {}
-    ranked = sorted(module["netnames"].items(), key=lambda item: (item[1].get("hide_name", 0), len(item[0])))
+    rank = lambda item: (item[1].get("hide_name", 0), item[0] in module["ports"], len(item[0]), item[0])
+    ranked = sorted(module["netnames"].items(), key=rank)
     for name, net in ranked:
         for index, bit in enumerate(net["bits"]):
             if isinstance(bit, int) and bit not in names:
@@ -139,16 +142,15 @@ def check_pipeline_structure(netlist: Netlist, latency: int, *, fixed: "tuple[st
         for index, bit in enumerate(info["bits"]):
             found = depths.get(bit, {}) if isinstance(bit, int) else {}
             wrong = [d for d in found if d != latency]
+            label = port if len(info["bits"]) == 1 else f"{port}[{index}]"
             if wrong:
-                label = port if len(info["bits"]) == 1 else f"{port}[{index}]"
-                seen = ", ".join(str(d) for d in sorted(found))
-                path = _path(found[wrong[0]], bit, names)
+                seen = ", ".join(str(d) for d in sorted(found)) + (" register" if found.keys() == {1} else " registers")
+                path = _path(found[wrong[0]], label, names)
                 raise PipelineStructureError(
-                    f"Output {label} is reached through {seen} registers{' on different paths' if len(found) > 1 else ''}"
+                    f"Output {label} is reached through {seen}{' on different paths' if len(found) > 1 else ''}"
                     f", not {latency} on every path as the claimed latency says: {path} crosses {wrong[0]}. "
                     f"Balance the pipeline or claim its real latency.")
             if isinstance(bit, int) and settle.get(bit, 0) > latency:
-                label = port if len(info["bits"]) == 1 else f"{port}[{index}]"
                 raise PipelineStructureError(
                     f"Output {label} depends on a chain of {settle[bit]} registers, more than the latency {latency}, "
                     f"fed by constants only: it shows reset values after the pipeline is full. Shorten that "
@@ -182,7 +184,7 @@ def _depths(edges, fed_by, sources, names) -> "tuple[dict[int, dict[int, tuple]]
     pending = {dst: len(srcs) for dst, srcs in fed_by.items()}
     depths: dict[int, dict[int, tuple]] = {b: {0: (b,)} for b in sources}
     settle: dict[int, int] = {}
-    ready = deque(b for b in set(edges) | set(sources) if pending.get(b, 0) == 0)
+    ready = deque(b for b in sorted(set(edges) | set(sources)) if pending.get(b, 0) == 0)
     done = 0
     while ready:
         bit = ready.popleft()
@@ -202,12 +204,10 @@ def _depths(edges, fed_by, sources, names) -> "tuple[dict[int, dict[int, tuple]]
     return depths, settle
 
 
-def _path(path: tuple, end: int, names) -> str:
-    """``a[0] -> reg x[3] -> r[1]``: the input, each register crossed (by its output), the end bit."""
-    start, steps = path[0], path[1:]
-    hops = [f"reg {names.get(q, q)}" for _, q in steps]
-    tail = [] if steps and steps[-1][1] == end else [names.get(end, str(end))]
-    return " -> ".join([names.get(start, str(start)), *hops, *tail])
+def _path(path: tuple, end: str, names) -> str:
+    """``a[0] -> reg x[3] -> r[1]``: the input, each register crossed (by its output), the end."""
+    hops = [f"reg {names.get(q, q)}" for _, q in path[1:]]
+    return " -> ".join([str(names.get(path[0], path[0])), *hops, end])
 
 
 def _loop_message(stuck, fed_by, pending, names) -> str:
@@ -221,9 +221,11 @@ def _loop_message(stuck, fed_by, pending, names) -> str:
         trail.append((bit, regs, cell))
         bit = src
     loop = trail[seen[bit]:][::-1]
-    registers = [cell for _, regs, cell in loop if regs]
-    chain = " -> ".join(names.get(b, str(b)) for b, _, _ in loop)
-    if registers:
-        return (f"The design has a register feedback loop through {', '.join(registers)} ({chain}): its state "
-                f"depends on every earlier input, so it is no feed-forward pipeline; prove it with engine='sby'.")
-    return f"The design has a combinational loop ({chain}); break it before proving the design."
+    # Hidden (``$``-named) bits are yosys temporaries: the loop is named by its signals.
+    shown = [f"reg {names.get(b, b)}" if regs else str(names.get(b, b)) for b, regs, _ in loop
+             if regs or not names.get(b, "$").startswith("$")]
+    chain = " -> ".join(shown + shown[:1])
+    if any(regs for _, regs, _ in loop):
+        return (f"The design has a register feedback loop: {chain}. Its state depends on every earlier input, so "
+                f"it is no feed-forward pipeline; prove it with engine='sby'.")
+    return f"The design has a combinational loop: {chain}. Break it before proving the design."
