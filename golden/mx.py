@@ -43,8 +43,8 @@ from . import fp
 from .convert import convert, decode, encode
 from .formats import Format, get
 
-__all__ = ["BlockFormat", "Blocks", "BLOCK_FORMATS", "get_block_format", "quantize", "quantize_with_scales",
-           "dequantize", "dot", "hadamard"]
+__all__ = ["BlockFormat", "Blocks", "BLOCK_FORMATS", "get_block_format", "quantize", "dequantize",
+           "dot", "hadamard"]
 
 
 @dataclass(frozen=True)
@@ -178,31 +178,6 @@ def quantize(x, fmt, *, tensor_scale="auto", hadamard_size=None) -> Blocks:
     return _quantize_nv(xb, bf, x.shape, tensor_scale)
 
 
-def quantize_with_scales(x, fmt, scales, tensor_scale=None) -> Blocks:
-    """Quantize ``x`` along its last axis with the given block scale encodings (``scales``: one per
-    block, as :func:`quantize` returns them) and, for NV formats, the given float32 tensor scale.
-
-    :func:`quantize` is ``quantize_with_scales`` with the scales it chooses from each block's
-    amax; error-compensating quantizers (GPTQ) fix a block's scales first and then round its
-    elements one column at a time.
-    """
-    bf = get_block_format(fmt)
-    x = np.asarray(x, np.float32)
-    xb = _blocked(x, bf)
-    scales = np.asarray(scales, np.uint8)
-    if scales.shape != xb.shape[:-1]:
-        raise ValueError(f"{bf.name} needs one scale per block of {bf.block} values, shape {xb.shape[:-1]}; "
-                         f"got scales of shape {scales.shape}.")
-    if bf.scale == "e8m0":
-        return Blocks(_mx_elements(xb, bf, scales).reshape(x.shape), scales, None)
-    if tensor_scale is None:
-        r = np.float32(1) / decode(scales, "e4m3").astype(np.float32)
-        return Blocks(_nv_elements(xb, bf, r).reshape(x.shape), scales, None)
-    ts = np.float32(tensor_scale)
-    r = (np.float32(1) / ts) / decode(scales, "e4m3").astype(np.float32)
-    return Blocks(_nv_elements(xb, bf, r).reshape(x.shape), scales, ts)
-
-
 def _quantize_mx(xb, bf, shape):
     v = xb.astype(np.float64)
     amax = np.max(np.abs(v), axis=-1)
@@ -212,18 +187,12 @@ def _quantize_mx(xb, bf, shape):
     flog = np.where(amax == 0, -(1 << 20), e.astype(np.int64) - 1)
     sexp = np.clip(flog - bf.elem_emax, -127, 127)
     scales = np.where(bad, 0xFF, sexp + 127).astype(np.uint8)
-    return Blocks(_mx_elements(xb, bf, scales).reshape(shape), scales, None)
-
-
-def _mx_elements(xb, bf, scales):
-    """Element codes of the blocks ``xb`` under E8M0 scale codes (0xFF: a NaN block, zero elements)."""
-    bad = scales == 0xFF
-    sexp = scales.astype(np.int64) - 127
-    v = np.where(bad[..., None], 0.0, np.ldexp(np.where(bad[..., None], 0.0, xb.astype(np.float64)),
-                                                -sexp[..., None]))
+    v = np.where(bad[..., None], 0.0, np.ldexp(v, -sexp[..., None]))
     if bf.int_bits:
-        return _int_codes(np.ldexp(v, bf.int_frac_bits), bf)
-    return encode(v, bf.elem_fmt, overflow="saturate").astype(np.uint8)
+        elems = _int_codes(np.ldexp(v, bf.int_frac_bits), bf)
+    else:
+        elems = encode(v, bf.elem_fmt, overflow="saturate").astype(np.uint8)
+    return Blocks(elems.reshape(shape), scales, None)
 
 
 def _quantize_nv(xb, bf, shape, tensor_scale):
@@ -250,17 +219,12 @@ def _quantize_nv(xb, bf, shape, tensor_scale):
                     raise ValueError(f"tensor_scale={tensor_scale!r} must be a positive finite float32.")
             s8 = encode(np.clip(bs / ts, f32(2.0**-6), f32(448)), "e4m3")
             r = (f32(1) / ts) / decode(s8, "e4m3").astype(f32)
-    return Blocks(_nv_elements(xb, bf, r).reshape(shape), s8.astype(np.uint8), ts)
-
-
-def _nv_elements(xb, bf, r):
-    """Element codes of the blocks ``xb`` multiplied by their float32 reciprocal scales ``r``."""
-    emax = np.float32(bf.elem_max)
-    with np.errstate(over="ignore", invalid="ignore"):
         d = np.clip(xb * r[..., None], -emax, emax)
     if bf.int_bits:
-        return _int_codes(d.astype(np.float64), bf)
-    return encode(d, bf.elem_fmt, overflow="saturate").astype(np.uint8)
+        elems = _int_codes(d.astype(np.float64), bf)
+    else:
+        elems = encode(d, bf.elem_fmt, overflow="saturate").astype(np.uint8)
+    return Blocks(elems.reshape(shape), s8.astype(np.uint8), ts)
 
 
 def _element_values(elements, bf):

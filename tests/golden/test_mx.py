@@ -26,14 +26,6 @@ TORCHAO_MX = {
 }
 
 
-def element_grid(bf):
-    """Every finite element value of ``bf`` (before the block scale), from the element format."""
-    if bf.int_bits:
-        return np.arange(-bf.int_max, bf.int_max + 1) / 2.0 ** bf.int_frac_bits
-    g = decode(np.arange(1 << bf.elem_fmt.width), bf.elem_fmt)
-    return np.unique(g[np.isfinite(g)])
-
-
 def blocks(bf, n_blocks, seed):
     """Heavy-tailed blocks over a wide range of scales, blocks of exact element-grid ties (one
     element pins the scale), blocks that must saturate, and zero / negative-zero blocks."""
@@ -42,7 +34,11 @@ def blocks(bf, n_blocks, seed):
     x = rng.standard_t(3, (n_blocks, B)) * 2.0 ** rng.integers(-40, 40, (n_blocks, 1))
     kind = rng.integers(0, 10, n_blocks)
     k = rng.integers(-60, 60, n_blocks).astype(np.float64)
-    grid = element_grid(bf)
+    if bf.int_bits:
+        grid = np.arange(-bf.int_max, bf.int_max + 1) / 2.0 ** bf.int_frac_bits
+    else:
+        g = decode(np.arange(1 << bf.elem_fmt.width), bf.elem_fmt)
+        grid = np.unique(g[np.isfinite(g)])
     mids = (grid[1:] + grid[:-1]) / 2
     ties = rng.choice(mids, (n_blocks, B)) * 2.0 ** k[:, None]
     ties[:, 0] = 2.0 ** (k + bf.elem_emax)
@@ -248,37 +244,3 @@ def test_error_messages():
         mx.quantize(np.zeros(32, np.float32), "mxfp4", hadamard_size=12)
     with pytest.raises(ValueError, match=r"nvfp4 cannot encode NaN or Inf inputs; remove or clip them"):
         mx.quantize(np.full(16, np.inf, np.float32), "nvfp4")
-
-
-@pytest.mark.parametrize("name", list(mx.BLOCK_FORMATS))
-def test_quantize_with_its_own_scales_is_quantize(name):
-    bf = mx.BLOCK_FORMATS[name]
-    x = blocks(bf, 400, seed=11).reshape(8, -1)
-    q = mx.quantize(x, name)
-    again = mx.quantize_with_scales(x, name, q.scales, q.tensor_scale)
-    assert np.array_equal(again.elements, q.elements)
-
-
-@pytest.mark.parametrize("name", ["mxint4", "mxfp4", "nvfp4", "nvint4"])
-def test_quantize_with_fixed_scales_rounds_to_the_nearest_grid_value(name):
-    # Scales chosen from another tensor, so elements also saturate and use few grid steps; each
-    # result is checked against a brute-force nearest point of the (saturated) grid.
-    bf = mx.BLOCK_FORMATS[name]
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((64, bf.block * 4)).astype(np.float32)
-    other = mx.quantize((x * rng.uniform(0.3, 3.0, (64, 1))).astype(np.float32), name)
-    q = mx.quantize_with_scales(x, name, other.scales, other.tensor_scale)
-    got = mx.dequantize(q, name)
-    grid = element_grid(bf)
-    scale = np.repeat(decode(other.scales, bf.scale), bf.block, axis=-1)
-    if other.tensor_scale is not None:
-        scale = scale * np.float64(other.tensor_scale)
-    candidates = grid[None, None, :] * scale[..., None]
-    best = np.abs(candidates - x[..., None]).min(-1)
-    assert np.all(np.abs(got - x) <= best + 1e-6 * scale)
-
-
-def test_quantize_with_scales_refuses_a_wrong_scale_shape():
-    with pytest.raises(ValueError, match=r"mxint4 needs one scale per block of 32 values, shape \(2, 2\); "
-                                         r"got scales of shape \(2,\)\."):
-        mx.quantize_with_scales(np.zeros((2, 64), np.float32), "mxint4", np.zeros(2, np.uint8))
