@@ -1,13 +1,16 @@
 """Formal equivalence of two Amaranth components with the same ports, using the PyPI toolchain.
 
-Two engines:
+Three engines:
 
 * ``"sat"`` — combinational: yosys builds a miter (``trigger = outputs differ``) and its ``sat``
   pass proves ``trigger == 0`` for every input, or returns the inputs that set it;
 * ``"sby"`` — sequential: SymbiYosys (``smtbmc`` with yices, z3 or boolector) proves, by BMC plus
   k-induction, that the outputs agree on every cycle once both pipelines are full. The side with
   the smaller latency is delayed by registers in the miter, so a pipelined form is compared with
-  its combinational form cycle for cycle.
+  its combinational form cycle for cycle;
+* ``"pipeline-lemmas"`` — a plain pipeline against its combinational form, where k-induction is too
+  slow: a structure lemma (balanced feed-forward registers) and a combinational lemma (registers made
+  transparent), whose conjunction gives the same property (:mod:`.formal_pipeline`).
 
 Every result is ``PASS`` (proven), ``FAIL`` (with a :class:`Counterexample` that replays as test
 vectors) or ``INCONCLUSIVE`` (time limit, solver error): an unfinished proof is never a pass.
