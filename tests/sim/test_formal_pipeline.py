@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
 from lutforge.sim.formal import FAIL, PASS, Netlist, prove_equivalent
+from lutforge.sim.formal_mutate import mutants
 from lutforge.sim.formal_pipeline import ENGINE
 from lutforge.sim.formal_pipeline_structure import PipelineStructureError, check_pipeline_structure
 from lutforge.sim.formal_suite import proofs
@@ -39,6 +40,30 @@ class Inverter(wiring.Component):
         m.d.comb += self.r.eq(second)
         if self.short_bit0:
             m.d.comb += self.r[0].eq(first[0])
+        return m
+
+
+class EnabledInverter(wiring.Component):
+    """``r = ~a`` after two cycles, masked by a chain of ``chain`` registers that load a constant 1
+    (reset 0): correct once that chain has filled."""
+
+    a: In(4)
+    r: Out(4)
+
+    def __init__(self, chain: int):
+        self.chain = chain
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        first, second = Signal(4, name="first"), Signal(4, name="second")
+        m.d.sync += [first.eq(~self.a), second.eq(first)]
+        ready = 1
+        for index in range(self.chain):
+            loaded = Signal(name=f"loaded{index}")
+            m.d.sync += loaded.eq(ready)
+            ready = loaded
+        m.d.comb += self.r.eq(second & ready.replicate(4))
         return m
 
 
@@ -127,6 +152,18 @@ def test_an_unbalanced_output_bit_is_refused_by_the_structure_lemma_and_its_real
     assert cex.gate["r"] & 1 == ~cex.inputs[cex.index + 1]["a"] & 1 != cex.gold["r"] & 1
 
 
+def test_registers_on_constants_are_allowed_only_while_they_fill_within_the_latency():
+    assert prove_equivalent(Inverter(), EnabledInverter(2), gate_latency=2, engine=ENGINE, cache=False).status == PASS
+    # Three registers from a constant: the output is masked on the third cycle after reset, when the
+    # pipeline is already full.
+    with pytest.raises(PipelineStructureError, match=(
+            r"^Output r\[0\] depends on a chain of 3 registers, more than the latency 2, fed by constants only: "
+            r"it shows reset values after the pipeline is full\.")):
+        check_pipeline_structure(Netlist.of(EnabledInverter(3), "gate"), 2)
+    result = prove_equivalent(Inverter(), EnabledInverter(3), gate_latency=2, engine=ENGINE, cache=False)
+    assert result.status == FAIL and result.detail.startswith("Lemma 1 (structure) does not hold: Output r[0]")
+
+
 def test_a_feedback_register_is_refused_by_the_structure_lemma():
     with pytest.raises(PipelineStructureError, match=(
             r"^The design has a register feedback loop: .*reg state.*\. Its state depends on every earlier "
@@ -143,6 +180,15 @@ def test_a_fault_in_one_pipeline_stage_fails_the_function_lemma_with_a_true_coun
     cex = result.counterexample
     a, b = cex.inputs[cex.index]["a"], cex.inputs[cex.index]["b"]
     assert cex.gold["r"] == (a + b) & 0xFF != faulty_sum(a, b) == cex.gate["r"]
+
+
+def test_fixed_inputs_select_mutants_of_a_flattened_pipeline():
+    # Mutant 0 is the unmodified design; the selector is a constant to both lemmas.
+    bundle = mutants(AddThenMask(2), count=6, seed=0)
+    prove = lambda index: prove_equivalent(AddThenMask(), bundle.netlist, gate_latency=2, engine=ENGINE,
+                                           fixed={"mutsel": index}, cache=False)
+    assert prove(0).status == PASS
+    assert any(prove(m.index).status == FAIL for m in bundle.mutants)
 
 
 def test_the_engine_refuses_a_clocked_gold_and_a_combinational_gate_with_the_fix():
