@@ -4,10 +4,11 @@ Runs the registered proofs (``lutforge.sim.formal_suite.proofs``) without the re
 a few combinational proofs on every engine (yosys ``sat``, SymbiYosys ``smtbmc`` with each solver
 that is installed), and runs the fault-injection campaign over the mutation targets: per block,
 how many mutants the proofs kill, how many the simulation tests kill, how many are equivalent
-(proof PASS and exhaustive simulation agrees), and whether every counterexample replayed.
+(proof PASS and exhaustive simulation agrees, listed one by one), scores over every injected
+mutant and over the non-equivalent ones, and whether every counterexample replayed.
 
-    python bench/prove_times.py [--select fast|all|small|wide|NAME,...] [--mutants N] [--timeout S]
-                                [--json PATH] [--plot PATH]
+    python bench/prove_times.py [--select fast|all|small|wide|NAME,...] [--skip PART,...] [--mutants N]
+                                [--jobs N] [--timeout S] [--json PATH] [--plot PATH]
 
 Defaults write ``out/bench/prove_times.json`` and ``out/bench/prove_times.png``.
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import shutil
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 WIDE_FORMATS = ("bf16", "fp16", "fp32")
@@ -35,13 +37,15 @@ def main(argv=None) -> int:
     parser.add_argument("--select", default="all",
                         help="fast, all, small (formats of at most 8 bits), wide (16 bits and more), or proof names, comma-separated")
     parser.add_argument("--mutants", type=int, default=40, help="mutants per block (0: skip the campaign)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes for the campaign, one block each; above 1 they run alongside the proofs")
     parser.add_argument("--skip", default="", help="comma-separated name fragments of proofs to leave out")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per proof (default: each proof's own)")
     parser.add_argument("--json", default="out/bench/prove_times.json", metavar="PATH")
     parser.add_argument("--plot", default="out/bench/prove_times.png", metavar="PATH")
     args = parser.parse_args(argv)
 
-    from lutforge.sim.formal_suite import mutation_campaign, mutation_targets, proofs
+    from lutforge.sim.formal_suite import proofs
     registered = proofs()
     if args.select == "all":
         selected = list(registered.values())
@@ -60,12 +64,17 @@ def main(argv=None) -> int:
     skip = [part for part in args.skip.split(",") if part]
     selected = [p for p in selected if not any(part in p.name for part in skip)]
     report = {"proofs": {}, "engines": {}, "mutants": {}}
+    # Blocks are independent: with --jobs above 1 their campaigns start first, in other processes.
+    pool = ProcessPoolExecutor(args.jobs) if args.mutants and args.jobs > 1 else None
+    pending = _start_campaign(pool, args.mutants) if pool else None
     for proof in selected:
         result = proof.run(cache=False, timeout=args.timeout)
         report["proofs"][result.name] = {"status": result.status, "seconds": round(result.seconds, 2),
                                          "engine": result.engine, "detail": result.detail}
         print(f"{result.name:32s} {result.status:12s} {result.engine:10s} {result.seconds:7.1f} s", flush=True)
 
+    # Written after each part, so a run stopped during the campaign keeps its proof times.
+    _write(report, args)
     print("\nPer engine (combinational proofs):")
     for name in ENGINE_CASES:
         if name not in report["proofs"]:
@@ -80,38 +89,59 @@ def main(argv=None) -> int:
         print(f"  {name:30s} " + "  ".join(f"{e}: {v['status']} {v['seconds']:.1f} s" for e, v in row.items()),
               flush=True)
 
+    _write(report, args)
     if args.mutants:
-        per_block = {}
-        for name, target in mutation_targets().items():
-            summary = mutation_campaign(target, count=args.mutants, cache=False).summary()
-            per_block[name] = summary
-            print(f"  mutants {name:28s} total {summary['total']:3d}  proofs {summary['killed_by_proofs']:3d}  "
-                  f"tests {summary['killed_by_tests']:3d}  equivalent {summary['equivalent']:2d}  "
-                  f"inconclusive {summary['inconclusive']:2d}  proof score {summary['proof_score']:.1%}  "
-                  f"test score {summary['test_score']:.1%}  replayed {summary['counterexamples_replayed']}", flush=True)
-        totals = {key: sum(s[key] for s in per_block.values())
-                  for key in ("total", "killed_by_proofs", "killed_by_tests", "equivalent", "inconclusive",
-                              "counterexamples_replayed")}
-        live = totals["total"] - totals["equivalent"]
-        totals["proof_score"] = totals["killed_by_proofs"] / live if live else 1.0
-        totals["test_score"] = totals["killed_by_tests"] / live if live else 1.0
-        totals["per_block"] = per_block
-        report["mutants"] = totals
-        print(f"\nMutants: {totals['total']} injected, {totals['equivalent']} equivalent; proofs kill "
-              f"{totals['killed_by_proofs']} ({totals['proof_score']:.1%} of the non-equivalent), tests kill "
-              f"{totals['killed_by_tests']} ({totals['test_score']:.1%}); "
-              f"{totals['counterexamples_replayed']} counterexamples replayed on Verilator.")
+        report["mutants"] = _finish_campaign(pending or _start_campaign(None, args.mutants))
+        if pool:
+            pool.shutdown()
 
     statuses = [v["status"] for v in report["proofs"].values()]
     print(f"\nProofs: {statuses.count('PASS')} PASS, {statuses.count('FAIL')} FAIL, "
           f"{statuses.count('INCONCLUSIVE')} INCONCLUSIVE; "
           f"{sum(v['seconds'] for v in report['proofs'].values()):.0f} s in all.")
+    _write(report, args)
+    return 0
+
+
+def _write(report: dict, args):
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.plot and report["proofs"]:
         _plot(report, Path(args.plot))
-    return 0
+
+
+def _block_campaign(name: str, count: int) -> dict:
+    from lutforge.sim.formal_suite import mutation_campaign, mutation_targets
+    return mutation_campaign(mutation_targets()[name], count=count, cache=False).summary()
+
+
+def _start_campaign(pool: "ProcessPoolExecutor | None", count: int) -> dict:
+    """Each mutation target's campaign: futures in ``pool``, or thunks run in this process."""
+    from lutforge.sim.formal_suite import mutation_targets
+    if pool is None:
+        return {name: (lambda n=name: _block_campaign(n, count)) for name in mutation_targets()}
+    return {name: pool.submit(_block_campaign, name, count).result for name in mutation_targets()}
+
+
+def _finish_campaign(pending: dict) -> dict:
+    """Every block's campaign summary, and the totals over all blocks (``mutation_totals``)."""
+    from lutforge.sim.formal_suite import mutation_totals
+    per_block = {}
+    for name, result in pending.items():
+        summary = per_block[name] = result()
+        print(f"  mutants {name:28s} total {summary['total']:3d}  proofs {summary['killed_by_proofs']:3d}  "
+              f"tests {summary['killed_by_tests']:3d}  equivalent {summary['equivalent']:2d}  "
+              f"inconclusive {summary['inconclusive']:2d}  proof score {summary['proof_score_injected']:.1%} "
+              f"of injected  replayed {summary['counterexamples_replayed']}  {summary['seconds']:.0f} s", flush=True)
+    totals = mutation_totals(per_block)
+    total = totals["total"]
+    print(f"\nMutants: {total} injected, {totals['equivalent']} equivalent; proofs kill "
+          f"{totals['killed_by_proofs']} ({totals['proof_score_injected']:.1%} of injected, "
+          f"{totals['proof_score']:.1%} of non-equivalent), tests kill {totals['killed_by_tests']} "
+          f"({totals['test_score_injected']:.1%} of injected); {totals['counterexamples_replayed']} "
+          f"counterexamples replayed on Verilator; screened out before injection: {totals['screened']}.")
+    return totals
 
 
 def _plot(report, path: Path):
@@ -131,6 +161,7 @@ def _plot(report, path: Path):
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
+    plt.close(fig)
     print(f"Wrote {path}")
 
 

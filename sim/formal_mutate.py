@@ -1,6 +1,6 @@
 """Fault injection on a flattened netlist: every mutant in one design, chosen by a ``mutsel`` input.
 
-The block is flattened by yosys (``proc; flatten; opt_clean``) and rewritten as RTLIL text. Each
+The block is flattened and constant-folded by yosys (``_FLATTEN``) and rewritten as RTLIL text. Each
 mutant is guarded by ``mutsel == index`` (index 0 is the unmodified design), so one netlist serves
 every proof (``prove_equivalent(..., fixed={"mutsel": index})``) and one Verilator build serves
 every simulation test. Fault kinds:
@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 
 from .formal import Netlist, cached_yosys
+from .formal_structure import OUTPUT_PORTS as _OUTPUT_PORTS, Structure
 
 __all__ = ["Mutant", "MutantNetlist", "mutants", "KINDS"]
 
 KINDS = ("flip", "stuck0", "stuck1", "plus1", "minus1", "const+1", "const-1", "swap")
-_OUTPUT_PORTS = {"\\Y", "\\Q", "\\RD_DATA"}
 _ARITH = {"$add", "$sub", "$lt", "$le", "$gt", "$ge", "$eq", "$ne"}
 _SWAP = {"$sub", "$lt", "$le", "$gt", "$ge", "$mux"}
 # Names that mark the fault classes the issue lists; these wires are mutated first.
@@ -46,6 +46,8 @@ class MutantNetlist:
     netlist: Netlist
     mutants: tuple[Mutant, ...]
     select_width: int
+    # Candidate faults left out by the netlist's structure, by reason (see ``mutants``).
+    screened: dict[str, int]
 
     def verilog(self) -> str:
         """The mutant netlist as Verilog (for Verilator), written by yosys."""
@@ -55,11 +57,17 @@ class MutantNetlist:
             lambda log: RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log[-400:]}"))
 
 
+# Constant folding (``opt -full``) and width reduction (``wreduce``) leave constant bits as constants
+# in their readers, so no fault site is a bit whose value the structure already fixes; ``opt_clean
+# -purge`` drops named wires nothing reads (dead aliases such as a second name for an output).
+# All three preserve the design's function: mutant 0 is still proven equal to the gold.
+_FLATTEN = "proc; flatten; chformal -remove; opt -full; wreduce; opt_clean -purge"
+
+
 def _flatten(netlist: Netlist) -> str:
     return cached_yosys(
-        "mutate", netlist.text, "flat", "flat.il",
-        lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; proc; "
-                         f"flatten; opt_clean; chformal -remove; write_rtlil {dst}",
+        "mutate", netlist.text, f"flat:{_FLATTEN}", "flat.il",
+        lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; {_FLATTEN}; write_rtlil {dst}",
         lambda log: RuntimeError(f"yosys could not flatten {netlist.top!r}: {log[-400:]}"))
 
 
@@ -88,7 +96,7 @@ class _Module:
                 self.items.append(["cell", body[i:j + 1]])
                 i = j + 1
                 continue
-            match = re.match(r"wire (?:width (\d+) )?(?:(input|output|inout) \d+ )?(\S+)$", stripped)
+            match = re.match(r"wire (?:width (\d+) )?(?:signed )?(?:(input|output|inout) \d+ )?(\S+)$", stripped)
             if match:
                 self.wires[match.group(3)] = int(match.group(1) or 1)
                 if match.group(2):
@@ -123,6 +131,14 @@ class _Module:
         self.cell("$mux", {"WIDTH": width}, {"A": a, "B": b, "S": s, "Y": y})
         return y
 
+    def structure(self) -> Structure:
+        cells = [{line.split()[1]: line.strip().split(None, 2)[2] for line in value
+                  if line.strip().startswith("connect ")} for kind, value in self.items if kind == "cell"]
+        connects = [_split_connect(value.split("connect ", 1)[1]) for kind, value in self.items
+                    if kind == "line" and value.strip().startswith("connect ")]
+        outputs = [name for name, direction in self.ports.items() if direction == "output"]
+        return Structure(self.wires, cells, connects, outputs)
+
     def text(self) -> str:
         lines = list(self.head) + self.extra_wires
         for kind, value in self.items:
@@ -154,25 +170,39 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
     """Up to ``count`` mutants of ``design`` (component or :class:`Netlist`), drawn with ``seed``.
 
     Wires whose names mark rounding, sticky, exponent and special-value logic are mutated first;
-    the rest of the budget is drawn at random from every other candidate.
+    the rest of the budget is drawn at random from every other candidate. Candidates that cannot
+    be faults by the netlist's structure alone are left out, counted in ``screened`` by reason:
+
+    * ``unobserved``: a wire bit no reader in the fan-in cone of an output sees (a fault on it
+      changes nothing; :mod:`.formal_structure`);
+    * ``constant``: stuck-at the value a constant already drives on that bit;
+    * ``wraps``: a constant off by one past the end of the operation's range (the far end, no neighbour);
+    * ``same operands``: swapping two identical operands.
+
+    No proof or simulation outcome takes part in the choice, so the kill rate stays a measurement.
     """
     netlist = Netlist.of(design, top)
     module = _Module(_flatten(netlist), top)
     rng = random.Random(seed)
+    structure = module.structure()
+    screened = {"unobserved": 0, "constant": 0, "wraps": 0, "same operands": 0}
 
-    # A wire nothing reads gives only equivalent mutants.
-    read_text = " ".join(_reads(module))
-    named = sorted(w for w in module.wires
-                   if w.startswith("\\") and w not in ("\\clk", "\\rst", "\\mutsel")
-                   and re.search(r"(?<=[\s{])" + re.escape(w) + r"(?=[\s\[}]|$)", read_text))
     wire_faults = []
-    for wire in named:
+    for wire in sorted(w for w in module.wires if w.startswith("\\") and w not in ("\\clk", "\\rst")):
         width = module.wires[wire]
         for bit in range(width):
             for kind in ("flip", "stuck0", "stuck1"):
-                wire_faults.append((kind, wire, bit))
+                if (wire, bit) not in structure.observed:
+                    screened["unobserved"] += 1
+                elif kind != "flip" and structure.constant.get((wire, bit)) == kind[-1]:
+                    screened["constant"] += 1
+                else:
+                    wire_faults.append((kind, wire, bit))
         if width > 1 and re.search(r"exp", wire, re.I):
-            wire_faults += [("plus1", wire, None), ("minus1", wire, None)]
+            if any((wire, bit) in structure.observed for bit in range(width)):
+                wire_faults += [("plus1", wire, None), ("minus1", wire, None)]
+            else:
+                screened["unobserved"] += 2
     cell_faults = []
     for position, (kind, value) in enumerate(module.items):
         if kind != "cell":
@@ -182,9 +212,17 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
             for port in ("\\A", "\\B"):
                 conn = _conn(value, port)
                 if conn and re.fullmatch(r"\d+'[01]+", conn[1]):
-                    cell_faults += [("const+1", position, port), ("const-1", position, port)]
+                    for step in (1, -1):
+                        if _shifted(value, port, step) is None:
+                            screened["wraps"] += 1
+                        else:
+                            cell_faults.append((f"const{step:+d}", position, port))
         if ctype in _SWAP:
-            cell_faults.append(("swap", position, None))
+            # Swapping two identical operands (a mux choosing between equal values) changes nothing.
+            if _conn(value, "\\A")[1] == _conn(value, "\\B")[1]:
+                screened["same operands"] += 1
+            else:
+                cell_faults.append(("swap", position, None))
 
     def priority(fault):
         name = fault[1] if isinstance(fault[1], str) else ""
@@ -269,28 +307,37 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
                         elif line.strip().startswith(f"parameter {y} "):
                             clone[n] = line.replace(y, x)
             else:
-                p_pos, const = _conn(clone, port)
-                bits = int(const.split("'")[0])
-                number = int(const.split("'")[1], 2) + (1 if kind == "const+1" else -1)
-                clone[p_pos] = f"    connect {port} {_bits(number, bits)}"
+                p_pos, _ = _conn(clone, port)
+                shifted = _shifted(clone, port, 1 if kind == "const+1" else -1)
+                clone[p_pos] = f"    connect {port} {shifted}"
+                clone = [f"    parameter {port}_WIDTH {shifted.split(chr(39))[0]}"
+                         if line.strip().startswith(f"parameter {port}_WIDTH ") else line for line in clone]
             module.extra += clone
             value = module.mux(value, altered, is_index(index), width)
         module.extra.append(f"  connect {y_sig} {value}")
 
     text = module.text()
-    return MutantNetlist(Netlist(text, top), tuple(result), select_width)
+    return MutantNetlist(Netlist(text, top), tuple(result), select_width, screened)
 
 
-def _reads(module: _Module) -> list[str]:
-    """Every signal expression some cell input or connection reads."""
-    reads = []
-    for kind, value in module.items:
-        if kind == "cell":
-            reads += [" " + line.split(None, 2)[2] for line in value
-                      if line.strip().startswith("connect ") and line.split()[1] not in _OUTPUT_PORTS]
-        elif value.strip().startswith("connect "):
-            reads.append(" " + _split_connect(value.split("connect ", 1)[1])[1])
-    return reads
+def _shifted(cell: list[str], port: str, step: int) -> "str | None":
+    """``port``'s constant plus ``step`` at the width the cell computes in, or None if it leaves that range.
+
+    yosys stores a constant at its own minimal width and extends it to the operation's width, so
+    the off-by-one is taken there (``x > 7`` becomes ``x > 8`` even when 7 was written in 4 bits);
+    a step past the end of the operation's range would wrap to the far end, no off-by-one at all.
+    """
+    const = _conn(cell, port)[1]
+    size, digits = const.split("'")
+    size = int(size)
+    signed = _param(cell, "\\A_SIGNED") and _param(cell, "\\B_SIGNED")
+    ports = ("\\A_WIDTH", "\\B_WIDTH") + (("\\Y_WIDTH",) if _cell_type(cell) in ("$add", "$sub") else ())
+    width = max(_param(cell, p) or 0 for p in ports)
+    value = int(digits, 2)
+    if signed and value >> (size - 1):
+        value -= 1 << size
+    low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+    return _bits(value + step, width) if low <= value + step <= high else None
 
 
 def _split_connect(text: str) -> tuple[str, str]:

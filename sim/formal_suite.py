@@ -6,7 +6,8 @@ A :class:`Proof` names a gold (reference) and a gate (optimized) component and t
 
 ``mutation_campaign`` injects faults into a proof's gate (:mod:`.formal_mutate`), proves each
 mutant against the gold, runs the block's simulation test vectors on every mutant with Verilator
-(one build), and replays every counterexample on the mutant to confirm it as a test vector.
+(one build), and replays every counterexample on that build against the golden model to confirm
+it as a test vector.
 """
 
 import argparse
@@ -25,7 +26,7 @@ from .formal_pipeline import ENGINE as PIPELINE_LEMMAS
 from .progress import progress
 
 __all__ = ["Proof", "MutationTarget", "MutationReport", "proofs", "mutation_targets", "run_proofs",
-           "mutation_campaign", "replay", "register_cli", "prove_main"]
+           "mutation_campaign", "mutation_totals", "replay", "register_cli", "prove_main"]
 
 SMALL_FORMATS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1")
 
@@ -226,10 +227,9 @@ class MutationTarget:
     vectors: Callable[[], dict[str, np.ndarray]]
     expected: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
     exhaustive: bool = False
-    fast: bool = False
 
 
-def _lmul_target(fmt: str, latency: int, fast: bool) -> MutationTarget:
+def _lmul_target(fmt: str, latency: int) -> MutationTarget:
     from ..blocks import get_block
     block = get_block("lmul")
     params = block.resolve({"format": fmt, "latency": str(latency)})
@@ -238,7 +238,7 @@ def _lmul_target(fmt: str, latency: int, fast: bool) -> MutationTarget:
     return MutationTarget(
         name, proofs()[name],
         vectors=lambda: everything if everything is not None else block.vectors(params, np.random.default_rng(0), 4096),
-        expected=lambda inputs: block.golden(params, inputs), exhaustive=everything is not None, fast=fast)
+        expected=lambda inputs: block.golden(params, inputs), exhaustive=everything is not None)
 
 
 def _fp_target(name: str, unit: str, fmt: str) -> MutationTarget:
@@ -265,14 +265,16 @@ def _convert_target(src: str, dst: str) -> MutationTarget:
 
 def mutation_targets() -> dict[str, MutationTarget]:
     """The blocks of the fault-injection campaign: each proof's gate mutated, its tests rerun."""
-    targets = [_lmul_target("e4m3", 0, True), _lmul_target("e2m1", 0, False), _lmul_target("e4m3", 2, False)]
+    targets = [_lmul_target("e4m3", 0), _lmul_target("e2m1", 0), _lmul_target("e4m3", 2)]
     registered = proofs()
     for unit in ("fpmul", "fpadd"):
         for name, fmt in ((f"{unit}-ref-e4m3", "e4m3"), (f"{unit}-ref-e2m1", "e2m1"), (f"{unit}-pipe-e4m3-L2", "e4m3")):
             if name in registered:
                 targets.append(_fp_target(name, unit, fmt))
-    if "fpcvt-ref-bf16-e4m3" in registered:
-        targets.append(_convert_target("bf16", "e4m3"))
+    # Converters from bf16: every one of the 65536 inputs is a test vector.
+    for dst in ("e4m3", "e3m2"):
+        if f"fpcvt-ref-bf16-{dst}" in registered:
+            targets.append(_convert_target("bf16", dst))
     return {t.name: t for t in targets}
 
 
@@ -300,6 +302,7 @@ class MutationReport:
     unmutated_tests_pass: bool
     seconds: float
     exhaustive_tests: bool
+    screened: dict[str, int]
 
     @property
     def total(self) -> int:
@@ -313,12 +316,19 @@ class MutationReport:
     def killed_by_tests(self) -> int:
         return sum(o.killed_by_tests for o in self.outcomes)
 
+    def equivalent_mutants(self) -> list[MutantOutcome]:
+        """Mutants the proof passes and exhaustive simulation cannot tell apart: no fault at all.
+
+        Only counted after the fact; they stay in ``total``, so the score over injected mutants
+        charges them as misses.
+        """
+        if not self.exhaustive_tests:
+            return []
+        return [o for o in self.outcomes if o.proof == PASS and not o.killed_by_tests]
+
     @property
     def equivalent(self) -> int:
-        """Mutants the proof passes and exhaustive simulation cannot tell apart: no fault at all."""
-        if not self.exhaustive_tests:
-            return 0
-        return sum(o.proof == PASS and not o.killed_by_tests for o in self.outcomes)
+        return len(self.equivalent_mutants())
 
     def summary(self) -> dict:
         live = self.total - self.equivalent
@@ -326,17 +336,37 @@ class MutationReport:
             "total": self.total, "killed_by_proofs": self.killed_by_proofs,
             "killed_by_tests": self.killed_by_tests, "equivalent": self.equivalent,
             "inconclusive": sum(o.proof == INCONCLUSIVE for o in self.outcomes),
+            "proof_score_injected": self.killed_by_proofs / self.total if self.total else 1.0,
+            "test_score_injected": self.killed_by_tests / self.total if self.total else 1.0,
             "proof_score": self.killed_by_proofs / live if live else 1.0,
             "test_score": self.killed_by_tests / live if live else 1.0,
             "counterexamples_replayed": sum(bool(o.replayed) for o in self.outcomes),
             "unmutated_proof": self.unmutated_proof, "unmutated_tests_pass": self.unmutated_tests_pass,
+            "screened": dict(self.screened),
+            "equivalent_mutants": [{"index": o.index, "kind": o.kind, "target": o.target}
+                                   for o in self.equivalent_mutants()],
             "seconds": round(self.seconds, 1),
         }
 
 
+def _replays(cex: Counterexample, sim, expected, latency: int, index: int) -> bool:
+    """Whether a counterexample, made a test vector, fails mutant ``index`` on Verilator as the proof said.
+
+    The golden model gives the expected outputs (they must be the proof's gold values) and the
+    mutant's simulation (the build the tests use) must give the proof's gate values.
+    """
+    vectors = {k: v for k, v in cex.vectors().items() if k != "mutsel"}
+    n = len(next(iter(vectors.values())))
+    outputs = sim.run_vectors({**vectors, "mutsel": np.full(n, index, dtype=np.uint64)}, latency=latency)
+    want = {k: int(np.asarray(v, dtype=np.uint64)[cex.index]) for k, v in expected(vectors).items()}
+    got = {k: int(outputs[k][cex.index]) for k in want}
+    return (want == {k: cex.gold.get(k) for k in want} and got == {k: cex.gate.get(k) for k in want}
+            and want != got)
+
+
 def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
                       cache: bool = True) -> MutationReport:
-    """Prove and simulate every mutant of ``target``'s gate; replay every counterexample."""
+    """Prove and simulate every mutant of ``target``'s gate; replay every counterexample as a test vector."""
     from .batch import BatchSim
     from .formal_mutate import mutants
     start = time.perf_counter()
@@ -373,12 +403,34 @@ def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
         if result.counterexample is not None:
             cex = result.counterexample
             outcome.counterexample = {"inputs": cex.inputs[cex.index], "expected": cex.gold, "actual": cex.gate}
-            want, got = replay(cex, gold, gate_design, gold_latency=proof.gold_latency,
-                               gate_latency=proof.gate_latency, gate_inputs=fixed(mutant.index))
-            outcome.replayed = want == cex.gold and got == cex.gate and want != got
+            outcome.replayed = _replays(cex, sim, target.expected, proof.gate_latency, mutant.index)
         outcomes.append(outcome)
     return MutationReport(target.name, outcomes, unmutated.status, clean, time.perf_counter() - start,
-                          target.exhaustive)
+                          target.exhaustive, bundle.screened)
+
+
+def mutation_totals(per_block: "dict[str, dict]") -> dict:
+    """Totals over every block's ``MutationReport.summary()``, with the blocks under ``per_block``.
+
+    Scores are given over every injected mutant (an equivalent one counts as a miss) and over the
+    non-equivalent ones; each equivalent mutant is listed with its block, kind and fault site.
+    """
+    totals = {key: sum(s[key] for s in per_block.values())
+              for key in ("total", "killed_by_proofs", "killed_by_tests", "equivalent", "inconclusive",
+                          "counterexamples_replayed")}
+    total, live = totals["total"], totals["total"] - totals["equivalent"]
+    totals["proof_score_injected"] = totals["killed_by_proofs"] / total if total else 1.0
+    totals["test_score_injected"] = totals["killed_by_tests"] / total if total else 1.0
+    totals["proof_score"] = totals["killed_by_proofs"] / live if live else 1.0
+    totals["test_score"] = totals["killed_by_tests"] / live if live else 1.0
+    totals["screened"] = {}
+    for summary in per_block.values():
+        for reason, n in summary["screened"].items():
+            totals["screened"][reason] = totals["screened"].get(reason, 0) + n
+    totals["equivalent_mutants"] = [dict(block=name, **m) for name, s in per_block.items()
+                                    for m in s["equivalent_mutants"]]
+    totals["per_block"] = per_block
+    return totals
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -439,12 +491,16 @@ def cmd_prove(args) -> int:
         print(r)
     if args.mutants:
         targets = mutation_targets()
-        report["mutants"] = {}
+        per_block = {}
         for proof in selected:
             if proof.name in targets:
-                m = mutation_campaign(targets[proof.name], count=args.mutants, cache=not args.no_cache)
-                report["mutants"][proof.name] = m.summary()
-                print(f"{proof.name}: mutants {json.dumps(m.summary())}")
+                per_block[proof.name] = mutation_campaign(targets[proof.name], count=args.mutants,
+                                                          cache=not args.no_cache).summary()
+                print(f"{proof.name}: mutants {json.dumps(per_block[proof.name])}")
+        report["mutants"] = mutation_totals(per_block)
+        print(f"mutants: {report['mutants']['killed_by_proofs']} of {report['mutants']['total']} injected "
+              f"killed by the proofs, {report['mutants']['killed_by_tests']} by the tests, "
+              f"{report['mutants']['equivalent']} equivalent")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
