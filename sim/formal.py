@@ -353,12 +353,13 @@ def _admits_an_input(work: Path, timeout: float) -> bool:
 
 def _prove_sat(work: Path, inputs, outputs, timeout: float, assume: bool,
                merge: bool = False) -> "tuple[str, str, Counterexample | None]":
-    # Merging shares the cells the two sides have in common (same function of the same nets), and
-    # -keepdc keeps x bits from being chosen to fold the miter: only equal logic is merged.
+    # Merging shares the cells the two sides have in common (same function of the same nets); width
+    # reduction first drops redundant sign extensions that make equal cells look different. -keepdc
+    # keeps x bits from being chosen to fold the miter: only equal logic is merged.
     script = (
         "read_rtlil gold.il\nread_rtlil gate.il\nread_verilog -formal miter.v\n"
         "hierarchy -top miter\nproc\nflatten\nchformal -remove\nopt_clean\n"
-        + ("opt -fast -keepdc\n" if merge else "") +
+        + ("opt -fast -keepdc\nwreduce -keepdc\nopt -fast -keepdc\n" if merge else "") +
         f"tee -q -o sat.log sat -prove trigger 0 {'-set valid 1 ' if assume else ''}-show-ports -timeout {max(1, int(timeout))} miter\n"
     )
     (work / "prove.ys").write_text(script)
@@ -500,7 +501,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
     ``assume`` restricts the inputs (see :func:`miter_source`). ``cut`` names submodule instances,
     identical in both designs, to prove around (see :meth:`Netlist.cut`): a PASS then is a proof,
     a counterexample may be one no real submodule output gives, so it is INCONCLUSIVE. ``merge``
-    (sat engine) first shares the logic both sides have in common (yosys ``opt -fast -keepdc``):
+    (sat engine) first shares the logic both sides have in common (yosys ``opt``, ``wreduce``):
     near-identical designs, such as a pipeline made transparent and its combinational form, then
     leave the solver only their differences.
     """
