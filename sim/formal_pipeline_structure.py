@@ -5,10 +5,10 @@ at single bits. Every register must be a ``$dff`` on the rising edge of the ``cl
 no asynchronous reset: the synchronous reset Amaranth adds is a multiplexer on ``D`` selected by
 ``rst``, which the proof holds low). With ``rst`` and the ``fixed`` inputs taken as constants, a
 traversal in topological order gives each bit the set of register counts of the paths that reach it
-from the primary inputs; Lemma 1 holds when the graph has no loop, no register is fed only by
-constants, every output bit's set is empty (a constant) or exactly ``{latency}``, and no output
-depends on a chain of more than ``latency`` registers fed by constants (a register on a constant, like a
-delayed ``sticky = 0``, shows its reset value only until the pipeline has filled).
+from the primary inputs; Lemma 1 holds when the graph has no loop and no undriven bit, every
+output bit's set is empty (a constant) or exactly ``{latency}``, and no output depends on a chain of
+more than ``latency`` registers fed by constants (a register on a constant, like a delayed
+``sticky = 0``, shows its reset value only until the pipeline has filled).
 
 Cell outputs depend on all of the cell's inputs, except for bitwise cells and multiplexers of equal
 widths, which are followed bit by bit: an over-approximation can only reject a pipeline, never
@@ -16,7 +16,6 @@ accept an unbalanced one.
 """
 
 import json
-import re
 from collections import deque
 
 from .formal import CLOCK_PORTS, Netlist, cached_yosys
@@ -64,7 +63,6 @@ def _dependencies(cell: dict) -> "list[tuple[int, list[int]]]":
     outs = [b for port, bits in conns.items() if dirs.get(port) == "output" for b in bits]
     ins = {port: bits for port, bits in conns.items() if dirs.get(port) == "input"}
     kind = cell["type"]
-    bits = lambda *ports: [b for p in ports for b in ins.get(p, [])]
     if kind in _BITWISE and all(len(v) == len(outs) for v in ins.values()):
         return [(y, [v[i] for v in ins.values()]) for i, y in enumerate(outs)]
     if kind in ("$mux", "$_MUX_"):
@@ -72,7 +70,7 @@ def _dependencies(cell: dict) -> "list[tuple[int, list[int]]]":
     if kind == "$pmux":
         width = len(outs)
         return [(y, [ins["A"][i], *ins["B"][i::width], *ins["S"]]) for i, y in enumerate(outs)]
-    every = bits(*ins)
+    every = [b for bits in ins.values() for b in bits]
     return [(y, every) for y in outs]
 
 
@@ -185,10 +183,8 @@ def _depths(edges, fed_by, sources, names) -> "tuple[dict[int, dict[int, tuple]]
     depths: dict[int, dict[int, tuple]] = {b: {0: (b,)} for b in sources}
     settle: dict[int, int] = {}
     ready = deque(b for b in sorted(set(edges) | set(sources)) if pending.get(b, 0) == 0)
-    done = 0
     while ready:
         bit = ready.popleft()
-        done += 1
         mine = depths.get(bit, {})
         for dst, regs, cell in edges.get(bit, ()):
             theirs = depths.setdefault(dst, {})

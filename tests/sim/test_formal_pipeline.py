@@ -127,6 +127,13 @@ def test_a_wide_pipelined_multiplier_is_proven_by_the_lemmas_in_seconds_and_cach
                             engine=ENGINE).cached
 
 
+def test_the_function_lemma_keeps_the_cut_points_of_the_combinational_engine():
+    # The significand multiplier is identical in both forms: cut out, its product is a free input.
+    result = prove_equivalent(FPMultiplier("fp16"), FPMultiplier("fp16", latency=2), gate_latency=2, engine=ENGINE,
+                              cut=("sig_mul",), timeout=120, cache=False)
+    assert (result.status, result.engine) == (PASS, "pipeline-lemmas/sat+merge/cut:sig_mul"), str(result)
+
+
 def test_the_structure_lemma_counts_registers_and_refuses_a_wrong_latency_naming_the_path():
     gate = Netlist.of(Inverter(2), "gate")
     assert check_pipeline_structure(gate, 2) == 2
