@@ -4,7 +4,9 @@ LUT GEMV computes.
 
 A *method* (:class:`LayerMethod`) is either a LUT layer (``kind="lut"``) or a layer left in a
 numerics format (``kind`` in ``mxint8``, ``mxint4``, ``nvfp4``, ``bf16``, ``fp32``; weights
-quantized with :mod:`lutforge.golden.mx`, activations unchanged).
+quantized with :mod:`lutforge.golden.mx`, activations unchanged). Block formats take
+``fit: gptq``: the same format, codes chosen by GPTQ for the layer output
+(:mod:`lutforge.compiler.gptq_blocks`) instead of nearest rounding.
 
 LUT options, each measured side by side in ``docs/quantization.md``:
 
@@ -61,6 +63,7 @@ __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "Fit
            "fit_layer", "NUMERIC_KINDS", "method_label", "hadamard_t"]
 
 NUMERIC_KINDS = ("mxint8", "mxint4", "nvfp4", "bf16", "fp32")
+BLOCK_KINDS = ("mxint8", "mxint4", "nvfp4")
 _KINDS = ("lut",) + NUMERIC_KINDS
 _SCALES = ("block", "layer", "artifact")
 _FITS = ("kmeans", "act", "gptq")
@@ -88,6 +91,9 @@ class LayerMethod:
         if self.kind not in _KINDS:
             bad("kind", self.kind, " | ".join(_KINDS))
         if self.kind != "lut":
+            if self.fit not in (("kmeans", "gptq") if self.kind in BLOCK_KINDS else ("kmeans",)):
+                bad("fit", self.fit, "gptq (error-compensated rounding) or leave it out (nearest rounding)"
+                    if self.kind in BLOCK_KINDS else f"nothing: {self.kind} weights are not rounded to a grid")
             return self
         if self.v not in range(1, 9):
             bad("v", self.v, "an integer from 1 to 8")
@@ -112,7 +118,7 @@ class LayerMethod:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         if self.kind != "lut":
-            return {"kind": self.kind}
+            return {"kind": self.kind, "fit": "gptq"} if self.fit == "gptq" else {"kind": self.kind}
         return d
 
     def key(self) -> str:
@@ -134,7 +140,7 @@ def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
 
 def method_label(m: LayerMethod) -> str:
     if m.kind != "lut":
-        return m.kind
+        return f"{m.kind} gptq" if m.fit == "gptq" else m.kind
     parts = [f"v{m.v} Ca{m.c_a} Cw{m.c_w}", f"G{m.group_rows or 'N'}",
              f"{'fp' if m.table_bits == 0 else m.table_bits}b/{m.scales}"
              + (f"{m.scale_positions}" if m.scales == "block" and m.scale_positions else ""), m.fit]
@@ -317,14 +323,18 @@ def _quantize_tables(tables: np.ndarray, m: LayerMethod) -> np.ndarray:
     return dequantize_tables(qt)
 
 
-def _numeric_weight(w: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "fp32":
+def _numeric_weight(w: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> np.ndarray:
+    if m.kind == "fp32":
         return w
-    if kind == "bf16":
+    if m.kind == "bf16":
         return torch.from_numpy(w).bfloat16().float().numpy()
     from ..golden import mx
-    fmt = {"mxint8": "mxint8", "mxint4": "mxint4", "nvfp4": "nvfp4"}[kind]
-    return mx.dequantize(mx.quantize(w, fmt), fmt).astype(np.float32).reshape(w.shape)
+    if m.fit == "gptq":
+        from .gptq_blocks import gptq_blocks
+        blocks = gptq_blocks(w, np.asarray(calibration, np.float32), m.kind)
+    else:
+        blocks = mx.quantize(w, m.kind)
+    return mx.dequantize(blocks, m.kind).astype(np.float32).reshape(w.shape)
 
 
 def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
@@ -332,7 +342,7 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     n_out, k = weight.shape
     if m.kind != "lut":
         return FittedLayer(m, n_out, k, weight_q=torch.from_numpy(
-            np.array(_numeric_weight(np.asarray(weight, np.float32), m.kind), dtype=np.float32)))
+            np.array(_numeric_weight(np.asarray(weight, np.float32), calibration, m), dtype=np.float32)))
     w = torch.from_numpy(np.array(weight, dtype=np.float32))
     x = torch.from_numpy(np.array(calibration, dtype=np.float32))
     if m.hadamard:
@@ -438,6 +448,11 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
     return cb.float(), idx, q_all.float()
 
 
+# The fit cache key holds this number, not this file's source, so that edits which do not change
+# what fit_layer returns keep hours of fits; bump it whenever an existing method's fit changes.
+FIT_VERSION = 1
+
+
 def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:
     h = hashlib.sha256()
     for arr in (weight, calibration):
@@ -445,7 +460,7 @@ def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: L
         h.update(str(a.shape).encode())
         h.update(a[:: max(1, a.shape[0] // 64)].tobytes())
     h.update(m.key().encode())
-    h.update(Path(__file__).read_bytes())
+    h.update(f"fit version {FIT_VERSION}".encode())
     return root / f"{h.hexdigest()[:32]}.pt"
 
 
