@@ -248,7 +248,9 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
         return "\n".join(lines) + "\nendmodule\n"
     settle = max(gold_latency, gate_latency)
     lines.append("  reg [7:0] settle = 8'd0;")
-    lines.append(f"  always @(posedge clk) if (rst) settle <= 8'd0; else if (settle != 8'd{settle}) settle <= settle + 8'd1;")
+    # `<` and `>=` rather than `!=` and `==`: k-induction starts from any state, and a counter that
+    # could run past the latency and wrap would switch the assertion off for up to 255 cycles.
+    lines.append(f"  always @(posedge clk) if (rst) settle <= 8'd0; else if (settle < 8'd{settle}) settle <= settle + 8'd1;")
     compare = []
     for n, w in outputs:
         aligned = {}
@@ -263,7 +265,7 @@ def miter_source(gold: Netlist, gate: Netlist, *, gold_latency: int = 0, gate_la
     if assume:
         lines.append(f"  assign valid = {assume};")
         lines.append("  always @* assume (valid);")
-    lines.append(f"  always @* if (settle == 8'd{settle}) assert ({' && '.join(compare)});")
+    lines.append(f"  always @* if (settle >= 8'd{settle}) assert ({' && '.join(compare)});")
     return "\n".join(lines) + "\nendmodule\n"
 
 
