@@ -1,8 +1,14 @@
-"""Centroid search unit: the nearest int8 codebook entry of each activation sub-vector.
+"""Centroid search unit: the nearest integer codebook entry of each activation sub-vector.
 
 Bit-exact with :func:`lutforge.golden.centroid_search.search` on int8 operands: integer
 ``"linf"`` (``max_j |x_j - c_j|``) or ``"l2"`` (``sum_j (x_j - c_j)^2``) distances, the lowest index
 among the minimal distances wins.
+
+Elements are signed ``element_bits``-bit integers, 8 (int8) by default. Narrower elements (2 to 7
+bits) exist for proofs: the L2 distance squares each difference, and a SAT solver cannot prove an
+argmin over 8-bit squares equal to the plain one within minutes, while 3- or 4-bit elements exercise
+the same structure (chains, tree, tie rule) in seconds. Values of a narrow unit are the int8 values
+that fit in ``element_bits`` bits, so the golden int8 search is its reference too.
 
 Structure (the artifact's ``ccu``): ``chains`` chains of ``chain_length`` distance PEs, then a
 binary argmin tree over the chain results. PE ``j`` of chain ``k`` handles centroid
@@ -12,8 +18,9 @@ distance, and the tree takes its right input only when strictly smaller, so ties
 index. Every stage is registered and the pipeline moves as one (it stalls only when the output is
 held), so it takes one sub-vector per cycle; latency is ``chain_length + ceil(log2(chains))`` cycles.
 
-Stream ``i`` payload: ``x`` (v signed bytes, element j at bits 8j..8j+7) and ``codebook``
-(c_a * v signed bytes, centroid a element j at byte ``a * v + j``); the codebook travels with the
+Stream ``i`` payload, with ``e = element_bits``: ``x`` (v signed elements, element j at bits
+``e j .. e j + e - 1``) and ``codebook`` (c_a * v signed elements, centroid a element j at element
+``a * v + j``); the codebook travels with the
 sub-vector so that each position can use its own codebook (the GEMV core reads it from memory).
 Stream ``o`` payload: the index, ``max(1, ceil(log2 c_a))`` bits.
 """
@@ -25,25 +32,46 @@ from amaranth.lib.wiring import In, Out
 from ..golden.centroid_search import METRICS
 from ..golden.codebooks import check_centroid_count, check_subvector_length
 
-__all__ = ["CentroidSearch", "distance_width"]
+__all__ = ["CentroidSearch", "distance_width", "check_element_bits"]
+
+ELEMENT_BITS = (2, 8)  # narrowest and widest signed element the unit takes
 
 
-def distance_width(v: int, metric: str) -> int:
-    """Unsigned bits of the largest int8 distance: 255 (linf) or v * 255^2 (l2)."""
-    return 8 if metric == "linf" else (v * 255 * 255).bit_length()
+def check_element_bits(element_bits) -> int:
+    """``element_bits`` if it is a supported signed element width, else a ValueError saying why."""
+    low, high = ELEMENT_BITS
+    if isinstance(element_bits, bool) or not isinstance(element_bits, int) or not low <= element_bits <= high:
+        raise ValueError(
+            f"element_bits={element_bits!r} is not supported: centroid search elements are signed "
+            f"integers of {low} to {high} bits; use {high} for int8 operands, or {low} to {high - 1} for a "
+            f"narrow unit."
+        )
+    return element_bits
+
+
+def distance_width(v: int, metric: str, element_bits: int = 8) -> int:
+    """Unsigned bits of the largest distance of ``element_bits``-bit elements.
+
+    A difference of two such elements reaches ``2^e - 1`` in magnitude (255 for int8), so the
+    largest distance is that (linf) or ``v * (2^e - 1)^2`` (l2).
+    """
+    top = (1 << element_bits) - 1
+    return element_bits if metric == "linf" else (v * top * top).bit_length()
 
 
 class CentroidSearch(wiring.Component):
     def __init__(self, v: int = 2, c_a: int = 64, *, metric: str = "linf", chains: int = 4,
-                 chain_length: "int | None" = None):
+                 chain_length: "int | None" = None, element_bits: int = 8):
         try:
+            self.element_bits = check_element_bits(element_bits)
             self._configure(v, c_a, metric, chains, chain_length)
         except (ValueError, TypeError):
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
+        element = signed(self.element_bits)
         payload = data.StructLayout({
-            "x": data.ArrayLayout(signed(8), self.v),
-            "codebook": data.ArrayLayout(signed(8), self.c_a * self.v),
+            "x": data.ArrayLayout(element, self.v),
+            "codebook": data.ArrayLayout(element, self.c_a * self.v),
         })
         super().__init__({
             "i": In(stream.Signature(payload)),
@@ -70,20 +98,20 @@ class CentroidSearch(wiring.Component):
                 f"chain left without a centroid)."
             )
         self.index_bits = max(1, (self.c_a - 1).bit_length())
-        self.dist_bits = distance_width(self.v, metric)
+        self.dist_bits = distance_width(self.v, metric, self.element_bits)
         self.tree_levels = (chains - 1).bit_length()
         self.latency = self.chain_length + self.tree_levels
 
     def _distance(self, m, x, centroid, name):
-        v = self.v
+        v, e = self.v, self.element_bits
         diffs = []
         for j in range(v):
-            d = Signal(signed(9), name=f"{name}_d{j}")
+            d = Signal(signed(e + 1), name=f"{name}_d{j}")
             m.d.comb += d.eq(x[j] - centroid[j])
             diffs.append(d)
         dist = Signal(self.dist_bits, name=f"{name}_dist")
         if self.metric == "linf":
-            mags = [Mux(d < 0, -d, d)[:8] for d in diffs]
+            mags = [Mux(d < 0, -d, d)[:e] for d in diffs]
             best = mags[0]
             for mag in mags[1:]:
                 best = Mux(mag > best, mag, best)
@@ -112,8 +140,8 @@ class CentroidSearch(wiring.Component):
         best = [(None, None)] * self.chains
         for j in range(s):
             nvalid = Signal(name=f"v{j}")
-            nx = Signal(data.ArrayLayout(signed(8), v), name=f"x{j}")
-            nbook = Signal(data.ArrayLayout(signed(8), self.c_a * v), name=f"cb{j}")
+            nx = Signal(data.ArrayLayout(signed(self.element_bits), v), name=f"x{j}")
+            nbook = Signal(data.ArrayLayout(signed(self.element_bits), self.c_a * v), name=f"cb{j}")
             m.d.sync += nvalid.eq(Mux(move, valid, nvalid))
             with m.If(move):
                 m.d.sync += [nx.eq(x), nbook.eq(book)]

@@ -115,16 +115,19 @@ class CentroidSearchSpec(wiring.Component):
 
     Distances as :func:`lutforge.golden.centroid_search.search` defines them, then a linear scan
     that replaces the incumbent only on a strictly smaller distance (the lowest index wins ties).
-    Same ports as :class:`lutforge.hdl.centroid_search.CentroidSearch`; it never stalls, so proofs
-    against the pipelined unit assume ``o.ready``.
+    Same ports as :class:`lutforge.hdl.centroid_search.CentroidSearch` with the same
+    ``element_bits``; it never stalls, so proofs against the pipelined unit assume ``o.ready``.
     """
 
-    def __init__(self, v: int = 2, c_a: int = 4, *, metric: str = "linf"):
+    def __init__(self, v: int = 2, c_a: int = 4, *, metric: str = "linf", element_bits: int = 8):
         from amaranth.lib import data, stream
+        from ..hdl.centroid_search import check_element_bits
         self.v, self.c_a, self.metric = v, c_a, metric
+        self.element_bits = check_element_bits(element_bits)
         self.index_bits = max(1, (c_a - 1).bit_length())
-        payload = data.StructLayout({"x": data.ArrayLayout(signed(8), v),
-                                     "codebook": data.ArrayLayout(signed(8), c_a * v)})
+        element = signed(self.element_bits)
+        payload = data.StructLayout({"x": data.ArrayLayout(element, v),
+                                     "codebook": data.ArrayLayout(element, c_a * v)})
         super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(self.index_bits))})
 
     def elaborate(self, platform):
@@ -134,7 +137,7 @@ class CentroidSearchSpec(wiring.Component):
         for a in range(self.c_a):
             diffs = [x[j] - book[a * self.v + j] for j in range(self.v)]
             if self.metric == "linf":
-                dist = Const(0, 8)
+                dist = Const(0, self.element_bits)
                 for d in diffs:
                     dist = Mux(abs(d) > dist, abs(d), dist)
             else:
