@@ -146,9 +146,12 @@ def _convert_proofs():
                     summary=f"pipelined FP converter (latency 2) == combinational, {src} -> {dst}")
 
 
-# (v, C_a, chains, metric): small configurations, every chain count from one chain to one PE per chain.
-CENTROID_CONFIGS = ((2, 4, 2, "linf"), (2, 4, 1, "linf"), (2, 4, 4, "linf"), (2, 8, 4, "linf"), (4, 4, 2, "linf"),
-                    (2, 2, 2, "l2"), (2, 4, 2, "l2"))
+# (v, C_a, chains, metric, element bits): small configurations, every chain count from one chain to
+# one PE per chain. L2 squares the differences, and no proof over 8-bit squares finishes in ten
+# minutes, so the L2 proofs take 3- and 4-bit elements: the same chains, tree and tie rule.
+CENTROID_CONFIGS = ((2, 4, 2, "linf", 8), (2, 4, 1, "linf", 8), (2, 4, 4, "linf", 8), (2, 8, 4, "linf", 8),
+                    (4, 4, 2, "linf", 8), (2, 2, 2, "l2", 4), (2, 4, 2, "l2", 4), (2, 4, 1, "l2", 3),
+                    (2, 4, 4, "l2", 3), (4, 4, 2, "l2", 3))
 
 
 def _centroid_proofs():
@@ -156,15 +159,18 @@ def _centroid_proofs():
         return
     from ..hdl.centroid_search import CentroidSearch
     from .formal_specs import CentroidSearchSpec
-    for v, c_a, chains, metric in CENTROID_CONFIGS:
+    for v, c_a, chains, metric, bits in CENTROID_CONFIGS:
         # The unit's documented latency, chain_length + ceil(log2(chains)), without building one here.
         latency = -(-c_a // chains) + (chains - 1).bit_length()
+        width = "" if bits == 8 else f"-e{bits}"
         # The spec never stalls: the proof covers the pipeline with the output always taken.
-        yield Proof(f"centroid-v{v}-c{c_a}-k{chains}-{metric}", lambda v=v, c=c_a, mt=metric: CentroidSearchSpec(v, c, metric=mt),
-                    lambda v=v, c=c_a, k=chains, mt=metric: CentroidSearch(v, c, metric=mt, chains=k), 0, latency,
-                    assume="o__ready",
+        yield Proof(f"centroid-v{v}-c{c_a}-k{chains}-{metric}{width}",
+                    lambda v=v, c=c_a, mt=metric, e=bits: CentroidSearchSpec(v, c, metric=mt, element_bits=e),
+                    lambda v=v, c=c_a, k=chains, mt=metric, e=bits: CentroidSearch(v, c, metric=mt, chains=k,
+                                                                                 element_bits=e),
+                    0, latency, assume="o__ready",
                     timeout=600.0, summary=f"centroid search unit == plain argmin, v={v}, C_a={c_a}, "
-                                           f"{chains} chains, {metric}, output always ready")
+                                           f"{chains} chains, {metric}, {bits}-bit elements, output always ready")
 
 
 def proofs() -> dict[str, Proof]:

@@ -155,17 +155,11 @@ def test_cli_proves_a_catalogue_block(tmp_path, capsys):
         prove_main(["lmul", "colour=red"])
 
 
-# Measured INCONCLUSIVE within their time limits (bench/prove_times.py): the l2 centroid search
-# (squares of differences) needs cut points not written yet. (The pipelined fused multiply-adds and
-# wide multipliers pass by the pipeline lemmas: tests/sim/test_formal_pipeline.py.)
-UNFINISHED = ("-l2",)
-
-
+# Every registered proof finishes: the pipelined fused multiply-adds and wide multipliers by the
+# pipeline lemmas (tests/sim/test_formal_pipeline.py), the l2 centroid search on narrow elements
+# (tests/sim/test_formal_centroid.py).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="no proof finishes within its time limit yet"))
-    if any(part in name for part in UNFINISHED) else name
-    for name, proof in proofs().items() if not proof.fast])
+@pytest.mark.parametrize("name", [name for name, proof in proofs().items() if not proof.fast])
 def test_registered_proof_passes_and_an_injected_fault_fails(name):
     _passes_and_an_injected_fault_fails(proofs()[name])
 
