@@ -138,8 +138,10 @@ def cmd_run_methods(args) -> int:
     from .compiler.search import Session, load_method_config
     cfgs = [load_method_config(c) for c in args.config]
     session = Session(cfgs[0].calibration)
-    rows = [] if args.no_fp32 else [session.perplexity(None, args.windows or 16, args.window or 512)]
-    rows += [session.perplexity(c, args.windows or 16, args.window or 512) for c in cfgs]
+    windows = args.windows or cfgs[0].evaluation["windows"]
+    window = args.window or cfgs[0].evaluation["window"]
+    rows = [] if args.no_fp32 else [session.perplexity(None, windows, window)]
+    rows += [session.perplexity(c, windows, window) for c in cfgs]
     for r in rows:
         print(f"  {r['config']:20s} ppl {r['perplexity']:.4g}  {r['bits_per_weight']:.3f} streamed bits/weight "
               f"({r['windows']} windows of {r['window']})")

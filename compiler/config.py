@@ -25,6 +25,15 @@ A configuration file has five sections; every key is optional and defaults to th
       windows: 4, window: 256
     target:         # performance-model target: a preset name or clock_mhz/bandwidth_gbs/lanes
       preset: sim
+    model: smollm2  # the model the configuration is for
+    lut_methods:    # optional: a method per decoder linear (lutforge.compiler.lut_methods)
+      default: {kind: lut, v: 2, c_a: 256, c_w: 16, fit: gptq, hadamard: 64}
+      layers:       # overrides by layer name
+        layers.0.mlp.down: {kind: mxint4, fit: gptq}
+
+A configuration with ``lut_methods`` is run layer by layer with those methods
+(``lutforge run``, :mod:`lutforge.compiler.search`; ``lutforge quantize`` writes one); without it
+every layer is co-quantized with the ``quantization`` section.
 
 Errors name the key (``quantization.c_a``), the bad value and the allowed range.
 """
@@ -41,7 +50,7 @@ from typing import Any
 import yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
-           "TargetConfig", "Config", "load_config", "parse_config", "default_config_path"]
+           "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,6 +202,20 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class MethodsConfig:
+    """The ``lut_methods`` section: a :class:`~lutforge.compiler.lut_methods.LayerMethod` for every
+    decoder linear, ``default`` unless ``layers`` names the layer."""
+    default: Any
+    layers: dict = field(default_factory=dict)
+
+    def method(self, layer: str):
+        return self.layers.get(layer, self.default)
+
+
+MODELS = ("smollm2",)
+
+
+@dataclass(frozen=True)
 class Config:
     quantization: QuantConfig = field(default_factory=QuantConfig)
     core: CoreConfig = field(default_factory=CoreConfig)
@@ -200,10 +223,13 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     name: str = "default"
+    model: str = "smollm2"
+    lut_methods: MethodsConfig | None = None
 
     def validate(self) -> "Config":
         for section in (self.quantization, self.core, self.calibration, self.evaluation, self.target):
             section.validate()
+        _choice("model", self.model, MODELS)
         q, c = self.quantization, self.core
         if q.group_rows % c.lanes:
             raise ConfigError(
@@ -238,10 +264,10 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"The configuration {name} must be a mapping of sections "
                           f"({', '.join(_SECTIONS)}); got {type(data).__name__}.")
-    unknown = sorted(set(data) - set(_SECTIONS) - {"name"})
+    unknown = sorted(set(data) - set(_SECTIONS) - {"name", "model", "lut_methods"})
     if unknown:
         raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
-                          f"{', '.join(_SECTIONS)}.")
+                          f"{', '.join(_SECTIONS)}, lut_methods.")
     sections = {}
     for key, cls in _SECTIONS.items():
         values = data.get(key) or {}
@@ -252,7 +278,24 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
         if bad:
             raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(allowed)}.")
         sections[key] = cls(**values)
-    return Config(**sections, name=str(data.get("name", name))).validate()
+    methods = _parse_methods(data["lut_methods"], name) if "lut_methods" in data else None
+    return Config(**sections, name=str(data.get("name", name)), model=data.get("model", "smollm2"),
+                  lut_methods=methods).validate()
+
+
+def _parse_methods(section, name: str) -> MethodsConfig:
+    from .lut_methods import parse_method
+    if not isinstance(section, dict):
+        raise ConfigError(f"Section 'lut_methods' in {name} must be a mapping with 'default' and optional "
+                          f"'layers'; got {section!r}.")
+    unknown = sorted(set(section) - {"default", "layers"})
+    if unknown:
+        raise ConfigError(f"Unknown key lut_methods.{unknown[0]} in {name}; allowed keys: default, layers.")
+    layers = section.get("layers") or {}
+    if not isinstance(layers, dict):
+        raise ConfigError(f"lut_methods.layers in {name} must map layer names to methods; got {layers!r}.")
+    return MethodsConfig(parse_method(section.get("default", {}), "lut_methods.default"),
+                         {n: parse_method(m, f"lut_methods.layers.{n}") for n, m in layers.items()})
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:

@@ -2,19 +2,22 @@
 configurations, fitting every decoder linear (cached), perplexity on WikiText-2 test, and the
 budgeted search behind ``lutforge quantize``.
 
-A method configuration is a YAML file::
+A method configuration is a configuration file (the one schema of :mod:`lutforge.compiler.config`)
+with a ``lut_methods`` section::
 
     name: smollm2-lut
     model: smollm2
     calibration: {windows: 4, window: 512, rows: 2048}     # WikiText-2 *valid* only
+    evaluation: {windows: 16, window: 512}                 # WikiText-2 test
     lut_methods:
       default: {kind: lut, v: 2, c_a: 256, c_w: 16, fit: gptq, hadamard: 64}
       layers:                                             # per-layer overrides
         layers.0.mlp.down: mxint8
 
-``bits_per_weight`` of a configuration is the weight-count-weighted mean of
-:func:`lutforge.compiler.lut_methods.streamed_bits` over the 210 decoder linears (the embedding,
-the tied LM head and the norms are not counted; they are the same for every method).
+:class:`MethodConfig` is what a run needs of it. ``bits_per_weight`` of a configuration is the
+weight-count-weighted mean of :func:`lutforge.compiler.lut_methods.streamed_bits` over the 210
+decoder linears (the embedding, the tied LM head and the norms are not counted; they are the same
+for every method).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class MethodConfig:
     layers: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=lambda: {"windows": 4, "window": 512, "rows": 2048})
     model: str = "smollm2"
+    evaluation: dict = field(default_factory=lambda: {"windows": 16, "window": 512})
 
     def method(self, layer: str) -> LayerMethod:
         return self.layers.get(layer, self.default)
@@ -58,32 +62,25 @@ def is_method_config(path) -> bool:
 
 
 def load_method_config(path) -> MethodConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"The configuration file {path} does not exist; pass an existing YAML file.")
-    data = yaml.safe_load(path.read_text()) or {}
-    return parse_method_config(data, path.stem)
+    from .config import load_config
+    return _method_config(load_config(path), str(path))
 
 
 def parse_method_config(data: dict, name: str = "config") -> MethodConfig:
-    if not isinstance(data, dict) or not isinstance(data.get("lut_methods"), dict):
-        raise ValueError(f"The method configuration {name} needs a 'lut_methods' mapping with 'default' "
-                         f"and optional 'layers'.")
-    lm = data["lut_methods"]
-    unknown = sorted(set(lm) - {"default", "layers"})
-    if unknown:
-        raise ValueError(f"Unknown key lut_methods.{unknown[0]}; allowed: default, layers.")
-    default = parse_method(lm.get("default", {}), "lut_methods.default")
-    layers = {n: parse_method(m, f"lut_methods.layers.{n}") for n, m in (lm.get("layers") or {}).items()}
-    model = data.get("model", "smollm2")
-    if model != "smollm2":
-        raise ValueError(f"model = {model!r} is not supported; use 'smollm2'.")
-    cal = {"windows": 4, "window": 512, "rows": 2048, **(data.get("calibration") or {})}
-    return MethodConfig(str(data.get("name", name)), default, layers, cal, model)
+    from .config import parse_config
+    return _method_config(parse_config(data, name), name)
+
+
+def _method_config(cfg, name: str) -> MethodConfig:
+    if cfg.lut_methods is None:
+        raise ValueError(f"The configuration {name} has no 'lut_methods' section; add one with 'default' "
+                         f"and optional 'layers' to run it layer by layer.")
+    return MethodConfig(cfg.name, cfg.lut_methods.default, dict(cfg.lut_methods.layers),
+                        dataclasses.asdict(cfg.calibration), cfg.model, dataclasses.asdict(cfg.evaluation))
 
 
 def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
-    data = {"name": cfg.name, "model": cfg.model, "calibration": cfg.calibration,
+    data = {"name": cfg.name, "model": cfg.model, "calibration": cfg.calibration, "evaluation": cfg.evaluation,
             "lut_methods": {"default": cfg.default.to_dict(),
                             "layers": {n: m.to_dict() for n, m in sorted(cfg.layers.items())}}}
     text = "".join(f"# {line}\n" for line in comment.splitlines()) + yaml.safe_dump(data, sort_keys=False)
@@ -233,8 +230,9 @@ def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str,
 def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
-            LayerMethod(kind="nvfp4"),
-            LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
+            LayerMethod(kind="nvfp4"), LayerMethod(kind="mxint4", fit="gptq"), LayerMethod(kind="nvfp4", fit="gptq"),
+            LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
+            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
 
 

@@ -14,13 +14,17 @@ def test_default_file_is_the_schema_default():
     assert cfg.to_dict() | {"name": "default"} == Config().to_dict()
 
 
-ACCELERATOR_CONFIGS = ["default", "artifact", "rich-k64", "rich-k8", "rich-ca256", "rich-v1"]
-
-
-@pytest.mark.parametrize("path", [REPO_ROOT / "configs" / f"{n}.yaml" for n in ACCELERATOR_CONFIGS],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_loads(path):
     assert load_config(path).name == path.stem
+
+
+def test_lut_methods_section():
+    cfg = parse_config({"lut_methods": {"default": "mxint4",
+                                        "layers": {"layers.3.mlp.up": {"kind": "nvfp4", "fit": "gptq"}}}})
+    assert cfg.lut_methods.method("layers.0.mlp.up").kind == "mxint4"
+    assert cfg.lut_methods.method("layers.3.mlp.up").fit == "gptq"
+    assert parse_config({}).lut_methods is None
 
 
 @pytest.mark.parametrize("data, message", [
@@ -51,7 +55,13 @@ def test_every_shipped_config_loads(path):
      "scheme, granularity, head_rows, rounding, positions_per_run, iterations, seed."),
     ({"accelerator": {}},
      "Unknown section 'accelerator' in cfg.yaml; allowed sections: quantization, core, calibration, "
-     "evaluation, target."),
+     "evaluation, target, lut_methods."),
+    ({"model": "llama"},
+     "model = 'llama' is not allowed; use one of 'smollm2'."),
+    ({"lut_methods": {"default": "mxint4", "extra": 1}},
+     "Unknown key lut_methods.extra in cfg.yaml; allowed keys: default, layers."),
+    ({"lut_methods": {"layers": ["layers.0.mlp.up"]}},
+     "lut_methods.layers in cfg.yaml must map layer names to methods; got ['layers.0.mlp.up']."),
 ])
 def test_errors_name_key_value_and_range(data, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
