@@ -173,10 +173,33 @@ def _centroid_proofs():
                                            f"{chains} chains, {metric}, {bits}-bit elements, output always ready")
 
 
+# (C_w, table bits, lanes, positions, tiles, stall cycles): whole GEMVs small enough to prove in
+# minutes; the second tile shows the accumulators restart after `last`.
+GEMV_CONFIGS = ((4, 4, 2, 2, 1, 1), (4, 4, 2, 2, 2, 1), (4, 4, 2, 3, 2, 1))
+
+
+def _gemv_proofs():
+    if not _have("lut_gemv"):
+        return
+    from .formal_gemv import GemvProof, Holds, completion_deadline, harness_signature
+    for c_w, bits, lanes, positions, tiles, stalls in GEMV_CONFIGS:
+        shape = dict(c_w=c_w, table_bits=bits, lanes=lanes, positions=positions, tiles=tiles)
+        # The harness's verdict is final at its deadline, so that is its latency (see formal_gemv).
+        deadline = completion_deadline(tiles=tiles, positions=positions, stalls=stalls)
+        yield Proof(f"gemv-c{c_w}-b{bits}-l{lanes}-p{positions}-t{tiles}-s{stalls}",
+                    lambda s=shape: Holds(harness_signature(**s)), lambda s=shape, k=stalls: GemvProof(**s, stalls=k),
+                    0, deadline,
+                    fast=(positions, tiles) == (2, 1), timeout=600.0,
+                    summary=f"LUT GEMV engine == plain MAC reference over a whole GEMV, C_w={c_w}, {bits}-bit "
+                            f"entries, {lanes} lanes, {positions} positions, {tiles} tiles, any lane masks, "
+                            f"up to {stalls} stall cycles")
+
+
 def proofs() -> dict[str, Proof]:
     """Every registered proof by name."""
     found = {}
-    for source in (_lmul_proofs, _fp_pipeline_proofs, _fp_reference_proofs, _convert_proofs, _centroid_proofs):
+    for source in (_lmul_proofs, _fp_pipeline_proofs, _fp_reference_proofs, _convert_proofs, _centroid_proofs,
+                   _gemv_proofs):
         for proof in source():
             found[proof.name] = proof
     return found
