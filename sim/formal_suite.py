@@ -226,23 +226,22 @@ def _design(side):
     return side
 
 
-def replay(cex: Counterexample, gold, gate, *, gold_latency: int = 0, gate_latency: int = 0,
-           gate_inputs: "dict[str, int] | None" = None) -> tuple[dict[str, int], dict[str, int]]:
-    """Run a counterexample's vectors through both sides with Verilator; outputs at ``cex.index``.
+def replay(cex: Counterexample, gate, expected: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], *,
+           gate_latency: int = 0, gate_inputs: "dict[str, int] | None" = None) -> tuple[dict[str, int], dict[str, int]]:
+    """A counterexample as a test vector: the golden model's outputs and the gate's on Verilator, at ``cex.index``.
 
-    ``gold``/``gate`` are components or ``(verilog, top)`` pairs; ``gate_inputs`` drives extra
-    gate ports (the mutant selector) with a constant.
+    ``gate`` is a component, a ``(verilog, top)`` pair or a built ``BatchSim``; ``expected`` maps
+    input arrays to the golden model's output arrays; ``gate_inputs`` drives extra gate ports (the
+    mutant selector) with a constant. Only the outputs the golden model gives are compared.
     """
     from .batch import BatchSim
-    vectors = cex.vectors()
-    outs = []
-    for side, latency, extra in ((gold, gold_latency, {}), (gate, gate_latency, gate_inputs or {})):
-        inputs = dict(vectors)
-        n = len(next(iter(inputs.values())))
-        inputs.update({k: np.full(n, v, dtype=np.uint64) for k, v in extra.items()})
-        result = BatchSim(_design(side)).run_vectors(inputs, latency=latency)
-        outs.append({k: int(v[cex.index]) for k, v in result.items()})
-    return outs[0], outs[1]
+    vectors = {k: v for k, v in cex.vectors().items() if k not in (gate_inputs or {})}
+    n = len(next(iter(vectors.values())))
+    sim = gate if isinstance(gate, BatchSim) else BatchSim(_design(gate))
+    outputs = sim.run_vectors({**vectors, **{k: np.full(n, v, dtype=np.uint64) for k, v in (gate_inputs or {}).items()}},
+                              latency=gate_latency)
+    want = {k: int(np.asarray(v, dtype=np.uint64)[cex.index]) for k, v in expected(vectors).items()}
+    return want, {k: int(outputs[k][cex.index]) for k in want}
 
 
 # --- fault injection -----------------------------------------------------------------------------
@@ -378,21 +377,6 @@ class MutationReport:
         }
 
 
-def _replays(cex: Counterexample, sim, expected, latency: int, index: int) -> bool:
-    """Whether a counterexample, made a test vector, fails mutant ``index`` on Verilator as the proof said.
-
-    The golden model gives the expected outputs (they must be the proof's gold values) and the
-    mutant's simulation (the build the tests use) must give the proof's gate values.
-    """
-    vectors = {k: v for k, v in cex.vectors().items() if k != "mutsel"}
-    n = len(next(iter(vectors.values())))
-    outputs = sim.run_vectors({**vectors, "mutsel": np.full(n, index, dtype=np.uint64)}, latency=latency)
-    want = {k: int(np.asarray(v, dtype=np.uint64)[cex.index]) for k, v in expected(vectors).items()}
-    got = {k: int(outputs[k][cex.index]) for k in want}
-    return (want == {k: cex.gold.get(k) for k in want} and got == {k: cex.gate.get(k) for k in want}
-            and want != got)
-
-
 def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
                       cache: bool = True) -> MutationReport:
     """Prove and simulate every mutant of ``target``'s gate; replay every counterexample as a test vector."""
@@ -432,7 +416,11 @@ def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
         if result.counterexample is not None:
             cex = result.counterexample
             outcome.counterexample = {"inputs": cex.inputs[cex.index], "expected": cex.gold, "actual": cex.gate}
-            outcome.replayed = _replays(cex, sim, target.expected, proof.gate_latency, mutant.index)
+            want, got = replay(cex, sim, target.expected, gate_latency=proof.gate_latency,
+                               gate_inputs=fixed(mutant.index))
+            # The golden model agrees with the proof's gold side, Verilator with its gate side.
+            outcome.replayed = (want == {k: cex.gold.get(k) for k in want}
+                                and got == {k: cex.gate.get(k) for k in want} and want != got)
         outcomes.append(outcome)
     return MutationReport(target.name, outcomes, unmutated.status, clean, time.perf_counter() - start,
                           target.exhaustive, bundle.screened)
