@@ -230,7 +230,7 @@ def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str,
 def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
-            LayerMethod(kind="nvfp4"), LayerMethod(kind="mxint4", fit="gptq"), LayerMethod(kind="nvfp4", fit="gptq"),
+            LayerMethod(kind="nvfp4"), LayerMethod(kind="mxint4", fit="gptq"),
             LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
             LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
