@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from .formal import Netlist, cached_yosys
-from .formal_structure import OUTPUT_PORTS as _OUTPUT_PORTS, Structure
+from .formal_structure import Structure, output_ports
 
 __all__ = ["Mutant", "MutantNetlist", "mutants", "KINDS"]
 
@@ -132,8 +132,9 @@ class _Module:
         return y
 
     def structure(self) -> Structure:
-        cells = [{line.split()[1]: line.strip().split(None, 2)[2] for line in value
-                  if line.strip().startswith("connect ")} for kind, value in self.items if kind == "cell"]
+        cells = [(_cell_type(value), {line.split()[1]: line.strip().split(None, 2)[2] for line in value
+                                      if line.strip().startswith("connect ")})
+                 for kind, value in self.items if kind == "cell"]
         connects = [_split_connect(value.split("connect ", 1)[1]) for kind, value in self.items
                     if kind == "line" and value.strip().startswith("connect ")]
         outputs = [name for name, direction in self.ports.items() if direction == "output"]
@@ -277,7 +278,8 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
         for item in module.items:
             if item[0] == "cell":
                 item[1] = [token.sub(value, line) if line.strip().startswith("connect ")
-                           and line.split()[1] not in _OUTPUT_PORTS else line for line in item[1]]
+                           and line.split()[1] not in output_ports(_cell_type(item[1])) else line
+                           for line in item[1]]
             elif item[1].strip().startswith("connect "):
                 _, lhs_rhs = item[1].split("connect ", 1)
                 lhs, rhs = _split_connect(lhs_rhs)

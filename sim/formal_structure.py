@@ -12,10 +12,18 @@ by the netlist's structure alone, never by running a proof or a test:
 
 import re
 
-__all__ = ["Structure", "signal_bits"]
+__all__ = ["Structure", "output_ports", "signal_bits"]
 
-# Cell ports that drive their signal; every other port reads.
-OUTPUT_PORTS = {"\\Y", "\\Q", "\\RD_DATA"}
+# Cell ports that drive their signal; every other port reads. Most cells drive Y (logic) or Q
+# (flip-flops); these drive other ports (a memory write port's DATA is an input).
+_OUTPUT_PORTS = {"\\Y", "\\Q", "\\RD_DATA"}
+_OUTPUTS_BY_TYPE = {"$memrd": {"\\DATA"}, "$memrd_v2": {"\\DATA"}, "$alu": {"\\X", "\\CO"}, "$fa": {"\\X"},
+                    "$lcu": {"\\CO"}}
+
+
+def output_ports(cell_type: str) -> set[str]:
+    """The ports a cell of ``cell_type`` drives."""
+    return _OUTPUT_PORTS | _OUTPUTS_BY_TYPE.get(cell_type, set())
 _TOKEN = re.compile(r"\{|\}|\[\d+(?::\d+)?\]|\d+'[01xzm-]*|[\\$]\S+")
 
 
@@ -56,17 +64,18 @@ def _parse(tokens: list[str], pos: int, wires: dict[str, int]) -> tuple[list, in
 class Structure:
     """Observed and constant bits of one module, from its cells and connections.
 
-    ``cells`` are ``{port: signal}`` dictionaries; ``connects`` are ``(lhs, rhs)`` pairs;
+    ``cells`` are ``(type, {port: signal})`` pairs; ``connects`` are ``(lhs, rhs)`` pairs;
     ``outputs`` names the output ports.
     """
 
-    def __init__(self, wires: dict[str, int], cells: list[dict[str, str]], connects: list[tuple[str, str]],
+    def __init__(self, wires: dict[str, int], cells: list[tuple[str, dict[str, str]]], connects: list[tuple[str, str]],
                  outputs: list[str]):
         drivers: dict = {}
         cell_bits = []
-        for ports in cells:
-            reads = [b for port, sig in ports.items() if port not in OUTPUT_PORTS for b in signal_bits(sig, wires)]
-            drives = [b for port, sig in ports.items() if port in OUTPUT_PORTS for b in signal_bits(sig, wires)]
+        for cell_type, ports in cells:
+            outs = output_ports(cell_type)
+            reads = [b for port, sig in ports.items() if port not in outs for b in signal_bits(sig, wires)]
+            drives = [b for port, sig in ports.items() if port in outs for b in signal_bits(sig, wires)]
             cell_bits.append((reads, drives))
             for bit in drives:
                 drivers.setdefault(bit, []).extend(reads)

@@ -24,7 +24,7 @@ def test_an_unknown_token_is_refused_by_name():
 def test_only_bits_a_live_reader_sees_are_observed_and_constants_are_followed():
     structure = Structure(
         WIRES,
-        cells=[{"\\A": "\\a", "\\B": "4'0001", "\\Y": "\\w"}],
+        cells=[("$add", {"\\A": "\\a", "\\B": "4'0001", "\\Y": "\\w"})],
         # r is the output; it takes the low half of w; dead copies r and is read by nothing;
         # k's top bit is a constant one reached through a second connection.
         connects=[("\\r", "\\w [1:0]"), ("\\dead", "\\r"), ("\\k", "{ \\sign \\a [0] }"), ("\\sign", "1'1")],
