@@ -6,9 +6,9 @@ the gate is a plain pipeline, the sequential theorem splits into two lemmas that
 seconds:
 
 * **Lemma 1 (structure)**, :mod:`.formal_pipeline_structure`: the flattened gate has no loop, its
-  only state is ``$dff`` registers on the rising edge of ``clk``, and every path from an input bit
-  to an output bit crosses exactly ``L`` registers (``L`` the claimed latency); register chains fed
-  by constants are at most ``L`` long.
+  only state is registers on the rising edge of ``clk`` without enable (``$dff``, or ``$sdff`` and
+  ``$adff`` reset by ``rst``), and every path from an input bit to an output bit crosses exactly
+  ``L`` registers (``L`` the claimed latency); register chains fed by constants are at most ``L`` long.
 * **Lemma 2 (function)**: the gate with every register made transparent (``Q`` wired to ``D``)
   and ``rst`` tied low is combinationally equal to the gold — yosys ``sat`` through
   :func:`.formal.prove_equivalent`, with its cut points when the gate and gold share a submodule.
@@ -36,7 +36,7 @@ import time
 
 from .build_cache import build_dir, content_key
 from .formal import FAIL, PASS, Netlist, ProofResult, cached_yosys, prove_equivalent
-from .formal_pipeline_structure import REGISTER, STATEFUL, PipelineStructureError, check_pipeline_structure
+from .formal_pipeline_structure import REGISTERS, STATEFUL, PipelineStructureError, check_pipeline_structure
 from .toolchain import tool_versions
 
 __all__ = ["ENGINE", "transparent", "prove_pipelined"]
@@ -65,7 +65,7 @@ def _normalised(text: str, top: str) -> Netlist:
 
 def _wire_through(match: re.Match) -> str:
     kind, name, body = match.groups()
-    if kind != REGISTER:
+    if kind not in REGISTERS:
         if kind.startswith(STATEFUL):
             raise PipelineStructureError(f"Cell {name} is a {kind}, which cannot be made transparent; prove this "
                                          f"design with engine='sby'.")
@@ -75,9 +75,10 @@ def _wire_through(match: re.Match) -> str:
 
 
 def transparent(netlist: Netlist) -> Netlist:
-    """``netlist`` with every ``$dff`` replaced by a wire from ``D`` to ``Q`` and ``clk``/``rst`` tied low.
+    """``netlist`` with every register replaced by a wire from ``D`` to ``Q`` and ``clk``/``rst`` tied low.
 
-    The hierarchy is kept, so a submodule can still be cut out of the result.
+    Lemma 1 checks first that each register's reset, if any, is ``rst``: with ``rst`` low it is
+    inactive. The hierarchy is kept, so a submodule can still be cut out of the result.
     """
     text = _CELL.sub(_wire_through, _processed(netlist))
     header = re.search(rf"^module \\{re.escape(netlist.top)}\n", text, re.M)

@@ -1,9 +1,10 @@
 """Lemma 1 of the pipeline proof: a netlist is a balanced, feed-forward pipeline of plain registers.
 
 The check runs on the flattened netlist (yosys ``proc; flatten; opt_clean; write_json``) and looks
-at single bits. Every register must be a ``$dff`` on the rising edge of the ``clk`` port (no enable,
-no asynchronous reset: the synchronous reset Amaranth adds is a multiplexer on ``D`` selected by
-``rst``, which the proof holds low). With ``rst`` and the ``fixed`` inputs taken as constants, a
+at single bits. Every register must be a ``$dff`` on the rising edge of the ``clk`` port, with no
+enable (the synchronous reset Amaranth adds is a multiplexer on ``D`` selected by ``rst``, which the
+proof holds low); a ``$sdff`` or ``$adff`` whose reset is the ``rst`` port, active high, is the same
+register while ``rst`` is low (yosys ``opt`` folds the reset multiplexer into one). With ``rst`` and the ``fixed`` inputs taken as constants, a
 traversal in topological order gives each bit the set of register counts of the paths that reach it
 from the primary inputs; Lemma 1 holds when the graph has no loop and no undriven bit, every
 output bit's set is empty (a constant) or exactly ``{latency}``, and no output depends on a chain of
@@ -20,9 +21,10 @@ from collections import deque
 
 from .formal import CLOCK_PORTS, Netlist, cached_yosys
 
-__all__ = ["PipelineStructureError", "check_pipeline_structure", "REGISTER", "STATEFUL"]
+__all__ = ["PipelineStructureError", "check_pipeline_structure", "REGISTERS", "STATEFUL"]
 
-REGISTER = "$dff"
+# Plain registers, and the reset port (with its polarity parameter) each may have.
+REGISTERS = {"$dff": None, "$sdff": ("SRST", "SRST_POLARITY"), "$adff": ("ARST", "ARST_POLARITY")}
 # Cells with state (or free values) other than the plain register: each breaks the argument.
 STATEFUL = ("$dff", "$adff", "$sdff", "$aldff", "$dlatch", "$adlatch", "$sr", "$ff", "$mem", "$fsm",
              "$_DFF", "$_SDFF", "$_ALDFF", "$_DLATCH", "$_SR", "$_FF", "$anyseq", "$anyconst",
@@ -74,16 +76,19 @@ def _dependencies(cell: dict) -> "list[tuple[int, list[int]]]":
     return [(y, every) for y in outs]
 
 
-def _register_error(name: str, cell: dict, clk: list) -> "str | None":
+def _register_error(name: str, cell: dict, clk: list, rst: list) -> "str | None":
     kind = cell["type"]
-    if kind != REGISTER:
-        return (f"Cell {name} is a {kind}: Lemma 1 accepts plain {REGISTER} registers only (no enable, reset "
-                f"port, latch or memory); prove this design with engine='sby'.")
-    params = cell["parameters"]
-    polarity = int(str(params.get("CLK_POLARITY", "1")), 2)
-    if cell["connections"]["CLK"] != clk or polarity != 1:
+    if kind not in REGISTERS:
+        return (f"Cell {name} is a {kind}: Lemma 1 accepts plain registers only ({', '.join(REGISTERS)}; no "
+                f"enable, latch or memory); prove this design with engine='sby'.")
+    high = lambda param: int(str(cell["parameters"].get(param, "1")), 2) == 1
+    if cell["connections"]["CLK"] != clk or not high("CLK_POLARITY"):
         return (f"Register {name} is not clocked by the rising edge of the clk port; Lemma 1 needs one clock "
                 f"for every register, so prove this design with engine='sby'.")
+    reset = REGISTERS[kind]
+    if reset and (cell["connections"][reset[0]] != rst or not high(reset[1])):
+        return (f"Register {name} ({kind}) is reset by another signal than the rst port held high; Lemma 1 "
+                f"needs registers that load D whenever rst is low, so prove this design with engine='sby'.")
     return None
 
 
@@ -96,7 +101,7 @@ def check_pipeline_structure(netlist: Netlist, latency: int, *, fixed: "tuple[st
     module = _flat_module(netlist)
     names = _bit_names(module)
     ports = module["ports"]
-    clk = ports.get("clk", {}).get("bits", [])
+    clk, rst = (ports.get(n, {}).get("bits", []) for n in CLOCK_PORTS)
     constant = {b for n in ("rst", *fixed) if n in ports for b in ports[n]["bits"]}
     sources = [b for n, p in ports.items() if p["direction"] == "input" and n not in CLOCK_PORTS and n not in fixed
                for b in p["bits"] if isinstance(b, int)]
@@ -113,7 +118,7 @@ def check_pipeline_structure(netlist: Netlist, latency: int, *, fixed: "tuple[st
     for name, cell in module["cells"].items():
         kind = cell["type"]
         if kind.startswith(STATEFUL):
-            problem = _register_error(name, cell, clk)
+            problem = _register_error(name, cell, clk, rst)
             if problem:
                 raise PipelineStructureError(problem)
             registers += 1

@@ -6,6 +6,8 @@ structure check with their path named, and a fault inside one pipeline stage fai
 lemma with a counterexample whose values come from Python models of the two circuits.
 """
 
+import re
+
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
@@ -13,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
-from lutforge.sim.formal import FAIL, PASS, Netlist, prove_equivalent
+from lutforge.sim.formal import FAIL, PASS, Netlist, cached_yosys, prove_equivalent
 from lutforge.sim.formal_mutate import mutants
 from lutforge.sim.formal_pipeline import ENGINE
 from lutforge.sim.formal_pipeline_structure import PipelineStructureError, check_pipeline_structure
@@ -194,8 +196,30 @@ def test_fixed_inputs_select_mutants_of_a_flattened_pipeline():
     bundle = mutants(AddThenMask(2), count=6, seed=0)
     prove = lambda index: prove_equivalent(AddThenMask(), bundle.netlist, gate_latency=2, engine=ENGINE,
                                            fixed={"mutsel": index}, cache=False)
-    assert prove(0).status == PASS
+    unmutated = prove(0)
+    assert unmutated.status == PASS and unmutated.engine.startswith("pipeline-lemmas/"), str(unmutated)
     assert any(prove(m.index).status == FAIL for m in bundle.mutants)
+
+
+def optimised(design) -> str:
+    """The flattened netlist after yosys ``opt``, which folds each reset multiplexer into a ``$sdff``."""
+    return cached_yosys("test-formal-pipeline", Netlist.of(design, "gate").text, "opt", "opt.il",
+                        lambda src, dst: f"read_rtlil {src}; hierarchy -top gate; proc; flatten; opt -full; "
+                                         f"write_rtlil {dst}",
+                        lambda log: RuntimeError(log))
+
+
+def test_registers_with_the_reset_folded_in_are_plain_pipeline_registers_while_rst_is_low():
+    text = optimised(Inverter(2))
+    assert text.count("cell $sdff ") == 2
+    result = prove_equivalent(Inverter(), Netlist(text, "gate"), gate_latency=2, engine=ENGINE, cache=False)
+    assert (result.status, result.engine) == (PASS, "pipeline-lemmas/sat+merge"), str(result)
+    # Reset by an input bit instead of rst: the register no longer loads D on every cycle.
+    other = re.sub(r"connect \\SRST \\rst", r"connect \\SRST \\a [3]", text)
+    with pytest.raises(PipelineStructureError, match=(
+            r"^Register \S+ \(\$sdff\) is reset by another signal than the rst port held high; Lemma 1 needs "
+            r"registers that load D whenever rst is low, so prove this design with engine='sby'\.$")):
+        check_pipeline_structure(Netlist(other, "gate"), 2)
 
 
 def test_the_engine_refuses_a_clocked_gold_and_a_combinational_gate_with_the_fix():
