@@ -287,6 +287,10 @@ def _convert_target(src: str, dst: str) -> MutationTarget:
     from ..golden.convert import convert
     from ..golden.formats import get
     every = np.arange(1 << get(src).width, dtype=np.uint64)
+    # The golden model refuses NaN into a format without one, so the tests take every other input;
+    # the proof still covers NaN inputs.
+    if not get(dst).has_nan:
+        every = every[~get(src).is_nan(every)]
     return MutationTarget(f"fpcvt-ref-{src}-{dst}", proofs()[f"fpcvt-ref-{src}-{dst}"], vectors=lambda: {"a": every},
                           expected=lambda inputs: {"r": convert(inputs["a"], src, dst)}, exhaustive=True)
 
