@@ -378,6 +378,10 @@ class MutationReport:
             "equivalent_mutants": [{"index": o.index, "kind": o.kind, "target": o.target}
                                    for o in self.equivalent_mutants()],
             "seconds": round(self.seconds, 1),
+            # Which mutants the proof kills and which the simulation tests kill, one by one.
+            "mutants": [{"index": o.index, "kind": o.kind, "target": o.target, "proof": o.proof,
+                         "proof_seconds": round(o.proof_seconds, 2), "killed_by_tests": o.killed_by_tests,
+                         "replayed": o.replayed} for o in self.outcomes],
         }
 
 
