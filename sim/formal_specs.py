@@ -123,7 +123,11 @@ class CentroidSearchSpec(wiring.Component):
         from amaranth.lib import data, stream
         from ..hdl.centroid_search import check_element_bits
         self.v, self.c_a, self.metric = v, c_a, metric
-        self.element_bits = check_element_bits(element_bits)
+        try:
+            self.element_bits = check_element_bits(element_bits)
+        except ValueError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
         self.index_bits = max(1, (c_a - 1).bit_length())
         element = signed(self.element_bits)
         payload = data.StructLayout({"x": data.ArrayLayout(element, v),
