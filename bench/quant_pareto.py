@@ -49,6 +49,8 @@ POINTS = [
     ("2 richer codebooks", "C_a 256, G = N", LayerMethod(**RICH)),
     ("4 Hadamard", "C_a 256, G = N, Hadamard 64", LayerMethod(**RICH, hadamard=64)),
     ("3 output-aware", "C_a 256, Hadamard, act-moment k-means", LayerMethod(**RICH, hadamard=64, fit="act")),
+    ("3 output-aware, numerics", "MXINT4, GPTQ rounding", LayerMethod(kind="mxint4", fit="gptq")),
+    ("3 output-aware, numerics", "NVFP4, GPTQ rounding", LayerMethod(kind="nvfp4", fit="gptq")),
 ]
 
 
