@@ -60,6 +60,7 @@ def test_an_engine_that_never_answers_fails_at_the_deadline():
 ENGINE_FAULTS = 6
 
 
+@pytest.mark.slow  # six two-tile proofs, about 100 s; the default suite keeps the two faults above
 def test_injected_engine_faults_fail_the_two_tile_proof():
     bundle = mutants(GemvProof(**TWO_TILES), count=None, seed=0)
     engine = [m for m in bundle.mutants if "engine" in m.target]
