@@ -23,8 +23,14 @@ from ..golden import mx
 __all__ = ["gptq_blocks"]
 
 
-def gptq_blocks(weight: np.ndarray, calibration: np.ndarray, fmt: str, *, damp: float = 0.01) -> mx.Blocks:
-    """GPTQ-rounded ``weight`` (N, K) in block format ``fmt`` for activations ``calibration`` (n, K)."""
+def gptq_blocks(weight: np.ndarray, calibration: np.ndarray, fmt: str, *, damp: float = 1.0) -> mx.Blocks:
+    """GPTQ-rounded ``weight`` (N, K) in block format ``fmt`` for activations ``calibration`` (n, K).
+
+    ``damp`` (times the mean Hessian diagonal) is far above GPTQ's customary 0.01 because the
+    calibration set is small (2048 rows for up to 1536 inputs): on SmolLM2 layers fitted on 1536
+    rows and scored on 512 held-out ones, damp 0.01 overfits (a down projection ends 14 % *worse*
+    than nearest rounding) while 0.1 to 1.0 cuts the held-out error by 20 to 70 %.
+    """
     bf = mx.get_block_format(fmt)
     n_out, k = weight.shape
     if k % bf.block:

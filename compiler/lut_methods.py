@@ -453,6 +453,16 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
 FIT_VERSION = 1
 
 
+def fit_version(m: LayerMethod) -> str:
+    """What a fit of ``m`` depends on besides its inputs: :data:`FIT_VERSION` and, for GPTQ-rounded
+    block formats, the source of :mod:`lutforge.compiler.gptq_blocks` (seconds per layer to redo)."""
+    version = f"fit version {FIT_VERSION}"
+    if m.kind in BLOCK_KINDS and m.fit == "gptq":
+        from . import gptq_blocks
+        version += " gptq_blocks " + hashlib.sha256(Path(gptq_blocks.__file__).read_bytes()).hexdigest()
+    return version
+
+
 def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:
     h = hashlib.sha256()
     for arr in (weight, calibration):
@@ -460,7 +470,7 @@ def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: L
         h.update(str(a.shape).encode())
         h.update(a[:: max(1, a.shape[0] // 64)].tobytes())
     h.update(m.key().encode())
-    h.update(f"fit version {FIT_VERSION}".encode())
+    h.update(fit_version(m).encode())
     return root / f"{h.hexdigest()[:32]}.pt"
 
 

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 import yaml
 
-from .lut_methods import LayerMethod, fit_cache_path, fit_layer, method_label, parse_method, streamed_bits
+from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label, parse_method,
+                          streamed_bits)
 
 __all__ = ["MethodConfig", "load_method_config", "is_method_config", "Session", "search_budget",
            "write_method_config"]
@@ -246,7 +247,7 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     machine, only in every ``lut_every``-th decoder block; unscored entries are infinite."""
     from tqdm import tqdm
 
-    key = hashlib.sha256(json.dumps([sorted(m.to_dict().items()) for m in menu.values()]
+    key = hashlib.sha256(json.dumps([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()]
                                     + [rows, s.calib.key, lut_every],
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_dir() / f"sensitivity-{key}.json"
