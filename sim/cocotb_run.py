@@ -49,7 +49,12 @@ class CocotbSim:
         self.design = component if isinstance(component, Design) else elaborate(component)
         self.simulator, self.waves = simulator, waves
         self.env = _prepare(simulator)
-        key = content_key("cocotb", simulator, self.design.verilog, tool_versions(), str(waves))
+        # The runner's makefiles and dependency files name the cocotb and simulator install paths,
+        # so a build directory is only reusable by the same installation (another virtual
+        # environment's stale paths make `make` fail with "No rule to make target").
+        import cocotb
+        installs = [str(Path(cocotb.__file__).parent), self.env.get("VERILATOR_ROOT", "")]
+        key = content_key("cocotb", simulator, self.design.verilog, tool_versions(), str(waves), *installs)
         self.build_path = build_dir("cocotb", key)
         source = self.build_path / f"{self.design.top}.v"
         source.write_text(self.design.verilog)
