@@ -157,7 +157,8 @@ def cmd_quantize(args) -> int:
                              lut_every=args.lut_every)
     print(f"Wrote {args.output}: {report['bits_per_weight']:.3f} streamed bits/weight (budget {args.budget}).")
     for d in report["dominant_layers"][:5]:
-        print(f"  {d['layer']:20s} {d['method']:40s} relative output MSE {d['rel_mse']:.3g}")
+        print(f"  {d['layer']:20s} {d['method']:40s} estimated NLL +{d['est_nll_increase']:.3g} "
+              f"(relative output MSE {d['rel_mse']:.3g})")
     return 0
 
 

@@ -154,11 +154,13 @@ class Session:
         for name in self.names:
             self.ref.replace_linear(name, None)
 
-    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512) -> dict:
+    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512, split: str = "test") -> dict:
+        """Perplexity of ``cfg`` (None: fp32) on the first ``windows`` windows of WikiText-2
+        ``split`` (``"valid"`` only for calibration-side measurements such as the loss probes)."""
         from .data import wikitext2_tokens
         from .perplexity import perplexity
 
-        ids, data = wikitext2_tokens("test", self.tok)
+        ids, data = wikitext2_tokens(split, self.tok)
         t0 = time.perf_counter()
         if cfg is not None:
             self.apply(cfg)
@@ -228,6 +230,47 @@ def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str,
         choice[best[1]] = best[2]
 
 
+def loss_weights(errors: dict[str, dict[str, float]], nll_increase: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """Per-layer factor turning relative output MSE into model loss: ``alpha_l = dNLL / MSE`` for
+    each probed layer (``nll_increase[l] = (candidate, dNLL)`` measured with only layer ``l``
+    quantized), the median of the probed factors for the others. Negative increases (noise on a
+    harmless layer) count as zero."""
+    alpha = {l: max(d, 0.0) / errors[l][c] for l, (c, d) in nll_increase.items() if errors[l][c] > 0}
+    if not alpha:
+        raise ValueError("No layer was probed with a finite, non-zero output error; probe at least one "
+                         "layer with a candidate the sensitivity pass scored.")
+    default = float(np.median(list(alpha.values())))
+    return {l: alpha.get(l, default) for l in errors}
+
+
+def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows: int = 1,
+               progress: bool = True) -> dict[str, tuple[str, float]]:
+    """Model-level sensitivity: the NLL increase on WikiText-2 *valid* when only one layer takes
+    its cheapest scored LUT candidate (every other layer fp32), for every layer where one was
+    scored. Cached as JSON next to the sensitivity table."""
+    from tqdm import tqdm
+
+    probes = {}
+    for l in errors:
+        scored = [c for c, m in menu.items() if m.kind == "lut" and np.isfinite(errors[l][c])]
+        if scored:
+            probes[l] = min(scored, key=lambda c: streamed_bits(menu[c], *s.sizes[l]))
+    methods = {c: [menu[c].to_dict(), fit_version(menu[c])] for c in set(probes.values())}
+    key = hashlib.sha256(json.dumps([sorted(probes.items()), methods, s.calib.key, windows],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"loss-probes-{key}.json"
+    if path.is_file():
+        return {l: tuple(v) for l, v in json.loads(path.read_text()).items()}
+    base = s.perplexity(None, windows, split="valid")["nll"]
+    out = {}
+    for l, c in tqdm(sorted(probes.items()), desc="loss probes", disable=not progress):
+        cfg = MethodConfig(f"probe-{l}", LayerMethod(kind="fp32"), {l: menu[c]})
+        out[l] = (c, s.perplexity(cfg, windows, split="valid")["nll"] - base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
 def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     # GPTQ-rounded block formats are not offered: they cut the layer output error 1.5-6x on held-out
@@ -274,24 +317,30 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
                     json_path=None, lut_every: int = 4) -> dict:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
-    calibration rows), the budgeted search, and the chosen configuration written as YAML."""
+    calibration rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
+    :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML."""
     s = Session(progress=progress)
     menu = candidates()
     errors, bits = sensitivity(s, menu, rows, progress, lut_every)
-    choice = search_budget(errors, bits, s.sizes, budget)
+    # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.
+    probes = probe_loss(s, errors, menu, progress=progress)
+    alpha = loss_weights(errors, probes)
+    weighted = {l: {c: alpha[l] * e for c, e in row.items()} for l, row in errors.items()}
+    choice = search_budget(weighted, bits, s.sizes, budget)
     cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
                        {l: menu[c] for l, c in choice.items()}, s.cal_params)
-    ranked = sorted(choice, key=lambda l: -errors[l][choice[l]])
+    ranked = sorted(choice, key=lambda l: -weighted[l][choice[l]])
     report = {"budget": budget, "bits_per_weight": s.bits(cfg), "choice": choice,
-              "errors": errors, "bits": bits,
-              "dominant_layers": [{"layer": l, "method": choice[l], "rel_mse": errors[l][choice[l]]}
-                                  for l in ranked[:10]]}
+              "errors": errors, "bits": bits, "loss_probes": probes, "loss_weights": alpha,
+              "dominant_layers": [{"layer": l, "method": choice[l], "rel_mse": errors[l][choice[l]],
+                                   "est_nll_increase": weighted[l][choice[l]]} for l in ranked[:10]]}
     counts = {}
     for c in choice.values():
         counts[c] = counts.get(c, 0) + 1
     comment = (f"lutforge quantize --budget {budget}: {report['bits_per_weight']:.3f} streamed bits/weight; "
-               f"methods: {counts}\nlayers that dominate the summed relative output MSE: "
-               + ", ".join(f"{d['layer']} ({d['rel_mse']:.2e})" for d in report["dominant_layers"][:5]))
+               f"methods: {counts}\nlayers that dominate the estimated loss: "
+               + ", ".join(f"{d['layer']} (estimated NLL +{d['est_nll_increase']:.3g}, relative output MSE "
+                           f"{d['rel_mse']:.2e})" for d in report["dominant_layers"][:5]))
     write_method_config(out_path, cfg, comment)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

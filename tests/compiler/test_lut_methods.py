@@ -12,7 +12,7 @@ from lutforge.compiler.driver import HostDriver, get_backend
 from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, parse_method, perf_cost,
                                            streamed_bits, to_lut_layers)
 from lutforge.compiler.program import lower_layer, write_program
-from lutforge.compiler.search import parse_method_config, search_budget
+from lutforge.compiler.search import loss_weights, parse_method_config, search_budget
 
 LANES = 8
 TYPES = {
@@ -142,3 +142,21 @@ def test_run_cli_reports_perplexity_and_bits(tmp_path):
     import json
     r = json.loads(out.read_text())
     assert 1 < r["perplexity"] < 1e3 and 4.25 < r["bits_per_weight"] < 4.5
+
+
+def test_loss_weights_scale_each_layer_by_its_probed_loss_per_error():
+    errors = {"a": {"lut": 0.1, "mxint4": 0.01}, "b": {"lut": 0.3, "mxint4": 0.02},
+              "c": {"lut": float("inf"), "mxint4": 0.03}, "d": {"lut": 0.4, "mxint4": 0.01}}
+    alpha = loss_weights(errors, {"a": ("lut", 1.0), "b": ("lut", 0.03), "d": ("lut", 0.4)})
+    assert alpha["a"] == pytest.approx(10.0) and alpha["b"] == pytest.approx(0.1)
+    assert alpha["c"] == pytest.approx(1.0)  # unprobed: the median of 10, 0.1 and 1
+    assert loss_weights(errors, {"a": ("lut", -0.2)})["a"] == 0.0  # a harmless layer's noise
+    # One layer can go to the cheap LUT method: by output error alone it is a (least error), by
+    # the loss each layer was measured to cost it is b.
+    bits = {l: {"lut": 2.0, "mxint4": 4.25} for l in errors}
+    sizes = {l: (8, 8) for l in errors}
+    weighted = {l: {c: alpha[l] * e for c, e in row.items()} for l, row in errors.items()}
+    assert [l for l, c in search_budget(errors, bits, sizes, 3.7).items() if c == "lut"] == ["a"]
+    assert [l for l, c in search_budget(weighted, bits, sizes, 3.7).items() if c == "lut"] == ["b"]
+    with pytest.raises(ValueError, match=r"No layer was probed with a finite, non-zero output error"):
+        loss_weights({"a": {"lut": 0.0}}, {"a": ("lut", 1.0)})
