@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                 points.append((g, n, MethodConfig(_slug(n), m)))
         for c in args.config:
             cfg = load_method_config(c)
-            points.append(("5 searched", f"search: {cfg.name}", cfg))
+            points.append(("5 budget configurations (whole model)", f"config: {cfg.name}", cfg))
         run_points(session, points, args.windows)
     rows = collect(args.windows)
     print(table(rows))
