@@ -274,8 +274,8 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
 def candidates() -> dict[str, LayerMethod]:
     """The per-layer menu the search chooses from (labels -> methods)."""
     # GPTQ-rounded block formats are not offered: they cut the layer output error 1.5-6x on held-out
-    # calibration rows, yet raise whole-model perplexity (docs/quantization.md), so an output-error
-    # search would choose them everywhere and be misled.
+    # calibration rows, yet raise MXINT4's whole-model perplexity (docs/quantization.md), so an
+    # output-error search would choose them everywhere and be misled.
     menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
             LayerMethod(kind="nvfp4"),
             LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
