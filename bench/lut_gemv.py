@@ -9,7 +9,7 @@ Every run is also checked bit-exact against the golden core model.
 Resources: yosys counts (LUTs, DSP blocks, flip-flops; synthesis only, no place-and-route) of the
 LUT engine against MAC-array GEMVs of the same throughput (L * v multiply-accumulates per cycle,
 :class:`lutforge.hdl.mac_gemv.MacGemv`): int8 operands, and bf16 built from the numerics issue's
-FP multiplier and adder. Each design sits in :mod:`lutforge.sim.synth`'s registered-I/O wrapper,
+FP multiplier and adder. Each design sits in :mod:`lutforge.boards.synth`'s registered-I/O wrapper,
 whose flip-flops are listed separately. ``mac_gemv_luts`` in the JSON is the int8 array.
 
     python bench/lut_gemv.py [--json PATH] [--lanes L] [--latency CYCLES] [--arch ice40|ecp5|none]
@@ -101,7 +101,7 @@ def _resources(lanes: int, arch: str, mac_formats: "tuple[str, ...]") -> dict:
     """yosys counts (no place-and-route) of the engine and of MAC arrays with L * v MACs per cycle."""
     from lutforge.hdl.lut_gemv import LutGemvEngine
     from lutforge.hdl.mac_gemv import MacGemv
-    from lutforge.sim.synth import synthesize
+    from lutforge.boards.synth import synthesize
     units = {"lut_engine": LutGemvEngine(C_W, 8, lanes, max_positions=512)}
     for fmt in mac_formats:
         units[f"mac_gemv_{fmt}"] = MacGemv(lanes, V, fmt, max_positions=512)

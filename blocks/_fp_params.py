@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..golden import formats
-from ..sim.fp_vectors import random_operands
+from .fp_vectors import random_operands
 from . import Param
 
 # Signed formats with a mantissa: every format the FP RTL takes.

@@ -24,8 +24,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sim.build_cache import build_dir, content_key
-from ..sim.progress import progress
+from ..support.cache import build_dir, content_key
+from ..support.progress import progress
 from .platforms import Board, BoardTop, get_board
 from .soc import SocConfig
 

@@ -2,7 +2,7 @@
 
 ``Soc(config)`` has three ports — ``rx``, ``tx`` (the UART pins) and ``busy`` (for an LED) — and
 works in the ``sync`` domain, so the same component runs on every board (:mod:`.platforms` wraps
-it with the board's pins) and in Verilator (:mod:`lutforge.sim.uart_sim`).
+it with the board's pins) and in Verilator (:mod:`lutforge.boards.uart_sim`).
 
 Inside:
 

@@ -8,7 +8,7 @@ Two layers, so that there is exactly one driver (:mod:`lutforge.boards.host`):
   link (PCIe, JTAG) without touching the driver.
 * :class:`ByteLink` — a raw byte pipe with timeouts under the framed protocol: a serial port
   (:class:`lutforge.boards.serial_transport.SerialLink`) or the board top running in Verilator
-  with a simulated UART (:class:`lutforge.sim.uart_sim.UartSim`).
+  with a simulated UART (:class:`lutforge.boards.uart_sim.UartSim`).
 
 :class:`FaultyLink` wraps any link and corrupts chosen bytes, which is how tests prove that
 corrupted frames are detected, NAKed and retried with nothing lost.

@@ -55,7 +55,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
     """Run the fp32 `model` over the first `n_windows` non-overlapping windows of `window` tokens
     of WikiText-2 valid and return `rows` input rows per linear layer (default: all layers),
     the same seeded token positions for every layer."""
-    from ..sim.progress import progress as progress_bar
+    from ..support.progress import progress as progress_bar
 
     if model.overrides:
         raise ValueError(

@@ -126,7 +126,7 @@ def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
     Every tensor is dequantized to fp32 with `gguf.quants.dequantize` (Q4_1, Q8_0, F16, ... as
     present); the Q and K rows are un-permuted to the Hugging Face RoPE layout."""
     import gguf
-    from ..sim.progress import progress as progress_bar
+    from ..support.progress import progress as progress_bar
 
     path = Path(path).resolve() if path is not None else smollm2_path()
     reader = open_gguf(path)

@@ -39,7 +39,7 @@ positions, NG = ceil(N/G) row blocks, b = table bits, R = 2 with a residual stag
 The activation codebooks (P * C_a * v int8 values) are not in this count; they are reported as
 ``codebook_bits`` next to it.
 
-The hardware contract this module reproduces for LUT layers (see :mod:`lutforge.compiler.program`):
+The hardware contract this module reproduces for LUT layers (see :mod:`lutforge.program.artifact`):
 activations and codebooks are int8 with one scale ``max|A| / 127`` per layer, the centroid search
 runs on the int8 values (metric ``l2``, ties to the lowest index), and each output adds one table
 entry per position. With quantized tables the float output is ``sum_p scale * (code - zp)``

@@ -32,7 +32,7 @@ def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: in
     """Perplexity of `model` (token ids (1, T) -> logits (1, T, vocab)) on the first `n_windows`
     non-overlapping windows of `window` tokens (all whole windows if None). Each window starts
     from an empty context, so its first token is not predicted."""
-    from ..sim.progress import progress as progress_bar
+    from ..support.progress import progress as progress_bar
 
     tokens = torch.tensor(np.asarray(tokens), dtype=torch.int64).reshape(-1)
     available = tokens.numel() // window

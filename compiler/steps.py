@@ -14,7 +14,7 @@ compile restarts where it stopped.
                  indices, shared by table variants) and ``codebooks/`` (whole layers)
                  (key: weight bytes, calibration bytes, the quantization section, the golden
                  sources); ``quantize/<layer>.npz``.
-* ``emit``     — lowering onto the core (:func:`lutforge.compiler.program.lower_layer`) and the
+* ``emit``     — lowering onto the core (:func:`lutforge.compiler.lower.lower_layer`) and the
                  Program directory ``program/``.
 """
 
@@ -34,8 +34,8 @@ import numpy as np
 from ..golden.lut_layer import LutLayer, co_quantize
 from .calibration import cache_root
 from .config import Config
-from .program import Program, lower_layer, read_program, write_program
-
+from .lower import lower_layer
+from ..program.artifact import Program, read_program, write_program
 __all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "save_layer", "load_layer", "compile_model"]
 
 STEPS = ("import", "calibrate", "quantize", "emit")
@@ -171,7 +171,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     ``reference`` / ``tokenizer`` (a ReferenceModel and GGUFTokenizer) are built when calibration
     has to run and are not given.
     """
-    from ..sim.progress import progress as progress_bar
+    from ..support.progress import progress as progress_bar
 
     cfg = build.config
     t0 = time.perf_counter()

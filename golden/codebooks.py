@@ -21,7 +21,7 @@ Centroids are returned as float32.
 
 import numpy as np
 
-from ..sim.progress import progress as progress_bar
+from ..support.progress import progress as progress_bar
 
 __all__ = [
     "SUBVECTOR_LENGTHS",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .build_cache import build_dir, content_key
-from .progress import status
+from ..support.cache import build_dir, content_key
+from ..support.progress import status
 from .rtl import Design, elaborate
-from .toolchain import icarus, require_lz4, tool_versions, verilator
+from ..support.toolchain import icarus, require_lz4, tool_versions, verilator
 
 __all__ = ["CocotbSim", "SIMULATORS"]
 

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .rtl import Design
-from .toolchain import verilator
+from ..support.toolchain import verilator
 
 __all__ = ["lint"]
 

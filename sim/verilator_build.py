@@ -6,9 +6,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .build_cache import build_dir, content_key
-from .progress import status
-from .toolchain import tool_versions, verilator
+from ..support.cache import build_dir, content_key
+from ..support.progress import status
+from ..support.toolchain import tool_versions, verilator
 
 __all__ = ["BuildError", "build_executable", "cxx_name"]
 

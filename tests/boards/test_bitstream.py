@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from lutforge.boards.bitstream import BitstreamReport, TimingError, build_bitstream, format_table
-from lutforge.boards.cli import add_cli, load_config
+from lutforge.cli.board import add_cli, load_config
 from lutforge.boards.platforms import BOARDS, get_board
 
 # Bitstream sizes the packers write for these devices (uncompressed iCE40; ECP5 sizes vary with
@@ -86,6 +86,6 @@ def test_overfull_design_is_named_with_the_numbers():
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "orangecrab-25f"])
 def test_run_command_on_the_simulated_board(board, capsys):
-    from lutforge.boards.cli import main
+    from lutforge.cli.board import main
     assert main(["run", "--board", board, "--port", "sim"]) == 0
     assert "All results equal the golden model." in capsys.readouterr().out

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from lutforge.compiler.config import parse_config
-from lutforge.compiler.driver import HostDriver, get_backend
+from lutforge.backends import get_backend
+from lutforge.backends.driver import HostDriver
 from lutforge.compiler.evaluate import first_mismatch
 from lutforge.compiler.perf import LayerShape, layer_cost, run_cycles, run_requests, search_latency
-from lutforge.compiler.program import lower_layer, write_program
+from lutforge.compiler.lower import lower_layer
+from lutforge.program.artifact import write_program
 from lutforge.golden.lut_layer import co_quantize
 
 # A small core (quick Verilator build), shared by every test here and cached across runs.
@@ -100,7 +102,7 @@ def test_performance_model_matches_simulated_cycles_and_memory_reads(latency):
 
 
 def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, tokenizer):
-    from lutforge.compiler.jobs import demo
+    from lutforge.jobs.model_jobs import demo
 
     cfg = parse_config({"name": "e2e", "quantization": {"c_a": C_A, "positions_per_run": 64,
                                                          "iterations": 2},

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lutforge.compiler.driver import HostDriver, get_backend
+from lutforge.backends import get_backend
+from lutforge.backends.driver import HostDriver
 from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, parse_method, perf_cost,
                                            streamed_bits, to_lut_layers)
-from lutforge.compiler.program import lower_layer, write_program
+from lutforge.compiler.lower import lower_layer
+from lutforge.program.artifact import write_program
 from lutforge.compiler.search import loss_weights, parse_method_config, search_budget
 
 LANES = 8

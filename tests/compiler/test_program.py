@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import yaml
 
-from lutforge.compiler.driver import GoldenBackend, HostDriver, decode_layer
-from lutforge.compiler.program import (ProgramError, lower_layer, quantize_activations, read_program,
-                                       split_runs, write_program)
+from lutforge.backends.driver import HostDriver
+from lutforge.backends.golden import GoldenBackend
+from lutforge.compiler.lower import lower_layer, split_runs
+from lutforge.program.artifact import ProgramError, decode_layer, quantize_activations, read_program, write_program
 from lutforge.golden.gemv_core import core_images, gemv_core
 from lutforge.golden.lut_gemv import dequantize, lut_gemv
 from lutforge.golden.lut_layer import co_quantize
@@ -111,7 +112,7 @@ def test_the_compiler_imports_amaranth_only_for_the_sim_backend():
     import subprocess
     import sys
 
-    code = ("import sys, lutforge.compiler.jobs, lutforge.compiler.driver; "
+    code = ("import sys, lutforge.jobs.model_jobs, lutforge.backends.driver, lutforge.backends.golden; "
             "print('amaranth' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -29,7 +29,7 @@ def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
 
 @pytest.mark.slow
 def test_whole_model_perplexity_on_the_golden_backend(tmp_path):
-    from lutforge.compiler.jobs import run_model
+    from lutforge.jobs.model_jobs import run_model
 
     cfg = parse_config({"name": "slow-default"})
     results = run_model([cfg], tmp_path, windows=1, window=128, progress=False)

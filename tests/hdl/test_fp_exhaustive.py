@@ -12,7 +12,7 @@ import pytest
 from lutforge.golden import formats, fp
 from lutforge.hdl.fp_add import FPAdder
 from lutforge.hdl.fp_mul import FPMultiplier
-from lutforge.hdl.fp_reference import ReferenceAdder, ReferenceMultiplier
+from lutforge.formal.reference_fp import ReferenceAdder, ReferenceMultiplier
 from lutforge.hdl.round_pack import policy_grid
 from lutforge.sim.batch import BatchSim
 from lutforge.sim.compare import assert_outputs_equal

@@ -22,7 +22,7 @@ from lutforge.hdl.pipeline import delay
 from lutforge.hdl.round_pack import policy_grid
 from lutforge.sim.batch import BatchSim
 from lutforge.sim.compare import assert_outputs_equal
-from lutforge.sim.fp_vectors import corner_pairs, random_operands
+from lutforge.blocks.fp_vectors import corner_pairs, random_operands
 from lutforge.sim.variants import Variants
 
 LATENCIES = (0, 1, 2, 3, 4)

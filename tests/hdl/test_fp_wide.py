@@ -16,11 +16,11 @@ from lutforge.golden import formats, fp
 from lutforge.hdl.fp_add import FPAdder
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
-from lutforge.hdl.fp_reference import ReferenceAdder, ReferenceMultiplier
+from lutforge.formal.reference_fp import ReferenceAdder, ReferenceMultiplier
 from lutforge.hdl.round_pack import policy_grid
 from lutforge.sim.batch import BatchSim
 from lutforge.sim.compare import assert_outputs_equal
-from lutforge.sim.fp_vectors import corner_encodings, corner_pairs, random_operands
+from lutforge.blocks.fp_vectors import corner_encodings, corner_pairs, random_operands
 from lutforge.sim.variants import Variants
 
 FORMATS = ("bf16", "fp16", "fp32")

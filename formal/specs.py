@@ -1,0 +1,156 @@
+"""Plain specification RTL, written only as proof targets for the optimized blocks in ``hdl/``.
+
+Each spec is a line-by-line transliteration of its golden model (``golden/``): no pipelining, no
+shared terms, no layouts — the priority of special cases is the golden's order of ``np.where``
+calls, so a reviewer can check the spec against the golden by eye and the proof carries that
+check over to the optimized RTL.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.formats import Format, get
+from ..golden.lmul import LMulPolicy, default_offset
+from ..hdl.float_layout import FloatLayout
+
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "not_nan"]
+
+
+class LMulSpec(wiring.Component):
+    """``r = lmul(a, b, fmt, policy, offset=offset)`` as combinational logic on plain bit vectors."""
+
+    def __init__(self, fmt: "str | Format", policy: "LMulPolicy | str | None" = None, *,
+                 offset: "int | None" = None):
+        self.format = get(fmt)
+        if not self.format.signed:
+            raise ValueError(f"L-Mul needs a signed format; {self.format.name!r} has no sign bit.")
+        self.policy = LMulPolicy.of(policy)
+        self.offset = default_offset(self.format) if offset is None else int(offset)
+        w = self.format.width
+        super().__init__({"a": In(w), "b": In(w), "r": Out(w)})
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, pol, w = self.format, self.policy, self.format.width
+        sign = (self.a ^ self.b) & fmt.sign_mask
+        ma = self.a & fmt.magnitude_mask
+        mb = self.b & fmt.magnitude_mask
+        # Signed arithmetic wide enough that ma + mb - offset never wraps.
+        r = Signal(signed(w + 2))
+        m.d.comb += r.eq(Cat(ma, Const(0, 2)).as_signed() + Cat(mb, Const(0, 2)).as_signed() - self.offset)
+
+        over = (r > fmt.max_finite) if pol.overflow != "wrap" else Const(0)
+        under = (r < (1 << fmt.man_bits)) if pol.underflow == "flush" else Const(0)
+        out = Mux(over | under, 0, r.as_unsigned()[:w]) ^ sign
+        if pol.overflow == "saturate":
+            out = Mux(over, fmt.max_finite | sign, out)
+        elif pol.overflow == "inf":
+            out = Mux(over, (fmt.inf if fmt.has_inf else fmt.nan) | sign, out)
+        out = Mux(under, sign, out)
+
+        def subnormal(mag):
+            return ((mag >> fmt.man_bits) == 0) & (mag != 0)
+
+        zero_a = zero_b = Const(0)
+        if pol.zero == "exact":
+            zero_a, zero_b = ma == 0, mb == 0
+        if pol.subnormal == "flush":
+            zero_a = zero_a | subnormal(ma)
+            zero_b = zero_b | subnormal(mb)
+        out = Mux(zero_a | zero_b, sign, out)
+        if pol.nan_inf == "propagate" and fmt.has_nan:
+            def is_inf(mag):
+                return (mag == fmt.inf) if fmt.has_inf else Const(0)
+
+            def is_nan(mag):
+                if fmt.specials == "ieee":
+                    return mag > fmt.inf
+                return mag == fmt.magnitude_mask
+            inf = is_inf(ma) | is_inf(mb)
+            out = Mux(inf, (fmt.inf if fmt.has_inf else fmt.nan) | sign, out)
+            out = Mux(is_nan(ma) | is_nan(mb) | (inf & (zero_a | zero_b)), fmt.nan, out)
+        m.d.comb += self.r.eq(out)
+        return m
+
+
+class ConvertSpec(wiring.Component):
+    """``r = convert(a, src, dst)``: unpack, then the golden-shaped round-and-pack of the reference RTL."""
+
+    def __init__(self, src: "str | Format", dst: "str | Format", *, rounding="rne", overflow=None,
+                 subnormals="keep"):
+        from ..hdl.round_pack import check_rtl_policy
+        self.src, self.format = get(src), get(dst)
+        self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+        self.rounding, self.subnormals = rounding, subnormals
+        super().__init__({"a": In(FloatLayout(self.src)), "r": Out(FloatLayout(self.format))})
+
+    def elaborate(self, platform):
+        from .reference_fp import reference_round_pack
+        from ..hdl.fp_unpack import exp_shape, unpack
+        m = Module()
+        a = unpack(m, self.a, self.src, self.subnormals, name="a")
+        # Wide enough for either format's exponent range, so the round-and-pack never wraps.
+        exp = Signal(signed(max(exp_shape(self.src).width, exp_shape(self.format).width) + 1))
+        m.d.comb += exp.eq(a.exp)
+        m.d.comb += self.r.eq(reference_round_pack(
+            m, self.format, a.sign, a.sig, exp, Const(0), a.nan, a.inf, rounding=self.rounding,
+            overflow=self.overflow, subnormals=self.subnormals))
+        return m
+
+
+def not_nan(fmt: "str | Format", port: str = "a") -> str:
+    """A Verilog condition: ``port`` is not a NaN encoding of ``fmt`` (for ``assume=``)."""
+    fmt = get(fmt)
+    mag = f"{port}[{fmt.width - 2}:0]"
+    if fmt.specials == "ieee":
+        return f"({mag} <= {fmt.width - 1}'d{fmt.inf})"
+    if fmt.specials == "fn":
+        return f"({mag} != {fmt.width - 1}'d{fmt.magnitude_mask})"
+    return "1'b1"
+
+
+class CentroidSearchSpec(wiring.Component):
+    """The nearest codebook entry of each sub-vector, combinationally: ``o`` is ``i`` with no delay.
+
+    Distances as :func:`lutforge.golden.centroid_search.search` defines them, then a linear scan
+    that replaces the incumbent only on a strictly smaller distance (the lowest index wins ties).
+    Same ports as :class:`lutforge.hdl.centroid_search.CentroidSearch` with the same
+    ``element_bits``; it never stalls, so proofs against the pipelined unit assume ``o.ready``.
+    """
+
+    def __init__(self, v: int = 2, c_a: int = 4, *, metric: str = "linf", element_bits: int = 8):
+        from amaranth.lib import data, stream
+        from ..hdl.centroid_search import check_element_bits
+        self.v, self.c_a, self.metric = v, c_a, metric
+        try:
+            self.element_bits = check_element_bits(element_bits)
+        except ValueError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
+        self.index_bits = max(1, (c_a - 1).bit_length())
+        element = signed(self.element_bits)
+        payload = data.StructLayout({"x": data.ArrayLayout(element, v),
+                                     "codebook": data.ArrayLayout(element, c_a * v)})
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(self.index_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        x, book = self.i.payload.x, self.i.payload.codebook
+        best_dist, best_index = None, Const(0, self.index_bits)
+        for a in range(self.c_a):
+            diffs = [x[j] - book[a * self.v + j] for j in range(self.v)]
+            if self.metric == "linf":
+                dist = Const(0, self.element_bits)
+                for d in diffs:
+                    dist = Mux(abs(d) > dist, abs(d), dist)
+            else:
+                dist = sum(d * d for d in diffs)
+            if best_dist is None:
+                best_dist = dist
+            else:
+                closer = dist < best_dist
+                best_index = Mux(closer, a, best_index)
+                best_dist = Mux(closer, dist, best_dist)
+        m.d.comb += [self.i.ready.eq(1), self.o.valid.eq(self.i.valid), self.o.payload.eq(best_index)]
+        return m

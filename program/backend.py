@@ -1,0 +1,34 @@
+"""What every backend implements: one call that turns a layer's int8 activations into the core's
+integer accumulators::
+
+    run_layer(layer: LoweredLayer, x_q: int8 (T, P, v)) -> LayerResult
+
+with ``acc`` (T, runs, tiles * lanes) int64, exactly the ``acc`` stream of the core for every run
+of every token (padding lanes read 0). The implementations live in :mod:`lutforge.backends`
+(golden models, the RTL in Verilator, a board over a transport); the compiler and the Program
+depend only on this protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .artifact import LoweredLayer
+
+__all__ = ["LayerResult", "Backend"]
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    acc: np.ndarray           # (T, runs, tiles * lanes) int64
+    cycles: int | None = None  # simulated cycles for all T tokens (None: not a cycle model)
+    requests: dict | None = None  # memory words read per channel (cb, tab, idx), when observed
+
+
+class Backend(Protocol):
+    name: str
+
+    def run_layer(self, layer: LoweredLayer, x_q: np.ndarray) -> LayerResult: ...
