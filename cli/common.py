@@ -1,0 +1,47 @@
+"""What every sub-command shares: the one ``NAME=VALUE`` parser and the one JSON writer."""
+
+import json
+import os
+from pathlib import Path
+
+from ..support.errors import UsageError
+
+__all__ = ["parse_assignments", "write_json", "check_writable"]
+
+
+def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed or repeated name is a
+    :class:`UsageError` naming ``option`` (the flag or argument the pairs came from)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{option} takes NAME=VALUE, not {pair!r}.")
+        if name in out:
+            raise UsageError(f"{option} sets {name} twice ({name}={out[name]} and {name}={value}); give it once.")
+        out[name] = value
+    return out
+
+
+def check_writable(path: "str | None") -> None:
+    """Refuse an output path that cannot be written, before any work starts."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"Output {path} is a directory; give a file path.")
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"Output {path} cannot be written: {folder} is not writable; choose another path.")
+
+
+def write_json(path: "str | None", data) -> None:
+    """Write ``data`` (a dict, or a result with ``to_json()``) as indented JSON, creating folders."""
+    if not path:
+        return
+    if hasattr(data, "to_json"):
+        data = data.to_json()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
