@@ -13,8 +13,9 @@ import numpy as np
 
 from ..boards.host import Accelerator, AcceleratorError
 from ..boards.protocol import Reg
-from ..boards.soc import CORES, GemvParams
+from ..boards.soc import BOARD_GEMV, CORES
 from ..boards.transport import Transport
+from ..program.core import GemvCoreParams
 
 __all__ = ["BoardBackend"]
 
@@ -26,7 +27,7 @@ def _align(n: int) -> int:
 class BoardBackend:
     name = "board"
 
-    def __init__(self, transport: Transport, params: GemvParams = GemvParams(), *, timeout: float = 60.0):
+    def __init__(self, transport: Transport, params: GemvCoreParams = BOARD_GEMV, *, timeout: float = 60.0):
         self.acc = Accelerator(transport)
         if self.acc.core != CORES["gemv"][0]:
             raise AcceleratorError(
@@ -40,11 +41,10 @@ class BoardBackend:
 
     def _check(self, layer) -> None:
         p = self.params
-        have = (p.v, p.c_a, p.c_w, p.table_bits, p.lanes, p.metric)
-        want = (layer.v, layer.c_a, layer.c_w, layer.table_bits, layer.lanes, layer.metric)
+        have, want = p.layer_shape(), p.for_layer(layer).layer_shape()
         if have != want:
             raise ValueError(
-                f"Layer {layer.name} was compiled for (v, C_a, C_w, table_bits, lanes, metric) = {want} "
+                f"Layer {layer.name} was compiled for ({', '.join(p.LAYER_FIELDS)}) = {want} "
                 f"but the device's core is built for {have}; compile for the board's core or rebuild it."
             )
         if max(run.positions for run in layer.runs) > p.max_positions:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..program.backend import LayerResult
 from ..program.artifact import LoweredLayer
+from ..program.core import GemvCoreParams
 from ..hdl.gemv_core import GemvCore
 from ..sim.batch import BatchSim
 
@@ -27,19 +28,20 @@ def pack_activations(x_q: np.ndarray) -> np.ndarray:
 class SimBackend:
     name = "sim"
 
-    def __init__(self, *, chains: int = 4, max_positions: int = 1024, memory_latency: int = 4,
+    def __init__(self, core: GemvCoreParams = GemvCoreParams(), *, memory_latency: int = 4,
                  max_cycles: int = 50_000_000):
-        self.chains, self.max_positions = chains, max_positions
+        """``core`` gives the build parameters a layer does not fix (``chains``, ``max_positions``);
+        each layer's own quantization and lanes complete them (:meth:`GemvCoreParams.for_layer`)."""
+        self.params = core
         self.memory_latency, self.max_cycles = memory_latency, max_cycles
-        self._sims: dict[tuple, tuple[GemvCore, BatchSim]] = {}
+        self._sims: dict[GemvCoreParams, tuple[GemvCore, BatchSim]] = {}
         self.build_seconds = 0.0
         self.builds_cached = True
 
     def core(self, layer: LoweredLayer) -> tuple[GemvCore, BatchSim]:
-        key = (layer.v, layer.c_a, layer.c_w, layer.table_bits, layer.lanes, layer.metric)
+        key = self.params.for_layer(layer)
         if key not in self._sims:
-            core = GemvCore(layer.v, layer.c_a, layer.c_w, table_bits=layer.table_bits, lanes=layer.lanes,
-                            metric=layer.metric, chains=self.chains, max_positions=self.max_positions)
+            core = GemvCore(**key.hdl_kwargs())
             sim = BatchSim(core)
             self.build_seconds += sim.build_seconds
             self.builds_cached &= sim.cached

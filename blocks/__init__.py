@@ -13,7 +13,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Param", "Block", "register", "catalogue", "get_block"]
+from ..support.checks import check_int
+
+__all__ = ["Param", "Block", "register", "catalogue", "get_block", "positive_integer"]
+
+
+def positive_integer(text: str) -> int:
+    """A :class:`Param` parser: a decimal integer of 1 or more."""
+    return check_int("value", int(text))
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class Param:
             value = self.parse(text)
         except ValueError:
             raise ValueError(
-                f"Block {block!r} parameter {name}={text!r} is not a valid {self.parse.__name__}."
+                f"Block {block!r} parameter {name}={text!r} is not a valid {self.parse.__name__.replace('_', ' ')}."
             ) from None
         if self.choices is not None and value not in self.choices:
             raise ValueError(

@@ -9,8 +9,8 @@ import numpy as np
 from ..golden import formats
 from ..golden.lmul import LMulPolicy
 from ..golden.lmul_dot import lmul_attention_scores
-from . import Block, Param, register
-from .lmul_dot import FORMATS, _positive, pack_lanes, unpack_lanes
+from . import Block, Param, positive_integer, register
+from .lmul_dot import FORMATS, pack_lanes, unpack_lanes
 
 __all__ = ["attention_beats", "split_attention_beats"]
 
@@ -86,13 +86,13 @@ register(Block(
     build=_build,
     params={
         "format": Param("e4m3", "operand format", choices=FORMATS),
-        "dim": Param(16, "head dimension (a multiple of lanes)", parse=_positive),
-        "lanes": Param(4, "products per beat", parse=_positive),
+        "dim": Param(16, "head dimension (a multiple of lanes)", parse=positive_integer),
+        "lanes": Param(4, "products per beat", parse=positive_integer),
         "acc_format": Param("fp32", "accumulation format ('same': the operand format)",
                             choices=("same",) + FORMATS),
         "policy": Param("default", "L-Mul special cases: 'default' or the paper's bare adder 'wrap'",
                         choices=("default", "wrap")),
-        "keys": Param(8, "keys per query drawn by the vector generator", parse=_positive),
+        "keys": Param(8, "keys per query drawn by the vector generator", parse=positive_integer),
     },
     vectors=_vectors,
     golden=_golden,

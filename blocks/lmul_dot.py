@@ -10,7 +10,7 @@ import numpy as np
 from ..golden import formats
 from ..golden.lmul import LMulPolicy
 from ..golden.lmul_dot import lmul_dot
-from . import Block, Param, register
+from . import Block, Param, positive_integer, register
 
 __all__ = ["pack_lanes", "unpack_lanes", "dot_beats", "split_dot_beats"]
 
@@ -111,25 +111,18 @@ def _golden(params, inputs):
     return {"o": np.array(out, np.uint64)}
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
 register(Block(
     name="lmul_dot",
     summary="L-Mul dot product: N lanes of L-Mul products, FP adder tree, FP accumulator (streams i -> o).",
     build=_build,
     params={
         "format": Param("e4m3", "operand format", choices=FORMATS),
-        "lanes": Param(4, "products per beat", parse=_positive),
+        "lanes": Param(4, "products per beat", parse=positive_integer),
         "acc_format": Param("same", "accumulation format ('same': the operand format)",
                             choices=("same",) + FORMATS),
         "policy": Param("default", "L-Mul special cases: 'default' or the paper's bare adder 'wrap'",
                         choices=("default", "wrap")),
-        "beats": Param(4, "beats per vector drawn by the vector generator", parse=_positive),
+        "beats": Param(4, "beats per vector drawn by the vector generator", parse=positive_integer),
     },
     vectors=_vectors,
     golden=_golden,

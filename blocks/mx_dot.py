@@ -7,7 +7,7 @@ on each vector's final block) and ``golden`` the fp32 payloads of stream ``o``.
 import numpy as np
 
 from ..golden import mx
-from . import Block, Param, register
+from . import Block, Param, positive_integer, register
 
 FP_BLOCK_FORMATS = tuple(n for n, f in mx.BLOCK_FORMATS.items() if not f.int_bits)
 
@@ -78,20 +78,13 @@ def _build(params):
     return MXDotProduct(params["format"], max_levels=params["max_levels"])
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
 register(Block(
     name="mx_dot",
     summary="MX/NV block dot product (streams i -> o): fp32 products, tree sums, block scales, fp32 tree over blocks.",
     build=_build,
     params={
         "format": Param("mxfp8_e4m3", "block format", choices=FP_BLOCK_FORMATS),
-        "max_levels": Param(16, "vectors of up to 2**max_levels - 1 blocks", parse=_positive),
+        "max_levels": Param(16, "vectors of up to 2**max_levels - 1 blocks", parse=positive_integer),
     },
     vectors=lambda params, rng, count: {"i": pack_block_pairs(params["format"], random_vectors(
         params["format"], rng, max(1, count // 8)))},

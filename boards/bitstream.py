@@ -11,21 +11,19 @@ Builds are cached under ``<cache>/bitstream/<key>``, the key hashing every gener
 constraints, scripts) and the tool versions, so an unchanged design is not rebuilt.
 """
 
-import fcntl
 import json
-import os
 import re
-import shutil
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key
+from ..support.cache import build_dir, content_key, file_lock
+from ..support.errors import ToolError
 from ..support.progress import progress
+from ..support.toolchain import tool as find_tool, tool_versions
 from .platforms import Board, BoardTop, get_board
 from .soc import SocConfig
 
@@ -48,7 +46,7 @@ KEY_CELLS = {
 }
 
 
-class BitstreamError(RuntimeError):
+class BitstreamError(ToolError):
     """A tool failed; the message names the step and quotes the end of its log."""
 
 
@@ -88,13 +86,13 @@ class BitstreamReport:
         return f"{self.board}: {cells}; {clocks}"
 
 
-def _tool(name: str) -> str:
-    command = shutil.which(f"yowasp-{name}", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if command is None:
-        raise BitstreamError(
-            f"yowasp-{name} was not found: install it with `pip install {TOOL_PACKAGES.get(name, 'yowasp-' + name)}`."
-        )
-    return command
+def _command(name: str) -> str:
+    """The ``yowasp-*`` build of Amaranth's tool ``name``; a missing one is a :class:`BitstreamError`
+    like any other failed step, so a caller building several boards reports it per board."""
+    try:
+        return find_tool(f"yowasp-{name}", TOOL_PACKAGES.get(name, f"yowasp-{name}"))
+    except ToolError as error:
+        raise BitstreamError(str(error)) from None
 
 
 def _overfull(log: str) -> str:
@@ -116,15 +114,9 @@ def _dfu_suffix(path: Path, args: list) -> None:
     target.write_bytes(data + suffix + struct.pack("<I", crc))
 
 
-def _tool_versions() -> dict:
-    import importlib.metadata
-    versions = {}
-    for package in sorted(set(TOOL_PACKAGES.values())) + ["amaranth", "amaranth-boards"]:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "absent"
-    return versions
+# What a bitstream depends on besides the design: every tool that builds it and Amaranth, which
+# generates the RTLIL and the constraints.
+BITSTREAM_PACKAGES = (*sorted(set(TOOL_PACKAGES.values())), "amaranth", "amaranth-boards")
 
 
 def _read_report(path: Path, board: Board) -> "tuple[dict, dict]":
@@ -152,12 +144,11 @@ def build_bitstream(board: "Board | str", config: "SocConfig | None" = None, *, 
     # --timing-allow-fail: we check the report ourselves, so the error can name the numbers.
     plan = platform.build(BoardTop(config), name="top", do_build=False,
                           nextpnr_opts="--report report.json --timing-allow-fail")
-    key = content_key("bitstream", board.name, plan.digest().hex(), _tool_versions())
+    key = content_key("bitstream", board.name, plan.digest().hex(), tool_versions(*BITSTREAM_PACKAGES))
     path = build_dir("bitstream", key)
     bitstream = path / ("top.bin" if board.family == "ice40" else "top.bit")
     started = time.monotonic()
-    with open(path / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(path):
         # steps.json is written last: its presence marks a complete build.
         cached = (path / "steps.json").exists()
         steps = {}
@@ -173,7 +164,7 @@ def build_bitstream(board: "Board | str", config: "SocConfig | None" = None, *, 
                 if tool == "dfu-suffix":
                     _dfu_suffix(path, argv[1:])
                     continue
-                result = subprocess.run([_tool(tool), *argv[1:]], cwd=path, capture_output=True, text=True)
+                result = subprocess.run([_command(tool), *argv[1:]], cwd=path, capture_output=True, text=True)
                 steps[tool] = time.monotonic() - step_started
                 if result.returncode != 0:
                     log = path / f"{tool}.log"

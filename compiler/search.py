@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import yaml
 
+from ..support.cache import cache_root, source_hash
 from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label, parse_method,
                           streamed_bits)
 
@@ -90,8 +91,13 @@ def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
 
 
 def _cache_dir() -> Path:
-    from .calibration import cache_root
     return cache_root() / "lut_methods"
+
+
+# The code that scores a fitted layer (``Session.layer_error``) and a whole model (the loss probes'
+# perplexity): with the fits' own versions, part of the sensitivity and loss-probe cache keys.
+SCORING_SOURCES = ("lutforge.compiler.search", "lutforge.compiler.perplexity", "lutforge.compiler.torch_reference",
+                   "lutforge.compiler.data")
 
 
 class Session:
@@ -256,7 +262,8 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
         if scored:
             probes[l] = min(scored, key=lambda c: streamed_bits(menu[c], *s.sizes[l]))
     methods = {c: [menu[c].to_dict(), fit_version(menu[c])] for c in set(probes.values())}
-    key = hashlib.sha256(json.dumps([sorted(probes.items()), methods, s.calib.key, windows],
+    key = hashlib.sha256(json.dumps([sorted(probes.items()), methods, s.calib.key, windows,
+                                     source_hash(*SCORING_SOURCES)],
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_dir() / f"loss-probes-{key}.json"
     if path.is_file():
@@ -294,7 +301,7 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     from tqdm import tqdm
 
     key = hashlib.sha256(json.dumps([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()]
-                                    + [rows, s.calib.key, lut_every],
+                                    + [rows, s.calib.key, lut_every, source_hash(*SCORING_SOURCES)],
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_dir() / f"sensitivity-{key}.json"
     if path.is_file():

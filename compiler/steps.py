@@ -32,32 +32,26 @@ from pathlib import Path
 import numpy as np
 
 from ..golden.lut_layer import LutLayer, co_quantize
-from .calibration import cache_root
+from ..program.artifact import Program, read_program, write_program
+from ..support.cache import cache_root, content_key, sha256_hex, source_hash
+from ..support.toolchain import tool_versions
 from .config import Config
 from .lower import lower_layer
-from ..program.artifact import Program, read_program, write_program
+
 __all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "save_layer", "load_layer", "compile_model"]
 
 STEPS = ("import", "calibrate", "quantize", "emit")
 KMEANS_KEYS = ("v", "c_a", "c_w", "group_rows", "iterations", "seed")
-GOLDEN_SOURCES = ("codebooks.py", "lut_tables.py", "lut_layer.py", "centroid_search.py")
+# The code that co-quantizes a layer and the libraries it runs on: part of every codebook, k-means
+# and quantize-step key, so editing that code recomputes what it computed.
+CO_QUANTIZE_SOURCES = ("lutforge.golden.lut_layer", "lutforge.golden.codebooks", "lutforge.golden.lut_tables",
+                       "lutforge.golden.centroid_search")
+CO_QUANTIZE_LIBRARIES = ("numpy", "ml-dtypes")
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _golden_hash() -> str:
-    root = Path(__file__).resolve().parents[1] / "golden"
-    return _sha(b"".join((root / n).read_bytes() for n in GOLDEN_SOURCES))[:16]
+def co_quantize_version() -> str:
+    """The source hash of :data:`CO_QUANTIZE_SOURCES` and the versions of :data:`CO_QUANTIZE_LIBRARIES`."""
+    return content_key(source_hash(*CO_QUANTIZE_SOURCES), tool_versions(*CO_QUANTIZE_LIBRARIES))
 
 
 def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) -> str:
@@ -67,8 +61,7 @@ def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) ->
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
     h.update(json.dumps(quant, sort_keys=True).encode())
-    h.update(_golden_hash().encode())
-    h.update(np.__version__.encode())
+    h.update(co_quantize_version().encode())
     return h.hexdigest()[:32]
 
 
@@ -149,13 +142,13 @@ class Build:
             return None
         for rel, sha in report.get("outputs", {}).items():
             f = self.root / rel
-            if not f.is_file() or _file_sha(f) != sha:
+            if not f.is_file() or sha256_hex(f.read_bytes()) != sha:
                 return None
         return report
 
     def finish(self, step: str, inputs: str, outputs: list[Path], started: float, **info) -> dict:
         report = {"step": step, "inputs": inputs, "seconds": round(time.perf_counter() - started, 3),
-                  "outputs": {str(p.relative_to(self.root)): _file_sha(p) for p in outputs}, **info}
+                  "outputs": {str(p.relative_to(self.root)): sha256_hex(p.read_bytes()) for p in outputs}, **info}
         self.report_path(step).write_text(json.dumps(report, indent=2, default=str) + "\n")
         return report
 
@@ -175,13 +168,16 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
     cfg = build.config
     t0 = time.perf_counter()
-    inputs = _sha(json.dumps([ir.source_hash, layers]).encode())[:16]
+    inputs = sha256_hex(json.dumps([ir.source_hash, layers]).encode())[:16]
     build.finish("import", inputs, [], t0, source=ir.source, source_hash=ir.source_hash,
                  layers=layers, model=dataclasses.asdict(ir.config))
 
     # calibrate
     t0 = time.perf_counter()
-    cal_inputs = _sha(json.dumps([inputs, dataclasses.asdict(cfg.calibration)]).encode())[:16]
+    from .calibration import calibration_version
+
+    cal_inputs = sha256_hex(json.dumps([inputs, dataclasses.asdict(cfg.calibration), calibration_version()],
+                                       sort_keys=True).encode())[:16]
     cal_path = build.root / "calibrate" / "calibration.npz"
     calib = None
     report = build.cached("calibrate", cal_inputs)
@@ -217,7 +213,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
     # quantize
     t0 = time.perf_counter()
-    q_inputs = _sha(json.dumps([cal_inputs, cfg.hash("quantization"), _golden_hash()]).encode())[:16]
+    q_inputs = sha256_hex(json.dumps([cal_inputs, cfg.hash("quantization"), co_quantize_version()]).encode())[:16]
     q_dir = build.root / "quantize"
     report = build.cached("quantize", q_inputs)
     if report is None:
@@ -241,7 +237,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
     # emit
     t0 = time.perf_counter()
-    e_inputs = _sha(json.dumps([report["outputs"], cfg.hash("core")]).encode())[:16]
+    e_inputs = sha256_hex(json.dumps([report["outputs"], cfg.hash("core")]).encode())[:16]
     p_dir = build.root / "program"
     report = build.cached("emit", e_inputs)
     if report is not None:

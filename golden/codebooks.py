@@ -21,6 +21,7 @@ Centroids are returned as float32.
 
 import numpy as np
 
+from ..support.checks import check_int
 from ..support.progress import progress as progress_bar
 
 __all__ = [
@@ -51,15 +52,7 @@ def check_subvector_length(v) -> int:
 
 
 def check_centroid_count(count, name: str) -> int:
-    if (
-        isinstance(count, bool)
-        or not isinstance(count, (int, np.integer))
-        or not 1 <= int(count) <= MAX_CENTROIDS
-    ):
-        raise ValueError(
-            f"{name}={count!r} centroids do not fit an 8-bit index; use between 1 and {MAX_CENTROIDS}."
-        )
-    return int(count)
+    return check_int(name, count, 1, MAX_CENTROIDS, fix="more centroids do not fit an 8-bit index")
 
 
 def num_positions(k: int, v: int) -> int:
@@ -118,12 +111,8 @@ def kmeans(data: np.ndarray, k: int, *, seed: int = 0, iterations: int = 20) -> 
         raise ValueError(
             f"k-means needs a non-empty 2-D array of points (n, d); got shape {data.shape}."
         )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) < 1:
-        raise ValueError(f"k-means needs k >= 1 centroids; got k={k!r}.")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-        raise ValueError(
-            f"k-means needs a non-negative iteration count; got iterations={iterations!r}."
-        )
+    check_int("k", k, fix="k-means needs 1 or more centroids")
+    check_int("iterations", iterations, 0, fix="k-means needs a non-negative iteration count")
     _check_finite(data, "The k-means points")
     x = data.astype(np.float64)
     n = x.shape[0]
@@ -196,11 +185,7 @@ def _weight_subvectors(weight: np.ndarray, v: int) -> np.ndarray:
 
 
 def check_group_rows(group_rows) -> int:
-    if isinstance(group_rows, bool) or not isinstance(group_rows, (int, np.integer)) or group_rows < 1:
-        raise ValueError(
-            f"Row-block size G={group_rows!r} is not a positive integer; use G >= 1 output rows."
-        )
-    return int(group_rows)
+    return check_int("Row-block size G", group_rows, fix="a row block holds 1 or more output rows")
 
 
 def assign_weight_indices(weight: np.ndarray, codebooks: np.ndarray, group_rows: int) -> np.ndarray:

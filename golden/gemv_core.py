@@ -15,7 +15,17 @@ from .centroid_search import search
 from .lut_gemv import lut_gemv
 from .lut_layer import LutLayer
 
-__all__ = ["CoreImages", "core_images", "gemv_core", "tile_count"]
+__all__ = ["CoreImages", "core_images", "gemv_core", "tile_count", "descriptor_fields"]
+
+# The descriptor of one core run, fields LSB first: (name, width in bits; None = the address width).
+# The RTL's descriptor layout (lutforge.hdl.gemv_core.descriptor_layout) is built from this table.
+DESCRIPTOR = (("positions", 16), ("out_features", 16), ("tiles_per_block", 16),
+              ("cb_base", None), ("tab_base", None), ("idx_base", None))
+
+
+def descriptor_fields(addr_width: int = 32) -> tuple[tuple[str, int], ...]:
+    """The descriptor's (name, width) pairs, LSB first, for memory addresses of ``addr_width`` bits."""
+    return tuple((name, addr_width if width is None else width) for name, width in DESCRIPTOR)
 
 
 def tile_count(out_features: int, lanes: int) -> int:
@@ -77,8 +87,7 @@ class CoreImages:
         """The descriptor as one integer, fields LSB first as the core's ``desc`` payload."""
         d = self.descriptor
         word, shift = 0, 0
-        for name, width in (("positions", 16), ("out_features", 16), ("tiles_per_block", 16),
-                            ("cb_base", addr_width), ("tab_base", addr_width), ("idx_base", addr_width)):
+        for name, width in descriptor_fields(addr_width):
             if not 0 <= d[name] < 1 << width:
                 raise ValueError(f"Descriptor field {name}={d[name]} does not fit {width} bits.")
             word |= int(d[name]) << shift

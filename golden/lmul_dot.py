@@ -22,6 +22,7 @@ RTL adder implements.
 
 import numpy as np
 
+from ..support.checks import check_int
 from . import fp
 from .convert import convert
 from .formats import Format, get
@@ -71,8 +72,7 @@ def lmul_dot(a, b, fmt: "str | Format", *, lanes: int, acc_format: "str | Format
     """
     fmt = get(fmt)
     acc = fmt if acc_format is None else get(acc_format)
-    if not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"lanes={lanes!r} is not a positive integer; use 1 or more lanes.")
+    lanes = check_int("lanes", lanes, fix="a dot product takes 1 or more products per beat")
     check_acc_format(fmt, acc)
     products = lmul(a, b, fmt, policy, offset=offset, **overrides)
     if products.ndim == 0 or products.shape[-1] == 0:

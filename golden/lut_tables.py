@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..support.checks import check_int
 from .codebooks import num_positions
 
 __all__ = [
@@ -138,15 +139,7 @@ def check_table_quantization(granularity, rounding, blocks_per_head=None, positi
             f"Rounding mode {rounding!r} is not supported; use 'rne', 'floor' or 'trunc'."
         )
     if granularity == "head":
-        if (
-            isinstance(blocks_per_head, bool)
-            or not isinstance(blocks_per_head, (int, np.integer))
-            or blocks_per_head < 1
-        ):
-            raise ValueError(
-                f"Granularity 'head' needs blocks_per_head >= 1 row blocks per head; "
-                f"got {blocks_per_head!r}."
-            )
+        check_int("blocks_per_head", blocks_per_head, fix="granularity 'head' needs 1 or more row blocks per head")
     elif blocks_per_head is not None:
         raise ValueError(
             f"blocks_per_head={blocks_per_head!r} only applies to granularity 'head', not "
@@ -157,15 +150,8 @@ def check_table_quantization(granularity, rounding, blocks_per_head=None, positi
             f"positions_per_group={positions_per_group!r} only applies to granularity 'block'; "
             f"'{granularity}' already shares one scale across all positions."
         )
-    if (
-        isinstance(positions_per_group, bool)
-        or not isinstance(positions_per_group, (int, np.integer))
-        or positions_per_group < 1
-    ):
-        raise ValueError(
-            f"positions_per_group={positions_per_group!r} is not a positive integer; use 1 (one "
-            f"scale per (p, g)) up to P (one scale per row block)."
-        )
+    check_int("positions_per_group", positions_per_group,
+              fix="use 1 (one scale per (p, g)) up to P (one scale per row block)")
 
 
 def quantize_tables(

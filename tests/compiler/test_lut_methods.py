@@ -3,6 +3,7 @@ backend of the lowered program (every LUT method type), sim == golden for one la
 the budgeted search against brute force, and configuration errors."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, p
                                            streamed_bits, to_lut_layers)
 from lutforge.compiler.lower import lower_layer
 from lutforge.program.artifact import write_program
+from lutforge.program.core import GemvCoreParams
 from lutforge.compiler.search import loss_weights, parse_method_config, search_budget
 
 LANES = 8
@@ -91,7 +93,7 @@ def test_sim_equals_golden_for_each_method_type(tmp_path):
         lows += _lowered(fits[kind], f"t{i}")
     program = write_program(tmp_path, lows, config={}, source={})
     golden = HostDriver(program, get_backend("golden"))
-    sim = HostDriver(program, get_backend("sim", chains=4, max_positions=64))
+    sim = HostDriver(program, get_backend("sim", core=GemvCoreParams(chains=4, max_positions=64)))
     for low in lows:
         x_q = golden.quantize(low.name, rng.standard_normal((2, low.in_features)))
         np.testing.assert_array_equal(sim.run_int(low.name, x_q).acc, golden.run_int(low.name, x_q).acc)
@@ -162,3 +164,53 @@ def test_loss_weights_scale_each_layer_by_its_probed_loss_per_error():
     assert [l for l, c in search_budget(weighted, bits, sizes, 3.7).items() if c == "lut"] == ["b"]
     with pytest.raises(ValueError, match=r"No layer was probed with a finite, non-zero output error"):
         loss_weights({"a": {"lut": 0.0}}, {"a": ("lut", 1.0)})
+
+
+def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path):
+    """The fit cache is keyed on the source of the code that fits (not a hand-kept version), so a
+    fit made by older code is refitted, not reused."""
+    import sys
+    import types
+
+    from lutforge.compiler import search
+    from lutforge.compiler.lut_methods import fit_cache_path
+
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 16)).astype(np.float32)
+    x = rng.standard_normal((64, 16)).astype(np.float32)
+    lut, mx4 = LayerMethod(v=2, c_a=16, c_w=16, group_rows=16), LayerMethod(kind="mxint4")
+    fits = []
+
+    def counting_fit(weight, calibration, m):
+        fits.append(m)
+        return fit_layer(weight, calibration, m)
+
+    monkeypatch.setattr(search, "fit_layer", counting_fit)
+
+    def fit_in_a_new_session(m):
+        s = search.Session.__new__(search.Session)
+        s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
+        s.calib = types.SimpleNamespace(inputs={"layer": x})
+        s._fitted = {}
+        return s.fit("layer", m)
+
+    fit_in_a_new_session(lut)
+    fit_in_a_new_session(lut)
+    assert fits == [lut]  # the second session read the cache
+    old_lut, old_mx4 = (fit_cache_path(tmp_path, w, x, m) for m in (lut, mx4))
+
+    # The same module with one more line: what a code change looks like to the cache.
+    name = "lutforge.golden.lut_tables"
+    real = sys.modules[name]
+    changed = tmp_path / "lut_tables.py"
+    changed.write_text(Path(real.__file__).read_text() + "\n# changed\n")
+    edited = types.ModuleType(name)
+    edited.__dict__.update(real.__dict__)
+    edited.__file__ = str(changed)
+    monkeypatch.setitem(sys.modules, name, edited)
+
+    assert fit_cache_path(tmp_path, w, x, lut) != old_lut
+    assert fit_cache_path(tmp_path, w, x, mx4) == old_mx4  # MXINT4 fits do not run that code
+    fit_in_a_new_session(lut)
+    assert fits == [lut, lut]

@@ -71,17 +71,17 @@ def test_codebook_errors():
     calib = np.zeros((10, 4), np.float32)
     with pytest.raises(ValueError, match=r"Sub-vector length v=3 is not supported; use one of 1, 2, 4 or 8\."):
         train_activation_codebooks(calib, 3, 16)
-    with pytest.raises(ValueError, match=r"C_a=300 centroids do not fit an 8-bit index; use between 1 and 256\."):
+    with pytest.raises(ValueError, match=r"^C_a=300 is not an integer from 1 to 256; more centroids do not fit an 8-bit index\.$"):
         train_activation_codebooks(calib, 2, 300)
-    with pytest.raises(ValueError, match=r"C_w=0 centroids do not fit an 8-bit index; use between 1 and 256\."):
+    with pytest.raises(ValueError, match=r"^C_w=0 is not an integer from 1 to 256; more centroids do not fit an 8-bit index\.$"):
         train_weight_codebooks(calib, 2, 0, 4)
-    with pytest.raises(ValueError, match=r"Row-block size G=0 is not a positive integer; use G >= 1 output rows\."):
+    with pytest.raises(ValueError, match=r"^Row-block size G=0 is not an integer 1 or more; a row block holds 1 or more output rows\.$"):
         train_weight_codebooks(calib, 2, 4, 0)
     with pytest.raises(ValueError, match=r"The calibration activations contain NaN or Inf; k-means needs finite"):
         train_activation_codebooks(np.full((3, 2), np.nan, np.float32), 2, 2)
     with pytest.raises(ValueError, match=r"Calibration activations must be a non-empty \(n_samples, K\) array"):
         train_activation_codebooks(np.zeros((0, 4), np.float32), 2, 2)
-    with pytest.raises(ValueError, match=r"k-means needs k >= 1 centroids; got k=0\."):
+    with pytest.raises(ValueError, match=r"^k=0 is not an integer 1 or more; k-means needs 1 or more centroids\.$"):
         kmeans(calib, 0)
     with pytest.raises(ValueError, match=r"do not match a 10x4 weight with v=2, G=4; expected \(2, 3, C_w, 2\)\."):
         assign_weight_indices(calib, np.zeros((2, 2, 4, 2), np.float32), 4)

@@ -98,7 +98,7 @@ def test_attention_scores_are_dot_products_per_key():
     (lambda: lmul_dot(np.zeros(4, np.uint16), np.zeros(4, np.uint16), "bf16", lanes=4, acc_format="fp16"),
      r"Accumulation format 'fp16' cannot hold every bf16 product exactly"),
     (lambda: lmul_dot(np.zeros(4, np.uint8), np.zeros(4, np.uint8), "e4m3", lanes=0),
-     r"lanes=0 is not a positive integer; use 1 or more lanes\."),
+     r"^lanes=0 is not an integer 1 or more; a dot product takes 1 or more products per beat\.$"),
     (lambda: lmul_attention_scores(np.zeros(4, np.uint8), np.zeros((2, 5), np.uint8), "e4m3", lanes=4),
      r"Attention scores need q of shape \(D,\) and keys of shape \(n_keys, D\); got \(4,\) and \(2, 5\)\."),
 ])

@@ -193,7 +193,7 @@ def test_layer_errors():
     calib = np.ones((16, 4), np.float32)
     with pytest.raises(ValueError, match=r"Sub-vector length v=3 is not supported; use one of 1, 2, 4 or 8\."):
         co_quantize(w, calib, v=3)
-    with pytest.raises(ValueError, match=r"C_a=257 centroids do not fit an 8-bit index; use between 1 and 256\."):
+    with pytest.raises(ValueError, match=r"^C_a=257 is not an integer from 1 to 256; more centroids do not fit an 8-bit index\.$"):
         co_quantize(w, calib, c_a=257)
     with pytest.raises(ValueError, match=r"Table entries of 6 bits are not supported; use 4 or 8 bits\."):
         co_quantize(w, calib, table_bits=6)

@@ -58,7 +58,7 @@ def test_dot_unit_equals_golden_under_stalls(fmt, lanes, acc, policy):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("e4m3", 0), r"lanes=0 is not a positive integer; use 1 or more lanes\."),
+    (("e4m3", 0), r"^lanes=0 is not an integer 1 or more; a dot product takes 1 or more products per beat\.$"),
     (("bf16", 2, "fp16"), r"Accumulation format 'fp16' cannot hold every bf16 product exactly"),
     (("e4m3", 2, None, "fast"), r"L-Mul policy 'fast' is not known"),
 ])
