@@ -27,7 +27,7 @@ test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
 bitstreams: $(STAMP)
-	$(BIN)/python -m lutforge.cli.board bitstream --all --json out/bitstreams.json --plot out/bitstreams.png
+	$(BIN)/lutforge bitstream --all --json out/bitstreams.json --plot out/bitstreams.png
 
 # Every registered proof (the fast ones also run in `make test`), then 40 injected faults per
 # mutation target (proofs and exhaustive tests on each); results are cached by content.

@@ -69,7 +69,7 @@ def run_points(session, points, windows: int) -> list[dict]:
         if path.is_file():
             rows.append(json.loads(path.read_text()))
             continue
-        r = session.perplexity(cfg, windows)
+        r = session.perplexity(cfg, windows).to_json()
         if cfg is not None and cfg.default.kind == "fp32":
             r["bits_per_weight"] = session.bits(cfg, only=list(cfg.layers))
             r["layers"] = sorted(cfg.layers)

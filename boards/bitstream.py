@@ -54,7 +54,7 @@ class TimingError(BitstreamError):
     """Place and route finished, but a clock misses its requested frequency."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class BitstreamReport:
     board: str
     bitstream: Path
@@ -63,6 +63,10 @@ class BitstreamReport:
     cached: bool
     seconds: float
     steps: dict = field(default_factory=dict)  # tool -> seconds
+
+    def to_json(self) -> dict:
+        return {"board": self.board, "bitstream": str(self.bitstream), "cached": self.cached,
+                "utilization": self.utilization, "fmax_mhz": self.fmax, "steps_s": self.steps}
 
     @property
     def timing_met(self) -> bool:

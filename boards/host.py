@@ -26,11 +26,12 @@ import numpy as np
 
 from .protocol import Reg
 from .transport import Transport
+from ..support.errors import LutforgeError
 
 __all__ = ["Accelerator", "AcceleratorError"]
 
 
-class AcceleratorError(RuntimeError):
+class AcceleratorError(LutforgeError, RuntimeError):
     """The accelerator is not what the driver expects, or did not finish in time."""
 
 

@@ -36,6 +36,7 @@ Reliability rules, implemented identically by the RTL (:mod:`lutforge.boards.soc
 from dataclasses import dataclass, field
 
 from .transport import ByteLink, Transport
+from ..support.errors import LutforgeError
 
 __all__ = [
     "REQUEST_SYNC", "RESPONSE_SYNC", "MAX_PAYLOAD", "Command", "Status", "Reg",
@@ -119,11 +120,11 @@ class Response:
     payload: bytes
 
 
-class LinkError(RuntimeError):
+class LinkError(LutforgeError, RuntimeError):
     """The link gave no valid answer after every retry."""
 
 
-class DeviceError(RuntimeError):
+class DeviceError(LutforgeError, RuntimeError):
     """The device answered, and refused the request (bad command, range, busy)."""
 
 

@@ -1,12 +1,17 @@
-"""What every sub-command shares: the one ``NAME=VALUE`` parser and the one JSON writer."""
+"""What every sub-command shares: the one ``NAME=VALUE`` parser, the one JSON writer, the output
+check done before any work starts, and YAML files named in their syntax errors."""
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..support.errors import UsageError
+import yaml
 
-__all__ = ["parse_assignments", "write_json", "check_writable"]
+from ..support.errors import UsageError
+from .errors import yaml_message
+
+__all__ = ["parse_assignments", "write_json", "check_writable", "yaml_file"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -33,6 +38,9 @@ def check_writable(path: "str | None") -> None:
     folder = target.parent
     while not folder.exists():
         folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"Output {path} cannot be written: {folder} is a file, not a directory; "
+                         f"choose another path.")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"Output {path} cannot be written: {folder} is not writable; choose another path.")
 
@@ -45,3 +53,13 @@ def write_json(path: "str | None", data) -> None:
         data = data.to_json()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def yaml_file(path):
+    """Within the block, a YAML syntax error is a :class:`UsageError` naming ``path``, the line
+    and column (the loaders below the CLI parse text, so their errors cannot name the file)."""
+    try:
+        yield
+    except yaml.YAMLError as error:
+        raise UsageError(yaml_message(path, error)) from error

@@ -8,13 +8,12 @@ over all tokens and rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["float_metrics", "Mismatch", "first_mismatch", "plot_layer_errors", "write_json",
+__all__ = ["float_metrics", "Mismatch", "first_mismatch", "plot_layer_errors",
            "markdown_table"]
 
 
@@ -93,10 +92,3 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def write_json(path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-

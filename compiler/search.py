@@ -39,7 +39,7 @@ from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, m
                           streamed_bits)
 
 __all__ = ["MethodConfig", "load_method_config", "is_method_config", "Session", "search_budget",
-           "write_method_config"]
+           "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,48 @@ class MethodConfig:
 
     def method(self, layer: str) -> LayerMethod:
         return self.layers.get(layer, self.default)
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """Perplexity of one configuration (``"fp32"`` for the unquantized model) on WikiText-2."""
+    config: str
+    perplexity: float
+    nll: float
+    bits_per_weight: float  # streamed bits per weight over the decoder linears
+    windows: int
+    window: int
+    tokens: int
+    data: str
+    seconds: float
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DominantLayer:
+    """A layer whose chosen method costs the most estimated loss."""
+    layer: str
+    method: str
+    rel_mse: float
+    est_nll_increase: float
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    """``lutforge quantize``: the per-layer scores the search saw and the choice it made."""
+    budget: float
+    bits_per_weight: float
+    choice: dict  # layer -> candidate label
+    errors: dict  # layer -> candidate -> relative output MSE
+    bits: dict  # layer -> candidate -> streamed bits per weight
+    loss_probes: dict  # layer -> (candidate, NLL increase)
+    loss_weights: dict  # layer -> NLL increase per unit relative MSE
+    dominant_layers: tuple[DominantLayer, ...]  # the ten largest, largest first
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def is_method_config(path) -> bool:
@@ -160,7 +202,8 @@ class Session:
         for name in self.names:
             self.ref.replace_linear(name, None)
 
-    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512, split: str = "test") -> dict:
+    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512,
+                   split: str = "test") -> PerplexityResult:
         """Perplexity of ``cfg`` (None: fp32) on the first ``windows`` windows of WikiText-2
         ``split`` (``"valid"`` only for calibration-side measurements such as the loss probes)."""
         from .data import wikitext2_tokens
@@ -174,10 +217,9 @@ class Session:
             r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress)
         finally:
             self.restore()
-        return {"config": "fp32" if cfg is None else cfg.name, "perplexity": r.ppl, "nll": r.nll,
-                "bits_per_weight": 32.0 if cfg is None else self.bits(cfg), "windows": windows,
-                "window": window, "tokens": r.n_tokens, "data": str(data.path),
-                "seconds": time.perf_counter() - t0}
+        return PerplexityResult("fp32" if cfg is None else cfg.name, r.ppl, r.nll,
+                                32.0 if cfg is None else self.bits(cfg), windows, window, r.n_tokens,
+                                str(data.path), time.perf_counter() - t0)
 
     def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
         """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` on ``rows`` calibration rows."""
@@ -268,11 +310,11 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
     path = _cache_dir() / f"loss-probes-{key}.json"
     if path.is_file():
         return {l: tuple(v) for l, v in json.loads(path.read_text()).items()}
-    base = s.perplexity(None, windows, split="valid")["nll"]
+    base = s.perplexity(None, windows, split="valid").nll
     out = {}
     for l, c in tqdm(sorted(probes.items()), desc="loss probes", disable=not progress):
         cfg = MethodConfig(f"probe-{l}", LayerMethod(kind="fp32"), {l: menu[c]})
-        out[l] = (c, s.perplexity(cfg, windows, split="valid")["nll"] - base)
+        out[l] = (c, s.perplexity(cfg, windows, split="valid").nll - base)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
     return out
@@ -322,7 +364,7 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    json_path=None, lut_every: int = 4) -> dict:
+                    lut_every: int = 4) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     calibration rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML."""
@@ -337,19 +379,15 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
                        {l: menu[c] for l, c in choice.items()}, s.cal_params)
     ranked = sorted(choice, key=lambda l: -weighted[l][choice[l]])
-    report = {"budget": budget, "bits_per_weight": s.bits(cfg), "choice": choice,
-              "errors": errors, "bits": bits, "loss_probes": probes, "loss_weights": alpha,
-              "dominant_layers": [{"layer": l, "method": choice[l], "rel_mse": errors[l][choice[l]],
-                                   "est_nll_increase": weighted[l][choice[l]]} for l in ranked[:10]]}
+    report = QuantizeReport(budget, s.bits(cfg), choice, errors, bits, probes, alpha,
+                            tuple(DominantLayer(l, choice[l], errors[l][choice[l]], weighted[l][choice[l]])
+                                  for l in ranked[:10]))
     counts = {}
     for c in choice.values():
         counts[c] = counts.get(c, 0) + 1
-    comment = (f"lutforge quantize --budget {budget}: {report['bits_per_weight']:.3f} streamed bits/weight; "
+    comment = (f"lutforge quantize --budget {budget}: {report.bits_per_weight:.3f} streamed bits/weight; "
                f"methods: {counts}\nlayers that dominate the estimated loss: "
-               + ", ".join(f"{d['layer']} (estimated NLL +{d['est_nll_increase']:.3g}, relative output MSE "
-                           f"{d['rel_mse']:.2e})" for d in report["dominant_layers"][:5]))
+               + ", ".join(f"{d.layer} (estimated NLL +{d.est_nll_increase:.3g}, relative output MSE "
+                           f"{d.rel_mse:.2e})" for d in report.dominant_layers[:5]))
     write_method_config(out_path, cfg, comment)
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
     return report

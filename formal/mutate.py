@@ -19,8 +19,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from .equivalence import Netlist, cached_yosys
-from .structure import Structure, output_ports
+from .netlist import Netlist, cached_yosys
+from .structure import Structure, constant, output_ports
 
 __all__ = ["Mutant", "MutantNetlist", "mutants", "KINDS"]
 
@@ -52,7 +52,7 @@ class MutantNetlist:
     def verilog(self) -> str:
         """The mutant netlist as Verilog (for Verilator), written by yosys."""
         return cached_yosys(
-            "mutate", self.netlist.text, "verilog", "mutants.v",
+            "mutate", self.netlist.text, "mutants.v",
             lambda src, dst: f"read_rtlil {src}; write_verilog -noattr {dst}",
             lambda log: RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log[-400:]}"))
 
@@ -66,7 +66,7 @@ _FLATTEN = "proc; flatten; chformal -remove; opt -full; wreduce; opt_clean -purg
 
 def _flatten(netlist: Netlist) -> str:
     return cached_yosys(
-        "mutate", netlist.text, f"flat:{_FLATTEN}", "flat.il",
+        "mutate", netlist.text, "flat.il",
         lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; {_FLATTEN}; write_rtlil {dst}",
         lambda log: RuntimeError(f"yosys could not flatten {netlist.top!r}: {log[-400:]}"))
 
@@ -175,7 +175,7 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
     be faults by the netlist's structure alone are left out, counted in ``screened`` by reason:
 
     * ``unobserved``: a wire bit no reader in the fan-in cone of an output sees (a fault on it
-      changes nothing; :mod:`.formal_structure`);
+      changes nothing; :mod:`.structure`);
     * ``constant``: stuck-at the value a constant already drives on that bit;
     * ``wraps``: a constant off by one past the end of the operation's range (the far end, no neighbour);
     * ``same operands``: swapping two identical operands.
@@ -212,7 +212,7 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
         if ctype in _ARITH:
             for port in ("\\A", "\\B"):
                 conn = _conn(value, port)
-                if conn and re.fullmatch(r"\d+'[01]+", conn[1]):
+                if conn and re.fullmatch(r"\d+'[01]+", constant(conn[1]) or ""):
                     for step in (1, -1):
                         if _shifted(value, port, step) is None:
                             screened["wraps"] += 1
@@ -329,8 +329,7 @@ def _shifted(cell: list[str], port: str, step: int) -> "str | None":
     the off-by-one is taken there (``x > 7`` becomes ``x > 8`` even when 7 was written in 4 bits);
     a step past the end of the operation's range would wrap to the far end, no off-by-one at all.
     """
-    const = _conn(cell, port)[1]
-    size, digits = const.split("'")
+    size, digits = constant(_conn(cell, port)[1]).split("'")
     size = int(size)
     signed = _param(cell, "\\A_SIGNED") and _param(cell, "\\B_SIGNED")
     ports = ("\\A_WIDTH", "\\B_WIDTH") + (("\\Y_WIDTH",) if _cell_type(cell) in ("$add", "$sub") else ())

@@ -19,7 +19,7 @@ accept an unbalanced one.
 import json
 from collections import deque
 
-from .equivalence import CLOCK_PORTS, Netlist, cached_yosys
+from .netlist import CLOCK_PORTS, Netlist, cached_yosys
 
 __all__ = ["PipelineStructureError", "check_pipeline_structure", "REGISTERS", "STATEFUL"]
 
@@ -38,7 +38,7 @@ class PipelineStructureError(ValueError):
 
 def _flat_module(netlist: Netlist) -> dict:
     text = cached_yosys(
-        "formal-pipeline", netlist.text, "flat-json", "flat.json",
+        "formal-pipeline", netlist.text, "flat.json",
         lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; proc; flatten; chformal -remove; "
                          f"opt_clean; write_json {dst}",
         lambda log: ValueError(f"yosys could not flatten {netlist.top!r} for the structure check: {log[-300:]}"))

@@ -1,6 +1,6 @@
 """Bit-level structure of a flattened RTLIL module: which wire bits a reader can observe, which are constant.
 
-Fault injection (:mod:`.formal_mutate`) uses this to skip fault sites that cannot change any output
+Fault injection (:mod:`.mutate`) uses this to skip fault sites that cannot change any output
 by the netlist's structure alone, never by running a proof or a test:
 
 * a bit is *observed* when some cell in the fan-in cone of an output port reads it, or a connection
@@ -12,7 +12,7 @@ by the netlist's structure alone, never by running a proof or a test:
 
 import re
 
-__all__ = ["Structure", "output_ports", "signal_bits"]
+__all__ = ["Structure", "output_ports", "signal_bits", "constant"]
 
 # Cell ports that drive their signal; every other port reads. Most cells drive Y (logic) or Q
 # (flip-flops); these drive other ports (a memory write port's DATA is an input).
@@ -24,7 +24,22 @@ _OUTPUTS_BY_TYPE = {"$memrd": {"\\DATA"}, "$memrd_v2": {"\\DATA"}, "$alu": {"\\X
 def output_ports(cell_type: str) -> set[str]:
     """The ports a cell of ``cell_type`` drives."""
     return _OUTPUT_PORTS | _OUTPUTS_BY_TYPE.get(cell_type, set())
-_TOKEN = re.compile(r"\{|\}|\[\d+(?::\d+)?\]|\d+'[01xzm-]*|[\\$]\S+")
+
+
+# RTLIL writes a constant as WIDTH'BITS, or as a plain decimal integer: 32 bits, two's complement
+# (yosys 0.70 writes wide comparison thresholds so, e.g. ``connect \B 2139095039``).
+_TOKEN = re.compile(r"\{|\}|\[\d+(?::\d+)?\]|\d+'[01xzm-]*|-?\d+|[\\$]\S+")
+_INTEGER_BITS = 32
+
+
+def constant(token: str) -> "str | None":
+    """An RTLIL constant token as ``WIDTH'BITS`` (a decimal integer as its 32 bits); None if ``token``
+    is no constant."""
+    if re.fullmatch(r"\d+'[01xzm-]*", token):
+        return token
+    if re.fullmatch(r"-?\d+", token):
+        return f"{_INTEGER_BITS}'{int(token) % (1 << _INTEGER_BITS):0{_INTEGER_BITS}b}"
+    return None
 
 
 def signal_bits(spec: str, wires: dict[str, int]) -> list:
@@ -36,7 +51,7 @@ def signal_bits(spec: str, wires: dict[str, int]) -> list:
     bits, end = (_parse(tokens, 0, wires) if "".join(tokens) == "".join(spec.split()) else (None, -1))
     if end != len(tokens):
         raise ValueError(f"RTLIL signal {spec!r} is not one wire, slice, constant or {{ }} concatenation, "
-                         f"the only signals the fault injector reads; extend formal_structure._TOKEN to read it.")
+                         f"the only signals the fault injector reads; extend formal/structure.py (_TOKEN) to read it.")
     return bits
 
 
@@ -49,8 +64,8 @@ def _parse(tokens: list[str], pos: int, wires: dict[str, int]) -> tuple[list, in
             parts.append(part)
         # A concatenation lists its most significant part first.
         return [bit for part in reversed(parts) for bit in part], pos + 1
-    if token[0].isdigit():
-        width, digits = token.split("'")
+    if constant(token) is not None:
+        width, digits = constant(token).split("'")
         return list(reversed(digits.rjust(int(width), "0"))), pos + 1
     bits = [(token, i) for i in range(wires[token])]
     pos += 1

@@ -39,6 +39,7 @@ from ..golden.gemv_core import CoreImages, tile_count
 from ..golden.lut_layer import LutLayer
 from ..support.cache import sha256_hex
 from ..support.toolchain import tool_versions
+from ..support.errors import UsageError
 
 __all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_program", "read_program",
            "ProgramError", "unpack_fields", "decode_layer"]
@@ -46,7 +47,7 @@ __all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_
 PROGRAM_FORMAT = 1
 
 
-class ProgramError(ValueError):
+class ProgramError(UsageError):
     """A Program directory is incomplete, corrupted or does not match its manifest."""
 
 

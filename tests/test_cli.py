@@ -32,11 +32,6 @@ def test_unknown_parameter_is_named(capsys):
         "lutforge: Block 'lmul' has no parameter lanes; its parameters are format, latency, policy, overflow.")
 
 
-def test_unknown_block_is_named(capsys):
-    assert main(["sim", "nonesuch"]) == 2
-    assert "No block named 'nonesuch'; the registered blocks are" in capsys.readouterr().err
-
-
 def test_sim_writes_json(tmp_path, capsys):
     path = tmp_path / "r.json"
     assert main(["sim", "lmul", "--param", "format=e2m1", "--json", str(path)]) == 0
@@ -56,3 +51,75 @@ def test_board_run_without_port_says_what_to_pass(capsys):
     assert main(["run", "--board", "icebreaker"]) == 2
     assert capsys.readouterr().err.strip() == (
         "lutforge: Running on board 'icebreaker' needs --port: a serial device, or 'sim' for its simulation.")
+
+
+def _bad_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nquantization: {c_a: 4\n")
+    return str(path)
+
+
+def _file_as_folder(tmp_path):
+    (tmp_path / "file").write_text("")
+    return str(tmp_path / "file" / "r.json")
+
+
+# (arguments, the message after "lutforge: "); {tmp} is the test's folder, and a callable makes
+# the file an argument names.
+ERRORS = [
+    pytest.param(["compile", "--config", "{tmp}/missing.yaml"],
+                 "The configuration file {tmp}/missing.yaml does not exist; pass an existing YAML file.",
+                 id="missing-config"),
+    pytest.param(["compile", "--config", _bad_yaml],
+                 "{tmp}/bad.yaml is not valid YAML at line 3, column 1: expected ',' or '}}', but got "
+                 "'<stream end>'; fix the syntax there.", id="config-not-yaml"),
+    pytest.param(["sim", "nonesuch"],
+                 "No block named 'nonesuch'; the registered blocks are " + ", ".join(catalogue()) + ".",
+                 id="unknown-block"),
+    pytest.param(["verilog", "lmul", "-p", "format"], "--param takes NAME=VALUE, not 'format'.",
+                 id="malformed-param"),
+    pytest.param(["verilog", "lmul", "-p", "format=bf16", "-p", "format=e4m3"],
+                 "--param sets format twice (format=bf16 and format=e4m3); give it once.", id="repeated-param"),
+    pytest.param(["sim", "lmul", "--json", _file_as_folder],
+                 "Output {tmp}/file/r.json cannot be written: {tmp}/file is a file, not a directory; "
+                 "choose another path.", id="unwritable-json"),
+    pytest.param(["demo", "--set", "core.lanes=["],
+                 "The value of --set core.lanes is not valid YAML at line 1, column 2: expected the node "
+                 "content, but found '<stream end>'; fix the syntax there.", id="set-not-yaml"),
+    pytest.param(["run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"],
+                 "The SoC configuration file {tmp}/soc.yaml does not exist; pass an existing YAML file.",
+                 id="missing-soc-config"),
+    pytest.param(["bitstream", "--board", "icebreaker", "--config", _bad_yaml],
+                 "{tmp}/bad.yaml is not valid YAML at line 3, column 1: expected ',' or '}}', but got "
+                 "'<stream end>'; fix the syntax there.", id="soc-config-not-yaml"),
+]
+
+
+@pytest.mark.parametrize("argv,expected", ERRORS)
+def test_expected_failures_are_one_line_and_status_2(argv, expected, tmp_path, capsys):
+    argv = [a(tmp_path) if callable(a) else a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"lutforge: {expected.format(tmp=tmp_path)}\n"
+    assert captured.out == ""
+
+
+def test_debug_shows_the_traceback():
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "lutforge", "verilog", "lmul", "-p", "format"]
+    plain = subprocess.run(argv, capture_output=True, text=True)
+    assert (plain.returncode, plain.stderr) == (2, "lutforge: --param takes NAME=VALUE, not 'format'.\n")
+    debug = subprocess.run([*argv[:3], "--debug", *argv[3:]], capture_output=True, text=True)
+    assert debug.returncode == 1
+    assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert debug.stderr.endswith("UsageError: --param takes NAME=VALUE, not 'format'.\n")
+
+
+def test_every_command_has_help(capsys):
+    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "quantize", "prove", "bitstream"):
+        with pytest.raises(SystemExit) as exit:
+            main([command, "--help"])
+        assert exit.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: lutforge {command}")

@@ -1,11 +1,12 @@
 """Bitstreams with the YoWASP tools: the iCEBreaker in the default suite, the ECP5 boards slow."""
 
-import argparse
+import json
 
 import pytest
 
 from lutforge.boards.bitstream import BitstreamReport, TimingError, build_bitstream, format_table
-from lutforge.cli.board import add_cli, load_config
+from lutforge.cli import build_parser, main
+from lutforge.jobs.board import load_soc_config
 from lutforge.boards.platforms import BOARDS, get_board
 
 # Bitstream sizes the packers write for these devices (uncompressed iCE40; ECP5 sizes vary with
@@ -62,18 +63,37 @@ def test_unknown_board_and_settings(tmp_path):
     config = tmp_path / "soc.yaml"
     config.write_text("baud: 57600\nmemsize: 1024\n")
     with pytest.raises(ValueError, match="unknown SoC setting memsize"):
-        load_config(BOARDS["icebreaker"], str(config))
+        load_soc_config(BOARDS["icebreaker"], str(config))
     config.write_text("baud: 57600\nmem_size: 2048\n")
-    assert load_config(BOARDS["icebreaker"], str(config)).mem_size == 2048
+    assert load_soc_config(BOARDS["icebreaker"], str(config)).mem_size == 2048
 
 
 def test_cli_registers_both_commands():
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["bitstream", "--board", "icebreaker"])
-    assert args.func.__name__ == "bitstream_main"
+    assert args.func.__name__ == "cmd_bitstream"
     args = parser.parse_args(["run", "--board", "ulx3s-85f", "--port", "sim"])
-    assert args.func.__name__ == "run_main"
+    assert args.func.__name__ == "cmd_run" and args.board == "ulx3s-85f"
+
+
+def test_bitstream_json_has_one_entry_per_board(tmp_path, capsys):
+    # The report the iCEBreaker test above built (cached by content), with the L-Mul SoC.
+    config = tmp_path / "soc.yaml"
+    config.write_text("core: lmul-vector\n")
+    out = tmp_path / "out" / "bitstreams.json"
+    assert main(["bitstream", "--board", "icebreaker", "--config", str(config), "--json", str(out)]) == 0
+    (entry,) = json.loads(out.read_text())
+    report = build_bitstream("icebreaker", BOARDS["icebreaker"].soc_config(core="lmul-vector"), show_progress=False)
+    assert entry == json.loads(json.dumps(report.to_json()))
+    assert set(entry) == {"board", "bitstream", "cached", "utilization", "fmax_mhz", "steps_s"}
+    assert entry["board"] == "icebreaker" and entry["fmax_mhz"] and entry["utilization"]["ICESTORM_LC"][0] > 0
+    assert "icebreaker" in capsys.readouterr().out
+
+
+def test_bitstream_needs_a_board_or_all(capsys):
+    assert main(["bitstream"]) == 2
+    assert capsys.readouterr().err == (
+        "lutforge: Name a board with --board (one of icebreaker, ulx3s-85f, orangecrab-25f) or pass --all.\n")
 
 
 def test_overfull_design_is_named_with_the_numbers():
@@ -86,6 +106,5 @@ def test_overfull_design_is_named_with_the_numbers():
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "orangecrab-25f"])
 def test_run_command_on_the_simulated_board(board, capsys):
-    from lutforge.cli.board import main
     assert main(["run", "--board", board, "--port", "sim"]) == 0
     assert "All results equal the golden model." in capsys.readouterr().out

@@ -103,15 +103,14 @@ def test_performance_model_matches_simulated_cycles_and_memory_reads(latency):
 
 
 def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, tokenizer):
-    from lutforge.jobs.model_jobs import demo
+    from lutforge.jobs.demo import demo
 
     cfg = parse_config({"name": "e2e", "quantization": {"c_a": C_A, "positions_per_run": 64,
                                                          "iterations": 2},
                         "core": {"lanes": LANES, "chains": CORE.chains, "max_positions": CORE.max_positions}, "calibration": {"rows": 64, "window": 64}})
-    out = tmp_path / "demo.json"
     results = demo(cfg, tmp_path / "build", layers=["layers.0.attn.k"], tokens=8, sim_tokens=1,
-                   json_path=out, progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))
-    data = json.loads(out.read_text())
+                   progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))
+    data = json.loads(json.dumps(results.to_json()))
     (row,) = data["layers"]
     assert row["bit_exact"] and data["all_bit_exact"] and data["first_mismatch"] is None
     assert row["shape"] == [192, 576] and row["runs"] == 5  # 288 positions in K tiles of 64
@@ -125,4 +124,4 @@ def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, to
     # A second run restarts nothing: every step is up to date.
     again = demo(cfg, tmp_path / "build", layers=["layers.0.attn.k"], tokens=8, sim_tokens=1,
                  progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))
-    assert again["layers"][0]["cycles"] == row["cycles"] and results["all_bit_exact"]
+    assert again.layers[0].cycles == row["cycles"] and results.all_bit_exact

@@ -112,7 +112,7 @@ def test_the_compiler_imports_amaranth_only_for_the_sim_backend():
     import subprocess
     import sys
 
-    code = ("import sys, lutforge.jobs.model_jobs, lutforge.backends.driver, lutforge.backends.golden; "
+    code = ("import sys, lutforge.jobs.demo, lutforge.jobs.run, lutforge.backends.driver, lutforge.backends.golden; "
             "print('amaranth' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

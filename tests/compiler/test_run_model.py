@@ -29,11 +29,13 @@ def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
 
 @pytest.mark.slow
 def test_whole_model_perplexity_on_the_golden_backend(tmp_path):
-    from lutforge.jobs.model_jobs import run_model
+    from lutforge.jobs.run import run_model
 
     cfg = parse_config({"name": "slow-default"})
     results = run_model([cfg], tmp_path, windows=1, window=128, progress=False)
-    fp32, lut = results["rows"]
-    assert fp32["config"] == "fp32" and 5 < fp32["ppl"] < 100
-    assert np.isfinite(lut["ppl"]) and lut["ppl"] > fp32["ppl"]
+    fp32, lut = results.rows
+    assert fp32.config == "fp32" and 5 < fp32.perplexity < 100
+    assert np.isfinite(lut.perplexity) and lut.perplexity > fp32.perplexity
+    assert results.tokens == 127 and results.to_json()["rows"][1]["perplexity"] == lut.perplexity
+    assert "quantization" not in results.to_json()["rows"][0]
     assert (tmp_path / "perplexity.md").is_file() and (tmp_path / "perplexity.png").is_file()

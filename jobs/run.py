@@ -1,0 +1,92 @@
+"""The jobs behind ``lutforge run``: whole-model perplexity.
+
+* :func:`run_model` compiles every linear layer for each configuration, runs the whole model with
+  all of them on the golden backend (non-linear operations on the host) and reports perplexity on
+  a fixed slice of WikiText-2 test next to fp32, in ``perplexity.md`` and ``perplexity.png``.
+* :func:`run_methods` does the same for per-layer method configurations
+  (:mod:`lutforge.compiler.search`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..backends import get_backend
+from ..backends.driver import HostDriver, replace_all
+from ..compiler.bundled import load_model
+from ..compiler.config import Config
+from ..compiler.evaluate import markdown_table
+from ..compiler.search import MethodConfig, Session
+from ..compiler.steps import Build, compile_model
+from .results import MethodRunResult, PerplexityRow, RunResult
+
+__all__ = ["run_model", "run_methods"]
+
+
+def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
+              progress: bool = True, fp32: bool = True) -> RunResult:
+    """Whole-model perplexity on the golden backend for each config, and for fp32."""
+    from ..compiler.data import wikitext2_tokens
+    from ..compiler.perplexity import perplexity
+
+    ir, ref, tok = load_model(progress)
+    windows = windows or configs[0].evaluation.windows
+    window = window or configs[0].evaluation.window
+    ids, data = wikitext2_tokens("test", tok)
+    rows = []
+    if fp32:
+        r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
+        rows.append(PerplexityRow("fp32", r.ppl, r.nll, 32.0, r.seconds))
+    for cfg in configs:
+        program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
+                                reference=ref, tokenizer=tok)
+        replace_all(ref, HostDriver(program, get_backend("golden")))
+        try:
+            r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
+        finally:
+            for name in ref.linear_names:
+                ref.replace_linear(name, None)
+        rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, cfg.quantization.bits_per_weight, r.seconds,
+                                  vars(cfg.quantization)))
+    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows))
+    _write_report(Path(build_root), result)
+    return result
+
+
+def run_methods(cfgs: list[MethodConfig], *, windows: int | None = None, window: int | None = None,
+                fp32: bool = True) -> MethodRunResult:
+    """Perplexity of each method configuration (and fp32) on WikiText-2 test; the windows default
+    to the first configuration's ``evaluation`` section, the calibration to its ``calibration``."""
+    session = Session(cfgs[0].calibration)
+    windows = windows or cfgs[0].evaluation["windows"]
+    window = window or cfgs[0].evaluation["window"]
+    rows = [session.perplexity(None, windows, window)] if fp32 else []
+    rows += [session.perplexity(c, windows, window) for c in cfgs]
+    return MethodRunResult(tuple(rows))
+
+
+def _write_report(root: Path, result: RunResult) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(["config", "perplexity", "NLL (nats)", "index bits/weight"],
+                           [[r.config, r.perplexity, r.nll, r.bits_per_weight] for r in result.rows])
+    (root / "perplexity.md").write_text(
+        f"# Whole-model perplexity, SmolLM2-135M, golden backend\n\nWikiText-2 test, first {result.windows} "
+        f"windows of {result.window} tokens ({result.tokens} predicted tokens).\n\n{table}\n\n"
+        f"![perplexity](perplexity.png)\n")
+    _plot(root / "perplexity.png", result.rows)
+
+
+def _plot(path: Path, rows) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar([r.config for r in rows], [r.perplexity for r in rows], color="tab:purple")
+    ax.set_yscale("log")
+    ax.set_ylabel("perplexity (log)")
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
