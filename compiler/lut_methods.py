@@ -522,14 +522,15 @@ def perf_cost(m: LayerMethod, n: int, k: int, target: str = "v80", chains: int =
     :func:`lutforge.compiler.perf.layer_cost` (a residual method is two core runs of the same
     shape). Numerics layers run outside the LUT core: bytes are their streamed weight bits, no
     core cycles."""
+    from ..program.core import GemvCoreParams
     from .perf import LayerShape, TARGETS, layer_cost
 
     t = TARGETS[target]
     if m.kind != "lut":
         return {"cycles": 0, "bytes": streamed_bits(m, n, k) * n * k / 8, "engine": "numerics"}
-    quant = dataclasses.replace(m, table_bits=m.table_bits or 32)
-    cost = layer_cost(LayerShape("l", k, n), quant, lanes=t.lanes, chains=chains,
-                      memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
+    core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits or 32, lanes=t.lanes,
+                          chains=chains)
+    cost = layer_cost(LayerShape("l", k, n), core, memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
                       bandwidth_gbs=t.bandwidth_gbs, positions_per_run=m.scale_positions
                       if m.scales == "block" else 0)
     stages = 2 if m.residual else 1

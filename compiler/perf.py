@@ -22,8 +22,11 @@ board presets' bandwidths are our estimates of their external memories, not meas
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+
+from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
@@ -93,9 +96,12 @@ def run_requests(positions: int, out_features: int, lanes: int) -> dict[str, int
     return {"cb": positions, "tab": tiles * positions, "idx": tiles * positions}
 
 
-def layer_cost(shape: LayerShape, quant, *, lanes: int, chains: int, memory_latency: int,
-               clock_mhz: float, bandwidth_gbs: float, positions_per_run: int = 0) -> LayerCost:
-    v, c_a, c_w, b = quant.v, quant.c_a, quant.c_w, quant.table_bits
+def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
+               bandwidth_gbs: float, positions_per_run: int = 0) -> LayerCost:
+    """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes and chains), in runs of at
+    most ``positions_per_run`` positions (0: one run)."""
+    v, c_a, c_w, b = core.v, core.c_a, core.c_w, core.table_bits
+    lanes, chains = core.lanes, core.chains
     p_total = -(-shape.in_features // v)
     per_run = positions_per_run or p_total
     runs = [min(per_run, p_total - p0) for p0 in range(0, p_total, per_run)]
@@ -133,21 +139,23 @@ PUBLISHED = {"Qwen3-1.7B": {"seconds_128_prefill_256_decode": 1.410,
                             "source": "LUT-LLM artifact latency check (V80, 250 MHz)"}}
 
 
-def model_cost(model: str, quant, target: Target, chains: int = 4) -> dict:
-    """Per-token decode cost of a model's decoder linears on ``target``."""
+def model_cost(model: str, core: GemvCoreParams, target: Target, *, group_rows: int,
+               positions_per_run: int = 0) -> dict:
+    """Per-token decode cost of a model's decoder linears on ``target``: ``core`` with the target's
+    lanes, weight-codebook row blocks of ``group_rows`` rows."""
     n_layers, block = MODEL_SHAPES[model]
-    costs = [layer_cost(LayerShape(n, k, o), quant, lanes=target.lanes, chains=chains,
-                        memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
-                        bandwidth_gbs=target.bandwidth_gbs, positions_per_run=quant.positions_per_run)
+    core = dataclasses.replace(core, lanes=target.lanes)
+    costs = [layer_cost(LayerShape(n, k, o), core, memory_latency=target.memory_latency,
+                        clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs,
+                        positions_per_run=positions_per_run)
              for n, k, o in block]
     seconds = n_layers * sum(c.seconds for c in costs)
     nbytes = n_layers * sum(c.bytes for c in costs)
     weights = n_layers * sum(k * o for _, k, o in block)
-    wb = max(1, (quant.c_w - 1).bit_length())
     stored = n_layers * sum(
-        o * k * wb / quant.v / 8                                       # weight indices
-        + -(-k // quant.v) * -(-o // quant.group_rows) * quant.c_a * quant.c_w * quant.table_bits / 8
-        + -(-k // quant.v) * quant.c_a * quant.v                       # int8 activation codebooks
+        o * k * core.widx_bits / core.v / 8                            # weight indices
+        + -(-k // core.v) * -(-o // group_rows) * core.c_a * core.c_w * core.table_bits / 8
+        + -(-k // core.v) * core.c_a * core.v                          # int8 activation codebooks
         for _, k, o in block)
     return {"model": model, "target": target.name, "cycles_per_token": n_layers * sum(c.cycles for c in costs),
             "bytes_per_token": nbytes, "seconds_per_token": seconds, "tokens_per_s": 1.0 / seconds,

@@ -19,6 +19,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from ..support.errors import ToolError
 from .netlist import Netlist, cached_yosys
 from .structure import Structure, constant, output_ports
 
@@ -54,7 +55,7 @@ class MutantNetlist:
         return cached_yosys(
             "mutate", self.netlist.text, "mutants.v",
             lambda src, dst: f"read_rtlil {src}; write_verilog -noattr {dst}",
-            lambda log: RuntimeError(f"yosys could not write the mutant netlist as Verilog: {log[-400:]}"))
+            lambda log: ToolError(f"yosys could not write the mutant netlist as Verilog: {log[-400:]}"))
 
 
 # Constant folding (``opt -full``) and width reduction (``wreduce``) leave constant bits as constants
@@ -68,7 +69,7 @@ def _flatten(netlist: Netlist) -> str:
     return cached_yosys(
         "mutate", netlist.text, "flat.il",
         lambda src, dst: f"read_rtlil {src}; hierarchy -top {netlist.top}; {_FLATTEN}; write_rtlil {dst}",
-        lambda log: RuntimeError(f"yosys could not flatten {netlist.top!r}: {log[-400:]}"))
+        lambda log: ToolError(f"yosys could not flatten {netlist.top!r}: {log[-400:]}"))
 
 
 def _bits(value: int, width: int) -> str:

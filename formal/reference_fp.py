@@ -5,7 +5,7 @@ shift to the rounding point, exact alignment under the larger exponent with a st
 instead of the normalise/denormalise/jam structure of :mod:`.fp_mul` and :mod:`.fp_add`. Formal
 equivalence proofs take these as the golden RTL; the significand multiplier is the same
 :class:`~.sig_mul.SignificandMultiplier`, identically fed, so it can serve as a cut point.
-Combinational only.
+Combinational only: proof and test reference RTL, never part of a generated design.
 """
 
 from amaranth import Module, Signal, Cat, Const, Mux, signed

@@ -1,4 +1,5 @@
-"""Plain specification RTL, written only as proof targets for the optimized blocks in ``hdl/``.
+"""Plain specification RTL, written only as proof targets for the optimized blocks in ``hdl/``:
+proof and test reference RTL, never part of a generated design.
 
 Each spec is a line-by-line transliteration of its golden model (``golden/``): no pipelining, no
 shared terms, no layouts — the priority of special cases is the golden's order of ``np.where``
@@ -14,7 +15,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "not_nan"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec"]
 
 
 class LMulSpec(wiring.Component):
@@ -97,17 +98,6 @@ class ConvertSpec(wiring.Component):
             m, self.format, a.sign, a.sig, exp, Const(0), a.nan, a.inf, rounding=self.rounding,
             overflow=self.overflow, subnormals=self.subnormals))
         return m
-
-
-def not_nan(fmt: "str | Format", port: str = "a") -> str:
-    """A Verilog condition: ``port`` is not a NaN encoding of ``fmt`` (for ``assume=``)."""
-    fmt = get(fmt)
-    mag = f"{port}[{fmt.width - 2}:0]"
-    if fmt.specials == "ieee":
-        return f"({mag} <= {fmt.width - 1}'d{fmt.inf})"
-    if fmt.specials == "fn":
-        return f"({mag} != {fmt.width - 1}'d{fmt.magnitude_mask})"
-    return "1'b1"
 
 
 class CentroidSearchSpec(wiring.Component):

@@ -76,15 +76,16 @@ def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int
         t_sim += time.perf_counter() - t1
         s_acc[name] = result.acc
         model_cycles = sim_tokens * sum(
-            layer_cost(LayerShape(name, run.positions * layer.v, layer.out_features), cfg.quantization,
-                       lanes=layer.lanes, chains=core.chains, memory_latency=core.memory_latency,
+            layer_cost(LayerShape(name, run.positions * layer.v, layer.out_features),
+                       cfg.core_params.for_layer(layer), memory_latency=core.memory_latency,
                        clock_mhz=1.0, bandwidth_gbs=np.inf).cycles
             for run in layer.runs)
         checks.append(LayerCheck(name, (layer.out_features, layer.in_features), len(layer.runs),
                                  bool(np.array_equal(g_acc[name], s_acc[name])), m["max_abs"], m["rel_rms"],
                                  m["cosine"], result.cycles, model_cycles,
                                  (model_cycles - result.cycles) / result.cycles))
-    projections = tuple(model_cost(m, cfg.quantization, TARGETS[t], core.chains)
+    projections = tuple(model_cost(m, cfg.core_params, TARGETS[t], group_rows=cfg.quantization.group_rows,
+                                   positions_per_run=cfg.quantization.positions_per_run)
                         for m in ("SmolLM2-135M", "Qwen3-1.7B") for t in ("orangecrab-25f", "v80"))
     results = DemoResult(
         cfg.name, cfg.hash(), tuple(checks), first_mismatch(g_acc, s_acc, layers), tokens, sim_tokens,

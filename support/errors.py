@@ -3,7 +3,7 @@ a missing file or tool, a corrupted cache entry). Each message is one sentence n
 the value and the fix; the command line prints it on one line and exits with status 2. Anything
 else that escapes is a bug and keeps its traceback."""
 
-__all__ = ["LutforgeError", "UsageError", "ToolError", "CacheError"]
+__all__ = ["LutforgeError", "UsageError", "ToolError", "CacheError", "MissingFileError"]
 
 
 class LutforgeError(Exception):
@@ -20,3 +20,7 @@ class ToolError(LutforgeError, RuntimeError):
 
 class CacheError(LutforgeError):
     """A cache entry is incomplete or does not match its recorded content hash."""
+
+
+class MissingFileError(LutforgeError, FileNotFoundError):
+    """A file the work reads (bundled data, a model) is not where it should be."""

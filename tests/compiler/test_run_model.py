@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 
 from lutforge.compiler.config import parse_config
+from lutforge.program.core import GemvCoreParams
 from lutforge.compiler.perf import MODEL_SHAPES, TARGETS, LayerShape, layer_cost, model_cost
 
 
 def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
-    quant = parse_config({}).quantization
+    cfg = parse_config({})
     v80 = TARGETS["v80"]
-    p = model_cost("Qwen3-1.7B", quant, v80)
+    p = model_cost("Qwen3-1.7B", cfg.core_params, v80, group_rows=cfg.quantization.group_rows)
     n_layers, block = MODEL_SHAPES["Qwen3-1.7B"]
-    cycles = n_layers * sum(layer_cost(LayerShape(n, k, o), quant, lanes=v80.lanes, chains=4,
+    core = GemvCoreParams(v=2, c_a=64, c_w=16, table_bits=8, lanes=v80.lanes, chains=4)
+    cycles = n_layers * sum(layer_cost(LayerShape(n, k, o), core,
                                        memory_latency=v80.memory_latency, clock_mhz=v80.clock_mhz,
                                        bandwidth_gbs=v80.bandwidth_gbs).cycles for n, k, o in block)
     assert p["cycles_per_token"] == cycles
@@ -24,7 +26,8 @@ def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
     assert math.isclose(p["tokens_per_s"], 250e6 / (p["weights"] / 2 / 1024), rel_tol=0.05)
     assert p["published"]["seconds_128_prefill_256_decode"] == 1.410
     # A 16-bit DDR3 board is memory bound.
-    assert model_cost("SmolLM2-135M", quant, TARGETS["orangecrab-25f"])["bound"] == ["memory"]
+    assert model_cost("SmolLM2-135M", cfg.core_params, TARGETS["orangecrab-25f"],
+                      group_rows=cfg.quantization.group_rows)["bound"] == ["memory"]
 
 
 @pytest.mark.slow

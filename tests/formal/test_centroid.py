@@ -15,7 +15,8 @@ from lutforge.blocks.centroid_search import pack_fields
 from lutforge.golden.centroid_search import search
 from lutforge.hdl.centroid_search import CentroidSearch
 from lutforge.sim.batch import BatchSim
-from lutforge.formal.equivalence import FAIL, PASS, prove_equivalent
+from lutforge.formal.engines import prove_equivalent
+from lutforge.formal.results import FAIL, PASS
 from lutforge.formal.mutate import mutants
 from lutforge.formal.specs import CentroidSearchSpec
 from lutforge.formal.suite import proofs

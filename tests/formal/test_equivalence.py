@@ -11,11 +11,13 @@ import pytest
 from example_blocks import WideAdder
 from lutforge.golden.lmul import default_offset, lmul
 from lutforge.hdl.lmul import LMulMultiplier
-from lutforge.formal.equivalence import FAIL, INCONCLUSIVE, PASS, Netlist, prove_equivalent
+from lutforge.formal.engines import prove_equivalent
+from lutforge.formal.netlist import Netlist
+from lutforge.formal.results import FAIL, INCONCLUSIVE, PASS
 from lutforge.formal.mutate import mutants
 from lutforge.formal.specs import LMulSpec
-from lutforge.formal.suite import (mutation_campaign, mutation_targets, mutation_totals, proofs, prove_main,
-                                       replay)
+from lutforge.formal.campaign import mutation_campaign, mutation_targets, mutation_totals, replay
+from lutforge.formal.suite import proofs
 
 OFF_BY_ONE = default_offset("e4m3") + 1
 

@@ -10,7 +10,8 @@ import pytest
 from amaranth import Const, Module
 
 from lutforge.hdl.lut_gemv import LutGemvEngine
-from lutforge.formal.equivalence import FAIL, PASS, prove_equivalent
+from lutforge.formal.engines import prove_equivalent
+from lutforge.formal.results import FAIL, PASS
 from lutforge.formal.gemv import GemvProof, Holds, completion_deadline, harness_signature, mac_reference
 from lutforge.formal.mutate import mutants
 from lutforge.formal.suite import proofs

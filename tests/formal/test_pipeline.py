@@ -15,7 +15,9 @@ from amaranth.lib.wiring import In, Out
 
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
 from lutforge.hdl.fp_mul import FPMultiplier
-from lutforge.formal.equivalence import FAIL, PASS, Netlist, cached_yosys, prove_equivalent
+from lutforge.formal.engines import prove_equivalent
+from lutforge.formal.netlist import Netlist, cached_yosys
+from lutforge.formal.results import FAIL, PASS
 from lutforge.formal.mutate import mutants
 from lutforge.formal.pipeline import ENGINE
 from lutforge.formal.pipeline_structure import PipelineStructureError, check_pipeline_structure
@@ -203,7 +205,7 @@ def test_fixed_inputs_select_mutants_of_a_flattened_pipeline():
 
 def optimised(design) -> str:
     """The flattened netlist after yosys ``opt``, which folds each reset multiplexer into a ``$sdff``."""
-    return cached_yosys("test-formal-pipeline", Netlist.of(design, "gate").text, "opt", "opt.il",
+    return cached_yosys("test-formal-pipeline", Netlist.of(design, "gate").text, "opt.il",
                         lambda src, dst: f"read_rtlil {src}; hierarchy -top gate; proc; flatten; opt -full; "
                                          f"write_rtlil {dst}",
                         lambda log: RuntimeError(log))
