@@ -7,8 +7,8 @@ cover all 210 decoder linears. LUT points quantize the 7 linears of one decoder 
 (``--block``, others fp32) and report the streamed bits of those layers: fitting codebooks for all
 210 layers takes hours on a shared 2-core machine. The fp32 model and MXINT8/MXINT4/NVFP4
 weight quantization of the same layers are reference points. Points are cached one JSON each under
-``out/bench/quant_pareto/`` (keyed on method and windows), so the bench can be stopped and resumed
-and points run in separate processes. Writes ``--json PATH``, a markdown table and
+``out/bench/quant_pareto/`` (keyed on the configuration, the windows and the code and library
+versions behind them), so the bench can be stopped and resumed and points run in separate processes. Writes ``--json PATH``, a markdown table and
 ``out/bench/quant_pareto.png``.
 
     .venv/bin/python bench/quant_pareto.py --windows 16 --json out/bench/quant_pareto.json
@@ -58,16 +58,29 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
 
 
-def _cached(name: str, windows: int) -> Path:
-    return OUT / "quant_pareto" / f"{_slug(name)}-w{windows}.json"
+def _cached(name: str, cfg, windows: int) -> Path:
+    """A point's result file, keyed on everything that determines it: the configuration, the
+    windows, and the code and library versions of its fits, calibration and scoring."""
+    from lutforge.compiler.calibration import calibration_version
+    from lutforge.compiler.lut_methods import fit_version
+    from lutforge.compiler.search import SCORING_SOURCES
+    from lutforge.support.cache import content_key, source_hash
+
+    methods = [] if cfg is None else [cfg.default, *cfg.layers.values()]
+    key = content_key(repr(cfg), str(windows), {"fits": sorted({fit_version(m) for m in methods})},
+                      source_hash(*SCORING_SOURCES), calibration_version())
+    return OUT / "quant_pareto" / f"{_slug(name)}-w{windows}-{key}.json"
 
 
 def run_points(session, points, windows: int) -> list[dict]:
+    """Every point's row, computed unless cached; with no ``session``, only the cached rows."""
     rows = []
     for group, name, cfg in points:
-        path = _cached(name, windows)
+        path = _cached(name, cfg, windows)
         if path.is_file():
             rows.append(json.loads(path.read_text()))
+            continue
+        if session is None:
             continue
         r = session.perplexity(cfg, windows).to_json()
         if cfg is not None and cfg.default.kind == "fp32":
@@ -76,14 +89,12 @@ def run_points(session, points, windows: int) -> list[dict]:
         r.update(group=group, name=name,
                  method=None if cfg is None else (method_label(cfg.default) if not cfg.layers else "searched"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r, indent=2) + "\n")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(r, indent=2) + "\n")
+        tmp.replace(path)  # atomic: an interrupted run leaves no half-written point
         print(f"{name}: ppl {r['perplexity']:.4g} at {r['bits_per_weight']:.3f} bits/weight", flush=True)
         rows.append(r)
     return rows
-
-
-def collect(windows: int) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((OUT / "quant_pareto").glob(f"*-w{windows}.json"))]
 
 
 def table(rows: list[dict]) -> str:
@@ -139,25 +150,25 @@ def main(argv=None) -> int:
     ap.add_argument("--block", type=int, default=15,
                     help="decoder block whose 7 linears the LUT points quantize (others stay fp32)")
     args = ap.parse_args(argv)
+    block = [f"layers.{args.block}.{n}" for n in BLOCK_LINEARS]
+    points = [("reference", "fp32", None)]
+    for g, n, m in POINTS:
+        if args.only and not any(o in n for o in args.only):
+            continue
+        if m.kind == "lut":
+            # LUT fits cost minutes per layer on a shared 2-core machine: one block's linears.
+            points.append((f"{g} [block {args.block} only]", n,
+                           MethodConfig(_slug(n), LayerMethod(kind="fp32"), {l: m for l in block})))
+        else:
+            points.append((g, n, MethodConfig(_slug(n), m)))
+    for c in args.config:
+        cfg = load_method_config(c)
+        points.append(("5 budget configurations (whole model)", f"config: {cfg.name}", cfg))
+    session = None
     if not args.no_run:
         from lutforge.compiler.search import Session
         session = Session(threads=args.threads)
-        block = [f"layers.{args.block}.{n}" for n in BLOCK_LINEARS]
-        points = [("reference", "fp32", None)]
-        for g, n, m in POINTS:
-            if args.only and not any(o in n for o in args.only):
-                continue
-            if m.kind == "lut":
-                # LUT fits cost minutes per layer on a shared 2-core machine: one block's linears.
-                points.append((f"{g} [block {args.block} only]", n,
-                               MethodConfig(_slug(n), LayerMethod(kind="fp32"), {l: m for l in block})))
-            else:
-                points.append((g, n, MethodConfig(_slug(n), m)))
-        for c in args.config:
-            cfg = load_method_config(c)
-            points.append(("5 budget configurations (whole model)", f"config: {cfg.name}", cfg))
-        run_points(session, points, args.windows)
-    rows = collect(args.windows)
+    rows = run_points(session, points, args.windows)
     print(table(rows))
     plot(rows, OUT / "quant_pareto.png", args.windows)
     if args.json:

@@ -45,7 +45,7 @@ def wikitext2(split: str) -> TextData:
     path = data_root() / "wikitext-2" / f"{split}.txt"
     if not path.is_file():
         fix = ("unset LUTFORGE_DATA to use the copy shipped in the package, or point it at a folder "
-               "holding wikitext-2/" if "LUTFORGE_DATA" in os.environ else
+               "holding wikitext-2/" if os.environ.get("LUTFORGE_DATA") else
                "restore data/wikitext-2/ from the lutforge repository (its README.md lists the "
                "checksums), or set LUTFORGE_DATA to a folder holding wikitext-2/")
         raise MissingFileError(f"WikiText-2 file {path} does not exist; {fix}.")

@@ -1,10 +1,15 @@
+import hashlib
+import importlib.resources
+from pathlib import Path
+
 import pytest
 import transformers
 
 from lutforge.compiler.data import data_root, wikitext2, wikitext2_tokens
 from lutforge.compiler.gguf_frontend import smollm2_path
+from lutforge.support.errors import LutforgeError, UsageError
 
-# sha256 values from ../shared/data/wikitext-2/README.md.
+# The checksums of the files of the pytorch/examples WikiText-2 copy (their source).
 SHA256 = {"test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
           "valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8"}
 
@@ -17,10 +22,27 @@ def hf_tokenizer():
 
 
 @pytest.mark.parametrize("split", ["valid", "test"])
-def test_wikitext_files(split):
+def test_wikitext_files(split, monkeypatch):
+    monkeypatch.delenv("LUTFORGE_DATA", raising=False)
     data = wikitext2(split)
     assert data.sha256 == SHA256[split]
     assert data.path == data_root() / "wikitext-2" / f"{split}.txt"
+    # Read from the package itself, wherever it is installed, with its licence and checksums.
+    shipped = importlib.resources.files("lutforge") / "data" / "wikitext-2"
+    assert hashlib.sha256((shipped / f"{split}.txt").read_bytes()).hexdigest() == SHA256[split]
+    assert data.path == Path(str(shipped / f"{split}.txt"))
+    readme = (shipped / "README.md").read_text()
+    assert f"| `{split}.txt` |" in readme and SHA256[split] in readme
+    assert "CC BY-SA" in readme and "Merity" in readme
+
+
+def test_data_override(monkeypatch, tmp_path):
+    (tmp_path / "wikitext-2").mkdir()
+    (tmp_path / "wikitext-2" / "valid.txt").write_bytes(b" = Valkyria = \n")
+    monkeypatch.setenv("LUTFORGE_DATA", str(tmp_path))
+    data = wikitext2("valid")
+    assert (data.text, data.path) == (" = Valkyria = \n", tmp_path / "wikitext-2" / "valid.txt")
+    assert data.sha256 == hashlib.sha256(b" = Valkyria = \n").hexdigest()
 
 
 def test_known_token_ids(tokenizer, hf_tokenizer):
@@ -54,15 +76,21 @@ def test_whole_split_tokens(tokenizer):
     assert tokens.max() < tokenizer.vocab_size
 
 
-def test_data_root_errors(monkeypatch, tmp_path):
+def test_data_errors(monkeypatch, tmp_path):
     missing = tmp_path / "nowhere"
     monkeypatch.setenv("LUTFORGE_DATA", str(missing))
-    with pytest.raises(FileNotFoundError, match=rf"The data folder {missing} does not exist\. Set "
-                       rf"LUTFORGE_DATA .*\(\.\./shared/data next to the repository root\).*"
-                       rf"LUTFORGE_DATA is currently"):
-        data_root()
-    monkeypatch.setenv("LUTFORGE_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"wikitext-2/valid.txt is missing"):
+    with pytest.raises(FileNotFoundError, match=rf"^WikiText-2 file {missing}/wikitext-2/valid\.txt "
+                       rf"does not exist; unset LUTFORGE_DATA to use the copy shipped in the "
+                       rf"package, or point it at a folder holding wikitext-2/\.$") as error:
         wikitext2("valid")
-    with pytest.raises(ValueError, match="split 'train' is not one of"):
+    assert isinstance(error.value, LutforgeError) and "\n" not in str(error.value)
+    monkeypatch.delenv("LUTFORGE_DATA")
+    monkeypatch.setattr("lutforge.compiler.data.REPO_ROOT", tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"^WikiText-2 file {tmp_path}/data/wikitext-2/test\.txt "
+                       rf"does not exist; restore data/wikitext-2/ from the lutforge repository "
+                       rf"\(its README\.md lists the checksums\), or set LUTFORGE_DATA to a folder "
+                       rf"holding wikitext-2/\.$"):
+        wikitext2("test")
+    with pytest.raises(UsageError, match=r"split 'train' is not one of \('valid', 'test'\); use "
+                       r"'valid' for calibration and 'test' for perplexity\."):
         wikitext2("train")

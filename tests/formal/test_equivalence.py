@@ -160,15 +160,6 @@ def test_mutation_campaign_kills_mutants_and_replays_every_counterexample():
     assert summary["proof_score_injected"] == summary["killed_by_proofs"] / 8
 
 
-def test_cli_proves_a_catalogue_block(tmp_path, capsys):
-    out = tmp_path / "prove.json"
-    assert prove_main(["lmul", "format=e2m1", "latency=1", "--json", str(out)]) == 0
-    assert "lmul-pipe: PASS" in capsys.readouterr().out
-    assert '"status": "PASS"' in out.read_text()
-    with pytest.raises(ValueError, match=r"Block 'lmul' has no parameter colour"):
-        prove_main(["lmul", "colour=red"])
-
-
 # Every registered proof finishes: the pipelined fused multiply-adds and wide multipliers by the
 # pipeline lemmas (tests/sim/test_formal_pipeline.py), the l2 centroid search on narrow elements
 # (tests/sim/test_formal_centroid.py).

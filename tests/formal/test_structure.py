@@ -2,7 +2,7 @@
 
 import pytest
 
-from lutforge.formal.structure import Structure, signal_bits
+from lutforge.formal.structure import Structure, constant, signal_bits
 
 WIRES = {"\\a": 4, "\\w": 4, "\\r": 2, "\\dead": 2, "\\k": 2, "\\sign": 1}
 
@@ -12,6 +12,14 @@ def test_signals_read_least_significant_bit_first():
     assert signal_bits("\\a [2:1]", WIRES) == [("\\a", 1), ("\\a", 2)]
     assert signal_bits("\\a [3]", WIRES) == [("\\a", 3)]
     assert signal_bits("{ \\a [0] { \\r \\sign } }", WIRES) == [("\\sign", 0), ("\\r", 0), ("\\r", 1), ("\\a", 0)]
+
+
+def test_a_plain_decimal_constant_is_a_32_bit_twos_complement_value():
+    # yosys 0.70 writes wide comparison thresholds this way (fp32's largest finite magnitude).
+    assert signal_bits("2139095039", WIRES) == list(reversed(f"{2139095039:032b}"))
+    assert signal_bits("-2", WIRES) == ["0"] + ["1"] * 31
+    assert signal_bits("{ \\sign 5 }", WIRES)[:3] == ["1", "0", "1"]
+    assert constant("5") == "32'" + f"{5:032b}" and constant("3'101") == "3'101" and constant("\\a") is None
 
 
 def test_an_unknown_token_is_refused_by_name():
