@@ -8,8 +8,8 @@ Every run is also checked bit-exact against the golden core model.
 
 Resources: yosys counts (LUTs, DSP blocks, flip-flops; synthesis only, no place-and-route) of the
 LUT engine against MAC-array GEMVs of the same throughput (L * v multiply-accumulates per cycle,
-:class:`lutforge.hdl.mac_gemv.MacGemv`): int8 operands, and bf16 built from the numerics issue's
-FP multiplier and adder. Each design sits in :mod:`lutforge.boards.synth`'s registered-I/O wrapper,
+:class:`lutforge.hdl.mac_gemv.MacGemv`): int8 operands, and bf16 built from lutforge's
+FP multiplier and adder (hdl/fp_mul.py, hdl/fp_add.py). Each design sits in :mod:`lutforge.boards.synth`'s registered-I/O wrapper,
 whose flip-flops are listed separately. ``mac_gemv_luts`` in the JSON is the int8 array.
 
     python bench/lut_gemv.py [--json PATH] [--lanes L] [--latency CYCLES] [--arch ice40|ecp5|none]

@@ -14,8 +14,6 @@ Defaults write ``out/bench/prove_times.json`` and ``out/bench/prove_times.png``.
 """
 
 import argparse
-import json
-import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,9 +25,16 @@ ENGINE_CASES = ("lmul-spec-e4m3-default", "lmul-spec-bf16-default", "fpmul-ref-e
 
 def _installed_solvers():
     from lutforge.formal.engines import SOLVERS
-    bindir = Path(sys.executable).parent
-    return [name for name, (command, _) in SOLVERS.items()
-            if (bindir / command).exists() or shutil.which(command)]
+    from lutforge.support.errors import ToolError
+    from lutforge.support.toolchain import tool
+    found = []
+    for name, (command, package) in SOLVERS.items():
+        try:
+            tool(command, package)
+        except ToolError:
+            continue
+        found.append(name)
+    return found
 
 
 def main(argv=None) -> int:
@@ -107,9 +112,8 @@ def main(argv=None) -> int:
 
 
 def _write(report: dict, args):
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    from lutforge.cli.common import write_json
+    write_json(args.json, report)
     if args.plot and report["proofs"]:
         _plot(report, Path(args.plot))
 

@@ -1,6 +1,6 @@
-"""Perplexity against streamed bits per weight for every quantization method of issue 9, on the
-same data: SmolLM2-135M, WikiText-2 test (first ``--windows`` windows of 512 tokens), calibration
-on WikiText-2 valid only.
+"""Perplexity against streamed bits per weight for every quantization method of
+``compiler/lut_methods.py``, on the same data: SmolLM2-135M, WikiText-2 test (first ``--windows``
+windows of 512 tokens), calibration on WikiText-2 valid only.
 
 Numerics points and searched configurations (``lutforge quantize``, passed with ``--config``)
 cover all 210 decoder linears. LUT points quantize the 7 linears of one decoder block

@@ -10,18 +10,16 @@ Targets from the foundation issue: (c) >= 20x (b), and (c) within 3x of (d).
 """
 
 import argparse
-import json
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from lutforge.cli.common import write_json
 from lutforge.golden.lmul import lmul
 from lutforge.hdl.lmul import LMulMultiplier
-from lutforge.sim.amaranth_sim import run_vectors_amaranth
-from lutforge.sim.batch import BatchSim
-from lutforge.sim.cocotb_run import CocotbSim
+from lutforge.sim.harness import get_harness
 from lutforge.sim.rtl import elaborate
 from lutforge.sim.verilator_build import build_executable
 
@@ -33,9 +31,9 @@ def _vectors(n, seed=0):
     return {"a": rng.integers(0, 1 << 16, n, dtype=np.uint64), "b": rng.integers(0, 1 << 16, n, dtype=np.uint64)}
 
 
-def _timed(run, inputs):
+def _timed(harness, inputs):
     started = time.perf_counter()
-    out = run(inputs)
+    out = harness.run_vectors(inputs).outputs
     seconds = time.perf_counter() - started
     expected = lmul(inputs["a"], inputs["b"], "bf16")
     if not np.array_equal(out["r"], expected):
@@ -45,11 +43,8 @@ def _timed(run, inputs):
 
 def measure() -> dict[str, float]:
     component = LMulMultiplier("bf16")
-    rates = {"amaranth": _timed(lambda v: run_vectors_amaranth(component, v), _vectors(COUNTS["amaranth"]))}
-    cocotb = CocotbSim(component)
-    rates["cocotb"] = _timed(cocotb.run_vectors, _vectors(COUNTS["cocotb"]))
-    batch = BatchSim(component)
-    rates["batch"] = _timed(batch.run_vectors, _vectors(COUNTS["batch"]))
+    rates = {key: _timed(get_harness(harness, component), _vectors(COUNTS[key]))
+             for key, harness in (("amaranth", "amaranth"), ("cocotb", "cocotb-verilator"), ("batch", "batch"))}
     design = elaborate(component)
     raw_source = (Path(__file__).parent / "raw_loop.cpp").read_text()
     raw, _, _ = build_executable("bench-raw", design.top, design.verilog, {"raw.cpp": raw_source})
@@ -72,9 +67,7 @@ def main():
     print(f"batch / cocotb   = {rates['batch'] / rates['cocotb']:8.1f}x  (target >= 20x)")
     print(f"raw / batch      = {rates['raw'] / rates['batch']:8.2f}x  (target <= 3x)")
     print(f"batch / amaranth = {rates['batch'] / rates['amaranth']:8.1f}x")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rates, indent=2) + "\n")
+    write_json(args.json, rates)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import Block
+from ..sim.harness import check_harness, get_harness
 from ..sim.scoreboard import describe_mismatch
 
-__all__ = ["SelfCheck", "self_check", "HARNESSES", "DEFAULT_VECTORS"]
+__all__ = ["SelfCheck", "self_check"]
 
-HARNESSES = ("amaranth", "batch", "cocotb-verilator", "cocotb-icarus")
-# Random vectors per harness when the input space is too large to cover: about ten seconds each.
 # Valid/ready stall probability on every stream of a stream block's self-check.
 STALL = 0.3
-DEFAULT_VECTORS = {"amaranth": 20_000, "batch": 1_000_000, "cocotb-verilator": 50_000, "cocotb-icarus": 5_000}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SelfCheck:
     block: str
     params: dict
@@ -43,63 +41,39 @@ class SelfCheck:
         return {**asdict(self), "passed": self.passed, "vectors_per_second": self.vectors_per_second}
 
 
-def _inputs(block: Block, params: dict, count: "int | None", seed: int, exhaustive_ok: bool):
-    if exhaustive_ok and count is None:
+def _inputs(block: Block, params: dict, count: "int | None", seed: int, default: int):
+    """Every input when ``count`` is not given and they are at most four times the harness's
+    ``default`` (about 40 seconds of simulation), else ``count`` or ``default`` random ones."""
+    if count is None:
         every = block.exhaustive(params)
-        if every is not None:
+        if every is not None and len(next(iter(every.values()))) <= 4 * default:
             return every, True
-    n = count if count is not None else DEFAULT_VECTORS["batch"]
-    return block.vectors(params, np.random.default_rng(seed), n), False
+    return block.vectors(params, np.random.default_rng(seed), default if count is None else count), False
 
 
 def self_check(block: Block, params: dict, harness: str = "batch", *, count: "int | None" = None,
                seed: int = 0, waves: "str | None" = None) -> SelfCheck:
-    """Run ``block``'s RTL on ``harness`` and compare every output with the golden model."""
-    if harness not in HARNESSES:
-        raise ValueError(f"Harness {harness!r} is unknown; use one of {', '.join(HARNESSES)}.")
-    component = block.build(params)
+    """Run ``block``'s RTL on ``harness`` (a name of :data:`lutforge.sim.harness.HARNESSES`) and
+    compare every output with the golden model."""
+    check_harness(harness, waves=waves)
+    sim = get_harness(harness, block.build(params), waves=waves)
     latency = block.latency(params)
-    if count is None and harness != "batch":
-        every = block.exhaustive(params)
-        count = None if every is not None and len(next(iter(every.values()))) <= DEFAULT_VECTORS[harness] * 4 \
-            else DEFAULT_VECTORS[harness]
-    inputs, exhaustive = _inputs(block, params, count, seed, exhaustive_ok=True)
+    inputs, exhaustive = _inputs(block, params, count, seed, sim.default_vectors)
     n = len(next(iter(inputs.values())))
 
     # Stream blocks are compared per transaction, so the golden outputs set how many to wait for.
     expected = block.golden(params, inputs)
-    expect = {name: len(values) for name, values in expected.items()}
-    build_seconds, cached, waves_path = 0.0, False, None
-    if harness == "batch":
-        from ..sim.batch import BatchSim
-        sim = BatchSim(component)
-        build_seconds, cached = sim.build_seconds, sim.cached
-        started = time.monotonic()
-        if block.streams:
-            actual = sim.run_streams(inputs, expect, seed=seed, input_stall=STALL, output_stall=STALL).outputs
-        else:
-            actual = sim.run_vectors(inputs, latency)
-    elif harness == "amaranth":
-        from ..sim.amaranth_sim import run_streams_amaranth, run_vectors_amaranth
-        started = time.monotonic()
-        if block.streams:
-            actual = run_streams_amaranth(component, inputs, expect, seed=seed, stall=STALL)
-        else:
-            actual = run_vectors_amaranth(component, inputs, latency)
+    started = time.monotonic()
+    if block.streams:
+        run = sim.run_streams(inputs, {name: len(values) for name, values in expected.items()},
+                              seed=seed, input_stall=STALL, output_stall=STALL)
     else:
-        from ..sim.cocotb_run import CocotbSim
-        sim = CocotbSim(component, simulator=harness.split("-")[1], waves=waves)
-        build_seconds, waves_path = sim.build_seconds, sim.waves_path and str(sim.waves_path)
-        started = time.monotonic()
-        if block.streams:
-            actual = sim.run_streams(inputs, expect, seed=seed, stall=STALL)
-        else:
-            actual = sim.run_vectors(inputs, latency)
+        run = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started
 
     mismatches, first = 0, None
     for name, want in expected.items():
-        got, want = np.asarray(actual[name]), np.asarray(want)
+        got, want = np.asarray(run.outputs[name]), np.asarray(want)
         bad = np.flatnonzero(got != want)
         mismatches += len(bad)
         if len(bad) and first is None:
@@ -108,4 +82,4 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
             first = f"output {name}: " + describe_mismatch(
                 i, shown, int(want[i]), int(got[i]), cycle=None if block.streams else i + latency)
     return SelfCheck(block.name, params, harness, n, exhaustive, mismatches, first,
-                     build_seconds, cached, run_seconds, waves_path)
+                     run.build_seconds, run.cached, run_seconds, run.waves_path and str(run.waves_path))

@@ -25,8 +25,8 @@ def cmd_prove(args) -> int:
     if args.all or args.fast:
         selected = [p for p in registered.values() if p.fast or not args.fast]
     elif args.block is None:
-        raise UsageError("lutforge prove needs a block or proof name, or --all, --fast or --list; "
-                         "see `lutforge prove --list` for the proof names.")
+        raise UsageError("Name a catalogue block or a registered proof to prove, or pass --all, --fast or "
+                         "--list; `lutforge prove --list` shows the proof names.")
     elif args.block in registered:
         if args.param:
             raise UsageError(f"{args.block} is a registered proof, which takes no NAME=VALUE parameters "

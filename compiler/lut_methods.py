@@ -1,4 +1,4 @@
-"""Per-layer quantization methods for LUT-LLM fidelity work (issue 9): what each decoder linear
+"""Per-layer quantization methods for LUT-LLM fidelity work: what each decoder linear
 becomes, how many bits it streams, and a fast PyTorch evaluation that computes what the golden
 LUT GEMV computes.
 

@@ -8,7 +8,7 @@ The core reads one table row per cycle (``tiles * P_r`` rows); the first tile wa
 descriptor-to-codebook round trip, the centroid pipeline (``search_latency = ceil(C_a / chains) +
 ceil(log2 chains)`` cycles, :class:`lutforge.hdl.centroid_search.CentroidSearch`) and the first
 table/index round trip, and three cycles of control. The constant was read off the RTL's
-simulated cycles and is pinned by ``tests/compiler/test_perf.py`` on every simulated layer.
+simulated cycles and is pinned by ``tests/compiler/test_backends.py`` against simulated cycles.
 
 **Bytes** moved from external memory per run: codebooks ``P_r * C_a * v`` (int8), table rows
 ``T * P_r * C_w * b / 8`` (each tile re-reads the row it needs), indices ``T * P_r * L * wb / 8``,

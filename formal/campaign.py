@@ -44,7 +44,7 @@ def replay(cex: Counterexample, gate, expected: Callable[[dict[str, np.ndarray]]
     n = len(next(iter(vectors.values())))
     sim = gate if isinstance(gate, BatchSim) else BatchSim(_design(gate))
     outputs = sim.run_vectors({**vectors, **{k: np.full(n, v, dtype=np.uint64) for k, v in (gate_inputs or {}).items()}},
-                              latency=gate_latency)
+                              latency=gate_latency).outputs
     want = {k: int(np.asarray(v, dtype=np.uint64)[cex.index]) for k, v in expected(vectors).items()}
     return want, {k: int(outputs[k][cex.index]) for k in want}
 
@@ -211,7 +211,7 @@ def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
 
     def tests_pass(index):
         outputs = sim.run_vectors({**vectors, "mutsel": np.full(n, index, dtype=np.uint64)},
-                                  latency=proof.gate_latency)
+                                  latency=proof.gate_latency).outputs
         return all(np.array_equal(outputs[k].astype(np.uint64), np.asarray(v, dtype=np.uint64))
                    for k, v in expected.items())
 

@@ -28,7 +28,8 @@ __all__ = ["Mutant", "MutantNetlist", "mutants", "KINDS"]
 KINDS = ("flip", "stuck0", "stuck1", "plus1", "minus1", "const+1", "const-1", "swap")
 _ARITH = {"$add", "$sub", "$lt", "$le", "$gt", "$ge", "$eq", "$ne"}
 _SWAP = {"$sub", "$lt", "$le", "$gt", "$ge", "$mux"}
-# Names that mark the fault classes the issue lists; these wires are mutated first.
+# Names that mark the classic FP datapath faults (rounding, normalisation, exponent, specials);
+# these wires are mutated first.
 _PRIORITY = re.compile(r"round|guard|sticky|exp|carry|norm|shift|over|under|nan|inf|zero|sign", re.I)
 
 
@@ -132,6 +133,20 @@ class _Module:
         self.cell("$mux", {"WIDTH": width}, {"A": a, "B": b, "S": s, "Y": y})
         return y
 
+    def redirect_drivers(self, token: re.Pattern, width: int) -> str:
+        """Make whatever drives the wire ``token`` matches (cell outputs, connection targets) drive a
+        fresh wire of ``width`` bits instead; returns that wire's name."""
+        fresh = self.fresh("drv", width)
+        for item in self.items:
+            if item[0] == "cell":
+                item[1] = [token.sub(fresh, line) if line.strip().startswith("connect ")
+                           and line.split()[1] in output_ports(_cell_type(item[1])) else line
+                           for line in item[1]]
+            elif item[1].strip().startswith("connect "):
+                lhs, rhs = _split_connect(item[1].split("connect ", 1)[1])
+                item[1] = f"  connect {token.sub(fresh, ' ' + lhs).lstrip()} {rhs}"
+        return fresh
+
     def structure(self) -> Structure:
         cells = [(_cell_type(value), {line.split()[1]: line.strip().split(None, 2)[2] for line in value
                                       if line.strip().startswith("connect ")})
@@ -168,27 +183,8 @@ def _param(cell: list[str], name: str) -> "int | None":
     return None
 
 
-def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate") -> MutantNetlist:
-    """Up to ``count`` mutants of ``design`` (component or :class:`Netlist`), drawn with ``seed``.
-
-    Wires whose names mark rounding, sticky, exponent and special-value logic are mutated first;
-    the rest of the budget is drawn at random from every other candidate. Candidates that cannot
-    be faults by the netlist's structure alone are left out, counted in ``screened`` by reason:
-
-    * ``unobserved``: a wire bit no reader in the fan-in cone of an output sees (a fault on it
-      changes nothing; :mod:`.structure`);
-    * ``constant``: stuck-at the value a constant already drives on that bit;
-    * ``wraps``: a constant off by one past the end of the operation's range (the far end, no neighbour);
-    * ``same operands``: swapping two identical operands.
-
-    No proof or simulation outcome takes part in the choice, so the kill rate stays a measurement.
-    """
-    netlist = Netlist.of(design, top)
-    module = _Module(_flatten(netlist), top)
-    rng = random.Random(seed)
-    structure = module.structure()
-    screened = {"unobserved": 0, "constant": 0, "wraps": 0, "same operands": 0}
-
+def _candidates(module: _Module, structure: Structure, screened: dict[str, int]) -> tuple[list, list]:
+    """Every wire fault and cell fault the structure screens let through; the rest counted in ``screened``."""
     wire_faults = []
     for wire in sorted(w for w in module.wires if w.startswith("\\") and w not in ("\\clk", "\\rst")):
         width = module.wires[wire]
@@ -225,6 +221,41 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
                 screened["same operands"] += 1
             else:
                 cell_faults.append(("swap", position, None))
+    return wire_faults, cell_faults
+
+
+def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate",
+            outputs: bool = False) -> MutantNetlist:
+    """Up to ``count`` mutants of ``design`` (component or :class:`Netlist`), drawn with ``seed``.
+
+    Wires whose names mark rounding, sticky, exponent and special-value logic are mutated first;
+    the rest of the budget is drawn at random from every other candidate. Candidates that cannot
+    be faults by the netlist's structure alone are left out, counted in ``screened`` by reason:
+
+    * ``unobserved``: a wire bit no reader in the fan-in cone of an output sees (a fault on it
+      changes nothing; :mod:`.structure`);
+    * ``constant``: stuck-at the value a constant already drives on that bit;
+    * ``wraps``: a constant off by one past the end of the operation's range (the far end, no neighbour);
+    * ``same operands``: swapping two identical operands.
+
+    No proof or simulation outcome takes part in the choice, so the kill rate stays a measurement.
+
+    With ``outputs``, the candidates are instead the flips of the output port bits: each changes
+    that output on every input and every cycle, so each is a fault by construction, one that any
+    sound proof of a correct gate must find (a check that the proof can fail).
+    """
+    netlist = Netlist.of(design, top)
+    module = _Module(_flatten(netlist), top)
+    rng = random.Random(seed)
+    structure = module.structure()
+    screened = {"unobserved": 0, "constant": 0, "wraps": 0, "same operands": 0}
+
+    if outputs:
+        wire_faults = [("flip", port, bit) for port, direction in sorted(module.ports.items())
+                       if direction == "output" for bit in range(module.wires[port])]
+        cell_faults = []
+    else:
+        wire_faults, cell_faults = _candidates(module, structure, screened)
 
     def priority(fault):
         name = fault[1] if isinstance(fault[1], str) else ""
@@ -264,18 +295,24 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
 
     for wire, faults in by_wire.items():
         width = module.wires[wire]
-        value = wire
+        token = re.compile(r"(?<=[\s{])" + re.escape(wire) + r"(?=[\s\[}]|$)")
+        # A wire is faulted as its readers see it; an output port, as the world outside sees it:
+        # its drivers drive a fresh wire, and the port takes the faulted value.
+        source = module.redirect_drivers(token, width) if outputs else wire
+        value = source
         for index, (kind, _, bit) in faults:
             if kind == "flip":
-                altered = module.binary("$xor", wire, _bits(1 << bit, width), width)
+                altered = module.binary("$xor", source, _bits(1 << bit, width), width)
             elif kind == "stuck0":
-                altered = module.binary("$and", wire, _bits(~(1 << bit), width), width)
+                altered = module.binary("$and", source, _bits(~(1 << bit), width), width)
             elif kind == "stuck1":
-                altered = module.binary("$or", wire, _bits(1 << bit, width), width)
+                altered = module.binary("$or", source, _bits(1 << bit, width), width)
             else:
-                altered = module.binary("$add" if kind == "plus1" else "$sub", wire, _bits(1, width), width)
+                altered = module.binary("$add" if kind == "plus1" else "$sub", source, _bits(1, width), width)
             value = module.mux(value, altered, is_index(index), width)
-        token = re.compile(r"(?<=[\s{])" + re.escape(wire) + r"(?=[\s\[}]|$)")
+        if outputs:
+            module.extra.append(f"  connect {wire} {value}")
+            continue
         for item in module.items:
             if item[0] == "cell":
                 item[1] = [token.sub(value, line) if line.strip().startswith("connect ")

@@ -3,7 +3,7 @@
 The paper's code adds the magnitude bit patterns of the two operands and subtracts a constant:
 ``|r| = |a| + |b| - OFFSET`` with ``OFFSET = (bias << m) - 2**(m - l(m))``. When the mantissa sum
 carries, the carry moves into the exponent field, which is what the hardware adder does; we model
-that adder, not the carry-free equation (see ../shared/design/numerics.md).
+that adder, not the carry-free equation (see docs/design/numerics.md).
 
 The paper leaves zero, subnormal, NaN/Inf, overflow and underflow undefined; here each is an
 explicit policy, and ``"wrap"`` everywhere reproduces the bare adder.

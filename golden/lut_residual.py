@@ -18,7 +18,7 @@ from .centroid_search import search_positions
 from .lut_gemv import dequantize, lut_gemv
 from .lut_layer import LutLayer
 
-__all__ = ["check_stages", "residual_gemv", "residual_linear"]
+__all__ = ["check_stages", "residual_linear"]
 
 
 def check_stages(stages: Sequence[LutLayer]) -> list[LutLayer]:
@@ -38,11 +38,6 @@ def check_stages(stages: Sequence[LutLayer]) -> list[LutLayer]:
             raise ValueError(f"Stage {i} has different activation codebooks from stage 0; residual "
                              f"stages share one centroid search, so build them from one codebook set.")
     return stages
-
-
-def residual_gemv(act_idx, stages: Sequence[LutLayer]) -> list[np.ndarray]:
-    """Integer accumulators of each stage (a list of (..., N, Q) int64) for one set of indices."""
-    return [lut_gemv(act_idx, s) for s in check_stages(stages)]
 
 
 def residual_linear(x, stages: Sequence[LutLayer]) -> np.ndarray:

@@ -60,6 +60,23 @@ def distance_width(v: int, metric: str, element_bits: int = 8) -> int:
 
 
 class CentroidSearch(wiring.Component):
+    """The index of the codebook entry nearest to an activation sub-vector, lowest index on ties.
+
+    Equals :func:`lutforge.golden.centroid_search.search` (integer ``"linf"`` or ``"l2"``
+    distance) on signed ``element_bits``-bit operands.
+
+    Ports: ``i`` (in: ``x``, v elements, and ``codebook``, ``c_a`` centroids of v elements, one
+    transfer per sub-vector) and ``o`` (out: the index, ``index_bits`` wide).
+
+    Parameters: ``v`` (sub-vector length), ``c_a`` (centroids), ``metric``, ``chains`` and
+    ``chain_length`` (the PE chains feeding the argmin tree; ``chains * chain_length >= c_a``),
+    ``element_bits`` (8 for int8, 2 to 7 for narrow proof builds).
+
+    Throughput and latency: one sub-vector per cycle; ``latency = chain_length +
+    ceil(log2(chains))`` cycles. The pipeline stalls as a whole only while ``o`` holds an
+    unaccepted result.
+    """
+
     def __init__(self, v: int = 2, c_a: int = 64, *, metric: str = "linf", chains: int = 4,
                  chain_length: "int | None" = None, element_bits: int = 8):
         try:

@@ -81,6 +81,29 @@ def descriptor_layout(addr_width: int = 32) -> data.StructLayout:
 
 
 class GemvCore(wiring.Component):
+    """One co-quantized GEMV run per descriptor: centroid search, table lookups and accumulation.
+
+    Computes ``acc[n] = sum_p T[p, n // G, a[p], widx[n, p]]`` with ``a[p]`` the nearest int8
+    activation centroid of position p, reading codebooks, table rows and weight indices from
+    memory; the host applies the scale and zero point. Equals
+    :func:`lutforge.golden.gemv_core.gemv_core`, whose :func:`~lutforge.golden.gemv_core.core_images`
+    lays out the memory words.
+
+    Ports: ``desc`` (in, the run descriptor), ``x`` (in, P transfers of v int8 activations),
+    ``mem.cb`` / ``mem.tab`` / ``mem.idx`` (read channels, each a ``req`` address stream out and an
+    in-order ``resp`` word stream in), ``acc`` (out, ceil(N / L) tiles of L unsigned W-bit sums),
+    ``busy``, ``done`` and ``error`` (status, see :data:`ERRORS`).
+
+    Parameters: ``v``, ``c_a``, ``c_w``, ``metric``, ``chains``, ``chain_length`` (as
+    :class:`~lutforge.hdl.centroid_search.CentroidSearch`); ``table_bits``, ``lanes``,
+    ``max_positions``, ``acc_width`` (as :class:`~lutforge.hdl.lut_gemv.LutGemvEngine`);
+    ``addr_width`` (word addresses).
+
+    Throughput: one table row per cycle once the memory answers every cycle, about
+    ``ceil(N / L) * P`` cycles a run after a start-up of the memory latency plus the centroid
+    pipeline (the first tile overlaps the search). The module docstring gives the bit layouts.
+    """
+
     def __init__(self, v: int = 2, c_a: int = 64, c_w: int = 16, *, table_bits: int = 8, lanes: int = 16,
                  metric: str = "linf", chains: int = 4, chain_length: "int | None" = None,
                  max_positions: int = 4096, acc_width: "int | None" = None, addr_width: int = 32):

@@ -45,6 +45,23 @@ def check_accumulator(max_positions: int, table_bits: int, acc_width: "int | Non
 
 
 class LutGemvEngine(wiring.Component):
+    """Accumulates table entries selected by weight indices: lane i adds ``row_p[widx_p[i]]``.
+
+    Equals the integer part of :func:`lutforge.golden.lut_gemv.lut_gemv` for one position group.
+
+    Ports: ``rows`` (in: one table row of ``c_w`` entries, the ``lanes`` weight indices of the tile at
+    this position, a lane mask and ``last``, which closes the tile) and ``acc`` (out: the tile's
+    ``lanes`` unsigned sums, padding lanes 0).
+
+    Parameters: ``c_w`` (entries per row), ``table_bits`` (4 or 8), ``lanes`` (L),
+    ``max_positions`` (rows a tile may sum) and ``acc_width`` (default and minimum: the width that
+    cannot overflow, :func:`check_accumulator`).
+
+    Throughput: one row per cycle, ``lanes`` lookups and adds each; the sums of a tile appear on
+    ``acc`` the cycle after its ``last`` row and the next tile accumulates meanwhile, so only an
+    ``acc`` sink that holds a full buffer stalls ``rows``.
+    """
+
     def __init__(self, c_w: int = 16, table_bits: int = 8, lanes: int = 16, *, max_positions: int = 4096,
                  acc_width: "int | None" = None):
         try:

@@ -7,7 +7,7 @@ weights) per cycle. ``last`` closes the tile and the L accumulators leave on ``o
 
 ``fmt="int8"``: signed 8-bit operands, exact products, a signed accumulator wide enough for
 ``max_positions`` positions. Otherwise a float format of :mod:`lutforge.golden.formats`
-(e.g. "bf16"): the numerics issue's :class:`~lutforge.hdl.fp_mul.FPMultiplier` for each product and
+(e.g. "bf16"): :class:`~lutforge.hdl.fp_mul.FPMultiplier` for each product and
 :class:`~lutforge.hdl.fp_add.FPAdder` for each addition, all in that format, combinational.
 """
 
@@ -21,6 +21,24 @@ __all__ = ["MacGemv"]
 
 
 class MacGemv(wiring.Component):
+    """A multiply-accumulate GEMV tile, the baseline the LUT engine is compared with in resources.
+
+    Lane i adds ``sum_j x[j] * w[i, j]`` per transfer; ``last`` closes the tile. With ``"int8"``
+    the sums are exact (``numpy`` dot products of the operands); with a float format each product
+    and sum is rounded by :class:`~lutforge.hdl.fp_mul.FPMultiplier` and
+    :class:`~lutforge.hdl.fp_add.FPAdder`, so it equals :func:`lutforge.golden.fp.mul` and
+    :func:`lutforge.golden.fp.add` (default policies) applied in that order.
+
+    Ports: ``i`` (in: ``x``, v activations shared by all lanes; ``w``, the v weights of each lane;
+    ``last``) and ``o`` (out: the ``lanes`` sums of the tile).
+
+    Parameters: ``lanes`` (L), ``v`` (weights per lane per cycle), ``fmt`` (``"int8"`` or a
+    :mod:`lutforge.golden.formats` name), ``max_positions`` (sizes the int8 accumulator).
+
+    Throughput: ``lanes * v`` multiply-accumulates per cycle, as many as the LUT engine with L lanes
+    does at one position; the sums appear the cycle after ``last``.
+    """
+
     def __init__(self, lanes: int = 16, v: int = 2, fmt: str = "int8", *, max_positions: int = 4096):
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or v < 1:
             self._MustUse__silence = True  # a rejected component is not an unused one

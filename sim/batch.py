@@ -1,4 +1,4 @@
-"""The batch harness: push whole arrays of vectors through a Verilated block, no Python per cycle.
+"""The ``batch`` harness: push whole arrays of vectors through a Verilated block, no Python per cycle.
 
 ``BatchSim(component)`` converts the component to Verilog, generates C++ accessors for its ports
 and builds ``batch_driver.cpp`` around it (cached). Two modes:
@@ -16,37 +16,34 @@ and builds ``batch_driver.cpp`` around it (cached). Two modes:
 import importlib.resources
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .rtl import Design, Port, elaborate
+from ..support.errors import UsageError
+from .interface import Harness, HarnessRun, SimulationTimeout
+from .rtl import Design, Port, elaborate, streams
 from .verilator_build import build_executable, cxx_name
 
-__all__ = ["BatchSim", "StreamResult", "SimulationTimeout", "to_words", "from_words"]
-
-
-class SimulationTimeout(RuntimeError):
-    """A stream run hit its cycle limit before every output stream delivered its payloads."""
+__all__ = ["BatchSim", "to_words", "from_words"]
 
 
 def to_words(values, port: Port) -> np.ndarray:
     """Values of ``port`` as little-endian 32-bit words, shape (n, words), after a range check."""
     values = np.asarray(values)
     if values.ndim != 1:
-        raise ValueError(f"Port {port.name!r} takes a 1-D array of values; got shape {values.shape}.")
+        raise UsageError(f"Port {port.name!r} takes a 1-D array of values; got shape {values.shape}.")
     if port.width <= 64 and values.dtype.kind in "ui":
         if values.dtype.kind == "i" and len(values) and values.min() < 0:
             bad = int(values[values < 0][0])
-            raise ValueError(
+            raise UsageError(
                 f"Port {port.name!r} got {bad}; ports carry unsigned bit patterns, "
                 f"so pass {bad} & {(1 << port.width) - 1:#x} if two's complement is meant."
             )
         wide = values.astype("<u8", copy=False)
         if port.width < 64 and len(wide) and int(wide.max()) >> port.width:
             bad = int(wide[(wide >> np.uint64(port.width)) != 0][0])
-            raise ValueError(
+            raise UsageError(
                 f"Port {port.name!r} is {port.width} bits wide but got {bad} ({bad:#x}); "
                 f"values must be below {1 << port.width}."
             )
@@ -57,7 +54,7 @@ def to_words(values, port: Port) -> np.ndarray:
     for row, value in enumerate(values.tolist()):
         value = int(value)
         if not 0 <= value < (1 << port.width):
-            raise ValueError(
+            raise UsageError(
                 f"Port {port.name!r} is {port.width} bits wide but got {value}; "
                 f"values must be in 0..{(1 << port.width) - 1}."
             )
@@ -74,43 +71,6 @@ def from_words(words: np.ndarray, port: Port) -> np.ndarray:
     if port.words == 2:
         return np.ascontiguousarray(words, dtype="<u4").view("<u8")[:, 0].astype(np.uint64)
     return np.array([sum(int(w) << (32 * k) for k, w in enumerate(row)) for row in words], dtype=object)
-
-
-@dataclass(frozen=True)
-class Stream:
-    name: str
-    valid: Port
-    ready: Port
-    payload: "Port | None"
-
-    @property
-    def words(self) -> int:
-        return self.payload.words if self.payload else 0
-
-
-@dataclass
-class StreamResult:
-    outputs: dict[str, np.ndarray]
-    cycles: int
-    first_input_cycle: int
-    last_output_cycle: int
-    consumed: dict[str, int]
-    final: dict[str, int]
-
-
-def _streams(design: Design) -> tuple[list[Stream], list[Stream]]:
-    names = {p.name for p in design.ports}
-    sources, sinks = [], []
-    for port in design.ports:
-        if not port.name.endswith("__valid"):
-            continue
-        stem = port.name[: -len("__valid")]
-        if f"{stem}__ready" not in names:
-            continue
-        payload = design.port(f"{stem}__payload") if f"{stem}__payload" in names else None
-        stream = Stream(stem, port, design.port(f"{stem}__ready"), payload)
-        (sources if port.direction == "input" else sinks).append(stream)
-    return sources, sinks
 
 
 def _assign(target: str, port: Port, source: str) -> str:
@@ -131,7 +91,7 @@ def _read(port: Port, target: str, source: str) -> str:
 
 def _accessors(design: Design) -> str:
     inputs, outputs = design.inputs, design.outputs
-    sources, sinks = _streams(design)
+    sources, sinks = streams(design)
     stream_ports = {p.name for s in sources + sinks for p in (s.valid, s.ready, s.payload) if p}
     constants = [i for i, p in enumerate(inputs) if p.name not in stream_ports]
 
@@ -189,11 +149,15 @@ def _driver_source() -> str:
     return importlib.resources.files(__package__).joinpath("batch_driver.cpp").read_text()
 
 
-class BatchSim:
+class BatchSim(Harness):
     """A block built once with Verilator and driven from arrays.
 
     ``component`` is an Amaranth component (or an already elaborated :class:`Design`).
     """
+
+    name = "batch"
+    default_vectors = 1_000_000
+    serves_memories = True
 
     def __init__(self, component, *, top: str = "top"):
         self.design = component if isinstance(component, Design) else elaborate(component, top)
@@ -201,48 +165,38 @@ class BatchSim:
         driver = '#include "ports.h"\n' + _driver_source()
         self.executable, self.cached, self.build_seconds = build_executable(
             "batch", self.design.top, self.design.verilog, {"ports.h": accessors, "driver.cpp": driver})
-        self.sources, self.sinks = _streams(self.design)
+        self.sources, self.sinks = streams(self.design)
 
-    def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> dict[str, np.ndarray]:
-        """Apply one vector per cycle; return every output port, aligned to its input vector."""
+    def run_vectors(self, inputs: dict[str, np.ndarray], latency: int = 0) -> HarnessRun:
+        """Apply one vector per cycle; ``outputs`` holds every output port, aligned to its input vector."""
         design = self.design
-        names = {p.name for p in design.inputs}
-        missing, unknown = names - set(inputs), set(inputs) - names
-        if missing or unknown:
-            raise ValueError(
-                f"Design {design.top!r} takes inputs {', '.join(sorted(names))}; "
-                f"missing {', '.join(sorted(missing)) or 'none'}, unknown {', '.join(sorted(unknown)) or 'none'}."
-            )
-        lengths = {len(np.asarray(inputs[p.name])) for p in design.inputs}
-        if len(lengths) != 1:
-            raise ValueError(f"Every input needs the same number of vectors; got lengths {sorted(lengths)}.")
-        (n,) = lengths
-        if latency and not design.clocked:
-            raise ValueError(f"Design {design.top!r} has no clock, so its latency must be 0, not {latency}.")
+        n = self._vector_count(design.top, inputs, [p.name for p in design.inputs], latency,
+                               clocked=design.clocked)
         with tempfile.TemporaryDirectory(prefix="lutforge-batch-") as tmp:
             tmp = Path(tmp)
             with open(tmp / "in.bin", "wb") as f:
                 for port in design.inputs:
                     to_words(inputs[port.name], port).tofile(f)
-            self._run(["vectors", str(tmp / "in.bin"), str(tmp / "out.bin"), str(n), str(latency)])
+            self._execute(["vectors", str(tmp / "in.bin"), str(tmp / "out.bin"), str(n), str(latency)])
             raw = np.fromfile(tmp / "out.bin", dtype=np.uint32)
         outputs, offset = {}, 0
         for port in design.outputs:
             size = n * port.words
             outputs[port.name] = from_words(raw[offset:offset + size], port)
             offset += size
-        return outputs
+        return self._run(outputs)
 
-    def run_streams(self, sources: dict[str, np.ndarray], expect: dict[str, int], *,
+    def run_streams(self, inputs: dict[str, np.ndarray], expect: dict[str, int], *,
                     constants: "dict[str, int] | None" = None, seed: int = 0,
                     input_stall: float = 0.0, output_stall: float = 0.0,
                     max_cycles: int = 10_000_000, memories: "dict[str, np.ndarray] | None" = None,
-                    memory_latency: int = 1) -> StreamResult:
+                    memory_latency: int = 1) -> HarnessRun:
         """Drive every stream of the block; see the module docstring.
 
         A memory image is a 1-D array of words (values of the ``M__resp`` payload) or a 2-D uint32
         array (depth, 32-bit words per payload) already in :func:`to_words` form. The requests a
-        memory served are returned in ``outputs["M__req"]``.
+        memory served are returned in ``outputs["M__req"]``. Every measurement of
+        :class:`HarnessRun` is filled in.
         """
         constants = dict(constants or {})
         memories = dict(memories or {})
@@ -252,17 +206,17 @@ class BatchSim:
         for name, image in memories.items():
             req, resp = f"{name}__req", f"{name}__resp"
             if req not in sink_index or resp not in by_name or not self.sources[by_name[resp]].payload:
-                raise ValueError(
+                raise UsageError(
                     f"Design {self.design.top!r} has no memory port {name!r}: a memory needs an output "
                     f"stream {req!r} (addresses) and an input stream {resp!r} (data)."
                 )
             if not self.sinks[sink_index[req]].payload or self.sinks[sink_index[req]].payload.width > 64:
-                raise ValueError(f"Memory requests on {req!r} must carry an address of 1 to 64 bits.")
+                raise UsageError(f"Memory requests on {req!r} must carry an address of 1 to 64 bits.")
             port = self.sources[by_name[resp]].payload
             image = np.asarray(image)
             if image.ndim == 2:
                 if image.dtype != np.uint32 or image.shape[1] != port.words:
-                    raise ValueError(
+                    raise UsageError(
                         f"Memory {name!r} image of shape {image.shape} ({image.dtype}) is not "
                         f"(depth, {port.words}) uint32 words of the {port.width}-bit {resp!r} payload."
                     )
@@ -271,27 +225,15 @@ class BatchSim:
                 words = to_words(image, port)
             attached.append((sink_index[req], by_name[resp], words))
         if not isinstance(memory_latency, int) or memory_latency < 1:
-            raise ValueError(f"A memory latency of {memory_latency!r} cycles is not allowed; use 1 or more.")
+            raise UsageError(f"A memory latency of {memory_latency!r} cycles is not allowed; use 1 or more.")
         memory_ports = {self.sinks[k].name for k, _, _ in attached} | {self.sources[k].name for _, k, _ in attached}
         expect = {**{n: 0 for n in memory_ports if n in sink_index}, **expect}
-        src_names = [s.name for s in self.sources if s.name not in memory_ports]
         sink_names = [s.name for s in self.sinks]
         stream_ports = {p.name for s in self.sources + self.sinks for p in (s.valid, s.ready, s.payload) if p}
         const_ports = [p for p in self.design.inputs if p.name not in stream_ports]
-        for what, given, allowed in (("input streams", sources, src_names),
-                                     ("output streams", expect, sink_names),
-                                     ("constant inputs", constants, [p.name for p in const_ports])):
-            if set(given) - set(allowed):
-                raise ValueError(
-                    f"Design {self.design.top!r} has no {what} named "
-                    f"{', '.join(sorted(set(given) - set(allowed)))}; it has {', '.join(allowed) or 'none'}."
-                )
-        for name in sink_names:
-            if name not in expect:
-                raise ValueError(f"Say how many payloads output stream {name!r} must deliver (expect={{...}}).")
-        for p in (input_stall, output_stall):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"A stall probability of {p} is outside [0, 1); use e.g. 0.3.")
+        self._check_streams(self.design.top, inputs, expect, constants, memories, (input_stall, output_stall),
+                            sources=[s.name for s in self.sources if s.name not in memory_ports],
+                            sinks=sink_names, constant_ports=[p.name for p in const_ports])
         with tempfile.TemporaryDirectory(prefix="lutforge-streams-") as tmp:
             tmp = Path(tmp)
             with open(tmp / "job.bin", "wb") as f:
@@ -300,7 +242,7 @@ class BatchSim:
                 for port in const_ports:
                     to_words([constants.get(port.name, 0)], port).tofile(f)
                 for stream in self.sources:
-                    data = np.asarray(sources.get(stream.name, np.zeros(0, dtype=np.uint64)))
+                    data = np.asarray(inputs.get(stream.name, np.zeros(0, dtype=np.uint64)))
                     np.array([len(data)], dtype=np.uint64).tofile(f)
                     if stream.payload and len(data):
                         to_words(data, stream.payload).tofile(f)
@@ -309,7 +251,7 @@ class BatchSim:
                 for sink, src, words in attached:
                     np.array([sink, src, memory_latency, len(words)], dtype=np.uint64).tofile(f)
                     np.ascontiguousarray(words, dtype=np.uint32).tofile(f)
-            code = self._run(["streams", str(tmp / "job.bin"), str(tmp / "out.bin")], allow=(3,))
+            code = self._execute(["streams", str(tmp / "job.bin"), str(tmp / "out.bin")], allow=(3,))
             raw = np.fromfile(tmp / "out.bin", dtype=np.uint8)
         pos = 0
 
@@ -329,16 +271,16 @@ class BatchSim:
             outputs[stream.name] = (from_words(words, stream.payload) if stream.payload
                                     else np.zeros(count, dtype=np.uint64))
         final = {port.name: int(from_words(take(port.words, np.uint32), port)[0]) for port in self.design.outputs}
-        result = StreamResult(outputs, cycles, first_in, last_out, consumed, final)
         if code == 3:
             got = ", ".join(f"{k}: {len(v)} of {expect[k]}" for k, v in outputs.items())
             raise SimulationTimeout(
                 f"Design {self.design.top!r} stopped after {cycles} cycles (max_cycles) with output "
                 f"streams at {got}; raise max_cycles if the block is just slow, else it is stuck."
             )
-        return result
+        return self._run(outputs, cycles=cycles, first_input_cycle=first_in, last_output_cycle=last_out,
+                         consumed=consumed, final=final)
 
-    def _run(self, args: list[str], allow: tuple[int, ...] = ()) -> int:
+    def _execute(self, args: list[str], allow: tuple[int, ...] = ()) -> int:
         result = subprocess.run([str(self.executable), *args], capture_output=True, text=True)
         if result.returncode not in (0, *allow):
             raise RuntimeError(

@@ -18,9 +18,11 @@ async def drive_streams(dut):
     with open(os.environ["LUTFORGE_STREAM_JOB"], "rb") as f:
         job = pickle.load(f)
     Clock(dut.clk, 10, unit="ns").start()
-    sources = [CocotbStreamSource(dut, name, dut.clk, stall=job["stall"], seed=job["seed"] + 2 * i)
+    for name, value in job["constants"].items():
+        getattr(dut, name).value = value
+    sources = [CocotbStreamSource(dut, name, dut.clk, stall=job["input_stall"], seed=job["seed"] + 2 * i)
                for i, name in enumerate(job["sources"])]
-    sinks = {name: CocotbStreamSink(dut, name, dut.clk, stall=job["stall"], seed=job["seed"] + 2 * i + 1)
+    sinks = {name: CocotbStreamSink(dut, name, dut.clk, stall=job["output_stall"], seed=job["seed"] + 2 * i + 1)
              for i, name in enumerate(job["expect"])}
     if hasattr(dut, "rst"):
         dut.rst.value = 1
@@ -29,6 +31,7 @@ async def drive_streams(dut):
         dut.rst.value = 0
     for source, payloads in zip(sources, job["sources"].values()):
         cocotb.start_soon(source.send(payloads))
-    results = {name: await sink.receive(job["expect"][name]) for name, sink in sinks.items()}
+    results = {name: await sink.receive(job["expect"][name], timeout=job["max_cycles"])
+               for name, sink in sinks.items()}
     with open(os.environ["LUTFORGE_RESULTS"], "wb") as f:
         pickle.dump(results, f)

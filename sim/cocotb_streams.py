@@ -7,6 +7,8 @@ import random
 
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from .interface import SimulationTimeout
+
 __all__ = ["CocotbStreamSource", "CocotbStreamSink"]
 
 
@@ -58,7 +60,7 @@ class CocotbStreamSink:
             await RisingEdge(self.clock)
             cycle += 1
             if cycle > timeout:
-                raise TimeoutError(
+                raise SimulationTimeout(
                     f"Stream sink got {len(received)} of {count} payloads in {timeout} cycles; "
                     f"the block stalls or produces too few outputs."
                 )

@@ -1,6 +1,6 @@
 """cocotb test module: apply a vector file to the DUT one cycle at a time and record the outputs.
 
-Run through :func:`lutforge.sim.cocotb_run.run_vectors_cocotb`; the vector and result paths come in
+Run through :meth:`lutforge.sim.cocotb_run.CocotbSim.run_vectors`; the vector and result paths come in
 through the environment, so one module serves every block and simulator.
 """
 

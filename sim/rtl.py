@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from amaranth.back import verilog
 
-__all__ = ["Port", "Design", "elaborate"]
+__all__ = ["Port", "Design", "Stream", "elaborate", "streams"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,36 @@ class Design:
             f"Design {self.top!r} has no port {name!r}; its ports are "
             f"{', '.join(p.name for p in self.ports)}."
         )
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A ``lib.stream`` interface as Verilog ports ``X__valid``, ``X__ready`` and ``X__payload``."""
+
+    name: str
+    valid: Port
+    ready: Port
+    payload: "Port | None"
+
+    @property
+    def words(self) -> int:
+        return self.payload.words if self.payload else 0
+
+
+def streams(design: Design) -> tuple[list[Stream], list[Stream]]:
+    """The input streams (the design takes payloads) and the output streams of ``design``."""
+    names = {p.name for p in design.ports}
+    sources, sinks = [], []
+    for port in design.ports:
+        if not port.name.endswith("__valid"):
+            continue
+        stem = port.name[: -len("__valid")]
+        if f"{stem}__ready" not in names:
+            continue
+        payload = design.port(f"{stem}__payload") if f"{stem}__payload" in names else None
+        stream = Stream(stem, port, design.port(f"{stem}__ready"), payload)
+        (sources if port.direction == "input" else sinks).append(stream)
+    return sources, sinks
 
 
 _PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([\w$.]+)\s*;", re.M)

@@ -6,6 +6,8 @@ it raises ``valid`` and when the sink raises ``ready``.
 
 import random
 
+from .interface import SimulationTimeout
+
 __all__ = ["StreamSource", "StreamSink"]
 
 
@@ -49,7 +51,7 @@ class StreamSink:
                 if on_receive is not None:
                     on_receive(int(payload), cycle)
             if cycle > timeout:
-                raise TimeoutError(
+                raise SimulationTimeout(
                     f"Stream sink got {len(received)} of {count} payloads in {timeout} cycles; "
                     f"the block stalls or produces too few outputs."
                 )

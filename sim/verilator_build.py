@@ -1,34 +1,24 @@
 """Building Verilated executables into the content-addressed cache, once per design."""
 
-import fcntl
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key
+from ..support.cache import build_dir, content_key, file_lock
+from ..support.errors import ToolError
 from ..support.progress import status
 from ..support.toolchain import tool_versions, verilator
 
 __all__ = ["BuildError", "build_executable", "cxx_name"]
+
 
 # Verilator escapes "__" in identifiers for C++; Amaranth joins signature paths with "__".
 def cxx_name(port_name: str) -> str:
     return port_name.replace("__", "___05F")
 
 
-class BuildError(RuntimeError):
+class BuildError(ToolError):
     """Verilator or the C++ compiler rejected a design."""
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 VERILATOR_FLAGS = ("-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3")
@@ -46,7 +36,7 @@ def build_executable(kind: str, top: str, verilog_text: str, sources: dict[str, 
                       " ".join(VERILATOR_FLAGS + extra_flags), CXX_FLAGS)
     path = build_dir(kind, key)
     exe = path / "obj" / "driver"
-    with _locked(path):
+    with file_lock(path):
         if exe.exists():
             return exe, True, 0.0
         started = time.monotonic()

@@ -1,10 +1,13 @@
 """One block through every harness: Amaranth, cocotb on Verilator, and the batch harness agree."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from lutforge.blocks import get_block
 from lutforge.blocks.selfcheck import self_check
+from lutforge.support.errors import UsageError
 
 
 @pytest.mark.parametrize("harness,count", [("amaranth", 3000), ("cocotb-verilator", 3000), ("batch", None)])
@@ -55,3 +58,20 @@ def test_stream_self_check_reports_a_wrong_payload():
     result = self_check(wrong, params, "batch", count=40)
     assert result.mismatches == 1
     assert result.first_mismatch.startswith("output o: Mismatch at transaction 5: expected 0x")
+
+
+def test_self_check_result_is_frozen_and_keeps_its_json_keys():
+    block = get_block("lmul")
+    result = self_check(block, block.resolve({"format": "e5m2"}), "amaranth", count=50)
+    assert set(result.to_json()) == {
+        "block", "params", "harness", "vectors", "exhaustive", "mismatches", "first_mismatch", "build_seconds",
+        "build_cached", "run_seconds", "waves_path", "passed", "vectors_per_second"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.mismatches = 0
+
+
+def test_waves_on_the_batch_harness_are_refused_before_any_build():
+    block = get_block("lmul")
+    with pytest.raises(UsageError, match=r"The batch harness cannot honour waves='vcd'; use the amaranth, "
+                                         r"cocotb-verilator or cocotb-icarus harnesses for it\."):
+        self_check(block, block.resolve({}), "batch", waves="vcd")

@@ -31,7 +31,7 @@ def _simulate(unit: CentroidSearch, x: np.ndarray, book: np.ndarray) -> np.ndarr
         "i__payload": pack_fields([(x.view(np.uint8), e), (book.reshape(n, -1).view(np.uint8), e)]),
         "o__ready": np.ones(n, dtype=np.uint64),
     }
-    return BatchSim(unit).run_vectors(inputs, latency=unit.latency)["o__payload"].astype(np.int64)
+    return BatchSim(unit).run_vectors(inputs, latency=unit.latency).outputs["o__payload"].astype(np.int64)
 
 
 @pytest.mark.parametrize("metric", ["linf", "l2"])

@@ -25,7 +25,7 @@ def test_a_catalogue_block_is_proven_and_its_report_written(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["prove", "lmul", "colour=red"], r"Block 'lmul' has no parameter colour"),
     (["prove", "lmul", "format"], r"NAME=VALUE takes NAME=VALUE, not 'format'\."),
-    (["prove"], r"lutforge prove needs a block or proof name, or --all, --fast or --list"),
+    (["prove"], r"Name a catalogue block or a registered proof to prove, or pass --all, --fast or --list"),
     (["prove", "lmul-spec-e4m3-default", "format=e2m1"],
      r"lmul-spec-e4m3-default is a registered proof, which takes no NAME=VALUE parameters"),
     (["prove", "lmul", "--mutants", "-1"], r"--mutants -1 is negative; give 0"),

@@ -32,7 +32,7 @@ def _run(name):
     codes = np.arange(1 << fmt.width, dtype=np.uint64)
     a, b = (x.ravel() for x in np.meshgrid(codes, codes))
     variants = {_key(u, p): cls(fmt, **p) for u, cls in UNITS.items() for p in policy_grid(fmt)}
-    return {"a": a, "b": b}, BatchSim(Variants(variants)).run_vectors({"a": a, "b": b})
+    return {"a": a, "b": b}, BatchSim(Variants(variants)).run_vectors({"a": a, "b": b}).outputs
 
 
 CASES = [(name, unit, policy) for name in FORMATS for unit in UNITS for policy in policy_grid(name)]

@@ -69,7 +69,7 @@ def test_pipelined_equals_combinational(unit, name):
         operands = random_operands(name, rng, 100_000, arity=3 if unit == "fma" else 2)
     inputs = dict(zip("abc", operands))
     sim, policy = _pipelined(unit, name)
-    out = sim.run_vectors(inputs, latency=TOTAL)
+    out = sim.run_vectors(inputs, latency=TOTAL).outputs
     typed = [x.astype(fmt.dtype) for x in operands]
     expected = getattr(fp, unit)(*typed, fmt, **policy)
     assert_outputs_equal(f"{unit} {name} latency 0", inputs, expected, out["l0_r"], latency=TOTAL)
@@ -102,7 +102,7 @@ def test_convert_equals_golden(src):
         scaled = (rng.standard_normal(300_000) * np.exp2(rng.integers(-30, 30, 300_000))).astype(np.float32)
         a = np.concatenate([random_operands(src, rng, 200_000, arity=1)[0],
                             scaled.view(np.uint32).astype(np.uint64), corner_pairs(src, rng, 10)[0]])
-    out = _converters(src).run_vectors({"a": a}, latency=2)
+    out = _converters(src).run_vectors({"a": a}, latency=2).outputs
     nan = fmt.is_nan(a)
     for dst in CONVERSIONS[src]:
         for p in policy_grid(dst):

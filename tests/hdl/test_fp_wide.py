@@ -57,7 +57,7 @@ def _pairs(name, count, seed):
 def _check_binary(name, count, seed):
     fmt = formats.get(name)
     inputs = _pairs(name, count, seed)
-    outputs = _sim(name, 2).run_vectors(inputs)
+    outputs = _sim(name, 2).run_vectors(inputs).outputs
     a, b = (inputs[k].astype(fmt.dtype) for k in "ab")
     for unit, _, policy in _variants(name):
         expected = getattr(fp, unit.removeprefix("ref"))(a, b, fmt, **policy)
@@ -91,7 +91,7 @@ def _triples(name, count, seed):
 def _check_fma(name, count, seed):
     fmt = formats.get(name)
     inputs = _triples(name, count, seed)
-    outputs = _sim(name, 3).run_vectors(inputs)
+    outputs = _sim(name, 3).run_vectors(inputs).outputs
     a, b, c = (inputs[k].astype(fmt.dtype) for k in "abc")
     for policy in policy_grid(name):
         expected = fp.fma(a, b, c, fmt, **policy)
@@ -116,7 +116,7 @@ def test_fma_e4m3_exhaustive():
     codes = np.arange(256, dtype=np.uint64)
     a, b, c = (x.ravel() for x in np.meshgrid(codes, codes, codes, indexing="ij"))
     policy = {"rounding": "rne", "overflow": "inf", "subnormals": "keep"}
-    outputs = _sim("e4m3", 3).run_vectors({"a": a, "b": b, "c": c})
+    outputs = _sim("e4m3", 3).run_vectors({"a": a, "b": b, "c": c}).outputs
     expected = fp.fma(a.astype(np.uint8), b.astype(np.uint8), c.astype(np.uint8), "e4m3", **policy)
     assert_outputs_equal("e4m3 fma exhaustive", {"a": a, "b": b, "c": c}, expected,
                          outputs[f"{_key('fma', policy)}_r"])

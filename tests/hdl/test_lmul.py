@@ -105,7 +105,7 @@ def test_rtl_equals_golden_exhaustively(sweep, name):
     fmt = get(name)
     a, b = operands(fmt, None, None)
     assert len(a) == 65_536
-    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY)
+    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY).outputs
     for key, (f, pol, off) in cases.items():
         if f == fmt:
             check(key, got[key], a, b, fmt, pol, off, SWEEP_LATENCY)
@@ -115,7 +115,7 @@ def test_pipelined_bf16_equals_golden_on_a_million_vectors(sweep):
     sim, cases = sweep
     fmt = get("bf16")
     a, b = operands(fmt, 1_000_000, np.random.default_rng(0))
-    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY)
+    got = sim.run_vectors({"a": a, "b": b}, latency=SWEEP_LATENCY).outputs
     for key, (f, pol, off) in cases.items():
         if f == fmt:
             check(key, got[key], a, b, fmt, pol, off, SWEEP_LATENCY)
@@ -127,7 +127,7 @@ def test_pipelined_fp32_equals_golden_on_a_million_vectors():
     units = {f"fp32_{n}": LMulMultiplier(fmt, pol, offset=off, latency=1) for n, (pol, off) in variants(fmt).items()}
     sim = BatchSim(Sweep(units, 1))
     a, b = operands(fmt, 1_000_000, np.random.default_rng(0))
-    got = sim.run_vectors({"a": a, "b": b}, latency=1)
+    got = sim.run_vectors({"a": a, "b": b}, latency=1).outputs
     for n, (pol, off) in variants(fmt).items():
         check(n, got[f"fp32_{n}"], a, b, fmt, pol, off, 1)
 

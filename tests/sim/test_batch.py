@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from example_blocks import StreamAdder, WideAdder
-from lutforge.sim.batch import BatchSim, SimulationTimeout
+from lutforge.sim.batch import BatchSim
+from lutforge.sim.interface import SimulationTimeout
 
 
 @pytest.mark.parametrize("latency", [0, 3])
@@ -12,7 +13,7 @@ def test_wide_ports_round_trip_through_verilator(latency):
     rng = np.random.default_rng(7)
     a = np.array([int(x) for x in rng.integers(0, 1 << 62, 500)], dtype=object) << 38
     b = np.array([(1 << 100) - 1, 0, *[int(x) for x in rng.integers(0, 1 << 62, 498)]], dtype=object)
-    out = BatchSim(WideAdder(latency)).run_vectors({"a": a, "b": b}, latency=latency)
+    out = BatchSim(WideAdder(latency)).run_vectors({"a": a, "b": b}, latency=latency).outputs
     assert [int(x) for x in out["r"]] == [int(x) + int(y) for x, y in zip(a, b)]
 
 
@@ -22,7 +23,7 @@ def test_one_and_two_word_ports_round_trip(width):
     top = (1 << width) - 1
     a = np.concatenate([np.array([top, 0, top], dtype=np.uint64), rng.integers(0, 1 << 62, 997, dtype=np.uint64) & np.uint64(top)])
     b = np.concatenate([np.array([top, 0, 1], dtype=np.uint64), rng.integers(0, 1 << 62, 997, dtype=np.uint64) & np.uint64(top)])
-    out = BatchSim(WideAdder(0, width)).run_vectors({"a": a, "b": b})
+    out = BatchSim(WideAdder(0, width)).run_vectors({"a": a, "b": b}).outputs
     assert [int(x) for x in out["r"]] == [int(x) + int(y) for x, y in zip(a, b)]
 
 
