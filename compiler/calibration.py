@@ -8,7 +8,6 @@ code that computes the inputs and the library versions, so a stale entry is neve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..support.cache import cache_root, source_hash
+from ..support.cache import cache_root, content_key, source_hash
 from ..support.toolchain import tool_versions
 from .data import GGUFTokenizer, wikitext2_tokens
 from .torch_reference import ReferenceModel
@@ -80,7 +79,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
     params = {"n_windows": n_windows, "window": window, "rows": rows, "seed": seed,
               "layers": names, "model": model.ir.source_hash, "data": data.sha256,
               **calibration_version()}
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+    key = content_key(params)
     path = cache_root() / "calib" / f"{key}.npz"
     if cache and path.is_file():
         return _load(path, key, params)

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ from ..program.core import GemvCoreParams
 from ..support.checks import check_choice, check_int
 from ..support.errors import UsageError
 from ..support.paths import REPO_ROOT
+from ..support.cache import content_key
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
            "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path"]
@@ -249,7 +248,7 @@ class Config:
         d.pop("name")
         if sections:
             d = {k: d[k] for k in sections}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return content_key(d)
 
 
 _SECTIONS = {"quantization": QuantConfig, "core": CoreConfig, "calibration": CalibrationConfig,

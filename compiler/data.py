@@ -7,7 +7,6 @@ for calibration, `test` for perplexity, never the other way round.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..support.errors import MissingFileError, UsageError
 from ..support.paths import REPO_ROOT
+from ..support.cache import sha256_hex
 
 SPLITS = ("valid", "test")
 
@@ -50,7 +50,7 @@ def wikitext2(split: str) -> TextData:
                "checksums), or set LUTFORGE_DATA to a folder holding wikitext-2/")
         raise MissingFileError(f"WikiText-2 file {path} does not exist; {fix}.")
     raw = path.read_bytes()
-    return TextData(raw.decode("utf-8"), path, hashlib.sha256(raw).hexdigest())
+    return TextData(raw.decode("utf-8"), path, sha256_hex(raw))
 
 
 class GGUFTokenizer:

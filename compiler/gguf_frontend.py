@@ -8,13 +8,13 @@ Hugging Face (half-split, NeoX style) layout that `torch_reference` implements.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from .model import LlamaConfig, ModelIR
+from ..support.cache import file_sha256
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -51,14 +51,6 @@ def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     """Inverse of `permute_rope_rows`: within each head, row 2j+i of the GGUF layout goes back to
     row i*head_dim/2 + j."""
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)

@@ -49,8 +49,6 @@ entry per position. With quantized tables the float output is ``sum_p scale * (c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +123,7 @@ class LayerMethod:
         return d
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return content_key(self.to_dict())
 
 
 def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
@@ -477,14 +475,10 @@ def fit_version(m: LayerMethod) -> str:
 
 
 def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:
-    h = hashlib.sha256()
-    for arr in (weight, calibration):
-        a = np.ascontiguousarray(arr, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a[:: max(1, a.shape[0] // 64)].tobytes())
-    h.update(m.key().encode())
-    h.update(fit_version(m).encode())
-    return root / f"{h.hexdigest()[:32]}.pt"
+    # Every element of both inputs: a key over a sample of rows would hand one layer's fit to another.
+    key = content_key(np.asarray(weight, dtype=np.float32), np.asarray(calibration, dtype=np.float32),
+                      m.key(), fit_version(m))
+    return root / f"{key}.pt"
 
 
 def to_lut_layers(fitted: FittedLayer) -> list:

@@ -14,12 +14,12 @@ stable naming. Linear weights are stored as (out_features, in_features), like `t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ..support.cache import content_key
 
 BLOCK_LINEARS = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down")
 
@@ -234,12 +234,7 @@ def config_from_hf(hf: dict) -> LlamaConfig:
 
 
 def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{a.dtype}:{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return content_key(*(part for name in sorted(arrays) for part in (name, np.asarray(arrays[name]))))
 
 
 def from_state_dict(state_dict: dict, config: LlamaConfig | dict, source: str = "state dict") -> ModelIR:

@@ -23,7 +23,6 @@ for every method).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -34,8 +33,8 @@ import numpy as np
 import torch
 import yaml
 
-from ..support.cache import cache_root, source_hash
-from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label, parse_method,
+from ..support.cache import cache_root, content_key, source_hash
+from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label,
                           streamed_bits)
 
 __all__ = ["MethodConfig", "load_method_config", "is_method_config", "Session", "search_budget",
@@ -304,9 +303,7 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
         if scored:
             probes[l] = min(scored, key=lambda c: streamed_bits(menu[c], *s.sizes[l]))
     methods = {c: [menu[c].to_dict(), fit_version(menu[c])] for c in set(probes.values())}
-    key = hashlib.sha256(json.dumps([sorted(probes.items()), methods, s.calib.key, windows,
-                                     source_hash(*SCORING_SOURCES)],
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = content_key(sorted(probes.items()), methods, s.calib.key, windows, source_hash(*SCORING_SOURCES))
     path = _cache_dir() / f"loss-probes-{key}.json"
     if path.is_file():
         return {l: tuple(v) for l, v in json.loads(path.read_text()).items()}
@@ -342,9 +339,8 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     machine, only in every ``lut_every``-th decoder block; unscored entries are infinite."""
     from tqdm import tqdm
 
-    key = hashlib.sha256(json.dumps([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()]
-                                    + [rows, s.calib.key, lut_every, source_hash(*SCORING_SOURCES)],
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = content_key([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()],
+                      rows, s.calib.key, lut_every, source_hash(*SCORING_SOURCES))
     path = _cache_dir() / f"sensitivity-{key}.json"
     if path.is_file():
         data = json.loads(path.read_text())

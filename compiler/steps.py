@@ -21,7 +21,6 @@ compile restarts where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -55,14 +54,8 @@ def co_quantize_version() -> str:
 
 
 def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) -> str:
-    h = hashlib.sha256()
-    for a in (weight, calibration):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(quant, sort_keys=True).encode())
-    h.update(co_quantize_version().encode())
-    return h.hexdigest()[:32]
+    return content_key(np.asarray(weight, dtype=np.float32), np.asarray(calibration, dtype=np.float32),
+                       quant, co_quantize_version())
 
 
 _ARRAYS = ("act_codebooks", "weight_codebooks", "widx", "tables", "table_codes", "scales", "zero_points")

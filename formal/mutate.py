@@ -325,7 +325,6 @@ def mutants(design, *, count: "int | None" = 60, seed: int = 0, top: str = "gate
 
     for position, faults in by_cell.items():
         cell = module.items[position][1]
-        ctype = _cell_type(cell)
         y_pos, y_sig = _conn(cell, "\\Y")
         width = _param(cell, "\\Y_WIDTH") or _param(cell, "\\WIDTH")
         original = module.fresh("orig", width)

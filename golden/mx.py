@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import fp
-from .convert import convert, decode, encode
+from .convert import decode, encode
 from .formats import Format, get
 
 __all__ = ["BlockFormat", "Blocks", "BLOCK_FORMATS", "get_block_format", "quantize", "dequantize",

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth import Signal, Cat, Mux, Const, signed
+from amaranth import Signal, Cat, Mux, signed
 
 from ..golden.formats import Format
 

@@ -3,7 +3,7 @@
 Bit-exact with :func:`lutforge.golden.lmul.lmul` for the same format, policy and offset.
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const
+from amaranth import Module, Signal, Cat, Const
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

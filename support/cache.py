@@ -8,7 +8,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_root", "content_key", "build_dir", "file_lock", "sha256_hex", "source_hash"]
+import numpy as np
+
+__all__ = ["cache_root", "content_key", "build_dir", "file_lock", "sha256_hex", "file_sha256", "source_hash"]
 
 
 def cache_root() -> Path:
@@ -17,11 +19,15 @@ def cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "lutforge"
 
 
-def content_key(*parts: "str | bytes | dict") -> str:
+def content_key(*parts) -> str:
+    """20 hex digits of SHA-256 over ``parts``, each framed by its length: text, bytes, NumPy arrays
+    (dtype, shape and every element) or any JSON value (dicts with sorted keys)."""
     digest = hashlib.sha256()
     for part in parts:
-        if isinstance(part, dict):
-            part = json.dumps(part, sort_keys=True)
+        if isinstance(part, np.ndarray):
+            part = f"{part.dtype.str}{part.shape}".encode() + np.ascontiguousarray(part).tobytes()
+        elif not isinstance(part, (str, bytes)):
+            part = json.dumps(part, sort_keys=True, default=str)
         if isinstance(part, str):
             part = part.encode()
         digest.update(len(part).to_bytes(8, "little"))
@@ -48,6 +54,15 @@ def file_lock(folder: Path, name: str = ".lock"):
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, read in chunks (model files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def source_hash(*modules: str) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lutforge.compiler.gptq_blocks import gptq_blocks
-from lutforge.compiler.lut_methods import LayerMethod, fit_layer, method_label, parse_method
+from lutforge.compiler.lut_methods import fit_layer, method_label, parse_method
 from lutforge.golden import mx
 
 
