@@ -8,11 +8,19 @@ from .errors import EXPECTED, message
 __all__ = ["main", "build_parser"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of every other expected failure (argparse prints the usage
+    first, which buries the message)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import blocks, board, model
     from . import prove
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lutforge",
         description="Co-design FPGA accelerators for quantized LLM inference: generate, simulate and "
                     "check LUT-GEMV, L-Mul and floating-point blocks.")

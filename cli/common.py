@@ -1,6 +1,7 @@
 """What every sub-command shares: the one ``NAME=VALUE`` parser, the one JSON writer, the output
 check done before any work starts, and YAML files named in their syntax errors."""
 
+import argparse
 import json
 import os
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ import yaml
 from ..support.errors import UsageError
 from .errors import yaml_message
 
-__all__ = ["parse_assignments", "write_json", "check_writable", "yaml_file"]
+__all__ = ["parse_assignments", "write_json", "check_writable", "yaml_file", "number", "no_repeats"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -63,3 +64,32 @@ def yaml_file(path):
         yield
     except yaml.YAMLError as error:
         raise UsageError(yaml_message(path, error)) from error
+
+
+def number(kind: type, low, high=None):
+    """An argparse ``type`` for a number of ``kind`` (int or float) in [low, high]: the message
+    names the value and the range, so ``--vectors 0`` or ``--budget -1`` never starts work."""
+    span = f"from {low} to {high}" if high is not None else f"{low} or more"
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'} "
+                                             f"{span}") from None
+        if value < low or (high is not None and value > high) or value != value:
+            raise argparse.ArgumentTypeError(f"{text} is not in the range {span}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
+
+
+def no_repeats(values: "list[str] | None", option: str) -> "list[str] | None":
+    """``values`` of a repeatable option, refusing the same value twice (a typo, or a script bug)."""
+    seen = set()
+    for value in values or []:
+        if value in seen:
+            raise UsageError(f"{option} {value} is given twice; give each once.")
+        seen.add(value)
+    return values
