@@ -8,7 +8,9 @@ a :class:`BitstreamReport`: cells used/available and achieved vs requested clock
 misses the requested clock raises :class:`TimingError` with both numbers.
 
 Builds are cached under ``<cache>/bitstream/<key>``, the key hashing every generated file (RTLIL,
-constraints, scripts) and the tool versions, so an unchanged design is not rebuilt.
+constraints, scripts) and the tool versions, so an unchanged design is not rebuilt. An entry is
+sealed over the bitstream and its reports when the build finishes; a truncated or changed one is
+reported and built again, never copied out.
 """
 
 import json
@@ -20,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key, file_lock
+from ..support.cache import build_dir, content_key, entry_ok, file_lock, seal_entry
 from ..support.errors import ToolError
 from ..support.progress import progress
 from ..support.toolchain import tool as find_tool, tool_versions
@@ -135,6 +137,39 @@ def _read_report(path: Path, board: Board) -> "tuple[dict, dict]":
     return ordered, fmax
 
 
+# The files of a bitstream entry besides the bitstream: nextpnr's report and log (named in timing
+# errors), and the seconds each step took.
+REPORTS = ("report.json", "top.tim")
+STEPS = "steps.json"
+
+
+def _run_steps(path: Path, board: Board, commands: list, show_progress: bool) -> dict:
+    """Run Amaranth's build commands in ``path``; the seconds each tool took."""
+    steps = {}
+    bar = progress(commands, desc=f"bitstream {board.name}", unit="step", disable=not show_progress or None)
+    for argv in bar:
+        tool = argv[0]
+        bar.set_postfix_str(tool)
+        step_started = time.monotonic()
+        if tool == "dfu-suffix":
+            _dfu_suffix(path, argv[1:])
+            continue
+        result = subprocess.run([_command(tool), *argv[1:]], cwd=path, capture_output=True, text=True)
+        steps[tool] = time.monotonic() - step_started
+        if result.returncode != 0:
+            log = path / f"{tool}.log"
+            log.write_text(result.stdout + result.stderr)
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            over = _overfull(result.stdout + result.stderr)
+            if over:
+                raise BitstreamError(
+                    f"The design does not fit {board.name}: it needs {over}. Pick a smaller "
+                    f"core configuration or a larger board (log in {log})."
+                )
+            raise BitstreamError(f"{tool} failed while building {board.name} (full log in {log}):\n{tail}")
+    return steps
+
+
 def build_bitstream(board: "Board | str", config: "SocConfig | None" = None, *, show_progress: bool = True,
                     check_timing: bool = True) -> BitstreamReport:
     board = get_board(board) if isinstance(board, str) else board
@@ -153,38 +188,15 @@ def build_bitstream(board: "Board | str", config: "SocConfig | None" = None, *, 
     bitstream = path / ("top.bin" if board.family == "ice40" else "top.bit")
     started = time.monotonic()
     with file_lock(path):
-        # steps.json is written last: its presence marks a complete build.
-        cached = (path / "steps.json").exists()
-        steps = {}
+        cached = entry_ok(path)
         if not cached:
             plan.extract(path)
             commands = json.loads((path / "build_top.json").read_text())["commands"]
-            bar = progress(commands, desc=f"bitstream {board.name}", unit="step",
-                           disable=not show_progress or None)
-            for argv in bar:
-                tool = argv[0]
-                bar.set_postfix_str(tool)
-                step_started = time.monotonic()
-                if tool == "dfu-suffix":
-                    _dfu_suffix(path, argv[1:])
-                    continue
-                result = subprocess.run([_command(tool), *argv[1:]], cwd=path, capture_output=True, text=True)
-                steps[tool] = time.monotonic() - step_started
-                if result.returncode != 0:
-                    log = path / f"{tool}.log"
-                    log.write_text(result.stdout + result.stderr)
-                    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-                    over = _overfull(result.stdout + result.stderr)
-                    if over:
-                        raise BitstreamError(
-                            f"The design does not fit {board.name}: it needs {over}. Pick a smaller "
-                            f"core configuration or a larger board (log in {log})."
-                        )
-                    raise BitstreamError(f"{tool} failed while building {board.name} (full log in {log}):\n{tail}")
-            (path / "steps.json").write_text(json.dumps(steps))
-        else:
-            steps = json.loads((path / "steps.json").read_text())
-    utilization, fmax = _read_report(path, board)
+            (path / STEPS).write_text(json.dumps(_run_steps(path, board, commands, show_progress)))
+            # Sealed last: an interrupted build, or one whose files change later, is built again.
+            seal_entry(path, [bitstream.name, *REPORTS, STEPS])
+        steps = json.loads((path / STEPS).read_text())
+        utilization, fmax = _read_report(path, board)
     report = BitstreamReport(board.name, bitstream, utilization, fmax, cached,
                              time.monotonic() - started, steps)
     if check_timing:

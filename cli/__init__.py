@@ -19,6 +19,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from . import blocks, board, model
     from . import prove
+    from . import cache
 
     parser = Parser(
         prog="lutforge",
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     blocks.register(sub)
     model.register(sub)
     prove.register(sub)
+    cache.register(sub)
     board.register(sub)
     return parser
 

@@ -12,7 +12,7 @@ import yaml
 from ..support.errors import UsageError
 from .errors import yaml_message
 
-__all__ = ["parse_assignments", "write_json", "check_writable", "yaml_file", "number", "no_repeats"]
+__all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "yaml_file", "number", "no_repeats"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -33,17 +33,28 @@ def check_writable(path: "str | None") -> None:
     """Refuse an output path that cannot be written, before any work starts."""
     if not path:
         return
-    target = Path(path)
-    if target.is_dir():
+    if Path(path).is_dir():
         raise UsageError(f"Output {path} is a directory; give a file path.")
-    folder = target.parent
+    _check_creatable(Path(path).parent, f"Output {path}")
+
+
+def check_folder(path: "str | None", option: str) -> None:
+    """Refuse an output folder (``--build``) that cannot be created or written, before any work."""
+    if not path:
+        return
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder; choose another path.")
+    _check_creatable(Path(path), f"{option} {path}")
+
+
+def _check_creatable(folder: Path, what: str) -> None:
+    """``folder`` exists and is writable, or its nearest existing parent is a writable folder."""
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
-        raise UsageError(f"Output {path} cannot be written: {folder} is a file, not a directory; "
-                         f"choose another path.")
+        raise UsageError(f"{what} cannot be written: {folder} is a file, not a directory; choose another path.")
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"Output {path} cannot be written: {folder} is not writable; choose another path.")
+        raise UsageError(f"{what} cannot be written: {folder} is not writable; choose another path.")
 
 
 def write_json(path: "str | None", data) -> None:
@@ -68,16 +79,18 @@ def yaml_file(path):
 
 def number(kind: type, low, high=None):
     """An argparse ``type`` for a number of ``kind`` (int or float) in [low, high]: the message
-    names the value and the range, so ``--vectors 0`` or ``--budget -1`` never starts work."""
-    span = f"from {low} to {high}" if high is not None else f"{low} or more"
-
+    names the value and the range, so ``--vectors 0`` or ``--budget -1`` never starts work.
+    ``high`` may be a function returning the limit, for a limit that lives in a module too slow
+    to import while the parser is built; it is called only when the option is given."""
     def convert(text: str):
+        top = high() if callable(high) else high
+        span = f"from {low} to {top}" if top is not None else f"{low} or more"
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'} "
                                              f"{span}") from None
-        if value < low or (high is not None and value > high) or value != value:
+        if value < low or (top is not None and value > top) or value != value:
             raise argparse.ArgumentTypeError(f"{text} is not in the range {span}")
         return value
 

@@ -1,37 +1,44 @@
-"""``lutforge demo``, ``compile``, ``run`` and ``quantize``: SmolLM2 through the compiler."""
+"""``lutforge demo``, ``compile``, ``run`` and ``quantize``: SmolLM2 through the compiler.
+
+Every argument, configuration and output path is checked before the model is loaded: a bad one
+costs a second, not the minutes of a compile.
+"""
 
 import time
 from pathlib import Path
 
+from ..support.errors import UsageError
 from .board import add_run_arguments, run_board
-from .common import check_writable, parse_assignments, write_json, yaml_file
+from .common import check_folder, check_writable, no_repeats, number, parse_assignments, write_json
 
 __all__ = ["register"]
 
 
 def _config(args):
     """The configuration of ``--config`` with the ``--set`` overrides applied (values are YAML)."""
-    import yaml
+    from ..compiler.config import load_config
+    from ..support.yamlfile import parse_yaml
 
-    from ..compiler.config import default_config_path, load_config
+    overrides = {name: parse_yaml(value, f"The value of --set {name}", "quote it or give a plain value")
+                 for name, value in parse_assignments(args.set, "--set").items()}
+    return load_config(args.config, overrides)
 
-    overrides = {}
-    for name, value in parse_assignments(args.set, "--set").items():
-        with yaml_file(f"The value of --set {name}"):
-            overrides[name] = yaml.safe_load(value)
-    with yaml_file(args.config or default_config_path()):
-        return load_config(args.config, overrides)
+
+def _check_outputs(args) -> None:
+    check_writable(args.json)
+    check_folder(args.build, "--build")
 
 
 def cmd_demo(args) -> int:
     from ..jobs.demo import demo, demo_table, mismatch_text
 
-    check_writable(args.json)
+    _check_outputs(args)
+    no_repeats(args.layer, "--layer")
     start = time.perf_counter()
     cfg = _config(args)
     print(f"lutforge demo: SmolLM2-135M block 0 linears, config {cfg.name!r}: compile, Verilator, "
           f"golden, PyTorch fp32.", flush=True)
-    results = demo(cfg, args.build, layers=args.layer or None, tokens=args.tokens, sim_tokens=args.sim_tokens)
+    results = demo(cfg, args.build, layers=args.layer, tokens=args.tokens, sim_tokens=args.sim_tokens)
     write_json(args.json, results)
     print(demo_table(results))
     mm = mismatch_text(results)
@@ -47,42 +54,63 @@ def cmd_demo(args) -> int:
 def cmd_compile(args) -> int:
     from ..jobs.compile import compile_job
 
-    check_writable(args.json)
-    result = compile_job(_config(args), args.build, args.layer or None)
+    _check_outputs(args)
+    no_repeats(args.layer, "--layer")
+    result = compile_job(_config(args), args.build, args.layer)
     write_json(args.json, result)
     print(f"Program: {result.program} ({len(result.layers)} layers).")
     return 0
 
 
+# The options of each kind of run; one given to the other kind would be ignored.
+_MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
+              "build": "--build"}
+_BOARD_RUN = {"port": "--port", "soc_config": "--soc-config"}
+
+
 def cmd_run(args) -> int:
     if args.board:
+        given = [flag for name, flag in _MODEL_RUN.items() if getattr(args, name)]
+        if given:
+            raise UsageError(f"{given[0]} does not apply to a board run (--board {args.board}); remove it, or "
+                             f"remove --board to run the whole model.")
         return run_board(args)
-    from ..compiler.config import default_config_path, load_config
-    from ..compiler.search import is_method_config, load_method_config
+    given = [flag for name, flag in _BOARD_RUN.items() if getattr(args, name)]
+    if given:
+        raise UsageError(f"{given[0]} applies only to a board run; add --board BOARD or remove it.")
+    from ..compiler.config import load_config
+    from ..compiler.search import method_config
     from ..jobs.run import run_methods, run_model
 
     check_writable(args.json)
-    paths = args.config or [None]
-    # One method configuration makes it a run layer by layer; each file must then be one.
-    methods = any(path and is_method_config(path) for path in paths)
-    configs = []
-    for path in paths:
-        with yaml_file(path or default_config_path()):
-            configs.append(load_method_config(path) if methods else load_config(path))
-    if methods:
-        result = run_methods(configs, windows=args.windows, window=args.window, fp32=not args.no_fp32)
+    paths = no_repeats(args.config, "--config") or [None]
+    configs = [load_config(path) for path in paths]
+    # Configurations with ``lut_methods`` run layer by layer; the two kinds do not mix in one table.
+    methods = [cfg.lut_methods is not None for cfg in configs]
+    if any(methods) and not all(methods):
+        plain = paths[methods.index(False)] or "the default configuration"
+        raise UsageError(f"--config {paths[methods.index(True)]} has a 'lut_methods' section but {plain} has "
+                         f"none; run method configurations and accelerator configurations separately.")
+    if all(methods):
+        if args.build:
+            raise UsageError("--build does not apply to method configurations (they compile no Program); "
+                             "remove it.")
+        result = run_methods([method_config(cfg, path) for cfg, path in zip(configs, paths)],
+                             windows=args.windows, window=args.window, fp32=not args.no_fp32)
         for r in result.rows:
             print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  {r.bits_per_weight:.3f} streamed "
                   f"bits/weight ({r.windows} windows of {r.window})")
         write_json(args.json, result)
         return 0
-    result = run_model(configs, args.build, windows=args.windows, window=args.window, fp32=not args.no_fp32)
+    build = args.build or "build/run"
+    check_folder(build, "--build")
+    result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32)
     write_json(args.json, result)
     print(f"Perplexity on {result.tokens} tokens of WikiText-2 test ({result.windows} windows "
           f"of {result.window}):")
     for r in result.rows:
         print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  ({r.bits_per_weight:g} index bits/weight)")
-    print(f"Report: {Path(args.build) / 'perplexity.md'}")
+    print(f"Report: {Path(build) / 'perplexity.md'}")
     return 0
 
 
@@ -100,6 +128,41 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+# The limits live next to the code they protect; those modules import torch, so the parser reads
+# them only when the option is given (the help texts quote them; tests/test_bad_input_model.py
+# checks that they agree).
+def _max_tokens():
+    from ..jobs.demo import MAX_TOKENS
+    return MAX_TOKENS
+
+
+def _max_sim_tokens():
+    from ..jobs.demo import MAX_SIM_TOKENS
+    return MAX_SIM_TOKENS
+
+
+def _eval_limit(key: str):
+    def limit():
+        from ..compiler import config
+        return getattr(config, key)[1]
+    return limit
+
+
+def _max_budget():
+    from ..compiler.search import MAX_BUDGET
+    return MAX_BUDGET
+
+
+def _max_rows():
+    from ..compiler.search import SEARCH_CALIBRATION
+    return SEARCH_CALIBRATION["rows"]
+
+
+def _blocks():
+    from ..compiler.config import model_linears
+    return len({name.split(".")[1] for name in model_linears()})
+
+
 def _config_arguments(p) -> None:
     p.add_argument("--config", help="accelerator config YAML (default: configs/default.yaml)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
@@ -110,8 +173,10 @@ def register(sub) -> None:
                                     "check against golden and PyTorch")
     _config_arguments(p)
     p.add_argument("--layer", action="append", help="linear layer(s) to run (default: block 0's seven)")
-    p.add_argument("--tokens", type=int, default=32, help="tokens compared with PyTorch")
-    p.add_argument("--sim-tokens", type=int, default=2, help="tokens run in Verilator")
+    p.add_argument("--tokens", type=number(int, 1, _max_tokens), default=32,
+                   help="tokens compared with PyTorch, 1 to 2048")
+    p.add_argument("--sim-tokens", type=number(int, 1, _max_sim_tokens), default=2,
+                   help="tokens run in Verilator, 1 to 64 and at most --tokens")
     p.add_argument("--build", default="build/demo", help="build directory (Program, reports)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=cmd_demo)
@@ -126,11 +191,13 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run the whole model on the golden backend and report perplexity; "
                                    "with --board, run a check layer on a board or its simulation")
     p.add_argument("--config", action="append", help="config YAML, repeatable (default: configs/default.yaml)")
-    p.add_argument("--windows", type=int, help="WikiText-2 test windows (default: from the config)")
-    p.add_argument("--window", type=int, help="tokens per window (default: from the config)")
+    p.add_argument("--windows", type=number(int, 1, _eval_limit("EVAL_WINDOWS")),
+                   help="WikiText-2 test windows, 1 to 10000 (default: from the config)")
+    p.add_argument("--window", type=number(int, 2, _eval_limit("EVAL_WINDOW")),
+                   help="tokens per window, 2 to 8192 (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
-    p.add_argument("--build", default="build/run", help="build directory")
+    p.add_argument("--build", help="build directory (default: build/run; not with method configurations)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
@@ -138,11 +205,13 @@ def register(sub) -> None:
     p = sub.add_parser("quantize", help="per-layer sensitivity and a search for a streamed-bits budget; "
                                         "writes a method configuration for `run`")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
-    p.add_argument("--budget", type=float, required=True, metavar="BITS",
-                   help="mean streamed bits per weight over the decoder linears")
-    p.add_argument("--rows", type=int, default=512, help="calibration rows scored per layer")
-    p.add_argument("--lut-every", type=int, default=4, metavar="K",
-                   help="score LUT candidates in every K-th decoder block only (fits take minutes)")
+    p.add_argument("--budget", type=number(float, 0, _max_budget), required=True, metavar="BITS",
+                   help="mean streamed bits per weight over the decoder linears, up to 16 (bf16); at least "
+                        "what the cheapest candidates stream (3.734 with --lut-every 4)")
+    p.add_argument("--rows", type=number(int, 1, _max_rows), default=512,
+                   help="calibration rows scored per layer, 1 to 2048")
+    p.add_argument("--lut-every", type=number(int, 1, _blocks), default=4, metavar="K",
+                   help="score LUT candidates in every K-th decoder block only, 1 to 30 (fits take minutes)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     p.set_defaults(func=cmd_quantize)

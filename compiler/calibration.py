@@ -2,21 +2,23 @@
 cached on disk.
 
 The cache lives under `$LUTFORGE_CACHE/calib/` (default `~/.cache/lutforge/calib/`), one `.npz`
-per key; the key hashes the model file, the calibration text, the parameters, the source of the
-code that computes the inputs and the library versions, so a stale entry is never reused.
+file entry per key (:func:`lutforge.support.cache.write_cached`); the key hashes the model file, the
+calibration text, the parameters, the source of the code that computes the inputs and the library
+versions, so a stale entry is never reused, and a damaged one is reported and captured again.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..support.cache import cache_root, content_key, source_hash
+from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
+from ..support.errors import CacheError
 from ..support.toolchain import tool_versions
 from .data import GGUFTokenizer, wikitext2_tokens
 from .torch_reference import ReferenceModel
@@ -81,8 +83,9 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
               **calibration_version()}
     key = content_key(params)
     path = cache_root() / "calib" / f"{key}.npz"
-    if cache and path.is_file():
-        return _load(path, key, params)
+    stored = read_cached(path) if cache else None
+    if stored is not None:
+        return _load(stored, path, key, params)
 
     wanted = set(names)
     chunks: dict[str, list[np.ndarray]] = {}
@@ -109,10 +112,9 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
 
     owned = {name: np.concatenate(c) for name, c in chunks.items()}
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, __meta__=np.array(json.dumps({"params": params, "shared": shared})), **owned)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, __meta__=np.array(json.dumps({"params": params, "shared": shared})), **owned)
+        write_cached(path, buffer.getvalue())
     return _assemble(owned, shared, key, path if cache else None, False, params, names)
 
 
@@ -123,11 +125,13 @@ def _assemble(owned, shared, key, path, from_cache, params, names) -> Calibratio
     return CalibrationSet(inputs, dict(shared), key, path, from_cache, params)
 
 
-def _load(path: Path, key: str, params: dict) -> CalibrationSet:
-    with np.load(path) as f:
+def _load(stored: bytes, path: Path, key: str, params: dict) -> CalibrationSet:
+    # The bytes match their record, so they are what was written; only a key collision is left.
+    with np.load(io.BytesIO(stored)) as f:
         meta = json.loads(str(f["__meta__"]))
         owned = {n: f[n] for n in f.files if n != "__meta__"}
     if meta["params"] != params:
-        raise ValueError(f"The calibration cache entry {path} does not match its key; delete it "
+        raise CacheError(f"The calibration cache entry {path} was captured with other parameters than its "
+                         f"key stands for (a key collision); remove it with `lutforge cache clear calib` "
                          f"and run again.")
     return _assemble(owned, meta["shared"], key, path, True, params, params["layers"])

@@ -46,16 +46,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..program.core import GemvCoreParams
 from ..support.checks import check_choice, check_int
 from ..support.errors import UsageError
 from ..support.paths import REPO_ROOT
 from ..support.cache import content_key
+from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
-           "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path"]
+           "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path",
+           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers"]
 
 
 class ConfigError(UsageError):
@@ -67,8 +67,8 @@ def default_config_path() -> Path:
 
 
 def _float(key: str, value, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-        raise ConfigError(f"{key} = {value!r} is not a number above {low}; use a positive number.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < float("inf"):
+        raise ConfigError(f"{key} = {value!r} is not a finite number above {low}; use a positive number.")
     return float(value)
 
 
@@ -161,14 +161,20 @@ class CalibrationConfig:
         _int(s + "rows", self.rows, 1, self.windows * self.window)
 
 
+# The perplexity slice's limits (also those of ``lutforge run --windows/--window``): a window
+# predicts at least one token, and 10000 windows of 8192 tokens already exceed WikiText-2 test.
+EVAL_WINDOWS = (1, 10000)
+EVAL_WINDOW = (2, 8192)
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     windows: int = 4
     window: int = 256
 
     def validate(self) -> None:
-        _int("evaluation.windows", self.windows, 1, 10000)
-        _int("evaluation.window", self.window, 2, 8192)
+        _int("evaluation.windows", self.windows, *EVAL_WINDOWS)
+        _int("evaluation.window", self.window, *EVAL_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,36 @@ class MethodsConfig:
         return self.layers.get(layer, self.default)
 
 
-MODELS = ("smollm2",)
+# The models a configuration can be for, with their name in the performance model's shape table
+# (which also gives their decoder linears without loading the model).
+MODELS = {"smollm2": "SmolLM2-135M"}
+
+
+def model_linears(model: str = "smollm2") -> dict[str, tuple[int, int]]:
+    """The decoder linears of ``model`` (the layers a configuration or ``--layer`` may name), with
+    their (out_features, in_features), known without loading the model."""
+    from .perf import MODEL_SHAPES
+    blocks, shapes = MODEL_SHAPES[MODELS[model]]
+    return {f"layers.{i}.{name}": (n, k) for i in range(blocks) for name, k, n in shapes}
+
+
+def check_layers(names, model: str = "smollm2", what: str = "Layer", error: type = UsageError) -> None:
+    """Refuse a name that is not a decoder linear of ``model`` (naming the valid ones), one given
+    twice, or no names at all (a run over no layers checks nothing)."""
+    if not names:
+        raise error(f"No layers are named; name at least one linear layer of {MODELS[model]}, or none "
+                    f"to take the default ones.")
+    valid = model_linears(model)
+    seen = set()
+    for name in names:
+        if name not in valid:
+            first, last = next(iter(valid)), list(valid)[-1]
+            raise error(f"{what} {name!r} is not a linear layer of {MODELS[model]}; its linear layers are "
+                        f"{first!r} ... {last!r} (layers.N.attn.q, .attn.k, .attn.v, .attn.o, .mlp.gate, "
+                        f".mlp.up or .mlp.down).")
+        if name in seen:
+            raise error(f"{what} {name!r} is given twice; give each layer once.")
+        seen.add(name)
 
 
 @dataclass(frozen=True)
@@ -219,7 +254,7 @@ class Config:
     def validate(self) -> "Config":
         for section in (self.quantization, self.core, self.calibration, self.evaluation, self.target):
             section.validate()
-        _choice("model", self.model, MODELS)
+        _choice("model", self.model, tuple(MODELS))
         q, c = self.quantization, self.core
         if q.group_rows % c.lanes:
             raise ConfigError(
@@ -253,6 +288,37 @@ class Config:
 
 _SECTIONS = {"quantization": QuantConfig, "core": CoreConfig, "calibration": CalibrationConfig,
              "evaluation": EvaluationConfig, "target": TargetConfig}
+_TOP_KEYS = ("name", "model", "lut_methods")
+
+
+def _keys(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _section(data: dict, key: str, name: str) -> dict:
+    """The mapping of section ``key``; a section that is there but empty configures nothing, which
+    is more often a mistake (a lost indentation) than a wish for the defaults."""
+    if key not in data:
+        return {}
+    values = data[key]
+    if values is None or values == {}:
+        raise ConfigError(f"Section {key!r} in {name} is empty; set at least one of its keys "
+                          f"({', '.join(_keys(_SECTIONS[key]))}) or remove the section.")
+    if not isinstance(values, dict):
+        raise ConfigError(f"Section {key!r} in {name} must be a mapping of keys to values; got {values!r}.")
+    bad = sorted(set(values) - set(_keys(_SECTIONS[key])), key=str)
+    if bad:
+        raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(_keys(_SECTIONS[key]))}.")
+    return values
+
+
+def _name(value, name: str) -> str:
+    # The name is a row label and a folder under the build directory (``lutforge run``), which it
+    # must not leave.
+    if not isinstance(value, str) or not value.strip() or "/" in value or "\\" in value or value in (".", ".."):
+        raise ConfigError(f"name={value!r} in {name} is not a usable configuration name; it names a folder "
+                          f"of the build directory, so give a text without '/' that is not '.' or '..'.")
+    return value
 
 
 def parse_config(data: dict | None, name: str = "config") -> Config:
@@ -261,54 +327,75 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"The configuration {name} must be a mapping of sections "
                           f"({', '.join(_SECTIONS)}); got {type(data).__name__}.")
-    unknown = sorted(set(data) - set(_SECTIONS) - {"name", "model", "lut_methods"})
+    unknown = sorted(set(data) - set(_SECTIONS) - set(_TOP_KEYS), key=str)
     if unknown:
         raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
                           f"{', '.join(_SECTIONS)}, lut_methods.")
-    sections = {}
-    for key, cls in _SECTIONS.items():
-        values = data.get(key) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"Section {key!r} in {name} must be a mapping; got {values!r}.")
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(values) - set(allowed))
-        if bad:
-            raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(allowed)}.")
-        sections[key] = cls(**values)
-    methods = _parse_methods(data["lut_methods"], name) if "lut_methods" in data else None
-    return Config(**sections, name=str(data.get("name", name)), model=data.get("model", "smollm2"),
+    sections = {key: cls(**_section(data, key, name)) for key, cls in _SECTIONS.items()}
+    model = _choice("model", data.get("model", "smollm2"), tuple(MODELS))
+    methods = _parse_methods(data["lut_methods"], name, model) if "lut_methods" in data else None
+    return Config(**sections, name=_name(data["name"], name) if "name" in data else name, model=model,
                   lut_methods=methods).validate()
 
 
-def _parse_methods(section, name: str) -> MethodsConfig:
+# Options of a method that only a LUT method reads; on a numeric kind they would be ignored.
+_LUT_ONLY = ("v", "c_a", "c_w", "group_rows", "table_bits", "scales", "scale_positions", "residual",
+             "hadamard", "iterations", "seed")
+
+
+def _method(value, key: str):
     from .lut_methods import parse_method
+    if isinstance(value, dict) and value.get("kind", "lut") != "lut":
+        ignored = [k for k in _LUT_ONLY if k in value]
+        if ignored:
+            raise ConfigError(f"{key}.{ignored[0]} has no effect on kind {value['kind']!r} (only LUT methods "
+                              f"read it); remove it or use kind: lut.")
+    return parse_method(value, key)
+
+
+def _parse_methods(section, name: str, model: str) -> MethodsConfig:
+    if section is None or section == {}:
+        raise ConfigError(f"Section 'lut_methods' in {name} is empty; give it a 'default' method (and "
+                          f"optional per-layer 'layers') or remove it.")
     if not isinstance(section, dict):
         raise ConfigError(f"Section 'lut_methods' in {name} must be a mapping with 'default' and optional "
                           f"'layers'; got {section!r}.")
-    unknown = sorted(set(section) - {"default", "layers"})
+    unknown = sorted(set(section) - {"default", "layers"}, key=str)
     if unknown:
         raise ConfigError(f"Unknown key lut_methods.{unknown[0]} in {name}; allowed keys: default, layers.")
-    layers = section.get("layers") or {}
+    layers = section.get("layers", {})
+    if "layers" in section and (layers is None or layers == {}):
+        raise ConfigError(f"lut_methods.layers in {name} is empty; name layers with their methods or remove "
+                          f"the key.")
     if not isinstance(layers, dict):
         raise ConfigError(f"lut_methods.layers in {name} must map layer names to methods; got {layers!r}.")
-    return MethodsConfig(parse_method(section.get("default", {}), "lut_methods.default"),
-                         {n: parse_method(m, f"lut_methods.layers.{n}") for n, m in layers.items()})
+    methods = MethodsConfig(_method(section.get("default", {}), "lut_methods.default"),
+                            {n: _method(m, f"lut_methods.layers.{n}") for n, m in layers.items()})
+    if layers:
+        check_layers(layers, model, what=f"lut_methods.layers in {name}: layer", error=ConfigError)
+    return methods
+
+
+def _override(data: dict, dotted: str, value) -> None:
+    """Apply ``--set SECTION.KEY=VALUE`` to the parsed file ``data``; a name that is not a key of
+    the schema is refused here, naming the option rather than the file."""
+    section, _, key = dotted.partition(".")
+    if section not in _SECTIONS or key not in _keys(_SECTIONS[section]):
+        where = (f"section {section} has no key {key!r} (its keys are {', '.join(_keys(_SECTIONS[section]))})"
+                 if section in _SECTIONS else f"the sections are {', '.join(_SECTIONS)}")
+        raise ConfigError(f"--set {dotted} names no configuration key: {where}; fix the name.")
+    if not isinstance(data.get(section, {}), dict):
+        return  # parse_config names the malformed section
+    data[section] = {**(data.get(section) or {}), key: value}
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Load ``path`` (default ``configs/default.yaml``), apply ``overrides`` ({"quantization.c_a": 256}
     style keys) and validate."""
     path = Path(path) if path else default_config_path()
-    if not path.is_file():
-        raise ConfigError(f"The configuration file {path} does not exist; pass an existing YAML file.")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path, "configuration file")
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
         for dotted, value in (overrides or {}).items():
-            section, _, key = dotted.partition(".")
-            if not key:
-                raise ConfigError(f"Override {dotted!r} must look like section.key=value.")
-            data.setdefault(section, {})
-            if isinstance(data[section], dict):
-                data[section] = {**data[section], key: value}
+            _override(data, dotted, value)
     return parse_config(data, str(path))

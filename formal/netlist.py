@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key, file_lock
+from ..support.cache import build_dir, content_key, entry_ok, file_lock, seal_entry
 from ..support.errors import ToolError
 from ..support.toolchain import tool, tool_versions
 
@@ -110,20 +110,23 @@ def cached_yosys(kind: str, text: str, output: str, script, failure) -> str:
     """Run the yosys script ``script(src, dst)`` on RTLIL ``text`` once per content; return ``dst``'s text.
 
     Results live in the build cache under ``kind``, keyed by the text, the script and the yosys
-    version; a lock on the folder makes a second process wait for the first one's result.
-    ``failure(log)`` builds the exception raised when yosys fails.
+    version, in an entry sealed over ``output``; a lock on the folder makes a second process wait
+    for the first one's result. ``failure(log)`` builds the exception raised when yosys fails or
+    writes nothing.
     """
     work = build_dir(kind, content_key(text, script("SRC", "DST"), tool_versions(*YOSYS_PACKAGES)))
     target = work / output
     with file_lock(work):
-        if not target.exists():
+        if not entry_ok(work):
             src, dst = "in.il", f"out{Path(output).suffix}"
             (work / src).write_text(text)
+            (work / dst).unlink(missing_ok=True)  # an interrupted run's output must not pass as this one's
             rc, log = run_tool([yosys(), "-q", "-p", script(src, dst)], work, 300)
-            if rc != 0:
-                raise failure(log.strip())
+            if rc != 0 or not (work / dst).is_file() or (work / dst).stat().st_size == 0:
+                raise failure(log.strip() or f"yosys exited with {rc} and wrote no {output}")
             (work / dst).replace(target)
-    return target.read_text()
+            seal_entry(work, [output])
+        return target.read_text()
 
 
 def run_tool(argv, cwd: Path, timeout: float, env=None) -> "tuple[int | None, str]":

@@ -17,15 +17,22 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.driver import HostDriver
 from ..compiler.bundled import load_model
-from ..compiler.config import Config
+from ..compiler.config import Config, check_layers
+from ..compiler.data import check_data
 from ..compiler.evaluate import first_mismatch, float_metrics, markdown_table, plot_layer_errors
 from ..compiler.model import BLOCK_LINEARS
 from ..compiler.perf import TARGETS, LayerShape, layer_cost, model_cost, resolve_target
 from ..compiler.steps import Build, compile_model
+from ..support.checks import check_int
 from ..support.progress import progress as progress_bar, status
 from .results import DemoResult, DemoSeconds, LayerCheck
 
-__all__ = ["demo", "demo_table", "mismatch_text", "block_layers", "eval_inputs"]
+__all__ = ["demo", "demo_table", "mismatch_text", "block_layers", "eval_inputs", "MAX_TOKENS", "MAX_SIM_TOKENS"]
+
+# The fp32 model sees the compared tokens in one forward pass (SmolLM2 was trained on 2048-token
+# contexts); Verilator simulates every token through every layer, about a second each.
+MAX_TOKENS = 2048
+MAX_SIM_TOKENS = 64
 
 
 def block_layers(block: int = 0) -> list[str]:
@@ -46,11 +53,19 @@ def eval_inputs(ref, tokenizer, layers: list[str], tokens: int) -> dict[str, np.
 
 def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int = 32,
          sim_tokens: int = 2, progress: bool = True, model=None) -> DemoResult:
-    """The main job (see the module docstring); ``model`` is ``load_model()``'s result, when loaded."""
+    """The main job (see the module docstring); ``model`` is ``load_model()``'s result, when loaded.
+    The arguments are checked before the model is loaded."""
+    check_int("tokens", tokens, 1, MAX_TOKENS)
+    check_int("sim_tokens", sim_tokens, 1, min(tokens, MAX_SIM_TOKENS),
+              fix="Verilator runs a prefix of the tokens compared with PyTorch, at most "
+                  f"{MAX_SIM_TOKENS}; lower sim_tokens or raise tokens")
+    if layers is not None:
+        check_layers(layers, cfg.model)
+    check_data("valid", "test")
     start = time.perf_counter()
     build_dir = Path(build_dir)
     ir, ref, tok = model or load_model(progress)
-    layers = layers or block_layers(0)
+    layers = block_layers(0) if layers is None else layers
     program = compile_model(Build(build_dir, cfg, progress), ir, layers, reference=ref, tokenizer=tok)
     t_compile = time.perf_counter() - start
 

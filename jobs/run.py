@@ -14,10 +14,12 @@ from pathlib import Path
 from ..backends import get_backend
 from ..backends.driver import HostDriver, replace_all
 from ..compiler.bundled import load_model
-from ..compiler.config import Config
+from ..compiler.config import Config, EvaluationConfig
+from ..compiler.data import check_data
 from ..compiler.evaluate import markdown_table
 from ..compiler.search import MethodConfig, Session
 from ..compiler.steps import Build, compile_model
+from ..support.errors import UsageError
 from .results import MethodRunResult, PerplexityRow, RunResult
 
 __all__ = ["run_model", "run_methods"]
@@ -29,9 +31,9 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     from ..compiler.data import wikitext2_tokens
     from ..compiler.perplexity import perplexity
 
+    windows, window = _slice(configs, [c.evaluation for c in configs], windows, window)
+    check_data("valid", "test")
     ir, ref, tok = load_model(progress)
-    windows = windows or configs[0].evaluation.windows
-    window = window or configs[0].evaluation.window
     ids, data = wikitext2_tokens("test", tok)
     rows = []
     if fp32:
@@ -57,12 +59,31 @@ def run_methods(cfgs: list[MethodConfig], *, windows: int | None = None, window:
                 fp32: bool = True) -> MethodRunResult:
     """Perplexity of each method configuration (and fp32) on WikiText-2 test; the windows default
     to the first configuration's ``evaluation`` section, the calibration to its ``calibration``."""
+    windows, window = _slice(cfgs, [EvaluationConfig(**c.evaluation) for c in cfgs], windows, window)
+    check_data("valid", "test")
     session = Session(cfgs[0].calibration)
-    windows = windows or cfgs[0].evaluation["windows"]
-    window = window or cfgs[0].evaluation["window"]
     rows = [session.perplexity(None, windows, window)] if fp32 else []
     rows += [session.perplexity(c, windows, window) for c in cfgs]
     return MethodRunResult(tuple(rows))
+
+
+def _slice(configs, evaluations: list[EvaluationConfig], windows: int | None,
+           window: int | None) -> tuple[int, int]:
+    """The perplexity slice (the first configuration's unless given), checked with the
+    configuration's limits before any work; the configurations must be some, with distinct names
+    (each names its build folder and its row)."""
+    if not configs:
+        raise UsageError("No configuration is given; pass at least one.")
+    names = [c.name for c in configs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"Two configurations are named {twice[0]!r}; their rows and build folders would "
+                         f"collide, so give each a distinct name.")
+    first = evaluations[0]
+    chosen = EvaluationConfig(first.windows if windows is None else windows,
+                              first.window if window is None else window)
+    chosen.validate()
+    return chosen.windows, chosen.window
 
 
 def _write_report(root: Path, result: RunResult) -> None:

@@ -40,6 +40,7 @@ from ..golden.lut_layer import LutLayer
 from ..support.cache import sha256_hex
 from ..support.toolchain import tool_versions
 from ..support.errors import UsageError
+from ..support.yamlfile import parse_yaml
 
 __all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_program", "read_program",
            "ProgramError", "unpack_fields", "decode_layer"]
@@ -162,37 +163,61 @@ def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict,
 
 
 def read_program(path: str | Path) -> Program:
-    """Read and verify a Program directory written by :func:`write_program`."""
+    """Read and verify a Program directory written by :func:`write_program`; whatever is wrong
+    with it (no folder, no manifest, a manifest that is not one, a changed file) is a one-line
+    :class:`ProgramError` naming the file."""
     path = Path(path)
+    if not path.is_dir():
+        raise ProgramError(f"Program directory {path} does not exist; compile one with `lutforge compile`.")
     mpath = path / "manifest.yaml"
     if not mpath.is_file():
         raise ProgramError(f"{path} is not a Program: it has no manifest.yaml; compile one with "
                            f"`lutforge compile`.")
-    manifest = yaml.safe_load(mpath.read_text())
+    try:
+        manifest = parse_yaml(mpath.read_text(), str(mpath))
+    except (UsageError, UnicodeDecodeError) as error:
+        raise ProgramError(f"{mpath} cannot be read ({error}); recompile the Program.") from None
+    if not isinstance(manifest, dict):
+        raise ProgramError(f"{mpath} is not a Program manifest (it holds {type(manifest).__name__}, not a "
+                           f"mapping); recompile the Program.")
     if manifest.get("format") != PROGRAM_FORMAT:
         raise ProgramError(f"{mpath} has format {manifest.get('format')!r}; this lutforge reads "
                            f"format {PROGRAM_FORMAT}, so recompile the Program.")
+    entries = manifest.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise ProgramError(f"{mpath} lists no layers; recompile the Program.")
     layers = {}
-    for entry in manifest["layers"]:
-        arrays = {}
-        for key, f in entry["files"].items():
-            fpath = path / f["file"]
-            if not fpath.is_file():
-                raise ProgramError(f"Program file {fpath} named in the manifest is missing; recompile.")
-            data = fpath.read_bytes()
-            if sha256_hex(data) != f["sha256"]:
-                raise ProgramError(
-                    f"Program file {fpath} has SHA-256 {sha256_hex(data)[:16]}..., but the manifest "
-                    f"records {f['sha256'][:16]}...; the file was changed after compiling, so recompile.")
-            arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(
-                _FILES[key])
-        runs = tuple(CoreRun(r["first_position"], r["positions"], dict(r["descriptor"]))
-                     for r in entry["runs"])
-        layers[entry["name"]] = LoweredLayer(
-            entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_a"],
-            entry["c_w"], entry["group_rows"], entry["table_bits"], entry["lanes"], entry["metric"],
-            float.fromhex(entry["act_scale_hex"]), runs, **arrays)
+    for i, entry in enumerate(entries):
+        try:
+            layer = _read_layer(path, entry)
+        except ProgramError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            # A manifest edited by hand: missing keys, wrong types, shapes that do not match the files.
+            what = f"key {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+            raise ProgramError(f"{mpath}: layer entry {i} is malformed ({what}); recompile the Program.") from None
+        layers[layer.name] = layer
     return Program(path, manifest, layers)
+
+
+def _read_layer(path: Path, entry: dict) -> LoweredLayer:
+    arrays = {}
+    for key in _FILES:
+        f = entry["files"][key]
+        fpath = path / f["file"]
+        if not fpath.is_file():
+            raise ProgramError(f"Program file {fpath} named in the manifest is missing; recompile.")
+        data = fpath.read_bytes()
+        if sha256_hex(data) != f["sha256"]:
+            raise ProgramError(
+                f"Program file {fpath} has SHA-256 {sha256_hex(data)[:16]}..., but the manifest "
+                f"records {f['sha256'][:16]}...; the file was changed after compiling, so recompile.")
+        arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(_FILES[key])
+    runs = tuple(CoreRun(r["first_position"], r["positions"], dict(r["descriptor"])) for r in entry["runs"])
+    return LoweredLayer(
+        entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_a"],
+        entry["c_w"], entry["group_rows"], entry["table_bits"], entry["lanes"], entry["metric"],
+        float.fromhex(entry["act_scale_hex"]), runs, **arrays)
 
 
 def unpack_fields(words: np.ndarray, bits: int, count: int) -> np.ndarray:

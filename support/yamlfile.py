@@ -29,8 +29,8 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode):
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def parse_yaml(text: str, name: str):
-    """The YAML document ``text`` (called ``name`` in messages), strictly."""
+def parse_yaml(text: str, name: str, fix: str = "fix the file"):
+    """The YAML document ``text`` (called ``name`` in messages, ``fix`` the remedy they give), strictly."""
     loader = _StrictLoader(text)
     loader.name = name
     try:
@@ -39,7 +39,7 @@ def parse_yaml(text: str, name: str):
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UsageError(f"{name}{where} is not valid YAML: {problem}; fix the file.") from None
+        raise UsageError(f"{name}{where} is not valid YAML: {problem}; {fix}.") from None
     finally:
         loader.dispose()
 

@@ -68,11 +68,11 @@ def _file_as_folder(tmp_path):
 # the file an argument names.
 ERRORS = [
     pytest.param(["compile", "--config", "{tmp}/missing.yaml"],
-                 "The configuration file {tmp}/missing.yaml does not exist; pass an existing YAML file.",
+                 "The configuration file {tmp}/missing.yaml does not exist; check the path.",
                  id="missing-config"),
     pytest.param(["compile", "--config", _bad_yaml],
-                 "{tmp}/bad.yaml is not valid YAML at line 3, column 1: expected ',' or '}}', but got "
-                 "'<stream end>'; fix the syntax there.", id="config-not-yaml"),
+                 "{tmp}/bad.yaml, line 3, column 1 is not valid YAML: expected ',' or '}}', but got "
+                 "'<stream end>'; fix the file.", id="config-not-yaml"),
     pytest.param(["sim", "nonesuch"],
                  "No block named 'nonesuch'; the registered blocks are " + ", ".join(catalogue()) + ".",
                  id="unknown-block"),
@@ -84,8 +84,8 @@ ERRORS = [
                  "Output {tmp}/file/r.json cannot be written: {tmp}/file is a file, not a directory; "
                  "choose another path.", id="unwritable-json"),
     pytest.param(["demo", "--set", "core.lanes=["],
-                 "The value of --set core.lanes is not valid YAML at line 1, column 2: expected the node "
-                 "content, but found '<stream end>'; fix the syntax there.", id="set-not-yaml"),
+                 "The value of --set core.lanes, line 1, column 2 is not valid YAML: expected the node "
+                 "content, but found '<stream end>'; quote it or give a plain value.", id="set-not-yaml"),
     pytest.param(["run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"],
                  "The SoC configuration file {tmp}/soc.yaml does not exist; pass an existing YAML file.",
                  id="missing-soc-config"),

@@ -63,3 +63,29 @@ def test_rows_are_checked(smollm2_ref, tokenizer):
     with pytest.raises(ValueError, match=r"rows = 100 is outside 1\.\.64"):
         capture_calibration(smollm2_ref, tokenizer, n_windows=2, window=32, rows=100,
                             cache=False, progress=False)
+
+
+@pytest.mark.parametrize("how", ["truncate", "old"])
+def test_a_damaged_entry_is_named_and_captured_again(smollm2_ref, tokenizer, monkeypatch, tmp_path, capsys, how):
+    """A truncated entry (a killed copy, a full disk) or one without a record (written by an older
+    lutforge) is reported with its path, captured again, and the run gets the same inputs."""
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
+    kw = dict(n_windows=1, window=16, rows=8, seed=1, layers=LAYERS[:2], progress=False)
+    clean = capture_calibration(smollm2_ref, tokenizer, **kw)
+    record = clean.path.with_name(clean.path.name + ".entry.json")
+    if how == "truncate":
+        data = clean.path.read_bytes()
+        clean.path.write_bytes(data[: len(data) // 2])
+        problem = (f"its content ({len(data) // 2} bytes) does not match the SHA-256 recorded when it was "
+                   f"written")
+    else:
+        record.unlink()
+        problem = "it has no record (written by an older lutforge or interrupted)"
+    capsys.readouterr()
+    again = capture_calibration(smollm2_ref, tokenizer, **kw)
+    assert capsys.readouterr().err == (f"lutforge: discarding cache entry {clean.path}: {problem}; "
+                                       f"it will be rebuilt.\n")
+    assert not again.from_cache and again.path == clean.path and record.is_file()
+    for n in kw["layers"]:
+        assert np.array_equal(again.inputs[n], clean.inputs[n])
+    assert capture_calibration(smollm2_ref, tokenizer, **kw).from_cache

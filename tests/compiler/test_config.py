@@ -5,7 +5,9 @@ import re
 
 import pytest
 
-from lutforge.compiler.config import REPO_ROOT, ConfigError, Config, load_config, parse_config
+from lutforge.compiler.config import (REPO_ROOT, ConfigError, Config, check_layers, load_config, model_linears,
+                                      parse_config)
+from lutforge.support.errors import MissingFileError, UsageError
 
 
 def test_default_file_is_the_schema_default():
@@ -62,6 +64,34 @@ def test_lut_methods_section():
      "Unknown key lut_methods.extra in cfg.yaml; allowed keys: default, layers."),
     ({"lut_methods": {"layers": ["layers.0.mlp.up"]}},
      "lut_methods.layers in cfg.yaml must map layer names to methods; got ['layers.0.mlp.up']."),
+    # A section that is there but empty configures nothing: a lost indentation, not a wish for defaults.
+    ({"core": None},
+     "Section 'core' in cfg.yaml is empty; set at least one of its keys (lanes, chains, max_positions, metric, "
+     "memory_latency) or remove the section."),
+    ({"evaluation": {}},
+     "Section 'evaluation' in cfg.yaml is empty; set at least one of its keys (windows, window) or remove the "
+     "section."),
+    ({"target": ["v80"]}, "Section 'target' in cfg.yaml must be a mapping of keys to values; got ['v80']."),
+    ({"lut_methods": None},
+     "Section 'lut_methods' in cfg.yaml is empty; give it a 'default' method (and optional per-layer 'layers') "
+     "or remove it."),
+    ({"lut_methods": {"default": "mxint4", "layers": {}}},
+     "lut_methods.layers in cfg.yaml is empty; name layers with their methods or remove the key."),
+    ({"lut_methods": {"default": {"kind": "bf16", "hadamard": 64}}},
+     "lut_methods.default.hadamard has no effect on kind 'bf16' (only LUT methods read it); remove it or use "
+     "kind: lut."),
+    ({"lut_methods": {"default": "mxint4", "layers": {"layers.0.mlp.upp": "bf16"}}},
+     "lut_methods.layers in cfg.yaml: layer 'layers.0.mlp.upp' is not a linear layer of SmolLM2-135M; its "
+     "linear layers are 'layers.0.attn.q' ... 'layers.29.mlp.down' (layers.N.attn.q, .attn.k, .attn.v, .attn.o, "
+     ".mlp.gate, .mlp.up or .mlp.down)."),
+    ({"name": "a/b"},
+     "name='a/b' in cfg.yaml is not a usable configuration name; it names a folder of the build "
+     "directory, so give a text without '/' that is not '.' or '..'."),
+    ({"name": ".."},
+     "name='..' in cfg.yaml is not a usable configuration name; it names a folder of the build "
+     "directory, so give a text without '/' that is not '.' or '..'."),
+    ({"target": {"bandwidth_gbs": float("nan")}},
+     "target.bandwidth_gbs = nan is not a finite number above 0; use a positive number."),
 ])
 def test_errors_name_key_value_and_range(data, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
@@ -75,8 +105,49 @@ def test_yaml_file_errors_and_overrides(tmp_path):
         load_config(path)
     cfg = load_config(None, {"quantization.c_a": 128})
     assert cfg.quantization.c_a == 128
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="^The configuration file .*missing.yaml does not exist; check the "
+                                               "path.$"):
         load_config(tmp_path / "missing.yaml")
+    path.write_text("core:\n  lanes: 8\ncore:\n  lanes: 16\n")
+    with pytest.raises(UsageError, match=r"bad\.yaml, line 3: key 'core' is given twice \(first on line 1\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("core.lanez", "--set core.lanez names no configuration key: section core has no key 'lanez' (its keys are "
+                   "lanes, chains, max_positions, metric, memory_latency); fix the name."),
+    ("lanes", "--set lanes names no configuration key: the sections are quantization, core, calibration, "
+              "evaluation, target; fix the name."),
+    ("name.x", "--set name.x names no configuration key: the sections are quantization, core, calibration, "
+               "evaluation, target; fix the name."),
+])
+def test_overrides_name_a_schema_key(override, message):
+    with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
+        load_config(None, {override: 4})
+
+
+def test_an_override_fills_an_absent_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\n")
+    assert load_config(path, {"core.lanes": 32, "quantization.group_rows": 512}).core.lanes == 32
+
+
+def test_model_linears_are_the_models(smollm2_ir):
+    # The shape table lets layer names be checked before the model loads; it must be the model's.
+    assert model_linears() == {layer.name: (layer.out_features, layer.in_features)
+                               for layer in smollm2_ir.linear_layers()}
+
+
+@pytest.mark.parametrize("names, message", [
+    ([], "No layers are named; name at least one linear layer of SmolLM2-135M, or none to take the default ones."),
+    (["layers.0.attn.q", "layers.0.attn.q"], "Layer 'layers.0.attn.q' is given twice; give each layer once."),
+    (["lm_head"], "Layer 'lm_head' is not a linear layer of SmolLM2-135M; its linear layers are 'layers.0.attn.q' "
+                  "... 'layers.29.mlp.down' (layers.N.attn.q, .attn.k, .attn.v, .attn.o, .mlp.gate, .mlp.up or "
+                  ".mlp.down)."),
+])
+def test_check_layers(names, message):
+    with pytest.raises(UsageError, match="^" + re.escape(message) + "$"):
+        check_layers(names)
 
 
 def test_cache_hash_depends_only_on_named_sections():
