@@ -221,6 +221,7 @@ def test_an_interrupted_bitstream_build_leaves_no_entry(tmp_path, monkeypatch, c
     assert report.bitstream.read_bytes() == FAKE_BITSTREAM
 
 
+@pytest.mark.slow  # a real iCE40 build, ~30 s; the stand-in tools above keep the logic in make test
 def test_a_truncated_real_bitstream_is_rebuilt(tmp_path, monkeypatch, capsys):
     # Two builds of the L-Mul vector SoC, about half a minute each.
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
