@@ -4,7 +4,7 @@ import numpy as np
 
 from ..golden import formats
 from .fp_vectors import random_operands
-from . import Param
+from . import LATENCY, Param
 
 # Signed formats with a mantissa: every format the FP RTL takes.
 FP_FORMATS = tuple(n for n, f in formats.PRESETS.items() if f.signed and f.has_zero)
@@ -13,7 +13,7 @@ FP_FORMATS = tuple(n for n, f in formats.PRESETS.items() if f.signed and f.has_z
 def fp_params(default_format: str = "e4m3") -> dict:
     return {
         "format": Param(default_format, "element format", choices=FP_FORMATS),
-        "latency": Param(0, "pipeline stages (0: combinational)", parse=int),
+        "latency": LATENCY,
         "rounding": Param("rne", "rounding of the result", choices=("rne", "truncate")),
         "overflow": Param("default", "overflow: 'inf' (Inf, or NaN in e4m3), 'saturate', or the "
                           "format's default", choices=("default", "inf", "saturate")),

@@ -8,7 +8,26 @@ every cycle is checked; ``o__valid`` follows ``i__valid``).
 import numpy as np
 
 from ..golden.centroid_search import search
-from . import Block, Param, register
+from ..support.errors import UsageError
+from . import Block, Param, integer, register
+
+
+# Generation time grows with the codebook the unit compares against, C_a * v elements: 256 (64
+# centroids of 4) take 3 s, 512 up to 30 s, 2048 two minutes and 30 MB of Verilog.
+MAX_CODEBOOK = 256
+# Centroid indices are 8 bits wide, and no chain holds fewer than one centroid.
+MAX_CENTROIDS = 256
+
+
+def check_codebook(block: str):
+    """A :class:`Block` ``check`` refusing codebooks past :data:`MAX_CODEBOOK` elements."""
+    def check(params):
+        size = params["c_a"] * params["v"]
+        if size > MAX_CODEBOOK:
+            raise UsageError(
+                f"Block {block!r} parameters c_a={params['c_a']} and v={params['v']} make a codebook of {size} "
+                f"elements, above the limit of {MAX_CODEBOOK} (larger ones take minutes to generate); lower c_a or v.")
+    return check
 
 
 _CHUNK = 1 << 14  # rows per step, so a million wide vectors stay within a few hundred MB
@@ -103,12 +122,14 @@ register(Block(
     build=_build,
     params={
         "v": Param(2, "sub-vector length", choices=(1, 2, 4, 8), parse=int),
-        "c_a": Param(64, "activation centroids (1..256)", parse=int),
+        "c_a": integer(64, "activation centroids (c_a * v at most 256)", 1, MAX_CENTROIDS),
         "metric": Param("linf", "distance", choices=("linf", "l2")),
-        "chains": Param(4, "distance-PE chains (chain length = ceil(c_a / chains))", parse=int),
+        "chains": integer(4, "distance-PE chains, at most c_a (chain length = ceil(c_a / chains))", 1,
+                          MAX_CENTROIDS),
     },
     vectors=_vectors,
     golden=_golden,
     latency=_latency,
+    check=check_codebook("centroid_search"),
     lint_examples=({}, {"v": "4", "c_a": "48", "metric": "l2", "chains": "3"}, {"v": "2", "c_a": "16", "chains": "1"}),
 ))

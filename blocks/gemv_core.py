@@ -10,8 +10,9 @@ with a simulated memory in ``tests/hdl/test_gemv_core.py`` and ``bench/lut_gemv.
 
 import numpy as np
 
-from . import Block, Param, register
-from .centroid_search import pack_fields, random_words, unpack_fields
+from . import Block, Param, integer, register
+from .centroid_search import MAX_CENTROIDS, check_codebook, pack_fields, random_words, unpack_fields
+from .lut_gemv import MAX_LANES, MAX_POSITIONS
 
 
 def _build(params):
@@ -69,17 +70,18 @@ register(Block(
     build=_build,
     params={
         "v": Param(2, "sub-vector length", choices=(1, 2, 4, 8), parse=int),
-        "c_a": Param(64, "activation centroids (1..256)", parse=int),
-        "c_w": Param(16, "weight centroids (1..256)", parse=int),
+        "c_a": integer(64, "activation centroids (c_a * v at most 256)", 1, MAX_CENTROIDS),
+        "c_w": integer(16, "weight centroids", 1, MAX_CENTROIDS),
         "table_bits": Param(8, "table entry bits", choices=(4, 8), parse=int),
-        "lanes": Param(16, "output lanes L", parse=int),
+        "lanes": integer(16, "output lanes L", 1, MAX_LANES),
         "metric": Param("linf", "centroid distance", choices=("linf", "l2")),
-        "chains": Param(4, "centroid-search PE chains", parse=int),
-        "max_positions": Param(1024, "largest P a descriptor may ask for", parse=int),
+        "chains": integer(4, "centroid-search PE chains, at most c_a", 1, MAX_CENTROIDS),
+        "max_positions": integer(1024, "largest P a descriptor may ask for", 1, MAX_POSITIONS),
     },
     vectors=_vectors,
     golden=_golden,
     latency=lambda params: 1,
+    check=check_codebook("gemv_core"),
     lint_examples=({}, {"v": "4", "c_a": "48", "c_w": "256", "metric": "l2", "lanes": "8", "chains": "3",
                         "max_positions": "64"}),
 ))

@@ -4,11 +4,19 @@ import numpy as np
 
 from ..golden import formats
 from ..golden.lmul import LMulPolicy, lmul
-from . import Block, Param, register
+from ..support.errors import UsageError
+from . import LATENCY, Block, Param, register
 
 
 def _policy(params) -> LMulPolicy:
     return LMulPolicy.wrap() if params["policy"] == "wrap" else LMulPolicy(overflow=params["overflow"])
+
+
+def _check(params):
+    fmt = formats.get(params["format"])
+    if params["policy"] == "default" and params["overflow"] == "inf" and not fmt.has_nan:
+        raise UsageError(f"Block 'lmul' parameter overflow=inf needs a format with Inf or NaN, and {fmt.name} has "
+                         f"neither; use overflow=saturate or another format.")
 
 
 def _build(params):
@@ -40,14 +48,16 @@ register(Block(
     build=_build,
     params={
         "format": Param("e4m3", "element format", choices=tuple(n for n, f in formats.PRESETS.items() if f.signed)),
-        "latency": Param(0, "pipeline stages (0: combinational)", parse=int),
+        "latency": LATENCY,
         "policy": Param("default", "special-case handling: 'default' or the paper's bare adder 'wrap'",
                         choices=("default", "wrap")),
-        "overflow": Param("saturate", "overflow policy when not wrapping", choices=("saturate", "inf")),
+        "overflow": Param("saturate", "overflow policy (the bare adder wraps)", choices=("saturate", "inf"),
+                          unused_when={"policy": "wrap"}),
     },
     vectors=_vectors,
     golden=_golden,
     latency=lambda params: params["latency"],
     exhaustive=_exhaustive,
+    check=_check,
     lint_examples=({"format": "e4m3"}, {"format": "bf16", "latency": "2"}, {"format": "fp32", "overflow": "inf"}),
 ))

@@ -9,10 +9,14 @@ import numpy as np
 from ..golden import formats
 from ..golden.lmul import LMulPolicy
 from ..golden.lmul_dot import lmul_attention_scores
-from . import Block, Param, positive_integer, register
-from .lmul_dot import FORMATS, pack_lanes, unpack_lanes
+from . import Block, Param, integer, register
+from .lmul_dot import FORMATS, MAX_BEATS, MAX_LANES, pack_lanes, unpack_lanes
 
 __all__ = ["attention_beats", "split_attention_beats"]
+
+# The query is held in registers: 1024 elements (a larger head than any model lutforge targets)
+# take a few seconds to generate.
+MAX_DIM = 1024
 
 
 def attention_beats(queries, keys, fmt, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +90,13 @@ register(Block(
     build=_build,
     params={
         "format": Param("e4m3", "operand format", choices=FORMATS),
-        "dim": Param(16, "head dimension (a multiple of lanes)", parse=positive_integer),
-        "lanes": Param(4, "products per beat", parse=positive_integer),
+        "dim": integer(16, "head dimension (a multiple of lanes)", 1, MAX_DIM),
+        "lanes": integer(4, "products per beat", 1, MAX_LANES),
         "acc_format": Param("fp32", "accumulation format ('same': the operand format)",
                             choices=("same",) + FORMATS),
         "policy": Param("default", "L-Mul special cases: 'default' or the paper's bare adder 'wrap'",
                         choices=("default", "wrap")),
-        "keys": Param(8, "keys per query drawn by the vector generator", parse=positive_integer),
+        "keys": integer(8, "keys per query drawn by the vector generator", 1, MAX_BEATS, sim_only=True),
     },
     vectors=_vectors,
     golden=_golden,

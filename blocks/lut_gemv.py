@@ -7,8 +7,13 @@ that one cycle. Tiles never exceed ``max_positions`` rows, the engine's stated l
 
 import numpy as np
 
-from . import Block, Param, register
-from .centroid_search import pack_fields, unpack_fields
+from . import Block, Param, integer, register
+from .centroid_search import MAX_CENTROIDS, pack_fields, unpack_fields
+
+# Output lanes: 128 lanes of 256 centroids take 2 s to generate, while 100,000 hang.
+MAX_LANES = 128
+# A descriptor's positions field is 16 bits wide (:mod:`lutforge.hdl.gemv_core`).
+MAX_POSITIONS = (1 << 16) - 1
 
 
 def _build(params):
@@ -69,10 +74,10 @@ register(Block(
     summary="LUT-LLM table-lookup GEMV engine: one C_w-entry row per cycle fanned out to L selecting, accumulating lanes.",
     build=_build,
     params={
-        "c_w": Param(16, "weight centroids per codebook (1..256)", parse=int),
+        "c_w": integer(16, "weight centroids per codebook", 1, MAX_CENTROIDS),
         "table_bits": Param(8, "table entry bits", choices=(4, 8), parse=int),
-        "lanes": Param(16, "output lanes L", parse=int),
-        "max_positions": Param(4096, "most positions per tile (sizes the accumulators)", parse=int),
+        "lanes": integer(16, "output lanes L", 1, MAX_LANES),
+        "max_positions": integer(4096, "most positions per tile (sizes the accumulators)", 1, MAX_POSITIONS),
     },
     vectors=_vectors,
     golden=_golden,

@@ -7,7 +7,7 @@ on each vector's final block) and ``golden`` the fp32 payloads of stream ``o``.
 import numpy as np
 
 from ..golden import mx
-from . import Block, Param, positive_integer, register
+from . import Block, Param, integer, register
 
 FP_BLOCK_FORMATS = tuple(n for n, f in mx.BLOCK_FORMATS.items() if not f.int_bits)
 
@@ -84,7 +84,8 @@ register(Block(
     build=_build,
     params={
         "format": Param("mxfp8_e4m3", "block format", choices=FP_BLOCK_FORMATS),
-        "max_levels": Param(16, "vectors of up to 2**max_levels - 1 blocks", parse=positive_integer),
+        # The RTL (hdl/mx_dot.py) refuses more than 30 levels.
+        "max_levels": integer(16, "vectors of up to 2**max_levels - 1 blocks", 1, 30),
     },
     vectors=lambda params, rng, count: {"i": pack_block_pairs(params["format"], random_vectors(
         params["format"], rng, max(1, count // 8)))},

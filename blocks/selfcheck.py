@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import Block
-from ..sim.harness import check_harness, get_harness
+from ..sim.harness import HARNESSES, check_harness, get_harness
+from ..support.errors import UsageError
 from ..sim.scoreboard import describe_mismatch
+from ..support.checks import check_int
 
 __all__ = ["SelfCheck", "self_check"]
 
@@ -31,7 +33,8 @@ class SelfCheck:
 
     @property
     def passed(self) -> bool:
-        return self.mismatches == 0
+        # A check of no vectors checks nothing.
+        return self.vectors > 0 and self.mismatches == 0
 
     @property
     def vectors_per_second(self) -> float:
@@ -52,21 +55,30 @@ def _inputs(block: Block, params: dict, count: "int | None", seed: int, default:
 
 
 def self_check(block: Block, params: dict, harness: str = "batch", *, count: "int | None" = None,
-               seed: int = 0, waves: "str | None" = None) -> SelfCheck:
+               seed: "int | None" = None, waves: "str | None" = None) -> SelfCheck:
     """Run ``block``'s RTL on ``harness`` (a name of :data:`lutforge.sim.harness.HARNESSES`) and
-    compare every output with the golden model."""
+    compare every output with the golden model. ``seed`` (default 0) draws the random vectors and
+    stalls; it is refused where the check runs every input and has nothing to draw."""
+    if count is not None:
+        check_int("count", count, 1, fix="a self-check of no vectors checks nothing")
+    if seed is not None:
+        check_int("seed", seed, 0, fix="seeds are 0 or more")
     check_harness(harness, waves=waves)
+    drawn_with = 0 if seed is None else seed
+    inputs, exhaustive = _inputs(block, params, count, drawn_with, HARNESSES[harness].default_vectors)
+    n = len(next(iter(inputs.values())))
+    if seed is not None and exhaustive and not block.streams:
+        raise UsageError(f"seed={seed} has no effect: the self-check of {block.name} runs all {n} inputs; leave the "
+                         f"seed out, or give a count of random vectors (--vectors N) to draw with it.")
     sim = get_harness(harness, block.build(params), waves=waves)
     latency = block.latency(params)
-    inputs, exhaustive = _inputs(block, params, count, seed, sim.default_vectors)
-    n = len(next(iter(inputs.values())))
 
     # Stream blocks are compared per transaction, so the golden outputs set how many to wait for.
     expected = block.golden(params, inputs)
     started = time.monotonic()
     if block.streams:
         run = sim.run_streams(inputs, {name: len(values) for name, values in expected.items()},
-                              seed=seed, input_stall=STALL, output_stall=STALL)
+                              seed=drawn_with, input_stall=STALL, output_stall=STALL)
     else:
         run = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started

@@ -24,6 +24,7 @@ from amaranth.lib import io
 from amaranth_boards.resources import UARTResource
 
 from ..program.core import GemvCoreParams
+from ..support.errors import UsageError
 from .soc import BOARD_GEMV, Soc, SocConfig
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
@@ -37,6 +38,9 @@ class Board:
     platform_path: str  # module:class in amaranth_boards
     mem_size: int
     core: str
+    # Bytes of byte-wide block RAM on the FPGA: the SoC memory (a power of two) must fit below it.
+    # An iCE40 EBR holds 512 bytes, an ECP5 EBR 2 KiB (2048 x 9 bits).
+    block_ram: int
     gemv: GemvCoreParams = BOARD_GEMV  # the GEMV core's sizes, when core is "gemv"
 
     def platform(self):
@@ -52,17 +56,24 @@ class Board:
         config = SocConfig(clk_freq=clk_freq, baud=115200, mem_size=self.mem_size, core=self.core,
                            gemv=self.gemv,  # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
                            idle_cycles=int(clk_freq // 100))
-        return replace(config, **changes)
+        config = replace(config, **changes)
+        if config.mem_size > self.block_ram:
+            largest = 1 << (self.block_ram.bit_length() - 1)
+            raise UsageError(
+                f"SoC mem_size {config.mem_size} does not fit the {self.name}'s block RAM ({self.block_ram} bytes "
+                f"on its FPGA); use {largest} or less.")
+        return config
 
 
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
           # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
-          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32)),
+          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32),
+          block_ram=30 * 512),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
-          "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv"),
+          "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv", block_ram=208 * 2048),
     Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",
-          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384, core="gemv"),
+          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384, core="gemv", block_ram=56 * 2048),
 )}
 
 
@@ -70,7 +81,7 @@ def get_board(name: str) -> Board:
     try:
         return BOARDS[name]
     except KeyError:
-        raise ValueError(f"Unknown board {name!r}; supported boards are {', '.join(BOARDS)}.") from None
+        raise UsageError(f"Unknown board {name!r}; supported boards are {', '.join(BOARDS)}.") from None
 
 
 class BoardTop(Elaboratable):

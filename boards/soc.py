@@ -26,6 +26,8 @@ from amaranth.lib.wiring import In, Out
 from ..golden.lmul import LMulPolicy
 from ..hdl.lmul import LMulMultiplier
 from ..program.core import GemvCoreParams
+from ..support.checks import check_int
+from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
 
 __all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES"]
@@ -41,10 +43,22 @@ CORES = {
 BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64)
 
 
+# Limits of the SoC settings (``bitstream --config``), each named in its error. The UART runs at
+# ``clk_freq / divisor`` baud: below 1200 baud two byte times exceed the longest idle timeout.
+MIN_BAUD = 1200
+# The largest memory: more than the block RAM of any supported FPGA (each board has its own limit,
+# :mod:`.platforms`), and a simulation of it still starts in seconds.
+MAX_MEM_SIZE = 1 << 20
+# The host waits 100 ms for an answer (:class:`lutforge.boards.serial_transport.SerialLink`): the
+# device must have given up on a cut frame well before, so a retry never meets a half-parsed one.
+MAX_IDLE_SECONDS = 0.05
+
+
 @dataclass(frozen=True)
 class SocConfig:
     """Everything that sizes the SoC. ``idle_cycles`` must stay below the host's response margin
-    (``ByteLink.latency``) so a retry never meets a half-parsed frame."""
+    (``ByteLink.latency``) so a retry never meets a half-parsed frame, and above two byte times so
+    the gap between two bytes of one frame never cuts it."""
 
     clk_freq: float
     baud: int
@@ -54,23 +68,34 @@ class SocConfig:
     gemv: GemvCoreParams = BOARD_GEMV
 
     def __post_init__(self):
-        if self.mem_size < MAX_PAYLOAD or self.mem_size & (self.mem_size - 1):
-            raise ValueError(
-                f"SoC mem_size {self.mem_size} must be a power of two of at least {MAX_PAYLOAD} bytes."
+        if isinstance(self.clk_freq, bool) or not isinstance(self.clk_freq, (int, float)) or not self.clk_freq > 0:
+            raise UsageError(f"SoC clk_freq={self.clk_freq!r} is not a clock frequency; give a number of Hz above 0.")
+        check_int("SoC baud", self.baud, MIN_BAUD, fix="the UART runs at a standard rate such as 115200")
+        mem = self.mem_size
+        if (isinstance(mem, bool) or not isinstance(mem, int) or not MAX_PAYLOAD <= mem <= MAX_MEM_SIZE
+                or mem & (mem - 1)):
+            raise UsageError(
+                f"SoC mem_size {mem!r} must be a power of two of at least {MAX_PAYLOAD} bytes and at most "
+                f"{MAX_MEM_SIZE}; pick one such as 4096."
             )
         if self.divisor < 4:
-            raise ValueError(
+            raise UsageError(
                 f"Baud rate {self.baud} is too fast for a {self.clk_freq / 1e6:g} MHz clock: the UART "
                 f"needs at least 4 clock cycles per bit; use {int(self.clk_freq // 4)} baud or less."
             )
         error = abs(self.clk_freq / self.divisor - self.baud) / self.baud
         if error > 0.02:
-            raise ValueError(
+            raise UsageError(
                 f"Baud rate {self.baud} is {error:.1%} off at {self.clk_freq / 1e6:g} MHz (divisor "
                 f"{self.divisor}); UARTs tolerate about 2%: pick a baud rate closer to a divisor of the clock."
             )
-        if self.core not in CORES:
-            raise ValueError(f"Unknown core {self.core!r}; the SoC supports {', '.join(CORES)}.")
+        check_int("SoC idle_cycles", self.idle_cycles, 20 * self.divisor, int(self.clk_freq * MAX_IDLE_SECONDS),
+                  fix=f"at {self.baud} baud and {self.clk_freq / 1e6:g} MHz the device must wait two byte times "
+                      f"and give up within {MAX_IDLE_SECONDS * 1e3:g} ms")
+        if not isinstance(self.core, str) or self.core not in CORES:
+            raise UsageError(f"Unknown core {self.core!r}; the SoC supports {', '.join(CORES)}.")
+        if not isinstance(self.gemv, GemvCoreParams):
+            raise TypeError(f"SocConfig.gemv is a GemvCoreParams, not {type(self.gemv).__name__}.")
 
     @property
     def divisor(self) -> int:

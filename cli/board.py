@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..support.errors import UsageError
-from .common import check_writable, write_json, yaml_file
+from .common import check_writable, number, write_json
 from .errors import message
 
 __all__ = ["register", "add_run_arguments", "run_board"]
@@ -22,17 +22,23 @@ def cmd_bitstream(args) -> int:
     from ..boards.platforms import BOARDS, get_board
     from ..jobs.board import load_soc_config
 
+    if args.all and args.board:
+        raise UsageError(f"--all builds every board, so --board {args.board} would be ignored; give one of them.")
+    if args.all and args.output:
+        raise UsageError("-o copies one board's bitstream, and --all builds several; pick a board with --board, "
+                         "or leave -o out (the table names each bitstream).")
     if not args.all and not args.board:
         raise UsageError(f"Name a board with --board (one of {', '.join(BOARDS)}) or pass --all.")
     for path in (args.output, args.json, args.plot):
         check_writable(path)
+    check_plot_format(args.plot)
+    # Every board's configuration is checked before the first (minutes-long) build starts.
+    names = list(BOARDS) if args.all else [args.board]
+    configs = {name: load_soc_config(get_board(name), args.config) for name in names}
     reports, failed = [], []
-    for name in list(BOARDS) if args.all else [args.board]:
-        board = get_board(name)
-        with yaml_file(args.config):
-            config = load_soc_config(board, args.config)
+    for name, config in configs.items():
         try:
-            report = build_bitstream(board, config, check_timing=not args.no_timing_check)
+            report = build_bitstream(get_board(name), config, check_timing=not args.no_timing_check)
         except BitstreamError as error:
             # One board failing does not stop the others; the exit status says some failed.
             print(f"lutforge: {message(error)}", file=sys.stderr)
@@ -41,7 +47,7 @@ def cmd_bitstream(args) -> int:
         reports.append(report)
         origin = "cached" if report.cached else f"built in {report.seconds:.0f} s"
         print(f"{name}: {report.bitstream} ({origin})")
-        if args.output and not args.all:
+        if args.output:
             shutil.copyfile(report.bitstream, args.output)
             print(f"Copied the bitstream to {args.output}.")
     if reports:
@@ -54,6 +60,19 @@ def cmd_bitstream(args) -> int:
     return 1 if failed else 0
 
 
+def check_plot_format(path: "str | None") -> None:
+    """Refuse a plot path whose suffix matplotlib cannot write, before any build."""
+    if not path:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise UsageError(f"The plot {path} has {'the suffix .' + suffix if suffix else 'no suffix'}, which names no "
+                         f"image format; end it in one of {', '.join('.' + f for f in sorted(formats))}.")
+
+
 def run_board(args) -> int:
     """``run --board``: a check layer on the board's core (or its simulation) against golden."""
     from ..jobs.board import check_board
@@ -62,8 +81,7 @@ def run_board(args) -> int:
         raise UsageError(f"Running on board {args.board!r} needs --port: a serial device, or 'sim' for its "
                          f"simulation.")
     check_writable(args.json)
-    with yaml_file(args.soc_config):
-        result = check_board(args.board, args.port, args.soc_config, args.seed)
+    result = check_board(args.board, args.port, args.soc_config, 0 if args.seed is None else args.seed)
     print(f"{result.board} over {result.port}: {result.what}; {result.frames} frames, {result.retries} retries "
           f"({result.naks} NAKs), {result.seconds:.1f} s")
     write_json(args.json, result)
@@ -81,7 +99,8 @@ def add_run_arguments(p) -> None:
     p.add_argument("--board", choices=list(BOARDS), help="run a check layer on this board")
     p.add_argument("--port", help="serial device, or 'sim' for the Verilator SoC (with --board)")
     p.add_argument("--soc-config", metavar="YAML", help="the SoC settings the bitstream was built with")
-    p.add_argument("--seed", type=int, default=0, help="seed of the check layer (with --board)")
+    # No default: a seed given to a run without --board would be ignored, and `run` refuses it then.
+    p.add_argument("--seed", type=number(int, 0), help="seed of the check layer (with --board), 0 or more; default 0")
 
 
 def register(sub) -> None:
@@ -90,7 +109,7 @@ def register(sub) -> None:
     p = sub.add_parser("bitstream", help="build a board's bitstream with the YoWASP tools")
     p.add_argument("--board", choices=list(BOARDS))
     p.add_argument("--all", action="store_true", help="build every supported board")
-    p.add_argument("--config", metavar="YAML", help="SoC settings to change (baud, mem_size, idle_cycles)")
+    p.add_argument("--config", metavar="YAML", help="SoC settings to change (baud, mem_size, idle_cycles, core)")
     p.add_argument("-o", "--output", metavar="PATH", help="copy the bitstream here")
     p.add_argument("--json", metavar="PATH", help="write utilization and Fmax as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot utilization and Fmax (PNG, SVG, ...)")

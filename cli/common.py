@@ -4,15 +4,12 @@ check done before any work starts, and YAML files named in their syntax errors."
 import argparse
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
 
 from ..support.errors import UsageError
-from .errors import yaml_message
 
-__all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "yaml_file", "number", "no_repeats"]
+__all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "number", "no_repeats"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -67,16 +64,6 @@ def write_json(path: "str | None", data) -> None:
     Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-@contextmanager
-def yaml_file(path):
-    """Within the block, a YAML syntax error is a :class:`UsageError` naming ``path``, the line
-    and column (the loaders below the CLI parse text, so their errors cannot name the file)."""
-    try:
-        yield
-    except yaml.YAMLError as error:
-        raise UsageError(yaml_message(path, error)) from error
-
-
 def number(kind: type, low, high=None):
     """An argparse ``type`` for a number of ``kind`` (int or float) in [low, high]: the message
     names the value and the range, so ``--vectors 0`` or ``--budget -1`` never starts work.
@@ -91,7 +78,7 @@ def number(kind: type, low, high=None):
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'} "
                                              f"{span}") from None
         if value < low or (top is not None and value > top) or value != value:
-            raise argparse.ArgumentTypeError(f"{text} is not in the range {span}")
+            raise argparse.ArgumentTypeError(f"{text} is not {span}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its own messages

@@ -5,24 +5,14 @@ missing tool); ``main`` prints it as ``lutforge: <message>`` and exits with stat
 else is a bug and keeps its traceback.
 """
 
-import yaml
-
 from ..support.errors import LutforgeError
 
-__all__ = ["EXPECTED", "message", "yaml_message"]
+__all__ = ["EXPECTED", "message"]
 
 # ValueError: the layers below report bad values with it (ProgramError, ConfigError, unknown
 # blocks and boards), as documented in CONTRIBUTING.md.
 EXPECTED = (LutforgeError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, yaml.YAMLError)
-
-
-def yaml_message(path, error: yaml.YAMLError) -> str:
-    """``error`` (a YAML syntax error) as a sentence naming the file, the line and column, the fix."""
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(error, "problem", None) or str(error)
-    return f"{path} is not valid YAML{where}: {problem}; fix the syntax there."
+            NotADirectoryError)
 
 
 def _oserror_message(error: OSError) -> str:
@@ -39,9 +29,7 @@ def _oserror_message(error: OSError) -> str:
 
 def message(error: BaseException) -> str:
     """The one-line message of an expected failure (see :data:`EXPECTED`)."""
-    if isinstance(error, yaml.YAMLError):
-        text = yaml_message("A YAML file", error)
-    elif isinstance(error, OSError) and not isinstance(error, LutforgeError):
+    if isinstance(error, OSError) and not isinstance(error, LutforgeError):
         text = _oserror_message(error)
     else:
         text = str(error)

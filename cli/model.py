@@ -65,7 +65,7 @@ def cmd_compile(args) -> int:
 # The options of each kind of run; one given to the other kind would be ignored.
 _MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
               "build": "--build"}
-_BOARD_RUN = {"port": "--port", "soc_config": "--soc-config"}
+_BOARD_RUN = {"port": "--port", "soc_config": "--soc-config", "seed": "--seed"}
 
 
 def cmd_run(args) -> int:
@@ -75,7 +75,7 @@ def cmd_run(args) -> int:
             raise UsageError(f"{given[0]} does not apply to a board run (--board {args.board}); remove it, or "
                              f"remove --board to run the whole model.")
         return run_board(args)
-    given = [flag for name, flag in _BOARD_RUN.items() if getattr(args, name)]
+    given = [flag for name, flag in _BOARD_RUN.items() if getattr(args, name) is not None]
     if given:
         raise UsageError(f"{given[0]} applies only to a board run; add --board BOARD or remove it.")
     from ..compiler.config import load_config

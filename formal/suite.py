@@ -201,6 +201,10 @@ def proofs() -> dict[str, Proof]:
 
 def run_proofs(selected: "list[Proof]", *, cache: bool = True, solver: str = "yices",
                timeout: "float | None" = None) -> list[ProofResult]:
+    if not selected:
+        raise UsageError("No proofs were selected, and proving nothing proves nothing; name a proof or a block.")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"A proof timeout of {timeout!r} seconds is not allowed; give more than 0 seconds.")
     results = []
     bar = progress(selected, desc="proofs", unit="proof")
     for proof in bar:
@@ -225,13 +229,14 @@ def block_proof(name: str, given: dict[str, str]) -> Proof:
     pipelined form against its combinational form when it has a latency, else against its spec."""
     from ..blocks import get_block
     block = get_block(name)
-    params = block.resolve(given)
+    params = block.resolve(given, simulate=False)
     latency = block.latency(params)
     if latency and "latency" in block.params:
         comb = dict(params, latency=0)
         return Proof(f"{name}-pipe", lambda: block.build(comb), lambda: block.build(params), 0, latency)
     specs = _specs()
     if name not in specs:
-        raise UsageError(f"Block {name!r} has no reference to prove it against: give it a latency above 0 "
-                         f"to prove the pipelined form, or use one of the blocks with a spec: {', '.join(specs)}.")
+        pipelined = "give it a latency above 0 to prove the pipelined form, or " if "latency" in block.params else ""
+        raise UsageError(f"Block {name!r} has no reference to prove it against: {pipelined}use one of the blocks "
+                         f"with a spec: {', '.join(specs)}.")
     return Proof(f"{name}-spec", lambda: specs[name](params), lambda: block.build(params))

@@ -3,36 +3,51 @@ YAML file changes, and a check layer run on the board's core (or its simulation)
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import time
 from pathlib import Path
 
-from ..support.errors import UsageError
+from ..support.checks import check_int
+from ..support.errors import MissingFileError, UsageError
+from ..support.yamlfile import load_yaml
 from .results import BoardCheck
 
 __all__ = ["load_soc_config", "check_board"]
 
 
+# The SoC settings a YAML file may change; the clock and the GEMV core's sizes are the board's.
+SOC_SETTINGS = ("baud", "mem_size", "idle_cycles", "core")
+
+
 def load_soc_config(board, path: "str | None"):
-    """The board's SoC configuration, with the keys of the YAML file at ``path`` changed."""
+    """The board's SoC configuration, with the keys of the YAML file at ``path`` changed; every
+    value is checked (:class:`lutforge.boards.soc.SocConfig`) and an error names the file."""
     if not path:
         return board.soc_config()
-    import yaml
-
-    if not Path(path).is_file():
-        raise UsageError(f"The SoC configuration file {path} does not exist; pass an existing YAML file.")
-    changes = yaml.safe_load(Path(path).read_text()) or {}
-    allowed = {f.name for f in dataclasses.fields(board.soc_config())} - {"clk_freq"}
-    unknown = set(changes) - allowed if isinstance(changes, dict) else set()
-    if not isinstance(changes, dict) or unknown:
+    changes = load_yaml(path, "SoC configuration file")
+    if not isinstance(changes, dict):
+        raise UsageError(f"{path} holds {type(changes).__name__} data, not SoC settings; write one `name: value` "
+                         f"line for each of {', '.join(SOC_SETTINGS)} to change.")
+    if not changes:
+        raise UsageError(f"{path} changes no SoC setting; set one of {', '.join(SOC_SETTINGS)}, or leave the "
+                         f"option out to use the board's settings.")
+    unknown = [str(key) for key in changes if key not in SOC_SETTINGS]
+    if unknown:
         raise UsageError(
-            f"{path}: unknown SoC setting {', '.join(sorted(map(str, unknown))) or repr(changes)}; "
-            f"the settings are {', '.join(sorted(allowed))} (clk_freq is the board's)."
+            f"{path}: unknown SoC setting {', '.join(sorted(unknown))}; the settings are "
+            f"{', '.join(SOC_SETTINGS)} (the clock and the GEMV core's sizes are the board's)."
         )
-    for key, value in changes.items():
-        if not isinstance(value, (int, str)) or isinstance(value, bool):
-            raise UsageError(f"{path}: SoC setting {key}={value!r} must be an integer (or a core name).")
-    return board.soc_config(**changes)
+    try:
+        return board.soc_config(**changes)
+    except UsageError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def _check_port(port: str) -> None:
+    """Refuse a serial device that is not there before any work (pyserial's own error names no fix)."""
+    if port != "sim" and "://" not in port and os.name == "posix" and not Path(port).exists():
+        raise MissingFileError(f"Serial port {port} does not exist; plug in the board and check the device name "
+                               f"(e.g. /dev/ttyUSB1), or pass --port sim to run its simulation.")
 
 
 def check_board(board_name: str, port: str, soc_config_path: "str | None" = None, seed: int = 0) -> BoardCheck:
@@ -40,7 +55,9 @@ def check_board(board_name: str, port: str, soc_config_path: "str | None" = None
     the SoC in Verilator) and compare it with the golden model."""
     from ..boards.platforms import get_board
 
+    check_int("seed", seed, 0, fix="seeds are 0 or more")
     board = get_board(board_name)
+    _check_port(port)
     config = load_soc_config(board, soc_config_path)
     if port == "sim":
         from ..boards.sim_transport import open_sim

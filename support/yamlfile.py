@@ -18,6 +18,9 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode):
     seen = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            raise UsageError(f"{loader.name}, line {key_node.start_mark.line + 1}: a key must be a plain value, "
+                             f"not {type(key).__name__} {key!r}; write the key as text.")
         if key in seen:
             raise UsageError(
                 f"{loader.name}, line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on "
@@ -54,6 +57,8 @@ def load_yaml(path, what: str = "file"):
         raise MissingFileError(f"The {what} {path} does not exist; check the path.") from None
     except IsADirectoryError:
         raise UsageError(f"The {what} {path} is a directory; give a YAML file.") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"The {what} {path} is not UTF-8 text (byte {error.start}); give a YAML file.") from None
     data = parse_yaml(text, str(path))
     if data is None:
         raise UsageError(f"The {what} {path} is empty; write the settings it should hold, or leave the "

@@ -87,11 +87,11 @@ ERRORS = [
                  "The value of --set core.lanes, line 1, column 2 is not valid YAML: expected the node "
                  "content, but found '<stream end>'; quote it or give a plain value.", id="set-not-yaml"),
     pytest.param(["run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"],
-                 "The SoC configuration file {tmp}/soc.yaml does not exist; pass an existing YAML file.",
+                 "The SoC configuration file {tmp}/soc.yaml does not exist; check the path.",
                  id="missing-soc-config"),
     pytest.param(["bitstream", "--board", "icebreaker", "--config", _bad_yaml],
-                 "{tmp}/bad.yaml is not valid YAML at line 3, column 1: expected ',' or '}}', but got "
-                 "'<stream end>'; fix the syntax there.", id="soc-config-not-yaml"),
+                 "{tmp}/bad.yaml, line 3, column 1 is not valid YAML: expected ',' or '}}', but got "
+                 "'<stream end>'; fix the file.", id="soc-config-not-yaml"),
 ]
 
 

@@ -28,7 +28,6 @@ def test_a_catalogue_block_is_proven_and_its_report_written(tmp_path, capsys):
     (["prove"], r"Name a catalogue block or a registered proof to prove, or pass --all, --fast or --list"),
     (["prove", "lmul-spec-e4m3-default", "format=e2m1"],
      r"lmul-spec-e4m3-default is a registered proof, which takes no NAME=VALUE parameters"),
-    (["prove", "lmul", "--mutants", "-1"], r"--mutants -1 is negative; give 0"),
 ])
 def test_usage_errors_are_one_line_with_the_fix(argv, message, capsys):
     assert main(argv) == 2
