@@ -2,7 +2,7 @@
 
 import time
 
-from .protocol import UartTransport
+from .protocol import LinkError, UartTransport
 from .transport import ByteLink
 
 __all__ = ["SerialLink", "open_serial"]
@@ -17,7 +17,7 @@ class SerialLink(ByteLink):
         try:
             self.port = serial.Serial(port, baud, timeout=0, write_timeout=5)
         except serial.SerialException as error:
-            raise OSError(
+            raise LinkError(
                 f"Cannot open serial port {port!r} ({error}); check the board is plugged in, the "
                 f"device name (e.g. /dev/ttyUSB1 for the iCEBreaker's second FTDI channel) and that "
                 f"you may use it (the dialout group on Linux)."

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from amaranth.back import verilog
 
+from ..support.errors import UsageError
+
 __all__ = ["Port", "Design", "Stream", "elaborate", "streams"]
 
 
@@ -84,7 +86,9 @@ _PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([\w$.]+)\s*;", 
 
 
 def _top_ports(text: str, top: str) -> tuple[Port, ...]:
-    start = text.index(f"module {top}(")
+    start = text.find(f"module {top}(")
+    if start < 0:  # yosys escapes a top name that is a Verilog keyword (``module \\module (``)
+        raise UsageError(f"The top module name {top!r} is a Verilog keyword; choose another name.")
     end = text.index("endmodule", start)
     return tuple(
         Port(name, direction, int(msb) + 1 if msb else 1)

@@ -40,6 +40,8 @@ def _argparse(command, text):
 BLOCK_CASES = [
     Case("blocks-extra-argument", ("blocks", "lmul"),
          "lutforge: unrecognized arguments: lmul; see `lutforge --help`."),
+    Case("verilog-top-is-a-keyword", ("verilog", "lmul", "--top", "module"),
+         "lutforge: The top module name 'module' is a Verilog keyword; choose another name."),
     Case("verilog-no-block", ("verilog",),
          _argparse("verilog", "the following arguments are required: block")),
     Case("verilog-unknown-block", ("verilog", "lmull"),
@@ -261,6 +263,11 @@ BITSTREAM_CASES = [
          "lutforge: The SoC configuration file {tmp}/soc.yaml does not exist; check the path."),
     Case("soc-folder", ("bitstream", "--board", "icebreaker", "--config", "{tmp}"),
          "lutforge: The SoC configuration file {tmp} is a directory; give a YAML file."),
+    Case("soc-not-utf8", ("bitstream", "--board", "icebreaker", "--config", "{tmp}/soc.yaml"),
+         "lutforge: The SoC configuration file {tmp}/soc.yaml is not UTF-8 text (byte 6); give a YAML file.",
+         files={"soc.yaml": b"baud: \xff\xfe\n"}),
+    _soc("list-key", "? [baud]\n: 9600\n", "{path}, line 1: a key must be a plain value, not list ['baud']; write "
+                                           "the key as text."),
     _soc("empty-file", "", "The SoC configuration file {path} is empty; write the settings it should hold, or leave "
                            "the option out to use the defaults."),
     _soc("comments-only", "# baud: 9600\n", "The SoC configuration file {path} is empty; write the settings it should "
