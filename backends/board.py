@@ -16,6 +16,7 @@ from ..boards.protocol import Reg
 from ..boards.soc import BOARD_GEMV, CORES
 from ..boards.transport import Transport
 from ..program.core import GemvCoreParams
+from ..support.errors import UsageError
 
 __all__ = ["BoardBackend"]
 
@@ -87,6 +88,9 @@ class BoardBackend:
 
     def run_layer(self, layer, x_q: np.ndarray):
         from ..program.backend import LayerResult
+        if layer.kind != "lut":
+            raise UsageError(f"Layer {layer.name} runs on the {layer.kind} core, which the board SoC does not "
+                             f"carry (it holds the LUT core only); run this Program with --backend golden or sim.")
         layout = self._load(layer)
         strides = self.params.strides
         x_q = np.asarray(x_q, dtype=np.int8)

@@ -1,17 +1,20 @@
 """The ``golden`` backend: the golden models on arrays decoded back from the Program's memory images.
 
-It runs :mod:`lutforge.golden` (the int8 centroid search and the LUT GEMV that the golden core model
-:func:`lutforge.golden.gemv_core.gemv_core` is made of) on what :func:`~lutforge.program.artifact.decode_layer`
-reads out of the images, so it checks the images too.
+It runs :mod:`lutforge.golden` (for LUT layers the int8 centroid search and the LUT GEMV that the
+golden core model :func:`lutforge.golden.gemv_core.gemv_core` is made of; for block layers
+:func:`lutforge.golden.block_gemv.block_gemv`) on what :func:`~lutforge.program.artifact.decode_layer`
+and :func:`~lutforge.program.artifact.decode_block_layer` read out of the images, so it checks the
+images too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..golden.block_gemv import block_gemv
 from ..golden.centroid_search import search
 from ..golden.lut_gemv import lut_gemv
-from ..program.artifact import LoweredLayer, decode_layer
+from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer, decode_block_layer, decode_layer
 from ..program.backend import LayerResult
 
 __all__ = ["GoldenBackend"]
@@ -23,14 +26,26 @@ class GoldenBackend:
     def __init__(self):
         self._decoded: dict[int, list] = {}
 
-    def run_layer(self, layer: LoweredLayer, x_q: np.ndarray) -> LayerResult:
+    def _decode(self, layer):
+        # Keyed on the object, which is kept alive with its decoding (an id is reused once freed).
         key = id(layer)
         if key not in self._decoded:
-            self._decoded[key] = (layer, decode_layer(layer))
-        runs = self._decoded[key][1]
+            self._decoded[key] = (layer, decode_block_layer(layer) if layer.kind == "block" else decode_layer(layer))
+        return self._decoded[key][1]
+
+    def run_layer(self, layer: LoweredLayer | BlockLoweredLayer, x_q) -> LayerResult:
+        if layer.kind == "block":
+            return self._run_block(layer, x_q)
+        runs = self._decode(layer)
         t = x_q.shape[0]
         acc = np.zeros((t, len(runs), layer.tiles * layer.lanes), dtype=np.int64)
         for r, (p0, cb, sub) in enumerate(runs):
             a = search(x_q[:, p0:p0 + sub.num_positions], cb, layer.metric)
             acc[:, r, : layer.out_features] = lut_gemv(a, sub)[..., 0]
+        return LayerResult(acc)
+
+    def _run_block(self, layer: BlockLoweredLayer, x: BlockActivations) -> LayerResult:
+        elements, scales = self._decode(layer)
+        acc = np.zeros((x.elements.shape[0], 1, layer.tiles * layer.lanes), dtype=np.int64)
+        acc[:, 0, : layer.out_features] = block_gemv(x.elements, x.scales, elements, scales, layer.format)
         return LayerResult(acc)

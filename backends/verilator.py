@@ -1,19 +1,22 @@
-"""The ``sim`` backend of the host driver: the GEMV core RTL in Verilator, no per-cycle Python.
+"""The ``sim`` backend of the host driver: the cores' RTL in Verilator, no per-cycle Python.
 
-One :meth:`SimBackend.run_layer` call is one batch-harness job: the layer's three memory images
-sit in simulated external memories (``memory_latency`` cycles, any number outstanding), and the
-descriptor and activation streams carry every run of every token back to back. The core is built
-once per parameter set and cached by :class:`lutforge.sim.batch.BatchSim` (content-hashed).
+One :meth:`SimBackend.run_layer` call is one batch-harness job: the layer's memory images (the LUT
+core's three, the block core's two) sit in simulated external memories (``memory_latency`` cycles,
+any number outstanding), and the descriptor and activation streams carry every run of every token
+back to back. A core is built once per parameter set and cached by
+:class:`lutforge.sim.batch.BatchSim` (content-hashed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..program.backend import LayerResult
-from ..program.artifact import LoweredLayer
-from ..program.core import GemvCoreParams
+from ..golden.block_gemv import x_payloads
+from ..hdl.block_gemv import BlockGemvCore
 from ..hdl.gemv_core import GemvCore
+from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer
+from ..program.backend import LayerResult
+from ..program.core import GemvCoreParams
 from ..sim.batch import BatchSim
 
 __all__ = ["SimBackend", "pack_activations"]
@@ -30,25 +33,33 @@ class SimBackend:
 
     def __init__(self, core: GemvCoreParams = GemvCoreParams(), *, memory_latency: int = 4,
                  max_cycles: int = 50_000_000):
-        """``core`` gives the build parameters a layer does not fix (``chains``, ``max_positions``);
-        each layer's own quantization and lanes complete them (:meth:`GemvCoreParams.for_layer`)."""
+        """``core`` gives the build parameters a layer does not fix (``chains``, ``max_positions``,
+        which is also the block core's ``max_chunks``); each layer's own quantization (or block
+        formats) and lanes complete them (:meth:`GemvCoreParams.for_layer`)."""
         self.params = core
         self.memory_latency, self.max_cycles = memory_latency, max_cycles
-        self._sims: dict[GemvCoreParams, tuple[GemvCore, BatchSim]] = {}
+        self._sims: dict[object, tuple[object, BatchSim]] = {}
         self.build_seconds = 0.0
         self.builds_cached = True
 
-    def core(self, layer: LoweredLayer) -> tuple[GemvCore, BatchSim]:
-        key = self.params.for_layer(layer)
+    def core(self, layer: LoweredLayer | BlockLoweredLayer) -> tuple[GemvCore | BlockGemvCore, BatchSim]:
+        """The core that runs ``layer``, built (or read from the build cache) on first use."""
+        if layer.kind == "block":
+            key = ("block", layer.weight, layer.act, layer.lanes, self.params.max_positions)
+        else:
+            key = self.params.for_layer(layer)
         if key not in self._sims:
-            core = GemvCore(**key.hdl_kwargs())
+            core = (BlockGemvCore(layer.weight, layer.act, lanes=layer.lanes, max_chunks=self.params.max_positions)
+                    if layer.kind == "block" else GemvCore(**key.hdl_kwargs()))
             sim = BatchSim(core)
             self.build_seconds += sim.build_seconds
             self.builds_cached &= sim.cached
             self._sims[key] = core, sim
         return self._sims[key]
 
-    def run_layer(self, layer: LoweredLayer, x_q: np.ndarray) -> LayerResult:
+    def run_layer(self, layer: LoweredLayer | BlockLoweredLayer, x_q) -> LayerResult:
+        if layer.kind == "block":
+            return self._run_block(layer, x_q)
         core, sim = self.core(layer)
         t = x_q.shape[0]
         descs = np.array([run.descriptor_word(core.addr_width) for run in layer.runs] * t, dtype=object)
@@ -68,3 +79,25 @@ class SimBackend:
                        dtype=np.int64)
         requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("cb", "tab", "idx")}
         return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles), requests)
+
+    def _run_block(self, layer: BlockLoweredLayer, x: BlockActivations) -> LayerResult:
+        core, sim = self.core(layer)
+        if layer.chunks > core.max_chunks:
+            raise RuntimeError(f"Layer {layer.name} has {layer.chunks} chunks but the block core buffers at most "
+                               f"{core.max_chunks}; build it with core.max_positions >= {layer.chunks}.")
+        t, tiles = x.elements.shape[0], layer.tiles
+        descs = np.array([layer.descriptor_word(core.addr_width)] * t, dtype=object)
+        xs = np.array(x_payloads(x.elements, x.scales, layer.format), dtype=object)
+        result = sim.run_streams(
+            {"desc": descs, "x": xs}, {"acc": t * tiles},
+            memories={"mem__w": layer.w, "mem__s": layer.s},
+            memory_latency=self.memory_latency, max_cycles=self.max_cycles)
+        if result.final["error"]:
+            raise RuntimeError(f"The block core refused the descriptor of layer {layer.name} with error "
+                               f"{result.final['error']}; check the Program against the core's limits.")
+        words = np.asarray(result.outputs["acc"], dtype=object)
+        acc = np.array([[(int(word) >> (32 * i)) & 0xFFFFFFFF for i in range(core.lanes)] for word in words],
+                       dtype=np.int64)
+        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("w", "s")}
+        return LayerResult(acc.reshape(t, 1, tiles * core.lanes), int(result.cycles), requests)
+

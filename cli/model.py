@@ -1,4 +1,4 @@
-"""``lutforge demo``, ``compile``, ``run`` and ``quantize``: SmolLM2 through the compiler.
+"""``lutforge demo``, ``compile``, ``run``, ``generate`` and ``quantize``: SmolLM2 through the compiler.
 
 Every argument, configuration and output path is checked before the model is loaded: a bad one
 costs a second, not the minutes of a compile.
@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 
 from ..support.errors import UsageError
+from ..support.paths import REPO_ROOT
 from .board import add_run_arguments, run_board
 from .common import check_folder, check_writable, no_repeats, number, parse_assignments, write_json
 
 __all__ = ["register"]
+
+# What ``demo`` shows unless told otherwise: the best shipped configuration.
+SHIPPED_CONFIG = REPO_ROOT / "configs" / "smollm2-lut.yaml"
 
 
 def _config(args):
@@ -35,15 +39,24 @@ def cmd_demo(args) -> int:
     _check_outputs(args)
     no_repeats(args.layer, "--layer")
     start = time.perf_counter()
+    if args.config is None:
+        args.config = str(SHIPPED_CONFIG)
     cfg = _config(args)
-    print(f"lutforge demo: SmolLM2-135M block 0 linears, config {cfg.name!r}: compile, Verilator, "
-          f"golden, PyTorch fp32.", flush=True)
-    results = demo(cfg, args.build, layers=args.layer, tokens=args.tokens, sim_tokens=args.sim_tokens)
+    print(f"lutforge demo: SmolLM2-135M, config {cfg.name!r}: every decoder linear compiled for the "
+          f"accelerator, text generated in Verilator, golden, PyTorch fp32.", flush=True)
+    results = demo(cfg, args.build, layers=args.layer, tokens=args.tokens, sim_tokens=args.sim_tokens,
+                   windows=args.windows, window=args.window, prompt=args.prompt)
     write_json(args.json, results)
     print(demo_table(results))
+    g = results.generation
+    print(f"prompt: {g.prompt!r}\n  Verilator:    {g.text!r}\n  PyTorch fp32: {g.pytorch_text!r} "
+          f"({g.agreement} of {len(g.tokens)} tokens agree)")
     mm = mismatch_text(results)
-    print(f"sim == golden bit-exact on all {len(results.layers)} layers: {results.all_bit_exact}"
-          + (f" (first mismatch: {mm})" if mm else ""))
+    print(f"Verilator == golden bit for bit in every accumulator of every token: {results.all_bit_exact}"
+          + (f" ({mm})" if mm else ""))
+    for r in results.perplexity:
+        print(f"perplexity {r.config}: {r.perplexity:.4g} ({results.windows} windows of {results.window}, "
+              f"{r.bits_per_weight:.3f} streamed bits/weight)")
     for p in results.projections:
         print(f"projection: {p['model']} on {p['target']}: {p['tokens_per_s']:.1f} tokens/s "
               f"(decoder linears, {'/'.join(p['bound'])} bound)")
@@ -79,29 +92,10 @@ def cmd_run(args) -> int:
     if given:
         raise UsageError(f"{given[0]} applies only to a board run; add --board BOARD or remove it.")
     from ..compiler.config import load_config
-    from ..compiler.search import method_config
-    from ..jobs.run import run_methods, run_model
+    from ..jobs.run import run_model
 
     check_writable(args.json)
-    paths = no_repeats(args.config, "--config") or [None]
-    configs = [load_config(path) for path in paths]
-    # Configurations with ``lut_methods`` run layer by layer; the two kinds do not mix in one table.
-    methods = [cfg.lut_methods is not None for cfg in configs]
-    if any(methods) and not all(methods):
-        plain = paths[methods.index(False)] or "the default configuration"
-        raise UsageError(f"--config {paths[methods.index(True)]} has a 'lut_methods' section but {plain} has "
-                         f"none; run method configurations and accelerator configurations separately.")
-    if all(methods):
-        if args.build:
-            raise UsageError("--build does not apply to method configurations (they compile no Program); "
-                             "remove it.")
-        result = run_methods([method_config(cfg, path) for cfg, path in zip(configs, paths)],
-                             windows=args.windows, window=args.window, fp32=not args.no_fp32)
-        for r in result.rows:
-            print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  {r.bits_per_weight:.3f} streamed "
-                  f"bits/weight ({r.windows} windows of {r.window})")
-        write_json(args.json, result)
-        return 0
+    configs = [load_config(path) for path in no_repeats(args.config, "--config") or [None]]
     build = args.build or "build/run"
     check_folder(build, "--build")
     result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32)
@@ -109,8 +103,26 @@ def cmd_run(args) -> int:
     print(f"Perplexity on {result.tokens} tokens of WikiText-2 test ({result.windows} windows "
           f"of {result.window}):")
     for r in result.rows:
-        print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  ({r.bits_per_weight:g} index bits/weight)")
+        print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  ({r.bits_per_weight:.3f} streamed bits/weight)")
     print(f"Report: {Path(build) / 'perplexity.md'}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from ..jobs.generate import agreement, generate
+
+    _check_outputs(args)
+    if args.config is None:
+        args.config = str(SHIPPED_CONFIG)
+    result = generate(_config(args), args.build, args.prompt, args.tokens, backend=args.backend)
+    write_json(args.json, result)
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(result.layer_kinds.items()))
+    print(f"prompt ({len(result.prompt_tokens)} tokens): {result.prompt!r}")
+    print(f"{result.backend:>7} ({result.layers_on_hardware} linears on hardware: {kinds}): {result.text!r}")
+    print(f"PyTorch fp32: {result.pytorch_text!r}")
+    print(f"{agreement(result.tokens, result.pytorch_tokens)} of {len(result.tokens)} tokens agree with PyTorch fp32; accumulators SHA-256 "
+          f"{result.accumulators_sha256}; {result.seconds:.1f} s" +
+          (f", {result.cycles} simulated cycles" if result.cycles is not None else "") + ".")
     return 0
 
 
@@ -148,6 +160,11 @@ def _eval_limit(key: str):
     return limit
 
 
+def _max_new_tokens():
+    from ..jobs.generate import MAX_NEW_TOKENS
+    return MAX_NEW_TOKENS
+
+
 def _max_budget():
     from ..compiler.search import MAX_BUDGET
     return MAX_BUDGET
@@ -169,14 +186,21 @@ def _config_arguments(p) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="the main job: compile SmolLM2 block 0, run it in Verilator, "
-                                    "check against golden and PyTorch")
-    _config_arguments(p)
-    p.add_argument("--layer", action="append", help="linear layer(s) to run (default: block 0's seven)")
+    p = sub.add_parser("demo", help="the main job: compile every SmolLM2 linear for the accelerator, generate "
+                                    "text in Verilator, check against golden and PyTorch")
+    p.add_argument("--config", help="config YAML (default: configs/smollm2-lut.yaml, the best shipped one)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--layer", action="append",
+                   help="linear layer(s) compiled and run on the accelerator, the others fp32 (default: all)")
     p.add_argument("--tokens", type=number(int, 1, _max_tokens), default=32,
-                   help="tokens compared with PyTorch, 1 to 2048")
-    p.add_argument("--sim-tokens", type=number(int, 1, _max_sim_tokens), default=2,
-                   help="tokens run in Verilator, 1 to 64 and at most --tokens")
+                   help="tokens of real activations per layer compared with PyTorch, 1 to 2048")
+    p.add_argument("--sim-tokens", type=number(int, 1, _max_sim_tokens), default=3,
+                   help="tokens generated in Verilator, 1 to 64")
+    p.add_argument("--prompt", default="The capital of France is", help="the text the generation continues")
+    p.add_argument("--windows", type=number(int, 1, _eval_limit("EVAL_WINDOWS")), default=1,
+                   help="WikiText-2 test windows of the perplexity, 1 to 10000")
+    p.add_argument("--window", type=number(int, 2, _eval_limit("EVAL_WINDOW")), default=256,
+                   help="tokens per window, 2 to 8192")
     p.add_argument("--build", default="build/demo", help="build directory (Program, reports)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=cmd_demo)
@@ -197,16 +221,28 @@ def register(sub) -> None:
                    help="tokens per window, 2 to 8192 (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
-    p.add_argument("--build", help="build directory (default: build/run; not with method configurations)")
+    p.add_argument("--build", help="build directory (default: build/run)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="greedy text with every decoder linear on the accelerator (golden "
+                                        "models or the RTL in Verilator), next to PyTorch fp32's")
+    p.add_argument("--config", help="config YAML (default: configs/smollm2-lut.yaml, the best shipped one)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--tokens", type=number(int, 1, _max_new_tokens), default=8, help="new tokens, 1 to 256")
+    p.add_argument("--backend", choices=("golden", "sim"), default="golden",
+                   help="golden models or the RTL in Verilator (default: golden)")
+    p.add_argument("--build", default="build/generate", help="build directory (Program)")
+    p.add_argument("--json", metavar="PATH", help="write the tokens, texts and accumulator hash as JSON")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("quantize", help="per-layer sensitivity and a search for a streamed-bits budget; "
                                         "writes a method configuration for `run`")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     p.add_argument("--budget", type=number(float, 0, _max_budget), required=True, metavar="BITS",
-                   help="mean streamed bits per weight over the decoder linears, up to 16 (bf16); at least "
+                   help="mean streamed bits per weight over the decoder linears, up to 8.25 (MXINT8); at least "
                         "what the cheapest candidates stream (3.734 with --lut-every 4)")
     p.add_argument("--rows", type=number(int, 1, _max_rows), default=512,
                    help="calibration rows scored per layer, 1 to 2048")

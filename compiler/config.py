@@ -17,7 +17,9 @@ A configuration file has five sections; every key is optional and defaults to th
                             # block); 0 = all positions in one run when they fit core.max_positions
       iterations: 4         # k-means Lloyd steps
       seed: 0
-    core:           # the GEMV core (lutforge.hdl.gemv_core.GemvCore) build parameters
+    core:           # the cores' build parameters (lutforge.hdl.gemv_core.GemvCore; the block core
+                    # lutforge.hdl.block_gemv.BlockGemvCore takes lanes, and max_positions as its
+                    # activation chunks per run)
       lanes: 16, chains: 4, max_positions: 1024, metric: linf, memory_latency: 4
     calibration:    # WikiText-2 valid capture (lutforge.compiler.calibration)
       windows: 1, window: 256, rows: 256
@@ -26,14 +28,17 @@ A configuration file has five sections; every key is optional and defaults to th
     target:         # performance-model target: a preset name or clock_mhz/bandwidth_gbs/lanes
       preset: sim
     model: smollm2  # the model the configuration is for
-    lut_methods:    # optional: a method per decoder linear (lutforge.compiler.lut_methods)
+    lut_methods:    # instead of quantization: a method per decoder linear (lutforge.compiler.lut_methods)
       default: {kind: lut, v: 2, c_a: 256, c_w: 16, fit: gptq, hadamard: 64}
       layers:       # overrides by layer name
-        layers.0.mlp.down: {kind: mxint4, fit: gptq}
+        layers.0.mlp.down: {kind: mxint4, fit: gptq, act: mxint8}
 
-A configuration with ``lut_methods`` is run layer by layer with those methods
-(``lutforge run``, :mod:`lutforge.compiler.search`; ``lutforge quantize`` writes one); without it
-every layer is co-quantized with the ``quantization`` section.
+Every layer is compiled for a core (``lutforge compile``/``demo``/``run``/``generate``, one path:
+:mod:`lutforge.compiler.steps`): with ``lut_methods`` each layer by its method (``lut`` on the LUT
+core; ``mxint8``, ``mxint4``, ``mxfp4``, ``nvfp4`` on the block-format core with activations in the
+method's ``act`` format), else every layer co-quantized with the ``quantization`` section on the
+LUT core. A file with both sections, or a method no core runs (``bf16``, ``fp32``, float or
+``artifact`` tables), is refused on load, naming the layer and the fix.
 
 Errors name the key (``quantization.c_a``), the bad value and the allowed range.
 """
@@ -55,7 +60,7 @@ from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
            "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path",
-           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers"]
+           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable"]
 
 
 class ConfigError(UsageError):
@@ -331,6 +336,9 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
     if unknown:
         raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
                           f"{', '.join(_SECTIONS)}, lut_methods.")
+    if "quantization" in data and "lut_methods" in data:
+        raise ConfigError(f"{name} has both 'quantization' (one co-quantized LUT setting for every layer) and "
+                          f"'lut_methods' (a method per layer); keep one of them.")
     sections = {key: cls(**_section(data, key, name)) for key, cls in _SECTIONS.items()}
     model = _choice("model", data.get("model", "smollm2"), tuple(MODELS))
     methods = _parse_methods(data["lut_methods"], name, model) if "lut_methods" in data else None
@@ -350,7 +358,28 @@ def _method(value, key: str):
         if ignored:
             raise ConfigError(f"{key}.{ignored[0]} has no effect on kind {value['kind']!r} (only LUT methods "
                               f"read it); remove it or use kind: lut.")
-    return parse_method(value, key)
+    try:
+        return parse_method(value, key)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def check_lowerable(name: str, m) -> None:
+    """Refuse a method of layer ``name`` that no core runs, before any work."""
+    from .lut_methods import BLOCK_KINDS, method_label
+
+    if m.kind in BLOCK_KINDS:
+        return
+    if m.kind != "lut":
+        raise ConfigError(
+            f"Layer {name} uses kind {m.kind!r}, which no core of the accelerator runs (the block core takes "
+            f"MXINT8, MXINT4, MXFP4 and NVFP4 weights); give it kind mxint8 (8.25 bits per weight, the "
+            f"closest to {m.kind}) or another block or LUT kind.")
+    if m.table_bits == 0 or m.scales == "artifact":
+        raise ConfigError(
+            f"Layer {name} uses the LUT method {method_label(m)!r}, whose "
+            f"{'float tables' if m.table_bits == 0 else 'float zero point (scales: artifact)'} the core's "
+            f"integer tables cannot hold; use table_bits 4 or 8 with scales 'block' or 'layer'.")
 
 
 def _parse_methods(section, name: str, model: str) -> MethodsConfig:
@@ -373,6 +402,8 @@ def _parse_methods(section, name: str, model: str) -> MethodsConfig:
                             {n: _method(m, f"lut_methods.layers.{n}") for n, m in layers.items()})
     if layers:
         check_layers(layers, model, what=f"lut_methods.layers in {name}: layer", error=ConfigError)
+    for layer in model_linears(model):
+        check_lowerable(layer, methods.method(layer))
     return methods
 
 

@@ -1,22 +1,30 @@
-"""Lowering a co-quantized layer onto the GEMV core: runs, memory images and the activation scale.
+"""Lowering a quantized layer onto its core: runs, memory images and the activation scale.
+
+:func:`lower` takes what the ``quantize`` step made of a layer (:mod:`lutforge.compiler.layer_quant`)
+and lowers it onto the LUT core (:func:`lower_layer`) or the block-format core
+(:func:`lower_block_layer`).
 
 A :class:`~lutforge.golden.lut_layer.LutLayer` (positions P = ceil(K / v), row blocks
 of G rows) becomes one or more *core runs*. The core sums one position group per run (see
 :mod:`lutforge.hdl.gemv_core`), so a layer quantized with ``positions_per_group`` = S < P is cut
 along K into ceil(P / S) runs (K tiles), each with its own memory images at its own bases and its
-own table scale per row block; the host adds the dequantized runs. Output rows are tiled in
-``lanes``-row tiles (G must be a multiple of ``lanes``).
+own table scale per row block; the host adds the dequantized runs. A layer with a residual
+codebook has the runs of its second stage after those of the first (same activations, same
+activation codebooks), and the host adds them too. Output rows are tiled in ``lanes``-row tiles (G
+must be a multiple of ``lanes``).
 """
 
 import dataclasses
 
 import numpy as np
 
+from ..golden import block_gemv
 from ..golden.gemv_core import core_images
 from ..golden.lut_layer import LutLayer
-from ..program.artifact import CoreRun, LoweredLayer, ProgramError, quantize_activations
+from ..program.artifact import BlockLoweredLayer, CoreRun, LoweredLayer, ProgramError, quantize_activations
+from .layer_quant import BlockWeights, LutStages
 
-__all__ = ["activation_scale", "split_runs", "lower_layer"]
+__all__ = ["activation_scale", "split_runs", "lower_layer", "lower_block_layer", "lower"]
 
 
 def activation_scale(act_codebooks: np.ndarray) -> float:
@@ -39,18 +47,25 @@ def split_runs(layer: LutLayer) -> list[tuple[int, LutLayer]]:
     return out
 
 
-def lower_layer(name: str, layer: LutLayer, lanes: int, max_positions: int) -> LoweredLayer:
-    """Map ``layer`` onto a core with ``lanes`` lanes and ``max_positions`` positions per run."""
-    if layer.scheme != "asymmetric":
-        raise ProgramError(
-            f"Layer {name} uses table scheme {layer.scheme!r}, whose float zero point the core's "
-            f"integer accumulators cannot carry; quantize with scheme 'asymmetric'.")
-    act_scale = activation_scale(layer.act_codebooks)
-    cb_q = quantize_activations(layer.act_codebooks.reshape(layer.num_positions, -1), act_scale, 1)
-    cb_q = cb_q.reshape(layer.act_codebooks.shape)
+def lower_layer(name: str, layer: LutLayer | LutStages, lanes: int, max_positions: int) -> LoweredLayer:
+    """Map ``layer`` (one co-quantized layer, or the stages of a LUT method) onto a core with
+    ``lanes`` lanes and ``max_positions`` positions per run."""
+    stages = layer if isinstance(layer, LutStages) else LutStages((layer,))
+    first = stages.stages[0]
+    for stage in stages.stages:
+        if stage.scheme != "asymmetric":
+            raise ProgramError(
+                f"Layer {name} uses table scheme {stage.scheme!r}, whose float zero point the core's "
+                f"integer accumulators cannot carry; quantize with scheme 'asymmetric'.")
+        if not np.array_equal(stage.act_codebooks, first.act_codebooks):
+            raise ProgramError(f"The stages of layer {name} have different activation codebooks; a residual "
+                               f"stage must search the same centroids as the first.")
+    act_scale = activation_scale(first.act_codebooks)
+    cb_q = quantize_activations(first.act_codebooks.reshape(first.num_positions, -1), act_scale, 1)
+    cb_q = cb_q.reshape(first.act_codebooks.shape)
     runs, cbs, tabs, idxs = [], [], [], []
     bases = [0, 0, 0]
-    for p0, sub in split_runs(layer):
+    for p0, sub in (run for stage in stages.stages for run in split_runs(stage)):
         if sub.num_positions > max_positions:
             raise ProgramError(
                 f"Layer {name} needs {sub.num_positions} positions in one core run but the core "
@@ -66,8 +81,29 @@ def lower_layer(name: str, layer: LutLayer, lanes: int, max_positions: int) -> L
         tabs.append(img.tab)
         idxs.append(img.idx)
     return LoweredLayer(
-        name, layer.in_features, layer.out_features, layer.v, layer.c_a, layer.c_w, layer.group_rows,
-        layer.table_bits, lanes, layer.metric, act_scale, tuple(runs),
+        name, first.in_features, first.out_features, first.v, first.c_a, first.c_w, first.group_rows,
+        first.table_bits, lanes, first.metric, act_scale, tuple(runs),
         np.concatenate(cbs), np.concatenate(tabs), np.concatenate(idxs),
-        np.ascontiguousarray(layer.scales, dtype=np.float32),
-        np.ascontiguousarray(layer.zero_points, dtype=np.int64))
+        np.concatenate([np.asarray(s.scales, dtype=np.float32) for s in stages.stages]),
+        np.concatenate([np.asarray(s.zero_points, dtype=np.int64) for s in stages.stages]), stages.hadamard)
+
+
+def lower_block_layer(name: str, layer: BlockWeights, lanes: int, max_chunks: int) -> BlockLoweredLayer:
+    """Map block-format weights onto a block core with ``lanes`` lanes that buffers ``max_chunks``
+    activation chunks (one run per token)."""
+    fmt = block_gemv.BlockGemvFormat(layer.weight, layer.act)
+    chunks = layer.elements.shape[1] // fmt.chunk
+    if chunks > max_chunks:
+        raise ProgramError(
+            f"Layer {name} needs {chunks} activation chunks of {fmt.chunk} in one run but the block core "
+            f"buffers at most {max_chunks}; build the cores with core.max_positions >= {chunks}.")
+    img = block_gemv.core_images(layer.elements, layer.scales, fmt, lanes)
+    return BlockLoweredLayer(name, layer.in_features, layer.out_features, layer.weight, layer.act, lanes,
+                             dict(img.descriptor), layer.tensor_scale, img.w, img.s)
+
+
+def lower(name: str, layer: LutStages | BlockWeights, lanes: int, max_positions: int):
+    """The lowered layer of what the ``quantize`` step made of layer ``name``."""
+    if isinstance(layer, BlockWeights):
+        return lower_block_layer(name, layer, lanes, max_positions)
+    return lower_layer(name, layer, lanes, max_positions)

@@ -3,7 +3,7 @@ becomes, how many bits it streams, and a fast PyTorch evaluation that computes w
 LUT GEMV computes.
 
 A *method* (:class:`LayerMethod`) is either a LUT layer (``kind="lut"``) or a layer left in a
-numerics format (``kind`` in ``mxint8``, ``mxint4``, ``nvfp4``, ``bf16``, ``fp32``; weights
+numerics format (``kind`` in ``mxint8``, ``mxint4``, ``mxfp4``, ``nvfp4``, ``bf16``, ``fp32``; weights
 quantized with :mod:`lutforge.golden.mx`, activations unchanged). Block formats take
 ``fit: gptq``: the same format, codes chosen by GPTQ for the layer output
 (:mod:`lutforge.compiler.gptq_blocks`) instead of nearest rounding.
@@ -15,7 +15,8 @@ LUT options, each measured side by side in ``docs/quantization.md``:
 * ``table_bits``: 8 or 4 (0 = float tables, a reference that the core cannot run);
 * ``scales``: table-scale cells: ``"block"`` (one scale and integer zero point per row block and
   run of ``scale_positions`` positions; 0 = all positions, 1 = per (position, row block)), ``"layer"`` (one per layer, integer zero point) or ``"artifact"`` (one per layer,
-  float zero point, LUT-LLM's public code; golden reference only);
+  float32 scale and zero point and codes rounded half away from zero, as LUT-LLM's public code;
+  golden reference only);
 * ``fit``: weight codebooks fitted by ``"kmeans"`` (plain input distance), ``"act"`` (k-means
   under the calibration activations' per-column second moment) or ``"gptq"`` (fitted to the
   layer *output*: the weights are first moved to the least-squares solution for the quantized
@@ -33,7 +34,7 @@ positions, NG = ceil(N/G) row blocks, b = table bits, R = 2 with a residual stag
     LUT:      R * (P * NG * C_a * C_w * b  +  N * P * log2(C_w)  +  48 * cells) / (N * K)
               (tables, amortized over G rows; index bits per v weights; fp32 scale + 16-bit zero
                point per table-scale cell)
-    numerics: element bits + scale bits per block (mxint8: 8 + 8/32, mxint4: 4 + 8/32,
+    numerics: element bits + scale bits per block (mxint8: 8 + 8/32, mxint4 and mxfp4: 4 + 8/32,
               nvfp4: 4 + 8/16 + 32/(N K), bf16: 16, fp32: 32)
 
 The activation codebooks (P * C_a * v int8 values) are not in this count; they are reported as
@@ -43,12 +44,16 @@ The hardware contract this module reproduces for LUT layers (see :mod:`lutforge.
 activations and codebooks are int8 with one scale ``max|A| / 127`` per layer, the centroid search
 runs on the int8 values (metric ``l2``, ties to the lowest index), and each output adds one table
 entry per position. With quantized tables the float output is ``sum_p scale * (code - zp)``
-(exactly the golden dequantization), computed here with ``embedding_bag`` instead of a loop.
+(exactly the golden dequantization), computed here with ``embedding_bag`` instead of a loop. Scales
+``"artifact"`` use the same per-entry sum; the authors' hardware (and the golden model) instead
+dequantizes the integer sum once in float32, ``acc * scale - zp * scale * P``, which equals it up to
+float32 rounding.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +62,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..support.cache import content_key, source_hash
+from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
 from ..support.toolchain import tool_versions
 
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
-           "fit_layer", "NUMERIC_KINDS", "method_label", "hadamard_t"]
+           "fit_layer", "cached_fit", "fit_cache_dir", "NUMERIC_KINDS", "BLOCK_KINDS", "method_label",
+           "hadamard_t"]
 
-NUMERIC_KINDS = ("mxint8", "mxint4", "nvfp4", "bf16", "fp32")
-BLOCK_KINDS = ("mxint8", "mxint4", "nvfp4")
+NUMERIC_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4", "bf16", "fp32")
+BLOCK_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4")
 _KINDS = ("lut",) + NUMERIC_KINDS
 _SCALES = ("block", "layer", "artifact")
 _FITS = ("kmeans", "act", "gptq")
@@ -85,12 +91,21 @@ class LayerMethod:
     hadamard: int = 0
     iterations: int = 8
     seed: int = 0
+    # Block kinds: the activation format the block GEMV core takes (golden.block_gemv.ACT_FORMATS).
+    act: str = "mxint8"
 
     def validate(self, key: str = "method") -> "LayerMethod":
         def bad(field, value, allowed):
             raise ValueError(f"{key}.{field} = {value!r} is not allowed; use {allowed}.")
         if self.kind not in _KINDS:
             bad("kind", self.kind, " | ".join(_KINDS))
+        if self.act != "mxint8" and self.kind not in BLOCK_KINDS:
+            bad("act", self.act, "it only on a block kind (mxint8, mxint4, mxfp4, nvfp4); the LUT core searches "
+                "int8 activations")
+        if self.kind in BLOCK_KINDS:
+            from ..golden.block_gemv import ACT_FORMATS
+            if self.act not in ACT_FORMATS:
+                bad("act", self.act, " | ".join(ACT_FORMATS))
         if self.kind != "lut":
             if self.fit not in (("kmeans", "gptq") if self.kind in BLOCK_KINDS else ("kmeans",)):
                 bad("fit", self.fit, "gptq (error-compensated rounding) or leave it out (nearest rounding)"
@@ -119,7 +134,13 @@ class LayerMethod:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         if self.kind != "lut":
-            return {"kind": self.kind, "fit": "gptq"} if self.fit == "gptq" else {"kind": self.kind}
+            out = {"kind": self.kind}
+            if self.fit == "gptq":
+                out["fit"] = "gptq"
+            if self.act != "mxint8":
+                out["act"] = self.act
+            return out
+        d.pop("act")
         return d
 
     def key(self) -> str:
@@ -141,7 +162,7 @@ def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
 
 def method_label(m: LayerMethod) -> str:
     if m.kind != "lut":
-        return f"{m.kind} gptq" if m.fit == "gptq" else m.kind
+        return " ".join([m.kind] + (["gptq"] if m.fit == "gptq" else []) + ([f"x{m.act}"] if m.act != "mxint8" else []))
     parts = [f"v{m.v} Ca{m.c_a} Cw{m.c_w}", f"G{m.group_rows or 'N'}",
              f"{'fp' if m.table_bits == 0 else m.table_bits}b/{m.scales}"
              + (f"{m.scale_positions}" if m.scales == "block" and m.scale_positions else ""), m.fit]
@@ -160,7 +181,7 @@ def streamed_bits(m: LayerMethod, n: int, k: int) -> float:
     """Streamed bits per weight of an N x K layer under ``m`` (formula in the module docstring)."""
     if m.kind == "mxint8":
         return 8 + 8 / 32
-    if m.kind == "mxint4":
+    if m.kind in ("mxint4", "mxfp4"):
         return 4 + 8 / 32
     if m.kind == "nvfp4":
         return 4 + 8 / 16 + 32 / (n * k)
@@ -317,10 +338,9 @@ def _quantize_tables(tables: np.ndarray, m: LayerMethod) -> np.ndarray:
     from ..golden.lut_tables import dequantize_tables, quantize_tables, quantize_tables_artifact
     if m.scales == "artifact":
         qt = quantize_tables_artifact(tables, m.table_bits)
-        scale = float(qt.scales[0, 0])
-        return scale * (qt.codes.astype(np.float64) - float(qt.zero_points[0, 0]))
-    qt = quantize_tables(tables, m.table_bits, m.scales, "rne",
-                         positions_per_group=(m.scale_positions or tables.shape[0]) if m.scales == "block" else 1)
+    else:
+        qt = quantize_tables(tables, m.table_bits, m.scales, "rne",
+                             positions_per_group=(m.scale_positions or tables.shape[0]) if m.scales == "block" else 1)
     return dequantize_tables(qt)
 
 
@@ -479,6 +499,24 @@ def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: L
     key = content_key(np.asarray(weight, dtype=np.float32), np.asarray(calibration, dtype=np.float32),
                       m.key(), fit_version(m))
     return root / f"{key}.pt"
+
+
+def fit_cache_dir() -> Path:
+    return cache_root() / "lut_methods"
+
+
+def cached_fit(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
+    """:func:`fit_layer`, through the content-addressed fit cache (an entry that fails its check is
+    refitted)."""
+    path = fit_cache_path(fit_cache_dir(), weight, calibration, m)
+    stored = read_cached(path)
+    if stored is not None:
+        return torch.load(io.BytesIO(stored), weights_only=False)
+    fitted = fit_layer(weight, calibration, m)
+    buffer = io.BytesIO()
+    torch.save(dataclasses.replace(fitted, tables_q=None), buffer)
+    write_cached(path, buffer.getvalue())
+    return fitted
 
 
 def to_lut_layers(fitted: FittedLayer) -> list:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
+           "block_layer_cost", "program_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
 
 
@@ -163,3 +164,61 @@ def model_cost(model: str, core: GemvCoreParams, target: Target, *, group_rows: 
             "image_mib": stored / 2**20,
             "fits_memory": None if target.memory_mib is None else stored / 2**20 < target.memory_mib,
             "published": PUBLISHED.get(model)}
+
+
+def block_layer_cost(shape: LayerShape, fmt, *, lanes: int, memory_latency: int, clock_mhz: float,
+                     bandwidth_gbs: float) -> LayerCost:
+    """One GEMV of ``shape`` on the block-format core (:mod:`lutforge.golden.block_gemv` format
+    ``fmt``, ``lanes`` lanes): one run over K padded to whole 32-element blocks. Bytes: the weight
+    elements and scales, the activation elements and scales, and one fp32 accumulator per row."""
+    k = -(-shape.in_features // 32) * 32
+    chunks = k // fmt.chunk
+    tiles = -(-shape.out_features // lanes)
+    cycles = block_run_cycles(chunks, shape.out_features, lanes, memory_latency)
+    nbytes = (tiles * lanes * (k * fmt.weight_bits + chunks * 8) + k * fmt.act_bits + (k // fmt.act_block) * 8
+              + tiles * lanes * 32) // 8
+    t_compute = cycles / (clock_mhz * 1e6)
+    t_memory = nbytes / (bandwidth_gbs * 1e9)
+    return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),
+                     "compute" if t_compute >= t_memory else "memory")
+
+
+def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M") -> dict:
+    """Per-token decode cost of a Program's layers on ``target`` (each layer on its core, with the
+    target's lanes): the projection of what was compiled, whatever mix of LUT and block layers."""
+    costs, stored = [], 0.0
+    for layer in program.layers.values():
+        shape = LayerShape(layer.name, layer.in_features, layer.out_features)
+        if layer.kind == "block":
+            fmt = layer.format
+            costs.append(block_layer_cost(shape, fmt, lanes=target.lanes, memory_latency=target.memory_latency,
+                                          clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs))
+            stored += layer.out_features * layer.chunks * fmt.chunk * (fmt.weight_bits + 8 / fmt.chunk) / 8
+            continue
+        core = GemvCoreParams(v=layer.v, c_a=layer.c_a, c_w=layer.c_w, table_bits=layer.table_bits,
+                              lanes=target.lanes, chains=chains)
+        for run in layer.runs:
+            costs.append(layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features), core,
+                                    memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
+                                    bandwidth_gbs=target.bandwidth_gbs))
+        stored += sum(words.size * 4 for words in (layer.cb, layer.tab, layer.idx))
+    seconds = sum(c.seconds for c in costs)
+    return {"model": model, "target": target.name, "cycles_per_token": sum(c.cycles for c in costs),
+            "bytes_per_token": sum(c.bytes for c in costs), "seconds_per_token": seconds,
+            "tokens_per_s": 1.0 / seconds, "bound": sorted({c.bound for c in costs}),
+            "weights": sum(layer.in_features * layer.out_features for layer in program.layers.values()),
+            "image_mib": stored / 2**20,
+            "fits_memory": None if target.memory_mib is None else stored / 2**20 < target.memory_mib,
+            "published": PUBLISHED.get(model)}
+
+
+def block_run_cycles(chunks: int, out_features: int, lanes: int, memory_latency: int) -> int:
+    """Cycles of one run of the block-format GEMV core (:mod:`lutforge.hdl.block_gemv`).
+
+    One (tile, chunk) weight word per cycle once the first answer is back: ``tiles * chunks`` plus
+    the first memory round trip and four cycles of descriptor, pipeline (three stages) and output
+    register, with activations and results never stalling. Read off the simulated RTL and pinned by
+    ``tests/hdl/test_block_gemv.py``.
+    """
+    tiles = -(-out_features // lanes)
+    return tiles * chunks + memory_latency + 4

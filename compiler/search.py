@@ -23,7 +23,6 @@ for every method).
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,11 +32,10 @@ import numpy as np
 import torch
 import yaml
 
-from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
+from ..support.cache import content_key, read_cached, source_hash, write_cached
 from ..support.checks import check_int
 from ..support.errors import UsageError
-from .lut_methods import (LayerMethod, fit_cache_path, fit_layer, fit_version, method_label,
-                          streamed_bits)
+from .lut_methods import LayerMethod, cached_fit, fit_cache_dir, fit_version, method_label, streamed_bits
 
 __all__ = ["MethodConfig", "load_method_config", "method_config", "Session", "search_budget",
            "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport", "minimum_budget",
@@ -128,8 +126,7 @@ def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
 
 
 def _cache_dir() -> Path:
-    return cache_root() / "lut_methods"
-
+    return fit_cache_dir()
 
 def _read_json_entry(path: Path):
     """The JSON value of the file entry at ``path``, or None when absent or damaged (then recomputed)."""
@@ -170,20 +167,9 @@ class Session:
 
     def fit(self, name: str, m: LayerMethod):
         key = (name, m.key())
-        if key in self._fitted:
-            return self._fitted[key]
-        w, x = self.weight(name), self.calib.inputs[name]
-        path = fit_cache_path(_cache_dir(), w, x, m)
-        stored = read_cached(path)
-        if stored is not None:
-            fitted = torch.load(io.BytesIO(stored), weights_only=False)
-        else:
-            fitted = fit_layer(w, x, m)
-            buffer = io.BytesIO()
-            torch.save(dataclasses.replace(fitted, tables_q=None), buffer)
-            write_cached(path, buffer.getvalue())
-        self._fitted[key] = fitted
-        return fitted
+        if key not in self._fitted:
+            self._fitted[key] = cached_fit(self.weight(name), self.calib.inputs[name], m)
+        return self._fitted[key]
 
     def bits(self, cfg: MethodConfig, only: list[str] | None = None) -> float:
         """Mean streamed bits per weight over the decoder linears (or the layers in ``only``)."""
@@ -329,7 +315,8 @@ def candidates() -> dict[str, LayerMethod]:
     # GPTQ-rounded block formats are not offered: they cut the layer output error 1.5-6x on held-out
     # calibration rows, yet raise MXINT4's whole-model perplexity (docs/quantization.md), so an
     # output-error search would choose them everywhere and be misled.
-    menu = [LayerMethod(kind="bf16"), LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
+    # Only kinds a core runs are offered (bf16 has none), so every chosen configuration compiles.
+    menu = [LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
             LayerMethod(kind="nvfp4"),
             LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
             LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
@@ -367,8 +354,8 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
 
 # The calibration of ``lutforge quantize``: the rows it scores come from these.
 SEARCH_CALIBRATION = {"windows": 4, "window": 512, "rows": 2048}
-# The most a budget can ask: every layer in bf16, the costliest candidate.
-MAX_BUDGET = 16
+# The most a budget can ask: every layer in MXINT8, the costliest candidate.
+MAX_BUDGET = 8.25
 
 
 def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
@@ -405,7 +392,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
         raise UsageError(f"Budget {budget!r} bits/weight is outside {low:.3f} to {MAX_BUDGET:g}: the cheapest "
                          f"candidates stream {low:.3f} bits/weight with a LUT candidate scored in every "
-                         f"{lut_every}-th block and bf16 everywhere streams {MAX_BUDGET:g}; choose a budget "
+                         f"{lut_every}-th block and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
                          f"in that range.")
     check_data("valid")
     s = Session(SEARCH_CALIBRATION, progress=progress)
@@ -416,7 +403,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     alpha = loss_weights(errors, probes)
     weighted = {l: {c: alpha[l] * e for c, e in row.items()} for l, row in errors.items()}
     choice = search_budget(weighted, bits, s.sizes, budget)
-    cfg = MethodConfig(Path(out_path).stem, menu["bf16"],
+    cfg = MethodConfig(Path(out_path).stem, menu["mxint8"],
                        {l: menu[c] for l, c in choice.items()}, s.cal_params)
     ranked = sorted(choice, key=lambda l: -weighted[l][choice[l]])
     report = QuantizeReport(budget, s.bits(cfg), choice, errors, bits, probes, alpha,

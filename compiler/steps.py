@@ -9,14 +9,18 @@ compile restarts where it stopped.
 * ``import``   — the model (GGUF) and its content hash; report only.
 * ``calibrate``— inputs of every selected linear layer on WikiText-2 valid
                  (:func:`lutforge.compiler.calibration.capture_calibration`); ``calibrate/calibration.npz``.
-* ``quantize`` — LUT-LLM co-quantization of every layer (:func:`lutforge.golden.lut_layer.co_quantize`)
-                 with content-hashed caches under ``$LUTFORGE_CACHE``: ``kmeans/`` (codebooks and
-                 indices, shared by table variants) and ``codebooks/`` (whole layers)
-                 (key: weight bytes, calibration bytes, the quantization section, the golden
-                 sources; file entries checked against their SHA-256 when read, see
-                 :func:`lutforge.support.cache.read_cached`); ``quantize/<layer>.npz``.
-* ``emit``     — lowering onto the core (:func:`lutforge.compiler.lower.lower_layer`) and the
-                 Program directory ``program/``.
+* ``quantize`` — every layer by its method (:mod:`lutforge.compiler.layer_quant`): with a
+                 ``lut_methods`` section the layer's method (a LUT fit or a block format, from the
+                 fit caches), else LUT-LLM co-quantization with the ``quantization`` section
+                 (:func:`lutforge.golden.lut_layer.co_quantize`) with content-hashed caches under
+                 ``$LUTFORGE_CACHE``: ``kmeans/`` (codebooks and indices, shared by table variants)
+                 and ``codebooks/`` (whole layers) (key: weight bytes, calibration bytes, the
+                 quantization section, the golden sources; file entries checked against their
+                 SHA-256 when read, see :func:`lutforge.support.cache.read_cached`);
+                 ``quantize/<layer>.npz``.
+* ``emit``     — lowering onto the layer's core (:func:`lutforge.compiler.lower.lower`: LUT
+                 layers onto the LUT core, block layers onto the block core) and the Program
+                 directory ``program/``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from ..program.artifact import Program, read_program, write_program
 from ..support.cache import atomic_write, cache_root, content_key, read_cached, sha256_hex, source_hash, write_cached
 from ..support.toolchain import tool_versions
 from .config import Config
-from .lower import lower_layer
+from .layer_quant import LutStages, from_bytes, layer_bytes, layer_from_bytes, npz_bytes, quantize_method, to_bytes
+from .lower import lower
 
 __all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "layer_bytes", "layer_from_bytes",
            "compile_model"]
@@ -48,6 +53,9 @@ KMEANS_KEYS = ("v", "c_a", "c_w", "group_rows", "iterations", "seed")
 # and quantize-step key, so editing that code recomputes what it computed.
 CO_QUANTIZE_SOURCES = ("lutforge.golden.lut_layer", "lutforge.golden.codebooks", "lutforge.golden.lut_tables",
                        "lutforge.golden.centroid_search")
+# The code that quantizes a layer by its lut_methods method (the fits have their own cache keys).
+METHOD_SOURCES = ("lutforge.compiler.layer_quant", "lutforge.compiler.lut_methods", "lutforge.compiler.gptq_blocks",
+                  "lutforge.golden.mx")
 CO_QUANTIZE_LIBRARIES = ("numpy", "ml-dtypes")
 
 
@@ -59,29 +67,6 @@ def co_quantize_version() -> str:
 def layer_cache_key(weight: np.ndarray, calibration: np.ndarray, quant: dict) -> str:
     return content_key(np.asarray(weight, dtype=np.float32), np.asarray(calibration, dtype=np.float32),
                        quant, co_quantize_version())
-
-
-_ARRAYS = ("act_codebooks", "weight_codebooks", "widx", "tables", "table_codes", "scales", "zero_points")
-
-
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def layer_bytes(layer: LutLayer) -> bytes:
-    """``layer`` as ``.npz`` bytes, without its float tables (a reference only, and the largest array)."""
-    layer = dataclasses.replace(layer, tables=np.zeros(0, dtype=np.float32))
-    meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAYS}
-    return _npz(__meta__=np.array(json.dumps(meta)), **{k: getattr(layer, k) for k in _ARRAYS})
-
-
-def layer_from_bytes(data: bytes) -> LutLayer:
-    with np.load(io.BytesIO(data)) as f:
-        meta = json.loads(str(f["__meta__"]))
-        arrays = {k: f[k] for k in _ARRAYS}
-    return LutLayer(**meta, **arrays)
 
 
 def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache: bool = True,
@@ -109,7 +94,7 @@ def quantize_layer(weight: np.ndarray, calibration: np.ndarray, quant, *, cache:
                         positions_per_group=ppg, scheme=quant.scheme, seed=quant.seed,
                         iterations=quant.iterations, progress=progress, codebooks=codebooks)
     if cache and codebooks is None:
-        write_cached(km_path, _npz(act_codebooks=layer.act_codebooks, weight_codebooks=layer.weight_codebooks,
+        write_cached(km_path, npz_bytes(act_codebooks=layer.act_codebooks, weight_codebooks=layer.weight_codebooks,
                                    widx=layer.widx))
     if cache:
         write_cached(path, layer_bytes(layer))
@@ -204,7 +189,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         cs = capture_calibration(reference, tokenizer, n_windows=c.windows, window=c.window, rows=c.rows,
                                  layers=layers, progress=build.progress)
         owners = {n: cs.inputs[n] for n in layers if cs.shared.get(n, n) == n}
-        atomic_write(cal_path, _npz(__shared__=np.array(json.dumps(cs.shared)), **owners))
+        atomic_write(cal_path, npz_bytes(__shared__=np.array(json.dumps(cs.shared)), **owners))
         build.finish("calibrate", cal_inputs, [cal_path], t0, key=cs.key, from_cache=cs.from_cache,
                      rows=c.rows, params=cs.params)
         build.say(f"calibrate: {len(layers)} layers, {c.rows} rows each "
@@ -223,24 +208,30 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
     # quantize
     t0 = time.perf_counter()
-    q_inputs = sha256_hex(json.dumps([cal_inputs, cfg.hash("quantization"), co_quantize_version()]).encode())[:16]
+    methods = cfg.lut_methods
+    q_inputs = sha256_hex(json.dumps([cal_inputs, cfg.hash("quantization", "lut_methods"), co_quantize_version(),
+                                      source_hash(*METHOD_SOURCES)]).encode())[:16]
     q_dir = build.root / "quantize"
     report = build.cached("quantize", q_inputs)
     if report is None:
         q_dir.mkdir(parents=True, exist_ok=True)
         per_layer, outputs = {}, []
-        for name in progress_bar(layers, desc="quantize (codebooks)", disable=None if build.progress else True, leave=False):
+        for name in progress_bar(layers, desc="quantize", disable=None if build.progress else True, leave=False):
             t1 = time.perf_counter()
-            layer, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
+            if methods is not None:
+                layer, hit = quantize_method(name, ir.weights[name], calibration()[name], methods.method(name)), None
+            else:
+                lut, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
+                layer = LutStages((lut,))
             out = q_dir / f"{name}.npz"
-            atomic_write(out, layer_bytes(layer))
+            atomic_write(out, to_bytes(layer))
             outputs.append(out)
-            per_layer[name] = {"from_cache": hit, "seconds": round(time.perf_counter() - t1, 3),
-                               "shape": [layer.out_features, layer.in_features]}
-        report = build.finish("quantize", q_inputs, outputs, t0, layers=per_layer,
-                              bits_per_weight=cfg.quantization.bits_per_weight)
-        hits = sum(v["from_cache"] for v in per_layer.values())
-        build.say(f"quantize: {len(layers)} layers ({hits} from the codebook cache) in "
+            per_layer[name] = {"kind": layer.kind, "from_cache": hit, "seconds": round(time.perf_counter() - t1, 3)}
+        report = build.finish("quantize", q_inputs, outputs, t0, layers=per_layer)
+        kinds = {}
+        for v in per_layer.values():
+            kinds[v["kind"]] = kinds.get(v["kind"], 0) + 1
+        build.say(f"quantize: {len(layers)} layers ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in "
                   f"{time.perf_counter() - t0:.1f} s")
     else:
         build.say("quantize: up to date")
@@ -255,13 +246,11 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         return read_program(p_dir)
     if p_dir.exists():
         shutil.rmtree(p_dir)
-    lowered = [lower_layer(n, layer_from_bytes((q_dir / f"{n}.npz").read_bytes()), cfg.core.lanes,
-                           cfg.core.max_positions)
-               for n in layers]
+    lowered = [lower(n, from_bytes((q_dir / f"{n}.npz").read_bytes()), cfg.core.lanes, cfg.core.max_positions)
+               for n in progress_bar(layers, desc="emit", disable=None if build.progress else True, leave=False)]
     program = write_program(p_dir, lowered, config=cfg.to_dict(),
                             source={"model": ir.source, "sha256": ir.source_hash})
     outputs = [p_dir / "manifest.yaml"] + sorted((p_dir / "layers").rglob("*.bin"))
-    build.finish("emit", e_inputs, outputs, t0, layers=[lay.name for lay in lowered],
-                 runs={lay.name: len(lay.runs) for lay in lowered})
+    build.finish("emit", e_inputs, outputs, t0, layers={lay.name: lay.kind for lay in lowered})
     build.say(f"emit: Program with {len(lowered)} layers in {p_dir}")
     return program

@@ -41,6 +41,17 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+class KVCache:
+    """Keys and values (after RoPE) of the tokens a model has seen, per decoder block, for
+    token-by-token decoding: :meth:`ReferenceModel.forward` with a cache runs only the new tokens
+    through the linears, at positions after the cached ones."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.length = 0
+
+
 class ReferenceModel(torch.nn.Module):
     def __init__(self, ir: ModelIR):
         super().__init__()
@@ -116,18 +127,21 @@ class ReferenceModel(torch.nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, seq, vocab) for token ids (batch, seq) or (seq,), positions from 0."""
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (batch, seq, vocab) for token ids (batch, seq) or (seq,), positions from 0, or
+        from ``cache.length`` with a cache (which then takes the new tokens' keys and values)."""
         if tokens.dim() == 1:
             tokens = tokens[None]
         cfg = self.config
         b, t = tokens.shape
-        if t > cfg.context_length:
-            raise ValueError(f"The sequence has {t} tokens, more than the model's context length "
+        start = cache.length if cache is not None else 0
+        if start + t > cfg.context_length:
+            raise ValueError(f"The sequence has {start + t} tokens, more than the model's context length "
                              f"{cfg.context_length}; split it into windows.")
         hd, nh, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-        cos, sin = rope_cos_sin(torch.arange(t), hd, cfg.rope_theta)
-        mask = torch.full((t, t), float("-inf")).triu(1)
+        cos, sin = rope_cos_sin(torch.arange(start, start + t), hd, cfg.rope_theta)
+        # Query i (position start + i) sees keys 0 .. start + i.
+        mask = torch.full((t, start + t), float("-inf")).triu(start + 1)
         h = F.embedding(tokens, self._w["embed"])
         for i in range(cfg.n_layers):
             p = f"layers.{i}."
@@ -136,6 +150,10 @@ class ReferenceModel(torch.nn.Module):
             k = self.linear(p + "attn.k", x).view(b, t, nkv, hd).transpose(1, 2)
             v = self.linear(p + "attn.v", x).view(b, t, nkv, hd).transpose(1, 2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            if cache is not None:
+                if start:
+                    k, v = torch.cat([cache.keys[i], k], dim=2), torch.cat([cache.values[i], v], dim=2)
+                cache.keys[i], cache.values[i] = k, v
             # Query head j reads key/value head j // (nh / nkv), as in Hugging Face's repeat_kv.
             k = k.repeat_interleave(nh // nkv, dim=1)
             v = v.repeat_interleave(nh // nkv, dim=1)
@@ -145,6 +163,8 @@ class ReferenceModel(torch.nn.Module):
             x = rms_norm(h, self._w[p + "mlp_norm"], cfg.rms_eps)
             gated = F.silu(self.linear(p + "mlp.gate", x)) * self.linear(p + "mlp.up", x)
             h = h + self.linear(p + "mlp.down", gated)
+        if cache is not None:
+            cache.length = start + t
         h = rms_norm(h, self._w["norm"], cfg.rms_eps)
         return F.linear(h, self._w["embed" if cfg.tied_embeddings else "lm_head"])
 

@@ -15,7 +15,8 @@ from .centroid_search import search
 from .lut_gemv import lut_gemv
 from .lut_layer import LutLayer
 
-__all__ = ["CoreImages", "core_images", "gemv_core", "tile_count", "descriptor_fields"]
+__all__ = ["CoreImages", "core_images", "gemv_core", "tile_count", "descriptor_fields", "pack_words",
+           "pack_descriptor"]
 
 # The descriptor of one core run, fields LSB first: (name, width in bits; None = the address width).
 # The RTL's descriptor layout (lutforge.hdl.gemv_core.descriptor_layout) is built from this table.
@@ -61,7 +62,7 @@ def gemv_core(x_q, act_codebooks_q, layer: LutLayer, lanes: int, metric: str = "
     return out.reshape(-1, lanes)
 
 
-def _pack(values: np.ndarray, bits: int) -> np.ndarray:
+def pack_words(values: np.ndarray, bits: int) -> np.ndarray:
     """Rows of unsigned ``bits``-bit fields (..., M), field j at bits j*bits.., as uint32 words."""
     values = np.asarray(values, dtype=np.uint64)
     m = values.shape[-1]
@@ -71,6 +72,17 @@ def _pack(values: np.ndarray, bits: int) -> np.ndarray:
     pad = np.zeros((*values.shape[:-1], words * 32 - m * bits), dtype=np.uint8)
     packed = np.packbits(np.concatenate([stream, pad], axis=-1), axis=-1, bitorder="little")
     return packed.view("<u4").reshape(*values.shape[:-1], words)
+
+
+def pack_descriptor(values: dict, fields) -> int:
+    """Descriptor ``values`` as one integer, the (name, width) ``fields`` LSB first."""
+    word, shift = 0, 0
+    for name, width in fields:
+        if not 0 <= values[name] < 1 << width:
+            raise ValueError(f"Descriptor field {name}={values[name]} does not fit {width} bits.")
+        word |= int(values[name]) << shift
+        shift += width
+    return word
 
 
 @dataclass(frozen=True)
@@ -85,32 +97,25 @@ class CoreImages:
 
     def descriptor_word(self, addr_width: int = 32) -> int:
         """The descriptor as one integer, fields LSB first as the core's ``desc`` payload."""
-        d = self.descriptor
-        word, shift = 0, 0
-        for name, width in descriptor_fields(addr_width):
-            if not 0 <= d[name] < 1 << width:
-                raise ValueError(f"Descriptor field {name}={d[name]} does not fit {width} bits.")
-            word |= int(d[name]) << shift
-            shift += width
-        return word
+        return pack_descriptor(self.descriptor, descriptor_fields(addr_width))
 
 
 def core_images(x_q, act_codebooks_q, layer: LutLayer, lanes: int) -> CoreImages:
     """The core's memory images for ``layer``, all bases 0 (see the core's docstring for the layout)."""
     _check(layer, act_codebooks_q, lanes)
     p_count, v, c_a, c_w = layer.num_positions, layer.v, layer.c_a, layer.c_w
-    cb = _pack(np.asarray(act_codebooks_q).view(np.uint8).reshape(p_count, c_a * v), 8)
+    cb = pack_words(np.asarray(act_codebooks_q).view(np.uint8).reshape(p_count, c_a * v), 8)
     # (g * P + p) * C_a + a  ->  codes transposed to (NG, P, C_a, C_w).
     codes = np.transpose(layer.table_codes, (1, 0, 2, 3)).reshape(-1, c_w)
-    tab = _pack(codes, layer.table_bits)
+    tab = pack_words(codes, layer.table_bits)
     tiles = tile_count(layer.out_features, lanes)
     widx = np.zeros((tiles * lanes, p_count), dtype=np.int64)
     widx[: layer.out_features] = layer.widx
     # idx word t * P + p holds rows t L .. t L + L - 1 at position p.
     per_word = widx.reshape(tiles, lanes, p_count).transpose(0, 2, 1).reshape(-1, lanes)
     wbits = max(1, (c_w - 1).bit_length())
-    idx = _pack(per_word, wbits)
-    x_words = _pack(np.asarray(x_q).view(np.uint8).reshape(p_count, v), 8).astype(np.uint64)
+    idx = pack_words(per_word, wbits)
+    x_words = pack_words(np.asarray(x_q).view(np.uint8).reshape(p_count, v), 8).astype(np.uint64)
     x = x_words[:, 0] | (x_words[:, 1] << np.uint64(32) if x_words.shape[1] > 1 else np.uint64(0))
     descriptor = {
         "positions": p_count,

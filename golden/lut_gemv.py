@@ -9,14 +9,18 @@ with ``a[p]`` the activation index of position p (from the centroid search), all
 ``accumulator_width(|q|, table_bits)`` unsigned bits (worst case: every code at ``2^b - 1``);
 for one group over the whole layer that is ``accumulator_width(P, table_bits)``.
 
-Dequantization (float64, outside the integer engine), with ``c_q`` the number of positions in
-group q and (scale, zp) the layer's ``scales[q, n // G]``, ``zero_points[q, n // G]``:
+Dequantization, outside the integer engine, with ``c_q`` the number of positions in group q and
+(scale, zp) the layer's ``scales[q, n // G]``, ``zero_points[q, n // G]``:
 
-* scheme "asymmetric": ``y[n] = sum_{q = 0 .. Q-1} scale * (acc[n, q] - zp * c_q)``, summed in
-  increasing q; ``acc - zp * c_q`` is an exact int64, multiplied by the float32 scale widened to
-  float64. "layer" and "head" granularity have Q = 1, so this is ``scale * (acc - zp * P)``.
-* scheme "artifact": ``y[n] = acc[n] * scale - zp * scale * P`` (float zero point), as the artifact
-  writes it.
+* scheme "asymmetric", on the host in float64:
+  ``y[n] = sum_{q = 0 .. Q-1} scale * (acc[n, q] - zp * c_q)``, summed in increasing q;
+  ``acc - zp * c_q`` is an exact int64, multiplied by the float32 scale widened to float64.
+  "layer" and "head" granularity have Q = 1, so this is ``scale * (acc - zp * P)``.
+* scheme "artifact", as the LUT-LLM authors' hardware, in float32 (every step one binary32
+  operation, round-to-nearest-even): ``zp_hw = fp32(fp32(zp * scale) * P)`` (their host), then
+  ``y[n] = fp32(fp32(float32(acc[n]) * scale) - zp_hw)`` (their kernel), returned widened to float64.
+  Their kernel keeps each accumulator in a 22-bit lane; the integer contract above is exact, which
+  is the same while ``P * (2^b - 1) < 2^22``.
 """
 
 from dataclasses import dataclass
@@ -86,10 +90,11 @@ def dequantize(acc, layer: LutLayer) -> np.ndarray:
     """Float64 outputs (..., N) from accumulators (..., N, Q) by the formula in the module docstring."""
     acc = np.asarray(acc, dtype=np.int64)
     g_of_n = np.arange(layer.out_features) // layer.group_rows
-    scales = layer.scales.astype(np.float64)[:, g_of_n]  # (Q, N)
     if layer.scheme == "artifact":
-        s, zp = scales[0], layer.zero_points[0, g_of_n]
-        return acc[..., 0] * s - zp * s * layer.num_positions
+        s = layer.scales[0, g_of_n]
+        zp_hw = layer.zero_points[0, g_of_n].astype(np.float32) * s * np.float32(layer.num_positions)
+        return (acc[..., 0].astype(np.float32) * s - zp_hw).astype(np.float64)
+    scales = layer.scales.astype(np.float64)[:, g_of_n]  # (Q, N)
     zps = layer.zero_points[:, g_of_n]
     sizes = _group_sizes(layer)
     y = np.zeros(acc.shape[:-1], dtype=np.float64)
@@ -114,8 +119,10 @@ def error_bound(x, weight, layer: LutLayer) -> np.ndarray:
         + entry_error_bound[q(p), g] (table quantization: half a step for rne, one for floor/trunc)
 
     summed over positions, plus float64 slack for the dequantization and the reference
-    ``(Q + K + 2) 2^-52 (sum_q scale (|acc_q| + |zp| c_q) + sum_k |W[n, k] x_k|)``. Norms are taken in
-    float64 and inflated by 1e-9 relative to cover their own rounding.
+    ``(Q + K + 2) 2^-52 (sum_q scale (|acc_q| + |zp| c_q) + sum_k |W[n, k] x_k|)``, and for scheme
+    "artifact" ``2^-22 scale (|acc| + |zp| P)`` for its float32 dequantization (its five
+    roundings move the result by at most ``3 * 2^-24 * scale (|acc| + |zp| P)`` plus second-order
+    terms). Norms are taken in float64 and inflated by 1e-9 relative to cover their own rounding.
     """
     x32 = np.asarray(x).astype(np.float32)
     w = pad_columns(np.asarray(weight, dtype=np.float32), layer.v).astype(np.float64)
@@ -156,6 +163,8 @@ def error_bound(x, weight, layer: LutLayer) -> np.ndarray:
     )
     ref_mag = np.abs(x32.astype(np.float64)) @ np.abs(np.asarray(weight, dtype=np.float64)).T
     slack = (qt.num_position_groups + layer.in_features + 2) * 2 * _U64 * (mag + ref_mag)
+    if layer.scheme == "artifact":
+        slack = slack + 4 * _U32 * mag
     return np.sum(per_pos + step, axis=-1) + slack
 
 

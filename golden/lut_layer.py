@@ -22,6 +22,7 @@ from .codebooks import (
     train_weight_codebooks,
 )
 from .lut_tables import (
+    ArtifactRounding,
     Granularity,
     QuantizedTables,
     Rounding,
@@ -44,8 +45,10 @@ class LutLayer:
     * ``act_codebooks`` A: (P, c_a, v) float32; ``weight_codebooks`` B: (P, NG, c_w, v) float32;
     * ``widx``: (N, P) uint8, weight index of row n at position p (codebook B[p, n // G]);
     * ``tables``: (P, NG, c_a, c_w) float32, the unquantized 2D tables (reference only);
+    * ``rounding``: the rounding of the table codes, "half-away" for scheme "artifact" (see
+      :mod:`lutforge.golden.lut_tables`);
     * ``table_codes``: (P, NG, c_a, c_w) uint8 (uint16 above 8 bits), what the RTL looks up;
-    * ``scales``: (Q, NG) float32 and ``zero_points``: (Q, NG) int64 (float64 for scheme
+    * ``scales``: (Q, NG) float32 and ``zero_points``: (Q, NG) int64 (float32 for scheme
       "artifact"), expanded so that every (position group, row block) has its own entry even when
       the granularity shares one value; position group q covers positions
       ``q * positions_per_group .. min(P, (q + 1) * positions_per_group) - 1``.
@@ -60,7 +63,7 @@ class LutLayer:
     table_bits: int
     scheme: Literal["asymmetric", "artifact"]
     granularity: Granularity
-    rounding: Rounding
+    rounding: Rounding | ArtifactRounding
     head_rows: int | None
     positions_per_group: int
     metric: Metric
@@ -141,8 +144,10 @@ def co_quantize(
     """Co-quantize ``weight`` (N, K) with activation codebooks fitted to ``calibration`` (n, K).
 
     ``granularity="head"`` needs ``head_rows``, a multiple of ``group_rows`` (a head is a whole
-    number of row blocks). ``scheme="artifact"`` is the artifact's per-layer float-zero-point
-    scheme and needs ``granularity="layer"`` and ``rounding="rne"``. ``progress`` shows k-means
+    number of row blocks). ``scheme="artifact"`` is the LUT-LLM authors' per-layer float32 scheme
+    (:func:`~lutforge.golden.lut_tables.quantize_tables_artifact`); it rounds its own way (half away
+    from zero, recorded as ``rounding="half-away"`` in the layer), needs ``granularity="layer"``
+    and takes ``rounding`` only at its default ``"rne"``. ``progress`` shows k-means
     progress bars (on a terminal). ``codebooks`` = ``(act_codebooks, weight_codebooks, widx)`` from
     an earlier call with the same weight, calibration, v, c_a, c_w, group_rows, seed and iterations
     skips the k-means (the compiler caches them so table variants do not retrain).
@@ -158,8 +163,9 @@ def co_quantize(
         raise ValueError(f"Table scheme {scheme!r} is not supported; use 'asymmetric' or 'artifact'.")
     if scheme == "artifact" and (granularity != "layer" or rounding != "rne"):
         raise ValueError(
-            f"The artifact table scheme is per layer with round-half-even; got granularity="
-            f"{granularity!r}, rounding={rounding!r}, so pass granularity='layer', rounding='rne'."
+            f"The artifact table scheme has one scale per layer and rounds as the LUT-LLM authors do "
+            f"(half away from zero, in float32); got granularity={granularity!r}, rounding="
+            f"{rounding!r}, so pass granularity='layer' and leave rounding at its default 'rne'."
         )
     weight = np.asarray(weight)
     calibration = np.asarray(calibration)
@@ -227,7 +233,7 @@ def co_quantize(
         table_bits=int(table_bits),
         scheme=scheme,
         granularity=granularity,
-        rounding=rounding,
+        rounding=qt.rounding,
         head_rows=None if head_rows is None else int(head_rows),
         positions_per_group=qt.positions_per_group,
         metric=metric,

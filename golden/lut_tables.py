@@ -23,9 +23,28 @@ float rounding of ``T / scale`` can step one code past ``L``. Per-entry error is
 ``scale * (f + (L + 1) * 2^-22)``, ``f = 1/2`` for rne and 1 for floor/trunc (see
 :func:`entry_error_bound`).
 
-Scheme ``"artifact"`` (kept for reference, LUT-LLM's public code): one cell per layer,
-``scale = fp32((max - min) / L)``, unrounded float zero point ``zp = -min / scale``,
-``code = clamp(rint(T / scale + zp), 0, L)``, dequantized as ``acc * scale - zp * scale * P``.
+Scheme ``"artifact"``: the table quantization of the LUT-LLM authors' code (github.com/LUT-FPGA/
+LUT-LLM, ``ffn/ffn_tb.cpp`` ``compute_scale_zeropoint`` and ``quantize_value``, ``ffn/ffn.h``), bit
+for bit; every operation is one IEEE binary32 operation, round-to-nearest-even:
+``lo, hi`` = float32 min and max of the whole table, ``scale = fp32(fp32(hi - lo) / L)``,
+``zp = fp32(-lo / scale)`` (a float32 zero point, not rounded to an integer),
+``code = clamp(round_half_away(fp32(fp32(T / scale) + zp)), 0, L)`` with ``round_half_away`` C's
+``std::round`` (halves away from zero). The authors use L = 255 (8-bit codes); other widths use
+``2^bits - 1`` in its place. Where their code divides by a zero scale (a constant table, or a range
+whose ``/ L`` underflows to 0) ours takes ``fp32(max(|lo|, |hi|) / L)``, or 1.0 for an all-zero
+table; a range that overflows float32 is refused.
+
+Where each scheme dequantizes, and in which format:
+
+* ``"asymmetric"`` (granularity layer, head, block): the integer engine only sums codes; the host
+  dequantizes each scale group in float64, ``scale * (acc - zp * c)`` with ``acc - zp * c`` an exact
+  integer and the float32 scale widened (:func:`lutforge.golden.lut_gemv.dequantize`).
+* ``"artifact"``: the authors' hardware dequantizes after the integer sum, in float32:
+  the host computes ``zp_hw = fp32(fp32(zp * scale) * P)`` once per layer (``ffn_tb.cpp``,
+  ``zeropoint * scale * in_size``) and the kernel outputs ``fp32(fp32(float(acc) * scale) - zp_hw)``
+  (``ffn.h``, ``(float)acc * scale - zeropoint``), P the number of positions.
+* :func:`dequantize_tables` (all schemes): per entry ``scale * (code - zp)`` in float64, for error
+  analysis and the compiler's fast evaluation; no hardware forms it.
 
 Index packing: a row of M indices of ``bits`` bits becomes a little-endian bit stream: index j
 occupies stream bits ``j*bits .. (j+1)*bits - 1``, stream bit i is bit ``i % 8`` of byte ``i // 8``.
@@ -59,6 +78,7 @@ __all__ = [
 
 Granularity = Literal["layer", "head", "block"]
 Rounding = Literal["rne", "floor", "trunc"]
+ArtifactRounding = Literal["half-away"]  # C's std::round, only in scheme "artifact"
 GRANULARITIES = ("layer", "head", "block")
 ROUNDINGS = ("rne", "floor", "trunc")
 _ROUND = {"rne": np.rint, "floor": np.floor, "trunc": np.trunc}
@@ -69,7 +89,8 @@ class QuantizedTables:
     """Integer table codes and the per-cell scale and zero point, expanded to (Q, NG).
 
     ``codes``: (P, NG, C_a, C_w), uint8 for bits <= 8 else uint16.
-    ``scales``: (Q, NG) float32; ``zero_points``: (Q, NG) int64, or float64 for scheme "artifact".
+    ``scales``: (Q, NG) float32; ``zero_points``: (Q, NG) int64, or float32 for scheme "artifact".
+    ``rounding`` is the rounding of the codes: one of ``ROUNDINGS``, or "half-away" for "artifact".
     Position group q covers positions ``q * positions_per_group .. min(P, (q+1) * positions_per_group) - 1``.
     """
 
@@ -79,7 +100,7 @@ class QuantizedTables:
     bits: int
     scheme: Literal["asymmetric", "artifact"]
     granularity: Granularity
-    rounding: Rounding
+    rounding: Rounding | ArtifactRounding
     positions_per_group: int
 
     @property
@@ -194,28 +215,45 @@ def quantize_tables(
     return QuantizedTables(codes, scales, zps, bits, "asymmetric", granularity, rounding, ppg)
 
 
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """Nearest integer, halves away from zero (C's ``round``); exact, as ``x - trunc(x)`` is."""
+    whole = np.trunc(x)
+    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0)
+
+
 def quantize_tables_artifact(tables: np.ndarray, bits: int = 8) -> QuantizedTables:
-    """The artifact's per-layer scheme: float zero point ``-min/scale``, codes ``rint(T/scale + zp)``."""
+    """The LUT-LLM authors' per-layer scheme in float32 (module docstring): float32 zero point
+    ``-min / scale``, codes ``round_half_away(T / scale + zp)``."""
     bits = _check_bits(bits, 1, 16, "A table entry")
     t = np.asarray(tables)
     if t.ndim != 4 or t.dtype != np.float32:
         raise ValueError(
             f"Tables must be a float32 array (P, NG, C_a, C_w); got {t.dtype} of shape {t.shape}."
         )
-    levels = (1 << bits) - 1
-    lo, hi = float(t.min()), float(t.max())
-    scale = _cell_scale(lo, hi, levels)
-    zp = -lo / np.float64(scale)
-    codes = np.clip(np.rint(t.astype(np.float64) / np.float64(scale) + zp), 0, levels)
+    levels = np.float32((1 << bits) - 1)
+    lo, hi = t.min(), t.max()
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.isfinite(span):
+        raise ValueError(
+            f"The range of the table ({lo:.7g} .. {hi:.7g}) overflows float32, so the artifact "
+            f"scheme has no finite scale; rescale the layer first."
+        )
+    scale = span / levels
+    if scale == 0:
+        peak = max(abs(lo), abs(hi))
+        scale = peak / levels if peak / levels > 0 else np.float32(1.0)
+    zp = -lo / scale
+    codes = np.clip(_round_half_away(t / scale + zp), 0, levels)
     shape = (1, t.shape[1])
     return QuantizedTables(
         codes.astype(np.uint8 if bits <= 8 else np.uint16),
         np.full(shape, scale, dtype=np.float32),
-        np.full(shape, zp, dtype=np.float64),
+        np.full(shape, zp, dtype=np.float32),
         bits,
         "artifact",
         "layer",
-        "rne",
+        "half-away",
         t.shape[0],
     )
 
@@ -227,22 +265,32 @@ def _expand(per_cell: np.ndarray, qt: QuantizedTables) -> np.ndarray:
 
 
 def dequantize_tables(qt: QuantizedTables) -> np.ndarray:
-    """Float64 tables ``scale * (code - zp)`` (P, NG, C_a, C_w)."""
+    """Float64 tables ``scale * (code - zp)`` (P, NG, C_a, C_w), every scheme (module docstring)."""
     scale = _expand(qt.scales.astype(np.float64), qt)
-    zp = _expand(qt.zero_points, qt)
+    # Integer zero points stay integers so that code - zp is exact; float32 ones widen exactly.
+    zps = qt.zero_points if qt.zero_points.dtype.kind == "i" else qt.zero_points.astype(np.float64)
+    zp = _expand(zps, qt)
     return scale * (qt.codes.astype(np.int64) - zp)
 
 
 def entry_error_bound(qt: QuantizedTables) -> np.ndarray:
     """Bound (Q, NG) float64 on ``|scale * (code - zp) - T|`` for every entry of each cell.
 
-    ``scale * (f + (L + 1) * 2^-22)``: f = 1/2 for round-half-even, 1 for floor/trunc; the second
-    term covers the float32 rounding of the scale (at most L * 2^-24 codes across the cell's range)
-    and the float64 division.
+    Scheme "asymmetric": ``scale * (f + (L + 1) * 2^-22)``: f = 1/2 for round-half-even, 1 for
+    floor/trunc; the second term covers the float32 rounding of the scale (at most L * 2^-24 codes
+    across the cell's range) and the float64 division.
+
+    Scheme "artifact": ``scale * (1/2 + (|zp| + 2 L + 2) * 2^-22)``. With u = 2^-24, the two float32
+    roundings of ``T / scale + zp`` move it by at most ``u (|T / scale| + |T / scale + zp|)`` codes,
+    ``|T / scale| <= |zp| + L + 1``; the exact ``T / scale + zp`` lies in
+    ``[-u |zp|, L (1 + 3u) + u |zp|]`` (zp and scale are rounded), which bounds what the clamp adds.
     """
     levels = (1 << qt.bits) - 1
+    scales = qt.scales.astype(np.float64)
+    if qt.scheme == "artifact":
+        return scales * (0.5 + (np.abs(qt.zero_points.astype(np.float64)) + 2 * levels + 2) * 2.0**-22)
     frac = 0.5 if qt.rounding == "rne" else 1.0
-    return qt.scales.astype(np.float64) * (frac + (levels + 1) * 2.0**-22)
+    return scales * (frac + (levels + 1) * 2.0**-22)
 
 
 def pack_indices(indices, bits: int) -> np.ndarray:

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..compiler.evaluate import Mismatch
 
-if TYPE_CHECKING:  # compiler.search imports torch, which reading a result does not need
-    from ..compiler.search import PerplexityResult
-
-__all__ = ["LayerCheck", "DemoSeconds", "DemoResult", "PerplexityRow", "RunResult", "MethodRunResult",
+__all__ = ["LayerCheck", "DemoSeconds", "DemoGeneration", "DemoResult", "PerplexityRow", "RunResult", "GenerateResult",
            "CompileResult", "BoardCheck"]
 
 
@@ -20,15 +16,15 @@ __all__ = ["LayerCheck", "DemoSeconds", "DemoResult", "PerplexityRow", "RunResul
 class LayerCheck:
     """One layer of ``demo``: golden against PyTorch fp32, sim against golden, cycles against the model."""
     layer: str
+    kind: str               # the core it runs on: "lut" or "block"
     shape: tuple[int, int]  # (out_features, in_features)
-    runs: int
-    bit_exact: bool
+    bit_exact: bool         # sim == golden in every accumulator of every generated token
     max_abs: float
     rel_rms: float
     cosine: float
-    cycles: int
+    cycles: int             # simulated cycles of one decoded token
     model_cycles: int
-    model_error: float  # (model - simulated) / simulated cycles
+    model_error: float      # (model - simulated) / simulated cycles
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "shape": list(self.shape)}
@@ -42,34 +38,52 @@ class DemoSeconds:
 
 
 @dataclass(frozen=True)
+class DemoGeneration:
+    """``demo``'s greedy generation: Verilator's tokens, golden's and PyTorch fp32's."""
+    prompt: str
+    prompt_tokens: tuple[int, ...]
+    tokens: tuple[int, ...]          # Verilator's
+    text: str
+    golden_tokens: tuple[int, ...]
+    pytorch_tokens: tuple[int, ...]
+    pytorch_text: str
+    agreement: int                   # leading tokens shared with PyTorch fp32
+    sim_sha256: str                  # every accumulator of every call, Verilator
+    golden_sha256: str               # the same on the golden backend
+    cycles: int                      # simulated core cycles of the whole generation
+
+
+@dataclass(frozen=True)
 class DemoResult:
     config: str
     config_hash: str
+    layer_kinds: dict  # core kind -> compiled layers
     layers: tuple[LayerCheck, ...]
     first_mismatch: Mismatch | None
     tokens_compared_with_pytorch: int
-    tokens_simulated: int
+    generation: DemoGeneration
+    perplexity: tuple["PerplexityRow", ...]
+    windows: int
+    window: int
     sim_build_seconds: float
     sim_build_cached: int
     seconds: DemoSeconds
     target: str
-    projections: tuple[dict, ...]  # lutforge.compiler.perf.model_cost, per model and target
+    projections: tuple[dict, ...]  # lutforge.compiler.perf.program_cost, per target
     program: str
     bits_per_weight: float
 
     @property
     def all_bit_exact(self) -> bool:
-        return self.first_mismatch is None
+        return self.first_mismatch is None and self.generation.tokens == self.generation.golden_tokens
 
     def to_json(self) -> dict:
-        return {"config": self.config, "config_hash": self.config_hash,
-                "layers": [r.to_json() for r in self.layers], "all_bit_exact": self.all_bit_exact,
-                "first_mismatch": None if self.first_mismatch is None else vars(self.first_mismatch),
-                "tokens_compared_with_pytorch": self.tokens_compared_with_pytorch,
-                "tokens_simulated": self.tokens_simulated, "sim_build_seconds": self.sim_build_seconds,
-                "sim_build_cached": self.sim_build_cached, "seconds": dataclasses.asdict(self.seconds),
-                "target": self.target, "projections": list(self.projections), "program": self.program,
-                "bits_per_weight": self.bits_per_weight}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(layers=[r.to_json() for r in self.layers], all_bit_exact=self.all_bit_exact,
+                   first_mismatch=None if self.first_mismatch is None else vars(self.first_mismatch),
+                   generation=dataclasses.asdict(self.generation), perplexity=[r.to_json() for r in self.perplexity],
+                   seconds=dataclasses.asdict(self.seconds), projections=list(self.projections))
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,19 +118,37 @@ class RunResult:
         return self.windows * (self.window - 1)
 
     def to_json(self) -> dict:
-        return {"data": self.data, "data_sha256": self.data_sha256, "windows": self.windows,
+        """The rows, and at the top the last row's perplexity, bits and name (the one asked about
+        when a single configuration ran)."""
+        last = self.rows[-1]
+        return {"perplexity": last.perplexity, "bits_per_weight": last.bits_per_weight, "config": last.config,
+                "data": self.data, "data_sha256": self.data_sha256, "windows": self.windows,
                 "window": self.window, "tokens": self.tokens, "rows": [r.to_json() for r in self.rows]}
 
 
 @dataclass(frozen=True)
-class MethodRunResult:
-    """``run`` with per-layer method configurations; the summary keys are those of the last row."""
-    rows: tuple[PerplexityResult, ...]
+class GenerateResult:
+    """``generate``: greedy tokens from one backend and from PyTorch fp32 for the same prompt."""
+    backend: str
+    prompt: str
+    prompt_tokens: tuple[int, ...]
+    tokens: tuple[int, ...]
+    text: str
+    pytorch_tokens: tuple[int, ...]
+    pytorch_text: str
+    layers_on_hardware: int
+    layer_kinds: dict        # kind -> layers ("lut", "block")
+    accumulators_sha256: str
+    seconds: float           # the backend's generation, prefill included
+    pytorch_seconds: float
+    cycles: int | None       # simulated core cycles of every layer call (sim only)
+    program: str
 
     def to_json(self) -> dict:
-        last = self.rows[-1]
-        return {"perplexity": last.perplexity, "bits_per_weight": last.bits_per_weight,
-                "config": last.config, "windows": last.windows, "rows": [r.to_json() for r in self.rows]}
+        out = dataclasses.asdict(self)
+        for key in ("prompt_tokens", "tokens", "pytorch_tokens"):
+            out[key] = list(out[key])
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The jobs behind ``lutforge run``: whole-model perplexity.
+"""The job behind ``lutforge run``: whole-model perplexity of the hardware arithmetic.
 
-* :func:`run_model` compiles every linear layer for each configuration, runs the whole model with
-  all of them on the golden backend (non-linear operations on the host) and reports perplexity on
-  a fixed slice of WikiText-2 test next to fp32, in ``perplexity.md`` and ``perplexity.png``.
-* :func:`run_methods` does the same for per-layer method configurations
-  (:mod:`lutforge.compiler.search`).
+:func:`run_model` compiles every linear layer for each configuration (a ``quantization`` section
+or per-layer ``lut_methods``, one compile path), runs the whole model with all of them on the
+golden backend (equal bit for bit to the RTL; non-linear operations on the host) and reports
+perplexity on a fixed slice of WikiText-2 test next to fp32, in ``perplexity.md`` and
+``perplexity.png``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig
 from ..compiler.data import check_data
 from ..compiler.evaluate import markdown_table
-from ..compiler.search import MethodConfig, Session
+from ..compiler.layer_quant import config_streamed_bits
 from ..compiler.steps import Build, compile_model
 from ..support.errors import UsageError
-from .results import MethodRunResult, PerplexityRow, RunResult
+from .results import PerplexityRow, RunResult
 
-__all__ = ["run_model", "run_methods"]
+__all__ = ["run_model"]
 
 
 def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
@@ -48,23 +48,11 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
         finally:
             for name in ref.linear_names:
                 ref.replace_linear(name, None)
-        rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, cfg.quantization.bits_per_weight, r.seconds,
-                                  vars(cfg.quantization)))
+        rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
+                                  None if cfg.lut_methods else vars(cfg.quantization)))
     result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows))
     _write_report(Path(build_root), result)
     return result
-
-
-def run_methods(cfgs: list[MethodConfig], *, windows: int | None = None, window: int | None = None,
-                fp32: bool = True) -> MethodRunResult:
-    """Perplexity of each method configuration (and fp32) on WikiText-2 test; the windows default
-    to the first configuration's ``evaluation`` section, the calibration to its ``calibration``."""
-    windows, window = _slice(cfgs, [EvaluationConfig(**c.evaluation) for c in cfgs], windows, window)
-    check_data("valid", "test")
-    session = Session(cfgs[0].calibration)
-    rows = [session.perplexity(None, windows, window)] if fp32 else []
-    rows += [session.perplexity(c, windows, window) for c in cfgs]
-    return MethodRunResult(tuple(rows))
 
 
 def _slice(configs, evaluations: list[EvaluationConfig], windows: int | None,
@@ -88,7 +76,7 @@ def _slice(configs, evaluations: list[EvaluationConfig], windows: int | None,
 
 def _write_report(root: Path, result: RunResult) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(["config", "perplexity", "NLL (nats)", "index bits/weight"],
+    table = markdown_table(["config", "perplexity", "NLL (nats)", "streamed bits/weight"],
                            [[r.config, r.perplexity, r.nll, r.bits_per_weight] for r in result.rows])
     (root / "perplexity.md").write_text(
         f"# Whole-model perplexity, SmolLM2-135M, golden backend\n\nWikiText-2 test, first {result.windows} "

@@ -9,18 +9,28 @@ beyond the outermost centroid saturates to +-127; it still selects the outermost
 is the one the float search would pick in that direction, so saturation changes the choice only in
 the rare case of a tie with a centroid on another axis.
 
+**Block layers.** A layer in a block format (MXINT8, MXINT4, MXFP4, NVFP4 weights) runs on the
+block-format GEMV core (:mod:`lutforge.golden.block_gemv`): the host quantizes each activation
+vector to the layer's activation format (``mx.quantize``, zero-padded to whole blocks), the core
+returns one fp32 accumulator per output row, and the host multiplies NVFP4's fp32 tensor scale in
+float32 (:func:`lutforge.golden.block_gemv.host_output`).
+
 **Program directory** (what :func:`write_program` writes and :func:`read_program` reads)::
 
     manifest.yaml                 tool versions, config, content hashes, layers and their runs
-    layers/<name>/cb.bin          little-endian uint32 words, rows of the core's cb memory
+    layers/<name>/cb.bin          LUT layer: little-endian uint32 words, rows of the core's cb memory
     layers/<name>/tab.bin         same for the table memory (runs one after another)
     layers/<name>/idx.bin         same for the index memory
     layers/<name>/scales.bin      float32 (runs, row blocks) table scales
     layers/<name>/zero_points.bin int64 (runs, row blocks) integer zero points
+    layers/<name>/w.bin           block layer: uint32 words of the weight-element memory
+    layers/<name>/s.bin           block layer: uint32 words of the weight-scale memory
 
-Each layer entry of the manifest records K, N, P, G, v, C_a, C_w, table bits, lanes, metric,
-``act_scale`` (as a decimal and as the exact hex float), every run's first position, positions and
-descriptor (with its memory bases), and the SHA-256 of every binary file; :func:`read_program`
+Each layer entry of the manifest records its ``kind`` (``lut`` or ``block``) and shape; a LUT
+layer P, G, v, C_a, C_w, table bits, lanes, metric, the host's Hadamard size, ``act_scale`` (as a
+decimal and as the exact hex float) and every run's first position, positions and descriptor (with
+its memory bases); a block layer its weight and activation formats, lanes, chunks, descriptor and
+NVFP4 tensor scale (hex float). The SHA-256 of every binary file is recorded; :func:`read_program`
 refuses a Program whose files do not match their hashes.
 """
 
@@ -31,21 +41,26 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
 
-from ..golden.gemv_core import CoreImages, tile_count
+from ..golden import mx
+from ..golden.block_gemv import BlockGemvFormat, block_descriptor_fields
+from ..golden.gemv_core import CoreImages, pack_descriptor, tile_count
 from ..golden.lut_layer import LutLayer
 from ..support.cache import sha256_hex
 from ..support.toolchain import tool_versions
 from ..support.errors import UsageError
 from ..support.yamlfile import parse_yaml
 
-__all__ = ["CoreRun", "LoweredLayer", "Program", "quantize_activations", "write_program", "read_program",
-           "ProgramError", "unpack_fields", "decode_layer"]
+__all__ = ["CoreRun", "LoweredLayer", "BlockLoweredLayer", "Program", "quantize_activations", "write_program",
+           "read_program", "ProgramError", "unpack_fields", "decode_layer", "decode_block_layer", "BlockActivations",
+           "quantize_block_activations"]
 
-PROGRAM_FORMAT = 1
+# Format 2 added block layers and the LUT layers' host Hadamard size.
+PROGRAM_FORMAT = 2
 
 
 class ProgramError(UsageError):
@@ -83,6 +98,12 @@ class LoweredLayer:
     idx: np.ndarray
     scales: np.ndarray  # (runs, NG) float32
     zero_points: np.ndarray  # (runs, NG) int64
+    # Block-Hadamard size the host rotates activations by before quantizing them (0 = none).
+    hadamard: int = 0
+
+    kind = "lut"
+    FILES = {"cb": np.uint32, "tab": np.uint32, "idx": np.uint32, "scales": np.float32,
+             "zero_points": np.int64}
 
     @property
     def positions(self) -> int:
@@ -97,11 +118,52 @@ class LoweredLayer:
         return -(-self.out_features // self.group_rows)
 
     def info(self) -> dict:
-        return {"name": self.name, "in_features": self.in_features, "out_features": self.out_features,
+        return {"kind": self.kind, "name": self.name, "in_features": self.in_features, "out_features": self.out_features,
                 "v": self.v, "c_a": self.c_a, "c_w": self.c_w, "group_rows": self.group_rows,
                 "table_bits": self.table_bits, "lanes": self.lanes, "metric": self.metric,
                 "act_scale": float(self.act_scale), "act_scale_hex": float(self.act_scale).hex(),
-                "runs": [dataclasses.asdict(r) for r in self.runs]}
+                "hadamard": self.hadamard, "runs": [dataclasses.asdict(r) for r in self.runs]}
+
+
+@dataclass(frozen=True)
+class BlockLoweredLayer:
+    """One block-format layer as the block GEMV core sees it: weight-element and weight-scale
+    memory images, the descriptor of its one run, and NVFP4's tensor scale for the host."""
+    name: str
+    in_features: int
+    out_features: int
+    weight: str          # weight block format (golden.block_gemv.WEIGHT_FORMATS)
+    act: str             # activation block format (golden.block_gemv.ACT_FORMATS)
+    lanes: int
+    descriptor: dict     # chunks, out_features, w_base, s_base
+    tensor_scale: float | None
+    w: np.ndarray        # (words, w_words) uint32
+    s: np.ndarray        # (words, s_words) uint32
+
+    kind = "block"
+    FILES = {"w": np.uint32, "s": np.uint32}
+
+    @property
+    def format(self) -> BlockGemvFormat:
+        return BlockGemvFormat(self.weight, self.act)
+
+    @property
+    def chunks(self) -> int:
+        return int(self.descriptor["chunks"])
+
+    def descriptor_word(self, addr_width: int = 32) -> int:
+        return pack_descriptor(self.descriptor, block_descriptor_fields(addr_width))
+
+    @property
+    def tiles(self) -> int:
+        return tile_count(self.out_features, self.lanes)
+
+    def info(self) -> dict:
+        ts = None if self.tensor_scale is None else float(self.tensor_scale)
+        return {"kind": self.kind, "name": self.name, "in_features": self.in_features,
+                "out_features": self.out_features, "weight": self.weight, "act": self.act,
+                "lanes": self.lanes, "descriptor": dict(self.descriptor), "tensor_scale": ts,
+                "tensor_scale_hex": None if ts is None else ts.hex()}
 
 
 def quantize_activations(x: np.ndarray, scale: float, v: int) -> np.ndarray:
@@ -113,11 +175,29 @@ def quantize_activations(x: np.ndarray, scale: float, v: int) -> np.ndarray:
     return np.clip(np.rint(padded / scale), -127, 127).astype(np.int8).reshape(*x.shape[:-1], p, v)
 
 
+class BlockActivations(NamedTuple):
+    """A block layer's activations as the core takes them: (T, chunks * C) element codes and
+    (T, blocks) scale codes of the layer's activation format."""
+    elements: np.ndarray
+    scales: np.ndarray
+
+
+def quantize_block_activations(x: np.ndarray, layer: "BlockLoweredLayer") -> BlockActivations:
+    """Activations ``x`` (T, K) in the layer's activation format, zero-padded to whole chunks (a
+    zero never changes a block's maximum, so padding changes no scale)."""
+    x = np.asarray(x, dtype=np.float32)
+    width = layer.chunks * layer.format.chunk
+    padded = np.zeros((x.shape[0], width), dtype=np.float32)
+    padded[:, : x.shape[1]] = x
+    blocks = mx.quantize(padded, layer.act)
+    return BlockActivations(np.asarray(blocks.elements, np.uint8), np.asarray(blocks.scales, np.uint8))
+
+
 @dataclass
 class Program:
     path: Path | None
     manifest: dict
-    layers: dict[str, LoweredLayer]
+    layers: dict[str, "LoweredLayer | BlockLoweredLayer"]
 
     @property
     def config(self) -> dict:
@@ -135,11 +215,10 @@ def program_tools() -> dict:
             **tool_versions(*PROGRAM_PACKAGES)}
 
 
-_FILES = {"cb": np.uint32, "tab": np.uint32, "idx": np.uint32, "scales": np.float32,
-          "zero_points": np.int64}
+_KINDS = {cls.kind: cls for cls in (LoweredLayer, BlockLoweredLayer)}
 
 
-def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict, source: dict) -> Program:
+def write_program(path: str | Path, layers: list, *, config: dict, source: dict) -> Program:
     """Write the Program directory ``path`` (see the module docstring) and return it."""
     path = Path(path)
     entries = []
@@ -147,7 +226,7 @@ def write_program(path: str | Path, layers: list[LoweredLayer], *, config: dict,
         folder = path / "layers" / layer.name
         folder.mkdir(parents=True, exist_ok=True)
         files = {}
-        for key, dtype in _FILES.items():
+        for key, dtype in layer.FILES.items():
             array = np.ascontiguousarray(getattr(layer, key), dtype=np.dtype(dtype).newbyteorder("<"))
             data = array.tobytes()
             (folder / f"{key}.bin").write_bytes(data)
@@ -200,9 +279,13 @@ def read_program(path: str | Path) -> Program:
     return Program(path, manifest, layers)
 
 
-def _read_layer(path: Path, entry: dict) -> LoweredLayer:
+def _read_layer(path: Path, entry: dict):
+    cls = _KINDS.get(entry["kind"])
+    if cls is None:
+        raise ProgramError(f"Layer {entry.get('name')!r} has kind {entry['kind']!r}; this lutforge knows "
+                           f"{', '.join(_KINDS)}, so recompile the Program.")
     arrays = {}
-    for key in _FILES:
+    for key, dtype in cls.FILES.items():
         f = entry["files"][key]
         fpath = path / f["file"]
         if not fpath.is_file():
@@ -212,12 +295,17 @@ def _read_layer(path: Path, entry: dict) -> LoweredLayer:
             raise ProgramError(
                 f"Program file {fpath} has SHA-256 {sha256_hex(data)[:16]}..., but the manifest "
                 f"records {f['sha256'][:16]}...; the file was changed after compiling, so recompile.")
-        arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(_FILES[key])
+        arrays[key] = np.frombuffer(data, dtype=np.dtype(f["dtype"])).reshape(f["shape"]).astype(dtype)
+    if cls is BlockLoweredLayer:
+        ts = entry["tensor_scale_hex"]
+        return BlockLoweredLayer(entry["name"], entry["in_features"], entry["out_features"], entry["weight"],
+                                 entry["act"], entry["lanes"], dict(entry["descriptor"]),
+                                 None if ts is None else float.fromhex(ts), **arrays)
     runs = tuple(CoreRun(r["first_position"], r["positions"], dict(r["descriptor"])) for r in entry["runs"])
     return LoweredLayer(
         entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_a"],
         entry["c_w"], entry["group_rows"], entry["table_bits"], entry["lanes"], entry["metric"],
-        float.fromhex(entry["act_scale_hex"]), runs, **arrays)
+        float.fromhex(entry["act_scale_hex"]), runs, **arrays, hadamard=entry["hadamard"])
 
 
 def unpack_fields(words: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -254,3 +342,17 @@ def decode_layer(layer: LoweredLayer) -> list[tuple[int, np.ndarray, LutLayer]]:
             scales=layer.scales[q:q + 1], zero_points=layer.zero_points[q:q + 1])
         out.append((run.first_position, cb, sub))
     return out
+
+
+def decode_block_layer(layer: BlockLoweredLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Weight element codes (N, chunks * C) and scale codes (N, chunks), uint8, read back from the
+    block layer's memory images alone (the layout of :func:`lutforge.golden.block_gemv.core_images`)."""
+    fmt = layer.format
+    c, chunks, n, lanes = fmt.chunk, layer.chunks, layer.out_features, layer.lanes
+    d = layer.descriptor
+    words = layer.tiles * chunks
+    elems = unpack_fields(layer.w[d["w_base"]:d["w_base"] + words], fmt.weight_bits, lanes * c)
+    elems = elems.reshape(layer.tiles, chunks, lanes, c).transpose(0, 2, 1, 3).reshape(layer.tiles * lanes, chunks * c)
+    scales = unpack_fields(layer.s[d["s_base"]:d["s_base"] + words], 8, lanes)
+    scales = scales.reshape(layer.tiles, chunks, lanes).transpose(0, 2, 1).reshape(layer.tiles * lanes, chunks)
+    return elems[:n].astype(np.uint8), scales[:n].astype(np.uint8)

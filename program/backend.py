@@ -1,10 +1,12 @@
-"""What every backend implements: one call that turns a layer's int8 activations into the core's
-integer accumulators::
+"""What every backend implements: one call that turns a layer's quantized activations into the
+core's accumulators::
 
     run_layer(layer: LoweredLayer, x_q: int8 (T, P, v)) -> LayerResult
+    run_layer(layer: BlockLoweredLayer, x_q: BlockActivations) -> LayerResult
 
-with ``acc`` (T, runs, tiles * lanes) int64, exactly the ``acc`` stream of the core for every run
-of every token (padding lanes read 0). The implementations live in :mod:`lutforge.backends`
+with ``acc`` (T, runs, tiles * lanes) int64, exactly the ``acc`` stream of the layer's core for
+every run of every token (padding lanes read 0): unsigned sums of table codes for a LUT layer, the
+fp32 bit patterns of the accumulators (one run) for a block layer. The implementations live in :mod:`lutforge.backends`
 (golden models, the RTL in Verilator, a board over a transport); the compiler and the Program
 depend only on this protocol.
 """

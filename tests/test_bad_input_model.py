@@ -51,9 +51,6 @@ CASES = [
                    "argument --sim-tokens: 0 is not from 1 to 64"),
     argparse_error("demo-sim-tokens-too-many", "demo", ["--sim-tokens", "65"],
                    "argument --sim-tokens: 65 is not from 1 to 64"),
-    Case("demo-sim-tokens-above-tokens", ("demo", "--tokens", "4", "--sim-tokens", "8"),
-         "lutforge: sim_tokens=8 is not an integer from 1 to 4; Verilator runs a prefix of the tokens compared "
-         "with PyTorch, at most 64; lower sim_tokens or raise tokens."),
     Case("demo-layer-repeated", ("demo", "--layer", "layers.0.attn.q", "--layer", "layers.0.attn.q"),
          "lutforge: --layer layers.0.attn.q is given twice; give each once."),
     Case("demo-layer-unknown", ("demo", "--layer", "layers.0.attn.qq"),
@@ -70,6 +67,32 @@ CASES = [
          "path.", {"f": ""}),
     Case("demo-config-missing", ("demo", "--config", "{tmp}/missing.yaml"),
          "lutforge: The configuration file {tmp}/missing.yaml does not exist; check the path."),
+
+    argparse_error("demo-windows-0", "demo", ["--windows", "0"], "argument --windows: 0 is not from 1 to 10000"),
+    Case("demo-prompt-blank", ("demo", "--prompt", " "),
+         "lutforge: The prompt is empty; give a text to continue, e.g. --prompt 'The capital of France is'."),
+
+    # -- generate ---------------------------------------------------------------------------------
+    argparse_error("generate-tokens-0", "generate", ["--prompt", "x", "--tokens", "0"],
+                   "argument --tokens: 0 is not from 1 to 256"),
+    argparse_error("generate-tokens-too-many", "generate", ["--prompt", "x", "--tokens", "257"],
+                   "argument --tokens: 257 is not from 1 to 256"),
+    argparse_error("generate-backend-board", "generate", ["--prompt", "x", "--backend", "board"],
+                   "argument --backend: invalid choice: 'board' (choose from 'golden', 'sim')"),
+    argparse_error("generate-no-prompt", "generate", ["--tokens", "2"],
+                   "the following arguments are required: --prompt"),
+    Case("generate-prompt-empty", ("generate", "--prompt", ""),
+         "lutforge: The prompt is empty; give a text to continue, e.g. --prompt 'The capital of France is'."),
+    Case("generate-json-is-folder", ("generate", "--prompt", "x", "--json", "{tmp}"),
+         "lutforge: Output {tmp} is a directory; give a file path."),
+    Case("generate-config-both-sections", ("generate", "--prompt", "x", "--config", "{tmp}/c.yaml"),
+         "lutforge: {tmp}/c.yaml has both 'quantization' (one co-quantized LUT setting for every layer) and "
+         "'lut_methods' (a method per layer); keep one of them.",
+         config("quantization: {v: 2}\nlut_methods: {default: mxint4}\n")),
+    Case("generate-bf16-layer", ("generate", "--prompt", "x", "--config", "{tmp}/c.yaml"),
+         "lutforge: Layer layers.0.attn.q uses kind 'bf16', which no core of the accelerator runs (the block core "
+         "takes MXINT8, MXINT4, MXFP4 and NVFP4 weights); give it kind mxint8 (8.25 bits per weight, the closest "
+         "to bf16) or another block or LUT kind.", config("lut_methods: {default: bf16}\n")),
 
     # -- compile ----------------------------------------------------------------------------------
     Case("compile-layer-past-last-block", ("compile", "--layer", "layers.30.attn.q"),
@@ -179,7 +202,7 @@ CASES = [
                    "lut_methods.layers.layers.0.mlp.up.c_a has no effect on kind 'mxint8' (only LUT methods read "
                    "it); remove it or use kind: lut."),
     compile_config("methods-bad-kind", "name: m\nlut_methods:\n  default: int3\n",
-                   "lut_methods.default.kind = 'int3' is not allowed; use lut | mxint8 | mxint4 | nvfp4 | bf16 | "
+                   "lut_methods.default.kind = 'int3' is not allowed; use lut | mxint8 | mxint4 | mxfp4 | nvfp4 | bf16 | "
                    "fp32."),
     compile_config("methods-bad-c_w", "name: m\nlut_methods:\n  default: {kind: lut, c_w: 1000}\n",
                    "lut_methods.default.c_w = 1000 is not allowed; use an integer from 2 to 256."),
@@ -224,12 +247,6 @@ CASES = [
     Case("run-same-names", ("run", "--config", "{tmp}/a/x.yaml", "--config", "{tmp}/b/x.yaml"),
          "lutforge: Two configurations are named 'x'; their rows and build folders would collide, so give each a "
          "distinct name.", {"a/x.yaml": "core: {lanes: 16}\n", "b/x.yaml": "core: {lanes: 32}\n"}),
-    Case("run-mixed-kinds", ("run", "--config", "{tmp}/m.yaml", "--config", DEFAULT),
-         f"lutforge: --config {{tmp}}/m.yaml has a 'lut_methods' section but {DEFAULT} has none; run method "
-         f"configurations and accelerator configurations separately.", {"m.yaml": METHODS}),
-    Case("run-methods-with-build", ("run", "--config", "{tmp}/m.yaml", "--build", "{tmp}/b"),
-         "lutforge: --build does not apply to method configurations (they compile no Program); remove it.",
-         {"m.yaml": METHODS}),
     Case("run-board-with-windows", ("run", "--board", "icebreaker", "--windows", "3"),
          "lutforge: --windows does not apply to a board run (--board icebreaker); remove it, or remove --board "
          "to run the whole model."),
@@ -251,25 +268,26 @@ CASES = [
 
     # -- quantize -----------------------------------------------------------------------------------
     argparse_error("quantize-budget-negative", "quantize", ["--budget", "-1", "-o", "{tmp}/q.yaml"],
-                   "argument --budget: -1 is not from 0 to 16"),
-    argparse_error("quantize-budget-too-high", "quantize", ["--budget", "17", "-o", "{tmp}/q.yaml"],
-                   "argument --budget: 17 is not from 0 to 16"),
+                   "argument --budget: -1 is not from 0 to 8.25"),
+    argparse_error("quantize-budget-too-high", "quantize", ["--budget", "9", "-o", "{tmp}/q.yaml"],
+                   "argument --budget: 9 is not from 0 to 8.25"),
     argparse_error("quantize-budget-nan", "quantize", ["--budget", "nan", "-o", "{tmp}/q.yaml"],
-                   "argument --budget: nan is not from 0 to 16"),
+                   "argument --budget: nan is not from 0 to 8.25"),
     argparse_error("quantize-budget-text", "quantize", ["--budget", "four", "-o", "{tmp}/q.yaml"],
-                   "argument --budget: 'four' is not a number from 0 to 16"),
+                   "argument --budget: 'four' is not a number from 0 to 8.25"),
     argparse_error("quantize-budget-missing", "quantize", ["-o", "{tmp}/q.yaml"],
                    "the following arguments are required: --budget"),
     argparse_error("quantize-output-missing", "quantize", ["--budget", "4"],
                    "the following arguments are required: -o/--output"),
     Case("quantize-budget-below-cheapest", ("quantize", "--budget", "2", "-o", "{tmp}/q.yaml"),
-         "lutforge: Budget 2.0 bits/weight is outside 3.734 to 16: the cheapest candidates stream 3.734 bits/weight "
-         "with a LUT candidate scored in every 4-th block and bf16 everywhere streams 16; choose a budget in that "
+         "lutforge: Budget 2.0 bits/weight is outside 3.734 to 8.25: the cheapest candidates stream 3.734 bits/weight "
+         "with a LUT candidate scored in every 4-th block and MXINT8 everywhere streams 8.25; choose a budget in that "
          "range."),
     Case("quantize-budget-below-cheapest-sparse-lut", ("quantize", "--budget", "4", "--lut-every", "30", "-o",
                                                        "{tmp}/q.yaml"),
-         "lutforge: Budget 4.0 bits/weight is outside 4.185 to 16: the cheapest candidates stream 4.185 bits/weight "
-         "with a LUT candidate scored in every 30-th block and bf16 everywhere streams 16; choose a budget in that "
+         "lutforge: Budget 4.0 bits/weight is outside 4.185 to 8.25: the cheapest candidates stream 4.185 bits/weight "
+         "with a LUT candidate scored in every 30-th block and MXINT8 everywhere streams 8.25; choose a budget in "
+         "that "
          "range."),
     argparse_error("quantize-rows-0", "quantize", ["--budget", "4", "--rows", "0", "-o", "{tmp}/q.yaml"],
                    "argument --rows: 0 is not from 1 to 2048"),
@@ -427,8 +445,12 @@ def _edit_manifest(path, old, new):
      r"byte\); recompile the Program\."),
     (lambda p: (p / "manifest.yaml").write_text("- 1\n"),
      r"{p}/manifest\.yaml is not a Program manifest \(it holds list, not a mapping\); recompile the Program\."),
-    (lambda p: (p / "manifest.yaml").write_text("format: 1\nlayers: []\n"),
+    (lambda p: (p / "manifest.yaml").write_text("format: 2\nlayers: []\n"),
      r"{p}/manifest\.yaml lists no layers; recompile the Program\."),
+    (lambda p: (p / "manifest.yaml").write_text("format: 1\nlayers: []\n"),
+     r"{p}/manifest\.yaml has format 1; this lutforge reads format 2, so recompile the Program\."),
+    (lambda p: _edit_manifest(p, "kind: lut", "kind: tpu"),
+     r"Layer 'l' has kind 'tpu'; this lutforge knows lut, block, so recompile the Program\."),
     (lambda p: _edit_manifest(p, "  in_features:", "  in_featurez:"),
      r"{p}/manifest\.yaml: layer entry 0 is malformed \(key 'in_features'\); recompile the Program\."),
     (lambda p: _edit_manifest(p, "    - 4\n", "    - 5\n"),
@@ -439,7 +461,8 @@ def _edit_manifest(path, old, new):
     (lambda p: (p / "layers" / "l" / "cb.bin").write_bytes(b""),
      r"Program file {p}/layers/l/cb\.bin has SHA-256 e3b0c44298fc1c14\.\.\., but the manifest records "
      r"[0-9a-f]{{16}}\.\.\.; the file was changed after compiling, so recompile\."),
-], ids=["no-folder", "no-manifest", "duplicate-key", "not-text", "not-mapping", "no-layers", "missing-key",
+], ids=["no-folder", "no-manifest", "duplicate-key", "not-text", "not-mapping", "no-layers", "old-format",
+        "unknown-kind", "missing-key",
         "wrong-shape", "missing-file", "emptied-file"])
 def test_damaged_program_is_one_line(program, damage, message):
     damage(program)

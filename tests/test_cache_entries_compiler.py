@@ -12,7 +12,7 @@ import torch
 from bad_input import Case, check_case
 
 from lutforge.cli import main
-from lutforge.compiler import search
+from lutforge.compiler import lut_methods, search
 from lutforge.compiler.config import Config, QuantConfig
 from lutforge.compiler.lut_methods import LayerMethod, fit_cache_path, fit_layer
 from lutforge.compiler.steps import Build, layer_cache_key, quantize_layer
@@ -51,7 +51,7 @@ def fit_in_a_new_session(monkeypatch, m: LayerMethod, fits: list):
         fits.append(method)
         return fit_layer(weight, calibration, method)
 
-    monkeypatch.setattr(search, "fit_layer", counting_fit)
+    monkeypatch.setattr(lut_methods, "fit_layer", counting_fit)
     s = search.Session.__new__(search.Session)
     s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(W))
     s.calib = types.SimpleNamespace(inputs={"layer": X})

@@ -15,7 +15,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exit.value.code == 0
     out = capsys.readouterr().out
-    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "quantize", "prove", "bitstream"):
+    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "generate", "quantize", "prove", "bitstream"):
         assert command in out
 
 
@@ -118,7 +118,7 @@ def test_debug_shows_the_traceback():
 
 
 def test_every_command_has_help(capsys):
-    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "quantize", "prove", "bitstream"):
+    for command in ("blocks", "verilog", "sim", "demo", "compile", "run", "generate", "quantize", "prove", "bitstream"):
         with pytest.raises(SystemExit) as exit:
             main([command, "--help"])
         assert exit.value.code == 0

@@ -108,21 +108,28 @@ def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, to
 
     cfg = parse_config({"name": "e2e", "quantization": {"c_a": C_A, "positions_per_run": 64,
                                                          "iterations": 2},
-                        "core": {"lanes": LANES, "chains": CORE.chains, "max_positions": CORE.max_positions}, "calibration": {"rows": 64, "window": 64}})
-    results = demo(cfg, tmp_path / "build", layers=["layers.0.attn.k"], tokens=8, sim_tokens=1,
-                   progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))
+                        "core": {"lanes": LANES, "chains": CORE.chains, "max_positions": CORE.max_positions},
+                        "calibration": {"rows": 64, "window": 64}})
+    run = dict(layers=["layers.0.attn.k"], tokens=8, sim_tokens=2, windows=1, window=16, progress=False,
+               model=(smollm2_ir, smollm2_ref, tokenizer))
+    results = demo(cfg, tmp_path / "build", **run)
     data = json.loads(json.dumps(results.to_json()))
     (row,) = data["layers"]
     assert row["bit_exact"] and data["all_bit_exact"] and data["first_mismatch"] is None
-    assert row["shape"] == [192, 576] and row["runs"] == 5  # 288 positions in K tiles of 64
+    assert row["kind"] == "lut" and row["shape"] == [192, 576] and data["layer_kinds"] == {"lut": 1}
     assert 0.5 < row["cosine"] <= 1.0 and 0 < row["rel_rms"] < 1 and row["max_abs"] > 0
+    # One decoded token is one run per K tile of 64 positions (288 positions: 5 runs).
     assert row["cycles"] > 0 and abs(row["model_error"]) <= 0.05
+    g = data["generation"]
+    assert len(g["tokens"]) == 2 and g["tokens"] == g["golden_tokens"] and g["sim_sha256"] == g["golden_sha256"]
+    assert g["text"] == tokenizer.decode(g["tokens"]) and len(g["pytorch_tokens"]) == 2
+    fp32, quant = data["perplexity"]
+    assert fp32["config"] == "fp32" and quant["config"] == "e2e" and 1 < fp32["perplexity"] < 1e4
     assert (tmp_path / "build" / "report.md").read_text().startswith("# lutforge demo")
     assert (tmp_path / "build" / "layer_error.png").stat().st_size > 1000
     steps = [json.loads((tmp_path / "build" / "reports" / f"{s}.json").read_text())
              for s in ("import", "calibrate", "quantize", "emit")]
     assert all(s["outputs"] or s["step"] == "import" for s in steps)
     # A second run restarts nothing: every step is up to date.
-    again = demo(cfg, tmp_path / "build", layers=["layers.0.attn.k"], tokens=8, sim_tokens=1,
-                 progress=False, model=(smollm2_ir, smollm2_ref, tokenizer))
-    assert again.layers[0].cycles == row["cycles"] and results.all_bit_exact
+    again = demo(cfg, tmp_path / "build", **run)
+    assert again.layers[0].cycles == row["cycles"] and again.generation.tokens == results.generation.tokens

@@ -84,6 +84,30 @@ def test_lut_methods_section():
      "lut_methods.layers in cfg.yaml: layer 'layers.0.mlp.upp' is not a linear layer of SmolLM2-135M; its "
      "linear layers are 'layers.0.attn.q' ... 'layers.29.mlp.down' (layers.N.attn.q, .attn.k, .attn.v, .attn.o, "
      ".mlp.gate, .mlp.up or .mlp.down)."),
+    # One compile path: a file says how layers are quantized once, and only with what a core runs.
+    ({"quantization": {"v": 2}, "lut_methods": {"default": "mxint4"}},
+     "cfg.yaml has both 'quantization' (one co-quantized LUT setting for every layer) and 'lut_methods' (a "
+     "method per layer); keep one of them."),
+    ({"lut_methods": {"default": "mxint4", "layers": {"layers.3.attn.v": "bf16"}}},
+     "Layer layers.3.attn.v uses kind 'bf16', which no core of the accelerator runs (the block core takes "
+     "MXINT8, MXINT4, MXFP4 and NVFP4 weights); give it kind mxint8 (8.25 bits per weight, the closest to "
+     "bf16) or another block or LUT kind."),
+    ({"lut_methods": {"default": "fp32"}},
+     "Layer layers.0.attn.q uses kind 'fp32', which no core of the accelerator runs (the block core takes "
+     "MXINT8, MXINT4, MXFP4 and NVFP4 weights); give it kind mxint8 (8.25 bits per weight, the closest to "
+     "fp32) or another block or LUT kind."),
+    ({"lut_methods": {"default": "mxint4", "layers": {"layers.0.mlp.up": {"kind": "lut", "scales": "artifact"}}}},
+     "Layer layers.0.mlp.up uses the LUT method 'v2 Ca64 Cw16 GN 8b/artifact kmeans', whose float zero point "
+     "(scales: artifact) the core's integer tables cannot hold; use table_bits 4 or 8 with scales 'block' or "
+     "'layer'."),
+    ({"lut_methods": {"default": "mxint4", "layers": {"layers.0.mlp.up": {"kind": "lut", "table_bits": 0}}}},
+     "Layer layers.0.mlp.up uses the LUT method 'v2 Ca64 Cw16 GN fpb/block kmeans', whose float tables the "
+     "core's integer tables cannot hold; use table_bits 4 or 8 with scales 'block' or 'layer'."),
+    ({"lut_methods": {"default": {"kind": "nvfp4", "act": "bf16"}}},
+     "lut_methods.default.act = 'bf16' is not allowed; use mxint8 | mxfp8_e4m3."),
+    ({"lut_methods": {"default": "mxint4", "layers": {"layers.0.mlp.up": {"kind": "lut", "act": "mxfp8_e4m3"}}}},
+     "lut_methods.layers.layers.0.mlp.up.act = 'mxfp8_e4m3' is not allowed; use it only on a block kind "
+     "(mxint8, mxint4, mxfp4, nvfp4); the LUT core searches int8 activations."),
     ({"name": "a/b"},
      "name='a/b' in cfg.yaml is not a usable configuration name; it names a folder of the build "
      "directory, so give a text without '/' that is not '.' or '..'."),

@@ -187,7 +187,7 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
     import sys
     import types
 
-    from lutforge.compiler import search
+    from lutforge.compiler import lut_methods, search
     from lutforge.compiler.lut_methods import fit_cache_path
 
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "cache"))
@@ -201,7 +201,7 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
         fits.append(m)
         return fit_layer(weight, calibration, m)
 
-    monkeypatch.setattr(search, "fit_layer", counting_fit)
+    monkeypatch.setattr(lut_methods, "fit_layer", counting_fit)
 
     def fit_in_a_new_session(m):
         s = search.Session.__new__(search.Session)
@@ -229,3 +229,18 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
     assert fit_cache_path(tmp_path, w, x, mx4) == old_mx4  # MXINT4 fits do not run that code
     fit_in_a_new_session(lut)
     assert fits == [lut, lut]
+
+
+def test_artifact_tables_round_half_steps_away_from_zero():
+    # v = 1 and A = 1: the table is the weight codebook. Its range -1 .. 14.9375 makes scale 1/16 and
+    # zero point 16 exactly, so entry lo + (k + 1/2) / 16 sits on a half step; the LUT-LLM
+    # authors' std::round takes it to code k + 1, i.e. back to lo + (k + 1) / 16.
+    from lutforge.compiler.lut_methods import FittedLayer
+
+    lo, step = -1.0, 0.0625
+    entries = [lo, lo + 255 * step] + [lo + (k + 0.5) * step for k in range(255)]
+    fitted = FittedLayer(LayerMethod(v=1, c_a=1, c_w=len(entries), scales="artifact"), 1, 1,
+                         act_codebooks=torch.ones(1, 1, 1),
+                         weight_codebooks=[torch.tensor(entries, dtype=torch.float32).reshape(1, 1, -1, 1)])
+    want = [lo, lo + 255 * step] + [lo + (k + 1) * step for k in range(255)]
+    assert fitted.tables()[0].reshape(-1).tolist() == want

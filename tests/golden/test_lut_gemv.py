@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import struct
 
 import numpy as np
 import pytest
@@ -77,6 +78,12 @@ def ref_positions(x, layer):
     return [ref_search(padded[p * v:(p + 1) * v], layer.act_codebooks[p], layer.metric) for p in range(p_count)]
 
 
+def f32(x):
+    """``x`` rounded to binary32; one binary64 operation on binary32 operands and then this is
+    the binary32 operation (53 >= 2 * 24 + 2)."""
+    return struct.unpack("<f", struct.pack("<f", float(x)))[0]
+
+
 def ref_accumulate(a, layer):
     """acc[n][q] with plain Python ints, looping over rows and positions."""
     ppg, p_count = layer.positions_per_group, layer.num_positions
@@ -94,8 +101,11 @@ def ref_dequantize(acc, layer):
     for n, row in enumerate(acc):
         g = n // layer.group_rows
         if layer.scheme == "artifact":
+            # The LUT-LLM kernel (ffn/ffn.h): float32 (float)acc * scale - zeropoint_hw, with
+            # zeropoint_hw = zeropoint * scale * P computed in float32 by their host (ffn/ffn_tb.cpp).
             s, zp = float(layer.scales[0, g]), float(layer.zero_points[0, g])
-            out.append(row[0] * s - zp * s * p_count)
+            zp_hw = f32(f32(zp * s) * p_count)
+            out.append(f32(f32(f32(row[0]) * s) - zp_hw))
             continue
         y = 0.0
         for q, value in enumerate(row):
@@ -207,8 +217,13 @@ def test_layer_errors():
         co_quantize(w, calib, group_rows=4, head_rows=8)
     with pytest.raises(ValueError, match=r"positions_per_group=2 only applies to granularity 'block'"):
         co_quantize(w, calib, granularity="layer", positions_per_group=2)
-    with pytest.raises(ValueError, match=r"The artifact table scheme is per layer with round-half-even"):
+    with pytest.raises(ValueError, match=r"The artifact table scheme has one scale per layer and rounds as the "
+                                         r"LUT-LLM authors do \(half away from zero, in float32\); got "
+                                         r"granularity='block', rounding='rne', so pass granularity='layer'"):
         co_quantize(w, calib, scheme="artifact")
+    with pytest.raises(ValueError, match=r"got granularity='layer', rounding='floor', so pass granularity='layer' "
+                                         r"and leave rounding at its default 'rne'\."):
+        co_quantize(w, calib, scheme="artifact", granularity="layer", rounding="floor")
     with pytest.raises(ValueError, match=r"Table scheme 'symmetric' is not supported"):
         co_quantize(w, calib, scheme="symmetric")
     with pytest.raises(ValueError, match=r"Distance metric 'cos' is not supported; use 'linf' or 'l2'\."):

@@ -11,7 +11,6 @@ from lutforge.golden.lut_tables import (
     entry_error_bound,
     pack_indices,
     quantize_tables,
-    quantize_tables_artifact,
     unpack_indices,
 )
 
@@ -104,19 +103,6 @@ def test_one_signed_cell_gets_zero_point_outside_code_range():
     assert np.allclose(dequantize_tables(constant), -3.0)
     zero = quantize_tables(np.zeros((1, 1, 2, 2), np.float32), 4, "layer")
     assert zero.scales[0, 0] == 1.0 and np.all(dequantize_tables(zero) == 0.0)
-
-
-def test_artifact_scheme_matches_reference():
-    rng = np.random.default_rng(9)
-    t = rng.standard_normal((4, 2, 3, 5)).astype(np.float32)
-    qt = quantize_tables_artifact(t, 8)
-    lo, hi = float(t.min()), float(t.max())
-    scale = float(np.float32((hi - lo) / 255))
-    zp = -lo / scale
-    assert qt.scales.shape == (1, 2) and np.all(qt.scales == np.float32(scale))
-    assert qt.zero_points.dtype == np.float64 and np.all(qt.zero_points == zp)
-    for idx in np.ndindex(t.shape):
-        assert qt.codes[idx] == min(255, max(0, round(float(t[idx]) / scale + zp)))
 
 
 def ref_pack(row, bits):
