@@ -69,8 +69,9 @@ def lower_layer(name: str, layer: LutLayer | LutStages, lanes: int, max_position
         if sub.num_positions > max_positions:
             raise ProgramError(
                 f"Layer {name} needs {sub.num_positions} positions in one core run but the core "
-                f"holds at most {max_positions}; set quantization.positions_per_run <= {max_positions} "
-                f"or build the core with core.max_positions >= {sub.num_positions}.")
+                f"holds at most {max_positions}; cut it into runs of at most {max_positions} positions "
+                f"(quantization.positions_per_run, or the LUT method's scale_positions) or build the core "
+                f"with core.max_positions >= {sub.num_positions}.")
         x0 = np.zeros((sub.num_positions, sub.v), dtype=np.int8)
         img = core_images(x0, cb_q[p0:p0 + sub.num_positions], sub, lanes)
         d = dict(img.descriptor, cb_base=bases[0], tab_base=bases[1], idx_base=bases[2])

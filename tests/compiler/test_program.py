@@ -100,7 +100,9 @@ def test_lowering_errors_say_what_to_change():
     rng = np.random.default_rng(5)
     _, layer = small_layer(rng, k=200)
     with pytest.raises(ProgramError, match=r"needs 100 positions in one core run but the core holds at "
-                                           r"most 64; set quantization.positions_per_run <= 64"):
+                                           r"most 64; cut it into runs of at most 64 positions \(quantization"
+                                           r"\.positions_per_run, or the LUT method's scale_positions\) or "
+                                           r"build the core with core\.max_positions >= 100\.$"):
         lower_layer("l", layer, 8, 64)
     _, art = small_layer(rng, granularity="layer")
     art = dataclasses.replace(art, scheme="artifact")
