@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver
+from ..backends.driver import HostDriver, replace_all
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig, check_layers, model_linears
-from ..compiler.data import check_data
+from ..compiler.data import check_data, wikitext2_tokens
 from ..compiler.evaluate import first_mismatch, float_metrics, markdown_table, plot_layer_errors
 from ..compiler.layer_quant import config_streamed_bits
 from ..compiler.model import BLOCK_LINEARS
+from ..compiler.perplexity import perplexity
 from ..compiler.perf import TARGETS, LayerShape, block_layer_cost, layer_cost, program_cost, resolve_target
 from ..compiler.steps import Build, compile_model
 from ..support.checks import check_int
@@ -58,8 +59,6 @@ def block_layers(block: int = 0) -> list[str]:
 def eval_inputs(ref, tokenizer, layers: list[str], tokens: int) -> dict[str, np.ndarray]:
     """fp32 inputs of ``layers`` on the first ``tokens`` tokens of WikiText-2 test (T, K)."""
     import torch
-
-    from ..compiler.data import wikitext2_tokens
 
     ids, _ = wikitext2_tokens("test", tokenizer)
     with torch.inference_mode(), ref.capture_inputs(layers) as captured:
@@ -139,10 +138,6 @@ def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int
                                  e["cosine"], cycles, model, (model - cycles) / cycles))
 
     # 4. Whole-model perplexity of the hardware arithmetic, and of fp32, on the same windows.
-    from ..backends.driver import replace_all
-    from ..compiler.data import wikitext2_tokens
-    from ..compiler.perplexity import perplexity
-
     test_ids, _ = wikitext2_tokens("test", tok)
     fp32 = perplexity(ref, test_ids, window=window, n_windows=windows, progress=progress)
     replace_all(ref, HostDriver(program, get_backend("golden")))
