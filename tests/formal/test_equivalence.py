@@ -7,6 +7,9 @@ is caught as surely as one that always says PASS.
 
 import numpy as np
 import pytest
+from amaranth import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from example_blocks import WideAdder
 from lutforge.golden.lmul import default_offset, lmul
@@ -95,6 +98,26 @@ def test_wide_multiplier_proves_with_the_significand_multiplier_cut_and_a_real_b
     a, b = (np.array([bad.counterexample.inputs[0][k]], dtype=np.uint64) for k in ("a", "b"))
     assert bad.counterexample.gold["r"] == int(fp.mul(a, b, "bf16")[0])
     assert bad.counterexample.gate["r"] == int(fp.mul(a, b, "bf16", rounding="truncate")[0])
+
+
+class _SignedPorts(wiring.Component):
+    """``o = a + bias`` on signed ports (RTLIL flags them after the port number)."""
+
+    def __init__(self, bias: int):
+        self.bias = bias
+        super().__init__({"a": In(signed(6)), "o": Out(signed(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.o.eq(self.a + self.bias)
+        return m
+
+
+def test_signed_ports_are_compared_and_a_difference_there_fails():
+    assert Netlist.of(_SignedPorts(0), "top").ports == {"a": ("input", 6), "o": ("output", 8)}
+    assert prove_equivalent(_SignedPorts(3), _SignedPorts(3), engine="sat", cache=False).status == PASS
+    bad = prove_equivalent(_SignedPorts(3), _SignedPorts(4), engine="sat", cache=False)
+    assert bad.status == FAIL and bad.counterexample.gold["o"] != bad.counterexample.gate["o"]
 
 
 def test_an_unfinished_proof_is_inconclusive_never_a_pass():
