@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 import hashlib
+from contextlib import contextmanager
 
 from ..compiler.torch_reference import numpy_linear
 from ..golden.block_gemv import host_output
@@ -23,7 +24,7 @@ from ..golden.mx import hadamard
 from ..program.artifact import Program, quantize_activations, quantize_block_activations
 from ..program.backend import Backend, LayerResult
 
-__all__ = ["HostDriver", "replace_all"]
+__all__ = ["HostDriver", "replace_all", "routed"]
 
 
 class HostDriver:
@@ -89,3 +90,16 @@ def replace_all(model, driver: HostDriver, names=None) -> None:
     for name in names or driver.program.layers:
         model.replace_linear(name, numpy_linear(lambda x, n=name: driver.linear(n, x)))
 
+
+
+@contextmanager
+def routed(model, driver: HostDriver, names=None):
+    """The named linear layers of ``model`` (default: all in the Program) run through ``driver``
+    while the context is open, and in fp32 again after it, whatever happened inside."""
+    names = list(names or driver.program.layers)
+    replace_all(model, driver, names)
+    try:
+        yield driver
+    finally:
+        for name in names:
+            model.replace_linear(name, None)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver, replace_all
+from lutforge.backends.driver import HostDriver, routed
 from lutforge.cli.common import write_json
 from lutforge.compiler.bundled import load_model
 from lutforge.compiler.config import load_config
@@ -31,20 +31,15 @@ PROMPT = "The capital of France is"
 def decode(ref, driver: HostDriver, prompt: list[int], tokens: int) -> tuple[list[int], list[float], list[int]]:
     """Greedy tokens with every linear on ``driver``; per step its seconds and simulated cycles
     (step 0 is the prefill of the prompt)."""
-    replace_all(ref, driver)
     cache, out, seconds, cycles = KVCache(), [], [], []
     step = torch.tensor(prompt)
-    try:
-        with torch.inference_mode():
-            for _ in range(tokens + 1):
-                before, t0 = driver.cycles, time.perf_counter()
-                out.append(int(torch.argmax(ref(step, cache)[0, -1])))
-                seconds.append(time.perf_counter() - t0)
-                cycles.append(driver.cycles - before)
-                step = torch.tensor([out[-1]])
-    finally:
-        for name in driver.program.layers:
-            ref.replace_linear(name, None)
+    with routed(ref, driver), torch.inference_mode():
+        for _ in range(tokens + 1):
+            before, t0 = driver.cycles, time.perf_counter()
+            out.append(int(torch.argmax(ref(step, cache)[0, -1])))
+            seconds.append(time.perf_counter() - t0)
+            cycles.append(driver.cycles - before)
+            step = torch.tensor([out[-1]])
     return out, seconds, cycles
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver, replace_all
+from ..backends.driver import HostDriver, routed
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig, check_layers, model_linears
 from ..compiler.data import check_data, wikitext2_tokens
@@ -140,12 +140,8 @@ def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int
     # 4. Whole-model perplexity of the hardware arithmetic, and of fp32, on the same windows.
     test_ids, _ = wikitext2_tokens("test", tok)
     fp32 = perplexity(ref, test_ids, window=window, n_windows=windows, progress=progress)
-    replace_all(ref, HostDriver(program, get_backend("golden")))
-    try:
+    with routed(ref, HostDriver(program, get_backend("golden"))):
         quant = perplexity(ref, test_ids, window=window, n_windows=windows, progress=progress)
-    finally:
-        for name in program.layers:
-            ref.replace_linear(name, None)
     rows = (PerplexityRow("fp32", fp32.ppl, fp32.nll, 32.0, fp32.seconds),
             PerplexityRow(cfg.name, quant.ppl, quant.nll, config_streamed_bits(cfg), quant.seconds))
 

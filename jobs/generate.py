@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver, replace_all
+from ..backends.driver import HostDriver, routed
 from ..compiler.bundled import load_model
 from ..compiler.config import Config
 from ..compiler.data import check_data
@@ -52,13 +52,9 @@ def greedy(model, prompt: list[int], tokens: int, *, progress: bool = False, des
 def on_hardware(ref, driver: HostDriver, prompt: list[int], tokens: int, *, progress: bool = False,
                 desc: str = "generate") -> tuple[list[int], float]:
     """Greedy tokens with every linear of ``driver``'s Program on its backend; (tokens, seconds)."""
-    replace_all(ref, driver)
-    t0 = time.perf_counter()
-    try:
+    with routed(ref, driver):
+        t0 = time.perf_counter()
         return greedy(ref, prompt, tokens, progress=progress, desc=desc), time.perf_counter() - t0
-    finally:
-        for name in driver.program.layers:
-            ref.replace_linear(name, None)
 
 
 def make_backend(name: str, cfg: Config, core_options: dict | None = None):

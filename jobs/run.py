@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver, replace_all
+from ..backends.driver import HostDriver, routed
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig
 from ..compiler.data import check_data
@@ -42,12 +42,8 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     for cfg in configs:
         program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
                                 reference=ref, tokenizer=tok)
-        replace_all(ref, HostDriver(program, get_backend("golden")))
-        try:
+        with routed(ref, HostDriver(program, get_backend("golden"))):
             r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
-        finally:
-            for name in ref.linear_names:
-                ref.replace_linear(name, None)
         rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
                                   None if cfg.lut_methods else vars(cfg.quantization)))
     result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows))

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from control_trace import control_trace
 
 from lutforge.golden.block_gemv import BlockGemvFormat, block_gemv, core_images, tile_outputs, x_payloads
 from lutforge.golden import mx
@@ -151,32 +151,12 @@ def test_quantized_floats_through_the_core():
     _run(core, sim, runs, stall=0.1, seed=9, latency=4)
 
 
-def _control(core, descriptors):
-    """Amaranth simulation of the control interface: (busy, done, error, request, x ready) after each."""
-    seen = []
-
-    async def bench(ctx):
-        for d in descriptors:
-            ctx.set(core.desc.payload, d)
-            ctx.set(core.desc.valid, 1)
-            await ctx.tick()
-            ctx.set(core.desc.valid, 0)
-            await ctx.tick()
-            seen.append((ctx.get(core.busy), ctx.get(core.done), ctx.get(core.error),
-                         ctx.get(core.mem.w.req.valid), ctx.get(core.x.ready)))
-
-    sim = Simulator(core)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return seen
-
-
 def test_refused_descriptors_touch_nothing():
     core = BlockGemvCore("mxint4", "mxint8", lanes=1, max_chunks=4)
     fields = {"out_features": 3, "w_base": 0, "s_base": 0}
-    seen = _control(core, [{**fields, "chunks": 5}, {**fields, "chunks": 0},
-                           {**fields, "chunks": 2, "out_features": 0}, {**fields, "chunks": 2}])
+    seen = control_trace(core, [{**fields, "chunks": 5}, {**fields, "chunks": 0},
+                           {**fields, "chunks": 2, "out_features": 0}, {**fields, "chunks": 2}],
+                         core.mem.w.req)
     assert seen == [(0, 1, 1, 0, 0), (0, 1, 1, 0, 0), (0, 1, 2, 0, 0), (1, 0, 0, 1, 1)]
 
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from control_trace import control_trace
 
 from lutforge.golden.centroid_search import int8_operands
 from lutforge.golden.gemv_core import core_images, gemv_core
@@ -142,36 +142,15 @@ def test_padding_lanes_read_zero_whatever_the_index_memory_holds():
     assert len(result.outputs["mem__tab__req"]) == 3 * p
 
 
-def _control(core, descriptors):
-    """Amaranth simulation of the control interface: (busy, done, error) after each descriptor."""
-    seen = []
-
-    async def bench(ctx):
-        for d in descriptors:
-            ctx.set(core.desc.payload, d)
-            ctx.set(core.desc.valid, 1)
-            await ctx.tick()
-            ctx.set(core.desc.valid, 0)
-            await ctx.tick()
-            seen.append((ctx.get(core.busy), ctx.get(core.done), ctx.get(core.error),
-                         ctx.get(core.mem.cb.req.valid), ctx.get(core.x.ready)))
-
-    sim = Simulator(core)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return seen
-
-
 def test_a_descriptor_that_could_overflow_is_refused_at_run_time():
     core = GemvCore(2, 16, 16, lanes=4, chains=2, max_positions=MAX_POSITIONS)
     fields = {"out_features": 8, "tiles_per_block": 1, "cb_base": 0, "tab_base": 0, "idx_base": 0}
-    seen = _control(core, [
+    seen = control_trace(core, [
         {**fields, "positions": MAX_POSITIONS + 1},
         {**fields, "positions": 0},
         {**fields, "positions": 4, "out_features": 0},
         {**fields, "positions": 4, "tiles_per_block": 0},
-    ])
+    ], core.mem.cb.req)
     # (busy, done, error, memory request, activation ready): refused, nothing touched.
     assert seen == [(0, 1, 1, 0, 0), (0, 1, 1, 0, 0), (0, 1, 2, 0, 0), (0, 1, 3, 0, 0)]
 
