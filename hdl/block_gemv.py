@@ -139,12 +139,7 @@ class ChunkProduct(wiring.Component):
     without their registers (for proofs). ``chunk`` (default: the format's C) may be smaller."""
 
     def __init__(self, weight: str = "mxint4", act: str = "mxint8", *, chunk: "int | None" = None):
-        with rejecting(self):
-            self.format = BlockGemvFormat(weight, act)
-            chunk = self.format.chunk if chunk is None else chunk
-            if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= self.format.chunk:
-                raise ValueError(f"chunk={chunk!r} is not allowed; use 1 to {self.format.chunk} elements.")
-        self.chunk = chunk
+        self.format, self.chunk = _chunk_build(self, weight, act, chunk)
         super().__init__({"x": In(x_layout(chunk)), "w": In(chunk * self.format.weight_bits), "scale": In(8),
                           "p": Out(32)})
 
@@ -159,18 +154,23 @@ class ChunkProduct(wiring.Component):
         return m
 
 
+def _chunk_build(component, weight: str, act: str, chunk: "int | None") -> tuple[BlockGemvFormat, int]:
+    """The format and chunk length of a chunk datapath (default: the format's C), checked."""
+    with rejecting(component):
+        fmt = BlockGemvFormat(weight, act)
+        chunk = fmt.chunk if chunk is None else chunk
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= fmt.chunk:
+            raise ValueError(f"chunk={chunk!r} is not allowed; use 1 to {fmt.chunk} elements.")
+    return fmt, chunk
+
+
 class ChunkTerms(wiring.Component):
     """The exact part of :class:`ChunkProduct`: ``(-1)^sign · mag · 2^exp`` and the NaN flag, before
     rounding (for proofs; the rounding is the shared :class:`RoundPack`). ``exp`` is the 12-bit
-    two's complement pattern on an unsigned port, as the proof netlists compare unsigned ports."""
+    two's complement pattern on an unsigned port."""
 
     def __init__(self, weight: str = "mxint4", act: str = "mxint8", *, chunk: "int | None" = None):
-        with rejecting(self):
-            self.format = BlockGemvFormat(weight, act)
-            chunk = self.format.chunk if chunk is None else chunk
-            if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= self.format.chunk:
-                raise ValueError(f"chunk={chunk!r} is not allowed; use 1 to {self.format.chunk} elements.")
-        self.chunk = chunk
+        self.format, self.chunk = _chunk_build(self, weight, act, chunk)
         super().__init__({"x": In(x_layout(chunk)), "w": In(chunk * self.format.weight_bits), "scale": In(8),
                           "sign": Out(1), "mag": Out(chunk_sig_width(self.format, chunk)), "exp": Out(_EXP.width),
                           "nan": Out(1)})
