@@ -1,15 +1,20 @@
 """Perplexity against streamed bits per weight for every quantization method of
-``compiler/lut_methods.py``, on the same data: SmolLM2-135M, WikiText-2 test (first ``--windows``
-windows of 512 tokens), calibration on WikiText-2 valid only.
+``compiler/lut_methods.py`` that a core runs, on the same data: SmolLM2-135M, WikiText-2 test
+(first ``--windows`` windows of 512 tokens), calibration on WikiText-2 valid only.
+
+Every point is the hardware arithmetic: each quantized layer is lowered onto its core and run on
+the golden backend through the host driver (:class:`lutforge.compiler.search.Session`), exactly as
+``lutforge run`` runs a compiled Program; block-format layers see the activations their core takes
+(MXINT8 blocks unless the method says otherwise). Methods no core runs (float tables, the
+artifact's float zero point) are not points.
 
 Numerics points and searched configurations (``lutforge quantize``, passed with ``--config``)
 cover all 210 decoder linears. LUT points quantize the 7 linears of one decoder block
-(``--block``, others fp32) and report the streamed bits of those layers: fitting codebooks for all
-210 layers takes hours on a shared 2-core machine. The fp32 model and MXINT8/MXINT4/NVFP4
-weight quantization of the same layers are reference points. Points are cached one JSON each under
-``out/bench/quant_pareto/`` (keyed on the configuration, the windows and the code and library
-versions behind them), so the bench can be stopped and resumed and points run in separate processes. Writes ``--json PATH``, a markdown table and
-``out/bench/quant_pareto.png``.
+(``--block``, others fp32 on the host) and report the streamed bits of those layers: fitting
+codebooks for all 210 layers takes hours on a shared 2-core machine. Points are cached one JSON
+each under ``out/bench/quant_pareto/`` (keyed on the configuration, the windows and the code and
+library versions behind them), so the bench can be stopped and resumed and points run in separate
+processes. Writes ``--json PATH``, a markdown table and ``out/bench/quant_pareto.png``.
 
     .venv/bin/python bench/quant_pareto.py --windows 16 --json out/bench/quant_pareto.json
 """
@@ -34,11 +39,9 @@ POINTS = [
     ("reference", "mxint4", LayerMethod(kind="mxint4")),
     ("reference", "nvfp4", LayerMethod(kind="nvfp4")),
     ("reference", "mxint8", LayerMethod(kind="mxint8")),
-    ("1 table scales", "artifact (1 scale/layer, float zp)", LayerMethod(**ART, scales="artifact")),
     ("3 output-aware", "C_a 256, Hadamard, GPTQ-VQ", LayerMethod(**RICH, hadamard=64, fit="gptq")),
     ("1 table scales", "artifact codebooks, 1 scale/(position, block)",
      LayerMethod(**ART, scales="block", scale_positions=1)),
-    ("1 table scales", "artifact codebooks, fp32 tables", LayerMethod(**{**ART, "table_bits": 0})),
     ("2 richer codebooks", "C_a 256, residual, Hadamard, GPTQ-VQ",
      LayerMethod(**RICH, hadamard=64, fit="gptq", residual=True)),
     ("2 richer codebooks", "v 4, C_a 256, C_w 256, Hadamard, GPTQ-VQ",

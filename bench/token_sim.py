@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver, routed
+from lutforge.compiler.torch_reference import routed
+from lutforge.program.host import HostDriver
 from lutforge.cli.common import write_json
 from lutforge.compiler.bundled import load_model
 from lutforge.compiler.config import load_config

@@ -15,7 +15,7 @@ board over a serial port is the code CI runs against the board top in Verilator:
         cycles = acc.run([0x000, 0x100, 0x200, len(a_bytes)])    # ARG0.. then start, wait
         r = acc.read_results(0x200, len(a_bytes))
 
-The compiler's :class:`lutforge.backends.driver.HostDriver` reaches boards through
+The compiler's :class:`lutforge.program.host.HostDriver` reaches boards through
 :class:`lutforge.backends.board.BoardBackend`, which is built on this class; what the descriptor
 words mean belongs to the core (``CORES`` and ``GemvShell`` in :mod:`lutforge.boards.soc`).
 """

@@ -1,6 +1,7 @@
 """Whole-model fidelity of per-layer methods (:mod:`lutforge.compiler.lut_methods`): method
-configurations, fitting every decoder linear (cached), perplexity on WikiText-2 test, and the
-budgeted search behind ``lutforge quantize``.
+configurations, quantizing and lowering every decoder linear (fits cached), perplexity on
+WikiText-2 test, and the budgeted search behind ``lutforge quantize``. Every score is the hardware
+arithmetic: lowered layers on the golden backend through the host driver (:class:`Session`).
 
 A method configuration is a configuration file (the one schema of :mod:`lutforge.compiler.config`)
 with a ``lut_methods`` section::
@@ -32,10 +33,16 @@ import numpy as np
 import torch
 import yaml
 
+from ..program.artifact import Program
+from ..program.core import GemvCoreParams
+from ..program.golden import GoldenBackend
+from ..program.host import HostDriver
 from ..support.cache import content_key, read_cached, source_hash, write_cached
 from ..support.checks import check_int
 from ..support.errors import UsageError
-from .lut_methods import LayerMethod, cached_fit, fit_cache_dir, fit_version, method_label, streamed_bits
+from .layer_quant import quantize_method
+from .lower import lower
+from .lut_methods import LayerMethod, fit_cache_dir, fit_version, method_label, streamed_bits
 
 __all__ = ["MethodConfig", "load_method_config", "method_config", "Session", "search_budget",
            "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport", "minimum_budget",
@@ -138,21 +145,30 @@ def _write_json_entry(path: Path, value) -> None:
     write_cached(path, json.dumps(value).encode())
 
 
-# The code that scores a fitted layer (``Session.layer_error``) and a whole model (the loss probes'
-# perplexity): with the fits' own versions, part of the sensitivity and loss-probe cache keys.
+# The code that scores a layer (``Session.layer_error``: quantize, lower, the golden backend through
+# the host driver) and a whole model (the loss probes' perplexity): with the fits' own versions,
+# part of the sensitivity and loss-probe cache keys.
 SCORING_SOURCES = ("lutforge.compiler.search", "lutforge.compiler.perplexity", "lutforge.compiler.torch_reference",
-                   "lutforge.compiler.data")
+                   "lutforge.compiler.data", "lutforge.compiler.layer_quant", "lutforge.compiler.lower",
+                   "lutforge.program.artifact", "lutforge.program.host", "lutforge.program.golden",
+                   "lutforge.golden.block_gemv", "lutforge.golden.lut_gemv", "lutforge.golden.centroid_search",
+                   "lutforge.golden.mx", "lutforge.golden.gemv_core")
 
 
 class Session:
-    """The model, its calibration inputs and a fit cache, shared by all evaluations of one run."""
+    """The model, its calibration inputs and the lowered layers of one run. Every score it gives
+    (a layer's output error, a configuration's perplexity) is that of the hardware arithmetic: each
+    quantized layer is lowered onto its core and run on the golden backend through the host driver,
+    exactly as ``lutforge run`` runs a compiled Program."""
 
-    def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2):
+    def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2,
+                 core: GemvCoreParams | None = None):
         from .calibration import capture_calibration
         from .bundled import load_model
 
         torch.set_num_threads(threads)
         self.progress = progress
+        self.core = core or GemvCoreParams()
         self.ir, self.ref, self.tok = load_model(progress)
         self.cal_params = calibration or {"windows": 4, "window": 512, "rows": 2048}
         c = self.cal_params
@@ -160,16 +176,20 @@ class Session:
                                          rows=c["rows"], progress=progress)
         self.names = list(self.ref.linear_names)
         self.sizes = {n: tuple(self.ref.weight(n).shape) for n in self.names}
-        self._fitted: dict = {}
+        self._lowered: dict = {}
 
     def weight(self, name: str) -> np.ndarray:
         return self.ref.weight(name).numpy()
 
-    def fit(self, name: str, m: LayerMethod):
-        key = (name, m.key())
-        if key not in self._fitted:
-            self._fitted[key] = cached_fit(self.weight(name), self.calib.inputs[name], m)
-        return self._fitted[key]
+    def lower(self, name: str, m: LayerMethod):
+        """Layer ``name`` quantized by ``m`` (fits from the cache) and lowered onto its core."""
+        q = quantize_method(name, self.weight(name), self.calib.inputs[name], m)
+        return lower(name, q, self.core.lanes, self.core.max_positions)
+
+    @staticmethod
+    def driver(layers: dict) -> HostDriver:
+        """A host driver over the golden backend for the lowered ``layers`` (name -> layer)."""
+        return HostDriver(Program(None, {}, layers), GoldenBackend())
 
     def bits(self, cfg: MethodConfig, only: list[str] | None = None) -> float:
         """Mean streamed bits per weight over the decoder linears (or the layers in ``only``)."""
@@ -177,46 +197,44 @@ class Session:
         total = sum(n * k for n, k in sizes.values())
         return sum(streamed_bits(cfg.method(l), n, k) * n * k for l, (n, k) in sizes.items()) / total
 
-    def apply(self, cfg: MethodConfig) -> None:
+    def lower_all(self, cfg: MethodConfig) -> dict:
+        """The lowered layers of ``cfg`` (layers of kind ``fp32`` stay on the host, unquantized:
+        the reference points of the benches)."""
         from tqdm import tqdm
-        for name in tqdm(self.names, desc=f"fit {cfg.name}", disable=not self.progress, leave=False):
-            m = cfg.method(name)
-            if m.kind == "fp32":
-                self.ref.replace_linear(name, None)
-            else:
-                self.ref.replace_linear(name, self.fit(name, m).forward)
-            # Fitted layers of one configuration are kept; others are dropped to bound memory.
-        self._fitted = {k: v for k, v in self._fitted.items()
-                        if cfg.method(k[0]).key() == k[1]}
 
-    def restore(self) -> None:
-        for name in self.names:
-            self.ref.replace_linear(name, None)
+        names = [n for n in self.names if cfg.method(n).kind != "fp32"]
+        # Lowered layers of this configuration are kept for the next call; others are dropped to
+        # bound memory.
+        kept = {(n, cfg.method(n).key()): self._lowered.get((n, cfg.method(n).key())) for n in names}
+        for (n, key), low in tqdm(kept.items(), desc=f"lower {cfg.name}", disable=not self.progress, leave=False):
+            kept[n, key] = low or self.lower(n, cfg.method(n))
+        self._lowered = kept
+        return {n: low for (n, _), low in kept.items()}
 
     def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512,
                    split: str = "test") -> PerplexityResult:
-        """Perplexity of ``cfg`` (None: fp32) on the first ``windows`` windows of WikiText-2
-        ``split`` (``"valid"`` only for calibration-side measurements such as the loss probes)."""
+        """Perplexity of ``cfg`` (None: fp32) in the hardware arithmetic on the first ``windows``
+        windows of WikiText-2 ``split`` (``"valid"`` only for calibration-side measurements such as
+        the loss probes)."""
         from .data import wikitext2_tokens
         from .perplexity import perplexity
+        from .torch_reference import routed
 
         ids, data = wikitext2_tokens(split, self.tok)
         t0 = time.perf_counter()
-        if cfg is not None:
-            self.apply(cfg)
-        try:
+        layers = {} if cfg is None else self.lower_all(cfg)
+        with routed(self.ref, self.driver(layers), list(layers)):
             r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress)
-        finally:
-            self.restore()
         return PerplexityResult("fp32" if cfg is None else cfg.name, r.ppl, r.nll,
                                 32.0 if cfg is None else self.bits(cfg), windows, window, r.n_tokens,
                                 str(data.path), time.perf_counter() - t0)
 
     def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
-        """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` on ``rows`` calibration rows."""
-        x = torch.from_numpy(np.array(self.calib.inputs[name][-rows:], dtype=np.float32))
-        ref = x.double() @ self.ref.weight(name).double().T
-        y = self.fit(name, m).forward(x).double()
+        """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` of the lowered layer on the
+        golden backend, on the last ``rows`` calibration rows."""
+        x = np.array(self.calib.inputs[name][-rows:], dtype=np.float32)
+        ref = x.astype(np.float64) @ self.weight(name).astype(np.float64).T
+        y = self.driver({name: self.lower(name, m)}).linear(name, x)
         return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
 
 
@@ -347,7 +365,6 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
         block = int(name.split(".")[1])
         errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or (
             bits[name][lab] < cap and block % lut_every == 0) else float("inf")) for lab, m in menu.items()}
-        s._fitted.clear()
     _write_json_entry(path, {"errors": errors, "bits": bits})
     return errors, bits
 

@@ -176,3 +176,18 @@ def numpy_linear(fn: Callable[[np.ndarray], np.ndarray]) -> LinearFn:
         y2 = np.asarray(fn(x2), dtype=np.float32)
         return torch.from_numpy(y2).reshape(*x.shape[:-1], y2.shape[-1])
     return run
+
+
+@contextmanager
+def routed(model: "ReferenceModel", driver, names=None):
+    """The named linear layers of ``model`` (default: all in the driver's Program) run through
+    ``driver`` (a :class:`lutforge.program.host.HostDriver`) while the context is open, and in
+    fp32 again after it, whatever happened inside."""
+    names = list(names or driver.program.layers)
+    for name in names:
+        model.replace_linear(name, numpy_linear(lambda x, n=name: driver.linear(n, x)))
+    try:
+        yield driver
+    finally:
+        for name in names:
+            model.replace_linear(name, None)

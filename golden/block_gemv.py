@@ -227,22 +227,63 @@ def block_gemv(x_elems, x_scales, w_elems, w_scales, fmt: BlockGemvFormat) -> np
     a_exp = xs[:, per_chunk // fmt.act_block] - 127 - fmt.act_frac  # (T, chunks)
     a_bad = (xs[:, per_chunk // fmt.act_block] == 0xFF) | a_nan.reshape(t_count, chunks, c_size).any(-1)
     w_sig, w_exp, w_bad = scale_terms(ws[:, per_chunk // fmt.weight_block], fmt.weight_scale)  # (N, chunks)
-    # Integer operands below 2^18 and 2^8, C <= 32: every partial sum of S_c (and S_c · w_sig < 2^35)
-    # is an integer far below 2^53, so float64 arithmetic is exact here.
-    xa = ia.reshape(t_count, chunks, c_size).astype(np.float64)
-    wa = iw.reshape(n_count, chunks, c_size).astype(np.float64)
+    # NaN chunks are overwritten below; their exponents are not values and must not bound anything.
+    a_exp = np.where(a_bad, 0, a_exp)
+    w_exp = np.where(w_bad, 0, w_exp - fmt.weight_frac)
+    xa = ia.reshape(t_count, chunks, c_size)
+    wa = iw.reshape(n_count, chunks, c_size) * w_sig[:, :, None]  # integers iw * sig, |.| < 2^12
+    products = _products_fp32 if _fp32_exact(xa, wa, a_exp, w_exp) else _products_fp64
+    bad = (a_bad[:, None, :] | w_bad[None, :, :]) if (a_bad.any() or w_bad.any()) else None
     acc = np.zeros((t_count, n_count), np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
-        for c in range(chunks):
-            s = (xa[:, c, :] @ wa[:, c, :].T) * w_sig[None, :, c]
-            # ldexp of an exact integer by an exponent in [-300, 300] stays exact in float64; the
-            # float32 cast is then the one RNE rounding (subnormals kept, overflow to Inf).
-            p = np.ldexp(s, a_exp[:, c, None] + w_exp[None, :, c] - fmt.weight_frac).astype(np.float32)
+        for c, p in enumerate(products(xa, wa, a_exp, w_exp)):
             # + (+0) turns the -0 of a negative scale times S_c = 0 into the +0 the contract says.
-            p = np.where(a_bad[:, c, None] | w_bad[None, :, c], np.float32(np.nan), p + np.float32(0))
-            acc = acc + p
+            p += np.float32(0)
+            if bad is not None:
+                p[bad[:, :, c]] = np.nan
+            acc += p
     bits = acc.view(np.uint32)
     return np.where(np.isnan(acc), np.uint32(NAN), bits).astype(np.uint32)
+
+
+def _fp32_exact(xa, wa, a_exp, w_exp) -> bool:
+    """Whether :func:`_products_fp32` computes every ``p_c`` exactly: every weight chunk with a
+    non-zero element carries a column scale ``2^ew`` in [2^-126, 2^127) (normal, so no
+    flush-to-zero in the matrix product), its chunk sums ``S_c`` are integers below 2^24 (so every
+    partial sum times ``2^ew`` is a float32, in whatever order the product adds) that stay below
+    2^127 scaled, and ``2^ea`` is a float32 (subnormal allowed: numpy's multiply rounds them
+    correctly)."""
+    live = (wa != 0).any(-1)  # (N, chunks): all-zero chunks (padding) give S_c = 0 at any scale
+    if not (xa.size and live.any()):
+        return True
+    bound = xa.shape[-1] * max(1, int(np.abs(xa).max())) * int(np.abs(wa).max())
+    ew = w_exp[live]
+    return (bound < 1 << 24 and int(ew.min()) >= -126 and bound * 2.0 ** int(ew.max()) < 2.0 ** 127
+            and -149 <= int(a_exp.min()) and int(a_exp.max()) <= 127)
+
+
+def _products_fp32(xa, wa, a_exp, w_exp):
+    """``p_c`` (T, N) float32 per chunk: the weights carry their column scale exactly, a float32
+    product sums exact integer multiples of it, and one multiply by ``2^ea`` is the one RNE rounding."""
+    ew = np.where((wa != 0).any(-1), w_exp, 0)  # all-zero chunks stay 0 at any scale
+    w32 = np.ldexp(wa.astype(np.float32), ew[:, :, None].astype(np.int32))  # exact (see _fp32_exact)
+    x32 = xa.astype(np.float32)
+    fa = np.ldexp(np.float32(1), a_exp.astype(np.int32))  # (T, chunks), exact powers of two
+    for c in range(xa.shape[1]):
+        s = x32[:, c, :] @ w32[:, c, :].T
+        s *= fa[:, c, None]
+        yield s
+
+
+def _products_fp64(xa, wa, a_exp, w_exp):
+    """``p_c`` per chunk through float64 for any operands: integer operands below 2^18 and 2^12, C
+    <= 32, so every partial sum of S_c is an integer far below 2^53, and ldexp of it by an exponent
+    in [-300, 300] stays exact; the float32 cast is then the one RNE rounding (subnormals kept,
+    overflow to Inf)."""
+    xf, wf = xa.astype(np.float64), wa.astype(np.float64)
+    for c in range(xa.shape[1]):
+        s = xf[:, c, :] @ wf[:, c, :].T
+        yield np.ldexp(s, a_exp[:, c, None] + w_exp[None, :, c]).astype(np.float32)
 
 
 def tile_outputs(acc_bits, lanes: int) -> np.ndarray:

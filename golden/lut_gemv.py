@@ -79,11 +79,20 @@ def lut_gemv(act_idx, layer: LutLayer) -> np.ndarray:
     g_of_n = np.arange(layer.out_features) // layer.group_rows
     widx = layer.widx.astype(np.int64)
     a = a.astype(np.int64)
-    acc = np.zeros((*a.shape[:-1], layer.out_features, layer.num_position_groups), dtype=np.int64)
-    # One position at a time keeps memory at (..., N) per step instead of (..., N, P).
+    vectors = a.reshape(-1, p_count)
+    if len(vectors) < layer.c_a:
+        acc = np.zeros((*a.shape[:-1], layer.out_features, layer.num_position_groups), dtype=np.int64)
+        # One position at a time keeps memory at (..., N) per step instead of (..., N, P).
+        for p in range(p_count):
+            acc[..., p // layer.positions_per_group] += layer.table_codes[p, g_of_n, a[..., p, None], widx[:, p]]
+        return acc
+    # Many vectors (prefill, calibration): the same sums, gathering each position's (C_a, N) table
+    # of the selected weight centroids once and then whole rows of it per vector.
+    acc = np.zeros((layer.num_position_groups, len(vectors), layer.out_features), dtype=np.int64)
     for p in range(p_count):
-        acc[..., p // layer.positions_per_group] += layer.table_codes[p, g_of_n, a[..., p, None], widx[:, p]]
-    return acc
+        table = layer.table_codes[p, g_of_n, :, widx[:, p]].T  # (C_a, N)
+        acc[p // layer.positions_per_group] += table[vectors[:, p]]
+    return np.moveaxis(acc, 0, -1).reshape(*a.shape[:-1], layer.out_features, -1)
 
 
 def dequantize(acc, layer: LutLayer) -> np.ndarray:

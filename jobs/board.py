@@ -103,8 +103,8 @@ def _run_gemv(transport, config, seed):
     import numpy as np
 
     from ..backends.board import BoardBackend
-    from ..backends.driver import HostDriver
-    from ..backends.golden import GoldenBackend
+    from ..program.host import HostDriver
+    from ..program.golden import GoldenBackend
     from ..compiler.lower import lower_layer
     from ..golden.lut_layer import co_quantize
     from ..program.artifact import Program

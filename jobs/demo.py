@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver, routed
+from ..compiler.torch_reference import routed
+from ..program.host import HostDriver
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig, check_layers, model_linears
 from ..compiler.data import check_data, wikitext2_tokens

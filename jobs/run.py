@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backends import get_backend
-from ..backends.driver import HostDriver, routed
+from ..compiler.torch_reference import routed
+from ..program.host import HostDriver
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig
 from ..compiler.data import check_data

@@ -6,9 +6,9 @@ core's accumulators::
 
 with ``acc`` (T, runs, tiles * lanes) int64, exactly the ``acc`` stream of the layer's core for
 every run of every token (padding lanes read 0): unsigned sums of table codes for a LUT layer, the
-fp32 bit patterns of the accumulators (one run) for a block layer. The implementations live in :mod:`lutforge.backends`
-(golden models, the RTL in Verilator, a board over a transport); the compiler and the Program
-depend only on this protocol.
+fp32 bit patterns of the accumulators (one run) for a block layer. The golden models'
+implementation, the definition the others must equal, is :mod:`lutforge.program.golden`; the RTL
+in Verilator and a board over a transport are in :mod:`lutforge.backends`, one registry for all three.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from lutforge.backends.board import BoardBackend
 from lutforge.boards.sim_transport import open_sim
 from lutforge.boards.soc import SocConfig
 from lutforge.boards.transport import FaultyLink
-from lutforge.backends.driver import HostDriver
-from lutforge.backends.golden import GoldenBackend
+from lutforge.program.host import HostDriver
+from lutforge.program.golden import GoldenBackend
 from lutforge.compiler.lower import lower_layer
 from lutforge.program.artifact import Program
 from lutforge.golden.lut_layer import co_quantize

@@ -10,7 +10,7 @@ import pytest
 
 from lutforge.compiler.config import parse_config
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver
+from lutforge.program.host import HostDriver
 from lutforge.compiler.evaluate import first_mismatch
 from lutforge.compiler.perf import LayerShape, layer_cost, run_cycles, run_requests, search_latency
 from lutforge.compiler.lower import lower_layer

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver
+from lutforge.program.host import HostDriver
 from lutforge.compiler.layer_quant import BlockWeights, LutStages, from_bytes, quantize_method, to_bytes
 from lutforge.compiler.lower import lower
 from lutforge.compiler.lut_methods import LayerMethod

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver
+from lutforge.program.host import HostDriver
 from lutforge.compiler.config import parse_config
 from lutforge.compiler.steps import Build, compile_model
 from lutforge.compiler.torch_reference import KVCache

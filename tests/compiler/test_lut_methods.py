@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lutforge.backends import get_backend
-from lutforge.backends.driver import HostDriver
+from lutforge.program.host import HostDriver
 from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, parse_method, perf_cost,
                                            streamed_bits, to_lut_layers)
 from lutforge.compiler.lower import lower_layer
@@ -57,7 +57,7 @@ def _program_output(driver, lows, fitted, x):
 
 
 @pytest.mark.parametrize("kind", list(TYPES))
-def test_fast_path_equals_golden_program(kind, tmp_path):
+def test_fitted_float_model_agrees_with_the_golden_program(kind, tmp_path):
     rng = np.random.default_rng(list(TYPES).index(kind))
     w, x = _layer(rng)
     fitted = fit_layer(w, x, TYPES[kind])
@@ -187,7 +187,7 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
     import sys
     import types
 
-    from lutforge.compiler import lut_methods, search
+    from lutforge.compiler import lut_methods
     from lutforge.compiler.lut_methods import fit_cache_path
 
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "cache"))
@@ -204,11 +204,7 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
     monkeypatch.setattr(lut_methods, "fit_layer", counting_fit)
 
     def fit_in_a_new_session(m):
-        s = search.Session.__new__(search.Session)
-        s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
-        s.calib = types.SimpleNamespace(inputs={"layer": x})
-        s._fitted = {}
-        return s.fit("layer", m)
+        return lut_methods.cached_fit(w, x, m)
 
     fit_in_a_new_session(lut)
     fit_in_a_new_session(lut)
@@ -244,3 +240,36 @@ def test_artifact_tables_round_half_steps_away_from_zero():
                          weight_codebooks=[torch.tensor(entries, dtype=torch.float32).reshape(1, 1, -1, 1)])
     want = [lo, lo + 255 * step] + [lo + (k + 1) * step for k in range(255)]
     assert fitted.tables()[0].reshape(-1).tolist() == want
+
+
+@pytest.mark.parametrize("m", [LayerMethod(kind="mxint4"), LayerMethod(kind="nvfp4", act="mxfp8_e4m3"),
+                               LayerMethod(v=2, c_a=16, c_w=16, group_rows=16, table_bits=4, hadamard=8)],
+                         ids=["mxint4", "nvfp4-e4m3", "lut"])
+def test_the_search_scores_the_compiled_program_on_the_golden_backend(m, tmp_path, monkeypatch):
+    # One truth: Session.layer_error is the error of what `compile` writes and `run` executes (the
+    # Program read back from disk, run through the registry's golden backend), not of a float model.
+    import types
+
+    from lutforge.compiler import search
+    from lutforge.compiler.layer_quant import quantize_method
+    from lutforge.compiler.lower import lower
+    from lutforge.compiler.lut_methods import cached_fit
+    from lutforge.program.artifact import read_program
+
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(4)
+    w, x = _layer(rng, 48, 64)
+    s = search.Session.__new__(search.Session)
+    s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
+    s.calib = types.SimpleNamespace(inputs={"layers.0.mlp.up": x})
+    s.core = GemvCoreParams(max_positions=64)
+    score = s.layer_error("layers.0.mlp.up", m, rows=100)
+
+    low = lower("layers.0.mlp.up", quantize_method("layers.0.mlp.up", w, x, m), LANES, 64)
+    program = read_program(write_program(tmp_path / "p", [low], config={}, source={}).path)
+    rows = x[-100:]
+    y = HostDriver(program, get_backend("golden")).linear("layers.0.mlp.up", rows)
+    ref = rows.astype(np.float64) @ w.T.astype(np.float64)
+    assert score == float(((y - ref) ** 2).sum() / (ref ** 2).sum())
+    float_model = cached_fit(w, x, m).forward(torch.from_numpy(rows)).double().numpy()
+    assert score != float(((float_model - ref) ** 2).sum() / (ref ** 2).sum())

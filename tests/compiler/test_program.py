@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from lutforge.backends.driver import HostDriver
-from lutforge.backends.golden import GoldenBackend
+from lutforge.program.host import HostDriver
+from lutforge.program.golden import GoldenBackend
 from lutforge.compiler.lower import lower_layer, split_runs
 from lutforge.program.artifact import ProgramError, decode_layer, quantize_activations, read_program, write_program
 from lutforge.golden.gemv_core import core_images, gemv_core
@@ -114,7 +114,7 @@ def test_the_compiler_imports_amaranth_only_for_the_sim_backend():
     import subprocess
     import sys
 
-    code = ("import sys, lutforge.jobs.demo, lutforge.jobs.run, lutforge.backends.driver, lutforge.backends.golden; "
+    code = ("import sys, lutforge.jobs.demo, lutforge.jobs.run, lutforge.program.host, lutforge.program.golden; "
             "print('amaranth' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

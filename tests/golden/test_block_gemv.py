@@ -8,6 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from lutforge.golden import block_gemv as block_gemv_module
 from lutforge.golden import mx
 from lutforge.golden.block_gemv import (ACT_FORMATS, NAN, WEIGHT_FORMATS, BlockGemvFormat, block_gemv,
                                         core_images, element_integers, host_output, tile_outputs, x_payloads)
@@ -288,3 +289,41 @@ def test_bad_arguments_are_refused_with_full_sentences():
         block_gemv(x, np.zeros((1, 1), np.uint8), x, np.zeros((1, 1), np.uint8), fmt)
     with pytest.raises(ValueError, match=r"lanes=0 is not a lane count; use 1 or more\."):
         core_images(x, np.zeros((1, 2), np.uint8), fmt, 0)
+
+
+@pytest.mark.parametrize("weight", WEIGHT_FORMATS)
+def test_the_float32_product_path_equals_the_oracle_where_it_is_taken(weight, monkeypatch):
+    # block_gemv computes chunk products in float32 when _fp32_exact proves that exact (MXINT8
+    # activations), else in float64. The corner cases above mostly take float64; here the float32
+    # path is forced to be the one taken, with its own corners: 2^-133 activation scales
+    # (subnormal factors), products that overflow to Inf or underflow to 0, NaN scales, padding rows.
+    fmt = BlockGemvFormat(weight, "mxint8")
+    taken = []
+    real = block_gemv_module._fp32_exact
+    monkeypatch.setattr(block_gemv_module, "_fp32_exact", lambda *a: taken.append(real(*a)) or taken[-1])
+    rng = np.random.default_rng(5)
+    x, xs, w, ws = random_operands(rng, fmt, 6, 9, 4 * fmt.k_multiple)
+    x[1] = 0x80
+    xs[1], xs[2], xs[3, 1] = 254, 0, 0xFF
+    if mx.BLOCK_FORMATS[weight].scale == "e8m0":
+        ws[1], ws[2], ws[4, 0] = 200, 20, 0xFF
+    else:
+        ws[1], ws[2], ws[4, 0] = 0x7E, 0x09, 0x7F
+    w[8], ws[8] = 0, 0  # a padding row: zero codes, scale code 0
+    got = block_gemv(x, xs, w, ws, fmt)
+    assert taken == [True]
+    assert np.array_equal(got, oracle(x, xs, w, ws, fmt))
+    flat = got.ravel()
+    assert np.any(flat == NAN) and np.any((flat & 0x7FFFFFFF) == INF) and np.any(flat == 0)
+
+
+def test_operands_beyond_float32_bounds_take_the_float64_path(monkeypatch):
+    fmt = BlockGemvFormat("mxint8", "mxfp8_e4m3")
+    taken = []
+    real = block_gemv_module._fp32_exact
+    monkeypatch.setattr(block_gemv_module, "_fp32_exact", lambda *a: taken.append(real(*a)) or taken[-1])
+    x, xs, w, ws = random_operands(np.random.default_rng(6), fmt, 3, 4, 64)
+    x[0, 0], w[0, 0] = 0x7E, 0x80  # 448 x -2: chunk sums can pass 2^24
+    got = block_gemv(x, xs, w, ws, fmt)
+    assert taken == [False]
+    assert np.array_equal(got, oracle(x, xs, w, ws, fmt))

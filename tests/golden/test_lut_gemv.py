@@ -133,6 +133,19 @@ def test_lut_linear_matches_reference_and_error_is_bounded(shape, quant):
     assert report.within_bound and report.max_abs <= report.bound_max_abs
 
 
+@pytest.mark.parametrize("quant", ["block3-trunc-8", "layer-rne-4"])
+@pytest.mark.parametrize("shape", SHAPES[:3], ids=lambda s: "v{}-ca{}-cw{}-{}x{}-G{}".format(*s))
+def test_many_vectors_gather_whole_tables_and_equal_the_reference(shape, quant):
+    # lut_gemv gathers per vector for fewer than C_a vectors and per (position, table) for more;
+    # both give the plain-Python sums, in any leading shape.
+    layer = layer_for(shape, quant)
+    rng = np.random.default_rng(shape[3])
+    a = rng.integers(0, layer.c_a, (2, layer.c_a, layer.num_positions))
+    got = lut_gemv(a, layer)
+    assert got.shape == (2, layer.c_a, layer.out_features, layer.num_position_groups)
+    assert got.tolist() == [[ref_accumulate(row, layer) for row in block] for block in a]
+
+
 def test_error_report_metrics():
     shape = SHAPES[1]
     layer = layer_for(shape, "block-rne-8")

@@ -14,8 +14,8 @@ import numpy as np
 from ..golden.block_gemv import block_gemv
 from ..golden.centroid_search import search
 from ..golden.lut_gemv import lut_gemv
-from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer, decode_block_layer, decode_layer
-from ..program.backend import LayerResult
+from .artifact import BlockActivations, BlockLoweredLayer, LoweredLayer, decode_block_layer, decode_layer
+from .backend import LayerResult
 
 __all__ = ["GoldenBackend"]
 

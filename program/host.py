@@ -1,6 +1,8 @@
 """The host driver: runs a Program's layers on one backend, quantizing activations on the way in and
 dequantizing accumulators on the way out. Non-linear operations (norms, RoPE, attention, SiLU) stay
-on the host.
+on the host. Together with :class:`lutforge.program.golden.GoldenBackend` it is the definition of
+what a Program computes, so it lives with the Program: the compiler scores quantization choices
+with it (:class:`lutforge.compiler.search.Session`), the jobs run models through it.
 
 Host arithmetic per layer kind (the rest is the core's):
 
@@ -13,18 +15,16 @@ Host arithmetic per layer kind (the rest is the core's):
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-import hashlib
-from contextlib import contextmanager
-
-from ..compiler.torch_reference import numpy_linear
 from ..golden.block_gemv import host_output
 from ..golden.mx import hadamard
-from ..program.artifact import Program, quantize_activations, quantize_block_activations
-from ..program.backend import Backend, LayerResult
+from .artifact import Program, quantize_activations, quantize_block_activations
+from .backend import Backend, LayerResult
 
-__all__ = ["HostDriver", "replace_all", "routed"]
+__all__ = ["HostDriver"]
 
 
 class HostDriver:
@@ -83,23 +83,3 @@ class HostDriver:
         result = self.run_int(name, self.quantize(name, flat))
         y = self.dequantize(self.program.layers[name], result.acc)
         return y.reshape(*x.shape[:-1], -1)
-
-
-def replace_all(model, driver: HostDriver, names=None) -> None:
-    """Route the named linear layers of a ReferenceModel (default: all in the Program) through ``driver``."""
-    for name in names or driver.program.layers:
-        model.replace_linear(name, numpy_linear(lambda x, n=name: driver.linear(n, x)))
-
-
-
-@contextmanager
-def routed(model, driver: HostDriver, names=None):
-    """The named linear layers of ``model`` (default: all in the Program) run through ``driver``
-    while the context is open, and in fp32 again after it, whatever happened inside."""
-    names = list(names or driver.program.layers)
-    replace_all(model, driver, names)
-    try:
-        yield driver
-    finally:
-        for name in names:
-            model.replace_linear(name, None)
