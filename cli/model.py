@@ -1,4 +1,4 @@
-"""``lutforge demo``, ``compile``, ``run``, ``generate`` and ``quantize``: SmolLM2 through the compiler.
+"""``lutforge demo``, ``compile``, ``run``, ``generate``, ``quantize`` and ``finetune``: SmolLM2 through the compiler.
 
 Every argument, configuration and output path is checked before the model is loaded: a bad one
 costs a second, not the minutes of a compile.
@@ -140,6 +140,23 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from ..compiler.finetune import resolve_device
+    from ..jobs.finetune import finetune_job
+
+    _check_outputs(args)
+    resolve_device(args.device)
+    result = finetune_job(_config(args), args.build, device=args.device)
+    write_json(args.json, result)
+    print(f"finetune {result.config} on {result.device}: {result.steps} steps, {result.tokens_seen} tokens, "
+          f"{result.train_seconds:.0f} s; held-out perplexity (WikiText-2 valid) "
+          f"{result.initial_holdout_perplexity:.3f} -> {result.best_holdout_perplexity:.3f} at step {result.best_step}; "
+          f"{result.trained_layers} layers trained" +
+          (f", {len(result.frozen_layers)} LUT layers frozen" if result.frozen_layers else "") + ".")
+    print(f"Loss curve: {result.loss_plot}; Program of the trained model: {result.program}")
+    return 0
+
+
 # The limits live next to the code they protect; those modules import torch, so the parser reads
 # them only when the option is given (the help texts quote them; tests/test_bad_input_model.py
 # checks that they agree).
@@ -251,3 +268,13 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("finetune", help="train a configuration's block-format layers for the hardware "
+                                        "arithmetic (resumable) and compile the trained model")
+    p.add_argument("--config", required=True, help="config YAML with lut_methods and finetune sections")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train (default: auto, CUDA when PyTorch sees one)")
+    p.add_argument("--build", default="build/finetune", help="build directory (reports, loss plot, Program)")
+    p.add_argument("--json", metavar="PATH", help="write the run's summary as JSON")
+    p.set_defaults(func=cmd_finetune)

@@ -32,12 +32,16 @@ A configuration file has five sections; every key is optional and defaults to th
       default: {kind: lut, v: 2, c_a: 256, c_w: 16, fit: gptq, hadamard: 64}
       layers:       # overrides by layer name
         layers.0.mlp.down: {kind: mxint4, fit: gptq, act: mxint8}
+    finetune:       # with lut_methods only: train the block-format layers before quantizing them
+      steps: 200, lr: 1.0e-5, window: 256, holdout: 4, eval_every: 25, seed: 0
 
 Every layer is compiled for a core (``lutforge compile``/``demo``/``run``/``generate``, one path:
 :mod:`lutforge.compiler.steps`): with ``lut_methods`` each layer by its method (``lut`` on the LUT
 core; ``mxint8``, ``mxint4``, ``mxfp4``, ``nvfp4`` on the block-format core with activations in the
 method's ``act`` format), else every layer co-quantized with the ``quantization`` section on the
-LUT core. A file with both sections, or a method no core runs (``bf16``, ``fp32``, float or
+LUT core. With a ``finetune`` section (:mod:`lutforge.compiler.finetune`) the compile flow's
+``finetune`` step trains the weights of the block-format layers first, and those are quantized.
+A file with both sections, or a method no core runs (``bf16``, ``fp32``, float or
 ``artifact`` tables), is refused on load, naming the layer and the fix.
 
 Errors name the key (``quantization.c_a``), the bad value and the allowed range.
@@ -59,7 +63,7 @@ from ..support.cache import content_key
 from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
-           "TargetConfig", "MethodsConfig", "Config", "load_config", "parse_config", "default_config_path",
+           "TargetConfig", "MethodsConfig", "FinetuneConfig", "Config", "load_config", "parse_config", "default_config_path",
            "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable"]
 
 
@@ -203,6 +207,31 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """The ``finetune`` section (:mod:`lutforge.compiler.finetune`): Adam steps of one window of
+    WikiText-2 valid each, the first ``holdout`` windows held out and scored every ``eval_every``
+    steps (the best scoring weights are kept)."""
+    steps: int = 200
+    lr: float = 1e-5
+    window: int = 256
+    holdout: int = 4
+    eval_every: int = 25
+    seed: int = 0
+
+    def validate(self) -> None:
+        s = "finetune."
+        _int(s + "steps", self.steps, 1, 1_000_000)
+        _float(s + "lr", self.lr, 0)
+        if self.lr > 1:
+            raise ConfigError(f"finetune.lr = {self.lr!r} is above 1, which no Adam fine-tuning survives; "
+                              f"use a learning rate such as 1e-5.")
+        _int(s + "window", self.window, 2, 2048)
+        _int(s + "holdout", self.holdout, 1, 64)
+        _int(s + "eval_every", self.eval_every, 1, self.steps)
+        _int(s + "seed", self.seed, 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
 class MethodsConfig:
     """The ``lut_methods`` section: a :class:`~lutforge.compiler.lut_methods.LayerMethod` for every
     decoder linear, ``default`` unless ``layers`` names the layer."""
@@ -255,6 +284,7 @@ class Config:
     name: str = "default"
     model: str = "smollm2"
     lut_methods: MethodsConfig | None = None
+    finetune: FinetuneConfig | None = None
 
     def validate(self) -> "Config":
         for section in (self.quantization, self.core, self.calibration, self.evaluation, self.target):
@@ -293,7 +323,9 @@ class Config:
 
 _SECTIONS = {"quantization": QuantConfig, "core": CoreConfig, "calibration": CalibrationConfig,
              "evaluation": EvaluationConfig, "target": TargetConfig}
-_TOP_KEYS = ("name", "model", "lut_methods")
+_TOP_KEYS = ("name", "model", "lut_methods", "finetune")
+# Sections that are absent unless given (None), unlike those above.
+_OPTIONAL = {"finetune": FinetuneConfig}
 
 
 def _keys(cls) -> list[str]:
@@ -308,12 +340,13 @@ def _section(data: dict, key: str, name: str) -> dict:
     values = data[key]
     if values is None or values == {}:
         raise ConfigError(f"Section {key!r} in {name} is empty; set at least one of its keys "
-                          f"({', '.join(_keys(_SECTIONS[key]))}) or remove the section.")
+                          f"({', '.join(_keys({**_SECTIONS, **_OPTIONAL}[key]))}) or remove the section.")
     if not isinstance(values, dict):
         raise ConfigError(f"Section {key!r} in {name} must be a mapping of keys to values; got {values!r}.")
-    bad = sorted(set(values) - set(_keys(_SECTIONS[key])), key=str)
+    allowed = _keys({**_SECTIONS, **_OPTIONAL}[key])
+    bad = sorted(set(values) - set(allowed), key=str)
     if bad:
-        raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(_keys(_SECTIONS[key]))}.")
+        raise ConfigError(f"Unknown key {key}.{bad[0]} in {name}; allowed keys: {', '.join(allowed)}.")
     return values
 
 
@@ -335,15 +368,22 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
     unknown = sorted(set(data) - set(_SECTIONS) - set(_TOP_KEYS), key=str)
     if unknown:
         raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
-                          f"{', '.join(_SECTIONS)}, lut_methods.")
+                          f"{', '.join(_SECTIONS)}, lut_methods, finetune.")
     if "quantization" in data and "lut_methods" in data:
         raise ConfigError(f"{name} has both 'quantization' (one co-quantized LUT setting for every layer) and "
                           f"'lut_methods' (a method per layer); keep one of them.")
     sections = {key: cls(**_section(data, key, name)) for key, cls in _SECTIONS.items()}
     model = _choice("model", data.get("model", "smollm2"), tuple(MODELS))
     methods = _parse_methods(data["lut_methods"], name, model) if "lut_methods" in data else None
+    finetune = None
+    if "finetune" in data:
+        if methods is None:
+            raise ConfigError(f"Section 'finetune' in {name} trains the block-format layers of a 'lut_methods' "
+                              f"configuration, and {name} has none; add 'lut_methods' or remove 'finetune'.")
+        finetune = FinetuneConfig(**_section(data, "finetune", name))
+        finetune.validate()
     return Config(**sections, name=_name(data["name"], name) if "name" in data else name, model=model,
-                  lut_methods=methods).validate()
+                  lut_methods=methods, finetune=finetune).validate()
 
 
 # Options of a method that only a LUT method reads; on a numeric kind they would be ignored.
@@ -411,9 +451,10 @@ def _override(data: dict, dotted: str, value) -> None:
     """Apply ``--set SECTION.KEY=VALUE`` to the parsed file ``data``; a name that is not a key of
     the schema is refused here, naming the option rather than the file."""
     section, _, key = dotted.partition(".")
-    if section not in _SECTIONS or key not in _keys(_SECTIONS[section]):
-        where = (f"section {section} has no key {key!r} (its keys are {', '.join(_keys(_SECTIONS[section]))})"
-                 if section in _SECTIONS else f"the sections are {', '.join(_SECTIONS)}")
+    sections = {**_SECTIONS, **_OPTIONAL}
+    if section not in sections or key not in _keys(sections[section]):
+        where = (f"section {section} has no key {key!r} (its keys are {', '.join(_keys(sections[section]))})"
+                 if section in sections else f"the sections are {', '.join(sections)}")
         raise ConfigError(f"--set {dotted} names no configuration key: {where}; fix the name.")
     if not isinstance(data.get(section, {}), dict):
         return  # parse_config names the malformed section

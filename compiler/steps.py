@@ -1,4 +1,4 @@
-"""The compile flow as named, restartable steps: ``import -> calibrate -> quantize -> emit``.
+"""The compile flow as named, restartable steps: ``import -> calibrate -> [finetune] -> quantize -> emit``.
 
 Each step writes its intermediate under ``<build>/<step>/`` and a JSON report
 ``<build>/reports/<step>.json`` holding the hash of its inputs, the SHA-256 of every output file
@@ -9,6 +9,10 @@ compile restarts where it stopped.
 * ``import``   — the model (GGUF) and its content hash; report only.
 * ``calibrate``— inputs of every selected linear layer on WikiText-2 valid
                  (:func:`lutforge.compiler.calibration.capture_calibration`); ``calibrate/calibration.npz``.
+* ``finetune`` — only with a ``finetune`` section: quantization-aware training of the block-format
+                 layers (:mod:`lutforge.compiler.finetune`; trained weights in the cache under
+                 ``finetune/``, resumable); ``finetune/history.json`` and ``finetune/loss.png``. The
+                 quantize step then quantizes the trained weights.
 * ``quantize`` — every layer by its method (:mod:`lutforge.compiler.layer_quant`): with a
                  ``lut_methods`` section the layer's method (a LUT fit or a block format, from the
                  fit caches), else LUT-LLM co-quantization with the ``quantization`` section
@@ -39,6 +43,7 @@ import numpy as np
 from ..golden.lut_layer import LutLayer, co_quantize
 from ..program.artifact import Program, read_program, write_program
 from ..support.cache import atomic_write, cache_root, content_key, read_cached, sha256_hex, source_hash, write_cached
+from ..support.errors import UsageError
 from ..support.toolchain import tool_versions
 from .config import Config
 from .layer_quant import LutStages, from_bytes, layer_bytes, layer_from_bytes, npz_bytes, quantize_method, to_bytes
@@ -47,7 +52,7 @@ from .lower import lower
 __all__ = ["STEPS", "Build", "quantize_layer", "layer_cache_key", "layer_bytes", "layer_from_bytes",
            "compile_model"]
 
-STEPS = ("import", "calibrate", "quantize", "emit")
+STEPS = ("import", "calibrate", "finetune", "quantize", "emit")
 KMEANS_KEYS = ("v", "c_a", "c_w", "group_rows", "iterations", "seed")
 # The code that co-quantizes a layer and the libraries it runs on: part of every codebook, k-means
 # and quantize-step key, so editing that code recomputes what it computed.
@@ -108,6 +113,7 @@ class Build:
     config: Config
     progress: bool = True
     log: list[str] = field(default_factory=list)
+    device: str = "auto"  # where the finetune step trains (lutforge.compiler.finetune.resolve_device)
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -206,11 +212,15 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
             calib = {n: owned[shared.get(n, n)] for n in layers}
         return calib
 
+    weights, ft_key = ir.weights, None
+    if cfg.finetune is not None:
+        weights, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer)
+
     # quantize
     t0 = time.perf_counter()
     methods = cfg.lut_methods
     q_inputs = sha256_hex(json.dumps([cal_inputs, cfg.hash("quantization", "lut_methods"), co_quantize_version(),
-                                      source_hash(*METHOD_SOURCES)]).encode())[:16]
+                                      source_hash(*METHOD_SOURCES), ft_key]).encode())[:16]
     q_dir = build.root / "quantize"
     report = build.cached("quantize", q_inputs)
     if report is None:
@@ -219,7 +229,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         for name in progress_bar(layers, desc="quantize", disable=None if build.progress else True, leave=False):
             t1 = time.perf_counter()
             if methods is not None:
-                layer, hit = quantize_method(name, ir.weights[name], calibration()[name], methods.method(name)), None
+                layer, hit = quantize_method(name, weights[name], calibration()[name], methods.method(name)), None
             else:
                 lut, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
                 layer = LutStages((lut,))
@@ -254,3 +264,68 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     build.finish("emit", e_inputs, outputs, t0, layers={lay.name: lay.kind for lay in lowered})
     build.say(f"emit: Program with {len(lowered)} layers in {p_dir}")
     return program
+
+
+def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, tokenizer):
+    """The ``finetune`` step: the trained weights (training them unless the cache has them) and
+    their cache key; the report, history and loss plot under ``<build>/finetune``."""
+    from .finetune import finetune, finetune_key, trained_weights
+
+    every = [layer.name for layer in ir.linear_layers()]
+    if sorted(layers) != sorted(every):
+        raise UsageError(f"The configuration {build.config.name} fine-tunes the whole model, so it compiles every "
+                         f"decoder linear; {len(layers)} of {len(every)} were selected: drop --layer, or remove "
+                         f"the 'finetune' section.")
+    t0 = time.perf_counter()
+    key = finetune_key(build.config, ir)
+    done = trained_weights(key)
+    if done is None:
+        from .data import GGUFTokenizer
+        from .gguf_frontend import smollm2_path
+        from .torch_reference import ReferenceModel
+
+        finetune(build.config, ir, reference or ReferenceModel(ir), tokenizer or GGUFTokenizer(smollm2_path()),
+                 calibration(), device=build.device, progress=build.progress)
+        done = trained_weights(key)
+    trained, record = done
+    report = build.cached("finetune", key)
+    if report is None:
+        out = build.root / "finetune"
+        out.mkdir(parents=True, exist_ok=True)
+        history = out / "history.json"
+        atomic_write(history, (json.dumps(record, indent=2) + "\n").encode())
+        png = _plot_finetune(out / "loss.png", record)
+        build.finish("finetune", key, [history, png], t0, steps=record["steps"], best_step=record["best_step"],
+                     initial_holdout_perplexity=record["initial_holdout_perplexity"],
+                     best_holdout_perplexity=record["best_holdout_perplexity"], tokens_seen=record["tokens_seen"],
+                     train_seconds=record["seconds"], trained_layers=len(record["trained_layers"]),
+                     frozen_layers=record["frozen_layers"])
+    build.say(f"finetune: {len(trained)} layers trained, {record['steps']} steps, held-out perplexity "
+              f"{record['initial_holdout_perplexity']:.3f} -> {record['best_holdout_perplexity']:.3f} "
+              f"(step {record['best_step']})")
+    return {**ir.weights, **trained}, key
+
+
+def _plot_finetune(path: Path, record: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p["step"] for p in record["history"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(steps, [p["train_kl"] for p in record["history"]], marker="o", color="tab:red")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("KL to the fp32 teacher (nats/token)")
+    ax2.plot([0] + steps, [record["initial_holdout_perplexity"]] + [p["holdout_perplexity"] for p in record["history"]],
+             marker="o", color="tab:blue")
+    ax2.axvline(record["best_step"], color="k", lw=0.8, ls=":")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("held-out perplexity (WikiText-2 valid)")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.suptitle("finetune: quantization-aware training of the block-format layers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

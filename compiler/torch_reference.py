@@ -28,7 +28,8 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float()
+                                / head_dim))
     freqs = positions.float()[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos(), emb.sin()
@@ -68,6 +69,10 @@ class ReferenceModel(torch.nn.Module):
     def weight(self, name: str) -> torch.Tensor:
         """The fp32 weight of `name`."""
         return self._w[name]
+
+    def to_device(self, device: str) -> None:
+        """Keep every weight on ``device`` (``"cpu"``, ``"cuda"``); inputs must be there too."""
+        self._w = {name: w.to(device) for name, w in self._w.items()}
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -139,9 +144,9 @@ class ReferenceModel(torch.nn.Module):
             raise ValueError(f"The sequence has {start + t} tokens, more than the model's context length "
                              f"{cfg.context_length}; split it into windows.")
         hd, nh, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-        cos, sin = rope_cos_sin(torch.arange(start, start + t), hd, cfg.rope_theta)
+        cos, sin = rope_cos_sin(torch.arange(start, start + t, device=tokens.device), hd, cfg.rope_theta)
         # Query i (position start + i) sees keys 0 .. start + i.
-        mask = torch.full((t, start + t), float("-inf")).triu(start + 1)
+        mask = torch.full((t, start + t), float("-inf"), device=tokens.device).triu(start + 1)
         h = F.embedding(tokens, self._w["embed"])
         for i in range(cfg.n_layers):
             p = f"layers.{i}."

@@ -162,6 +162,27 @@ class CompileResult:
 
 
 @dataclass(frozen=True)
+class FinetuneResult:
+    """``lutforge finetune``: the training run (held-out perplexity in the training arithmetic, on
+    WikiText-2 valid) and the Program compiled from the trained weights."""
+    config: str
+    device: str
+    steps: int
+    best_step: int
+    initial_holdout_perplexity: float
+    best_holdout_perplexity: float
+    tokens_seen: int
+    train_seconds: float
+    trained_layers: int
+    frozen_layers: tuple[str, ...]
+    loss_plot: str
+    program: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class BoardCheck:
     """``run --board``: a check layer on the board's core (or its simulation) against golden."""
     board: str

@@ -57,7 +57,7 @@ def test_lut_methods_section():
      "scheme, granularity, head_rows, rounding, positions_per_run, iterations, seed."),
     ({"accelerator": {}},
      "Unknown section 'accelerator' in cfg.yaml; allowed sections: quantization, core, calibration, "
-     "evaluation, target, lut_methods."),
+     "evaluation, target, lut_methods, finetune."),
     ({"model": "llama"},
      "model='llama' is not one of 'smollm2'."),
     ({"lut_methods": {"default": "mxint4", "extra": 1}},
@@ -141,9 +141,9 @@ def test_yaml_file_errors_and_overrides(tmp_path):
     ("core.lanez", "--set core.lanez names no configuration key: section core has no key 'lanez' (its keys are "
                    "lanes, chains, max_positions, metric, memory_latency); fix the name."),
     ("lanes", "--set lanes names no configuration key: the sections are quantization, core, calibration, "
-              "evaluation, target; fix the name."),
+              "evaluation, target, finetune; fix the name."),
     ("name.x", "--set name.x names no configuration key: the sections are quantization, core, calibration, "
-               "evaluation, target; fix the name."),
+               "evaluation, target, finetune; fix the name."),
 ])
 def test_overrides_name_a_schema_key(override, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):

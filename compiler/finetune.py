@@ -1,0 +1,288 @@
+"""The ``finetune`` step: quantization-aware training of a configuration's block-format layers
+against the fp32 teacher, so that what compiles is a model trained for the hardware arithmetic.
+
+**What trains.** The fp32 master weight of every layer whose method is a block kind (MXINT8,
+MXINT4, MXFP4, NVFP4). In the forward pass the layer sees what its core computes: activations
+quantized to the method's activation format and weights to its weight format
+(:func:`lutforge.compiler.fake_quant.fake_quantize`, equal bit for bit to ``golden.mx``), with
+straight-through gradients; only the fp32 accumulation order differs from the core's. LUT layers
+are not trained yet (their codebooks would need the straight-through centroid search of LUT-LLM's
+recipe): they run their fitted layer, frozen, with a straight-through gradient through their fp32
+weight so that the layers before them still learn; the report lists them as frozen.
+
+**Loss and data.** KL divergence of the student's next-token distribution from the fp32
+teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
+Adam step (``lr``). The first ``holdout`` windows never train: every ``eval_every`` steps they give
+the held-out perplexity, and the weights of the best held-out perplexity are the result (early
+stopping). WikiText-2 test is never read here.
+
+**Outputs.** The trained weights (float32, trained layers only) are a content-addressed cache
+entry keyed on the model, the ``lut_methods`` and ``finetune`` sections and the code and library
+versions; a checkpoint next to it (weights, Adam state, history) is written every ``eval_every``
+steps, so an interrupted run resumes where it stopped and only a finished run leaves the entry.
+The compile flow quantizes the trained weights (:mod:`lutforge.compiler.steps`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..support.cache import atomic_write, cache_root, content_key, read_cached, source_hash, write_cached
+from ..support.errors import UsageError
+from ..support.toolchain import tool_versions
+from .fake_quant import fake_quantize
+from .lut_methods import BLOCK_KINDS
+
+__all__ = ["FinetunePoint", "FinetuneRun", "finetune", "finetune_key", "trained_weights", "resolve_device",
+           "FINETUNE_SOURCES"]
+
+# The code a trained result depends on: part of its cache key.
+FINETUNE_SOURCES = ("lutforge.compiler.finetune", "lutforge.compiler.fake_quant", "lutforge.compiler.torch_reference",
+                    "lutforge.compiler.data", "lutforge.compiler.lut_methods", "lutforge.golden.mx")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class FinetunePoint:
+    step: int
+    train_kl: float           # mean KL (nats per token) of the steps since the last point
+    holdout_perplexity: float  # on the held-out valid windows, in the training arithmetic
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """What one ``finetune`` step did (or found done)."""
+    key: str
+    device: str
+    steps: int
+    best_step: int
+    best_holdout_perplexity: float
+    initial_holdout_perplexity: float
+    tokens_seen: int
+    seconds: float               # training time, over all resumed runs
+    trained_layers: tuple[str, ...]
+    frozen_layers: tuple[str, ...]  # LUT layers: run frozen (see the module docstring)
+    history: tuple[FinetunePoint, ...]
+    from_cache: bool
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cuda`` without one is refused."""
+    if device not in DEVICES:
+        raise UsageError(f"Device {device!r} is not one of {', '.join(DEVICES)}; choose one of them.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but PyTorch sees no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu or auto.")
+    return device
+
+
+def finetune_key(cfg, ir) -> str:
+    return content_key(ir.source_hash, cfg.hash("lut_methods", "finetune"), source_hash(*FINETUNE_SOURCES),
+                       tool_versions("torch", "numpy"))
+
+
+def _paths(key: str) -> tuple[Path, Path]:
+    root = cache_root() / "finetune"
+    return root / f"{key}.npz", root / f"{key}.ckpt"
+
+
+def trained_weights(key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The trained weights and the run's record of a finished run, or None."""
+    stored = read_cached(_paths(key)[0])
+    if stored is None:
+        return None
+    with np.load(io.BytesIO(stored)) as f:
+        record = json.loads(str(f["__run__"]))
+        return {k: f[k] for k in f.files if k != "__run__"}, record
+
+
+def _windows(tokens: np.ndarray, window: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    count = len(tokens) // window
+    if count < holdout + 1:
+        raise UsageError(f"WikiText-2 valid holds {count} windows of {window} tokens, fewer than the "
+                         f"{holdout} held out plus one to train on; lower finetune.window or finetune.holdout.")
+    w = torch.from_numpy(np.array(tokens[:count * window], dtype=np.int64)).reshape(count, window)
+    return w[:holdout], w[holdout:]
+
+
+class _Student:
+    """The trained layers as parameters and the model's linears routed through their hardware
+    arithmetic (block layers) or their frozen fits (LUT layers)."""
+
+    def __init__(self, model, methods, calibration, device: str):
+        from .lut_methods import cached_fit
+
+        self.model, self.methods = model, methods
+        self.params: dict[str, torch.nn.Parameter] = {}
+        self.frozen: dict = {}
+        for name in model.linear_names:
+            m = methods.method(name)
+            w = model.weight(name)
+            if m.kind in BLOCK_KINDS:
+                self.params[name] = torch.nn.Parameter(w.detach().clone().to(device))
+            else:
+                self.frozen[name] = cached_fit(w.numpy(), calibration[name], m)
+
+    def install(self) -> None:
+        for name, p in self.params.items():
+            m = self.methods.method(name)
+            self.model.replace_linear(name, lambda x, p=p, m=m: F.linear(fake_quantize(x, m.act),
+                                                                         fake_quantize(p, m.kind)))
+        for name, fitted in self.frozen.items():
+            w = self.model.weight(name)
+
+            def lut(x, fitted=fitted, w=w):
+                exact = F.linear(x, w)
+                return exact + (fitted.forward(x.detach().cpu()).to(x.device) - exact).detach()
+            self.model.replace_linear(name, lut)
+
+    def remove(self) -> None:
+        for name in self.model.linear_names:
+            self.model.replace_linear(name, None)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {n: p.detach().cpu().numpy().astype(np.float32) for n, p in self.params.items()}
+
+
+def _holdout_perplexity(model, student: _Student, windows: torch.Tensor) -> float:
+    student.install()
+    try:
+        with torch.no_grad():
+            nll = sum(float(F.cross_entropy(model(w[None])[0, :-1], w[1:], reduction="sum")) for w in windows)
+    finally:
+        student.remove()
+    return math.exp(nll / (windows.shape[0] * (windows.shape[1] - 1)))
+
+
+def finetune(cfg, ir, model, tokenizer, calibration: dict, *, device: str = "auto", progress: bool = True,
+             stop_after: int | None = None) -> FinetuneRun:
+    """Train ``cfg``'s block-format layers (module docstring) or return the finished run from the
+    cache. ``model`` is the fp32 ReferenceModel (its linears are restored on return);
+    ``calibration`` the layers' calibration inputs (the frozen LUT layers' fits need them).
+    ``stop_after`` ends the run after that many steps of this call, leaving the checkpoint (a
+    resumable interruption, for tests)."""
+    from ..support.progress import progress as progress_bar
+    from .data import wikitext2_tokens
+
+    ft = cfg.finetune
+    device = resolve_device(device)
+    key = finetune_key(cfg, ir)
+    done = trained_weights(key)
+    if done is not None:
+        return _run_from_record(done[1], from_cache=True)
+    entry, ckpt = _paths(key)
+    ids, _ = wikitext2_tokens("valid", tokenizer)
+    holdout, train = _windows(np.asarray(ids), ft.window, ft.holdout)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(ft.seed))
+    model.to_device(device)
+    holdout, train = holdout.to(device), train.to(device)
+    student = _Student(model, cfg.lut_methods, calibration, device)
+    opt = torch.optim.Adam(student.params.values(), lr=ft.lr)
+    state = {"step": 0, "seconds": 0.0, "history": [], "best": None, "best_step": 0, "initial": None, "kl": []}
+    saved = _load_checkpoint(ckpt, device)
+    if saved is not None:
+        for name, p in student.params.items():
+            p.data.copy_(saved["params"][name])
+        opt.load_state_dict(saved["opt"])
+        state = saved["state"]
+    if state["initial"] is None:
+        state["initial"] = _holdout_perplexity(model, student, holdout)
+        state["best"] = (state["initial"], student.weights())
+    started = time.perf_counter()
+    bar = progress_bar(total=ft.steps, initial=state["step"], desc="finetune",
+                       disable=None if progress else True)
+    try:
+        ran = 0
+        while state["step"] < ft.steps and (stop_after is None or ran < stop_after):
+            w = train[order[state["step"] % len(train)]][None]
+            with torch.no_grad():
+                teacher = F.log_softmax(model(w)[0].float(), -1)
+            student.install()
+            try:
+                student_logp = F.log_softmax(model(w)[0].float(), -1)
+                kl = F.kl_div(student_logp, teacher, log_target=True, reduction="batchmean")
+                opt.zero_grad(set_to_none=True)
+                kl.backward()
+                opt.step()
+            finally:
+                student.remove()
+            state["kl"].append(kl.item())
+            state["step"] += 1
+            ran += 1
+            bar.update(1)
+            if state["step"] % ft.eval_every == 0 or state["step"] == ft.steps:
+                ppl = _holdout_perplexity(model, student, holdout)
+                state["history"].append([state["step"], float(np.mean(state["kl"])), ppl])
+                state["kl"] = []
+                if ppl < state["best"][0]:
+                    state["best"], state["best_step"] = (ppl, student.weights()), state["step"]
+                bar.set_postfix(kl=f"{state['history'][-1][1]:.4f}", holdout_ppl=f"{ppl:.2f}")
+                _save_checkpoint(ckpt, student, opt, state, started)
+                started = time.perf_counter()
+    finally:
+        bar.close()
+        model.to_device("cpu")
+    if state["step"] < ft.steps:
+        _save_checkpoint(ckpt, student, opt, state, started)
+        return _run(key, device, state, student, ft.window)
+    state["seconds"] += time.perf_counter() - started
+    run = _run(key, device, state, student, ft.window)
+    weights = state["best"][1]
+    buffer = io.BytesIO()
+    np.savez(buffer, __run__=np.array(json.dumps(run.to_json())), **weights)
+    write_cached(entry, buffer.getvalue())
+    ckpt.unlink(missing_ok=True)
+    return run
+
+
+def _load_checkpoint(path: Path, device: str) -> dict | None:
+    """The checkpoint at ``path``, or None when there is none or it cannot be read (then training
+    starts over, saying so: it is only ever replaced whole, so damage came from outside)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as error:  # any unreadable file: pickle, zip and torch errors alike
+        print(f"lutforge: the fine-tuning checkpoint {path} cannot be read ({type(error).__name__}); "
+              f"training starts over.", file=sys.stderr)
+        path.unlink()
+        return None
+
+
+def _save_checkpoint(path: Path, student: _Student, opt, state: dict, started: float) -> None:
+    state["seconds"] += time.perf_counter() - started
+    buffer = io.BytesIO()
+    torch.save({"params": {n: p.detach().cpu() for n, p in student.params.items()}, "opt": opt.state_dict(),
+                "state": state}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buffer.getvalue())
+
+
+def _run(key: str, device: str, state: dict, student: _Student, window: int) -> FinetuneRun:
+    return FinetuneRun(key, device, state["step"], state["best_step"], float(state["best"][0]),
+                       float(state["initial"]), state["step"] * window, round(state["seconds"], 1),
+                       tuple(student.params), tuple(student.frozen),
+                       tuple(FinetunePoint(int(s), float(k), float(p)) for s, k, p in state["history"]),
+                       from_cache=False)
+
+
+def _run_from_record(record: dict, *, from_cache: bool) -> FinetuneRun:
+    record = dict(record, from_cache=from_cache, trained_layers=tuple(record["trained_layers"]),
+                  frozen_layers=tuple(record["frozen_layers"]),
+                  history=tuple(FinetunePoint(**p) for p in record["history"]))
+    return FinetuneRun(**record)

@@ -1,0 +1,145 @@
+"""The finetune step: fake quantization equal to the golden quantizer, straight-through gradients,
+resumable training whose result compiles, and its configuration errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from lutforge.compiler.config import ConfigError, parse_config
+from lutforge.compiler.fake_quant import fake_quantize, quantize_values
+from lutforge.golden import mx
+
+FORMATS = ["mxint8", "mxint4", "mxfp4", "nvfp4", "mxfp8_e4m3"]
+
+
+def operands(fmt: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Blocks from 2^-30 to 2^30, a zero block, and values on the element grids' half steps (ties).
+    x = (rng.standard_normal((48, 64)) * np.exp2(rng.integers(-30, 30, (48, 1)))).astype(np.float32)
+    x[0] = 0
+    block = mx.get_block_format(fmt).block
+    x[1, :block] = 0
+    x[1, 0] = 6.0  # amax 6: e2m1 and int grids at scale 1 (MX) / s8 = 1 (NV)
+    x[1, 1:9] = [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -0.25]
+    x[2, :block] = np.linspace(-1, 1, block, dtype=np.float32) * np.float32(2.0**-140)  # subnormal range
+    return x
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fake_quantization_equals_the_golden_quantizer_bit_for_bit(fmt):
+    for seed in range(3):
+        x = operands(fmt, seed)
+        want = mx.dequantize(mx.quantize(x, fmt), fmt).astype(np.float32)
+        got = quantize_values(torch.from_numpy(x), fmt).numpy()
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), fmt
+
+
+def test_fake_quantization_pads_k_to_whole_blocks_like_the_compiler():
+    x = operands("mxint4", 7)[:, :45]  # K = 45: one block and a padded one
+    padded = np.zeros((48, 64), np.float32)
+    padded[:, :45] = x
+    want = mx.dequantize(mx.quantize(padded, "mxint4"), "mxint4")[:, :45].astype(np.float32)
+    assert np.array_equal(quantize_values(torch.from_numpy(x), "mxint4").numpy(), want)
+
+
+def test_the_gradient_passes_straight_through():
+    x = torch.tensor(operands("nvfp4", 1), requires_grad=True)
+    g = torch.randn_like(x)
+    (fake_quantize(x, "nvfp4") * g).sum().backward()
+    assert torch.equal(x.grad, g)
+
+
+def test_unsupported_formats_are_refused_naming_the_supported_ones():
+    with pytest.raises(ValueError, match=r"Fake quantization of mxfp6_e3m2 is not implemented; use one of"):
+        quantize_values(torch.zeros(2, 32), "mxfp6_e3m2")
+
+
+def base(**finetune):
+    data = {"name": "t", "lut_methods": {"default": "mxint4"}}
+    if finetune is not None:
+        data["finetune"] = finetune
+    return data
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "t", "finetune": {"steps": 2}},
+     "Section 'finetune' in t trains the block-format layers of a 'lut_methods' configuration, and t has none; "
+     "add 'lut_methods' or remove 'finetune'."),
+    (base(steps=0), "finetune.steps=0 is not an integer from 1 to 1000000."),
+    (base(lr=2.0), "finetune.lr = 2.0 is above 1, which no Adam fine-tuning survives; use a learning rate such "
+                   "as 1e-5."),
+    (base(steps=10, eval_every=20), "finetune.eval_every=20 is not an integer from 1 to 10."),
+    (base(epochs=3), "Unknown key finetune.epochs in t; allowed keys: steps, lr, window, holdout, eval_every, seed."),
+])
+def test_bad_finetune_sections_are_refused(data, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "t")
+    assert str(info.value).startswith(message)
+
+
+# -- a real (tiny) run on SmolLM2 --------------------------------------------------------------------
+
+TINY = {"steps": 2, "lr": 1e-4, "window": 16, "holdout": 1, "eval_every": 2, "seed": 3}
+
+
+def tiny_config():
+    return parse_config({"name": "tiny", "lut_methods": {"default": "mxint4"}, "finetune": TINY}, "tiny")
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result_and_compiles_trained(
+        smollm2_ir, smollm2_ref, tokenizer, tmp_path, monkeypatch):
+    from lutforge.compiler import finetune as ft
+
+    cfg = tiny_config()
+    key = ft.finetune_key(cfg, smollm2_ir)
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "straight"))
+    straight = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
+    want, record = ft.trained_weights(key)
+    assert straight.steps == 2 and straight.tokens_seen == 32 and len(straight.history) == 1
+    assert straight.trained_layers == tuple(smollm2_ref.linear_names) and not straight.frozen_layers
+    assert record["best_holdout_perplexity"] == min([record["initial_holdout_perplexity"]] +
+                                                    [p["holdout_perplexity"] for p in record["history"]])
+
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "resumed"))
+    first = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False, stop_after=1)
+    assert first.steps == 1 and ft.trained_weights(key) is None  # no entry until the run finishes
+    assert (tmp_path / "resumed" / "finetune" / f"{key}.ckpt").is_file()
+    ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
+    got, _ = ft.trained_weights(key)
+    assert not (tmp_path / "resumed" / "finetune" / f"{key}.ckpt").exists()
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+    # The model's linears are the fp32 ones again.
+    assert not smollm2_ref.overrides
+    # Training moved the weights, and the compile flow quantizes the trained ones (from the cache:
+    # no second training).
+    name = "layers.3.mlp.down"
+    assert not np.array_equal(want[name], smollm2_ir.weights[name])
+    from lutforge.compiler.steps import Build, compile_model
+    from lutforge.program.artifact import decode_block_layer
+
+    monkeypatch.setattr(ft, "finetune", lambda *a, **k: pytest.fail("the finished run was trained again"))
+    build = Build(tmp_path / "build", cfg, progress=False, device="cpu")
+    program = compile_model(build, smollm2_ir, smollm2_ref.linear_names, reference=smollm2_ref, tokenizer=tokenizer)
+    elements, scales = decode_block_layer(program.layers[name])
+    blocks = mx.quantize(want[name], "mxint4")
+    assert np.array_equal(elements[:, :want[name].shape[1]],
+                          np.asarray(blocks.elements, np.uint8).reshape(want[name].shape))
+    assert (tmp_path / "build" / "finetune" / "loss.png").stat().st_size > 1000
+    assert any(line.startswith("finetune: 210 layers trained, 2 steps, held-out perplexity") for line in build.log)
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_is_named_and_training_starts_over(smollm2_ir, smollm2_ref, tokenizer, tmp_path,
+                                                               monkeypatch, capsys):
+    from lutforge.compiler import finetune as ft
+
+    cfg = tiny_config()
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
+    path = tmp_path / "finetune" / f"{ft.finetune_key(cfg, smollm2_ir)}.ckpt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    run = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
+    assert run.steps == 2
+    assert (f"lutforge: the fine-tuning checkpoint {path} cannot be read" in capsys.readouterr().err)
