@@ -151,8 +151,7 @@ def cmd_finetune(args) -> int:
     print(f"finetune {result.config} on {result.device}: {result.steps} steps, {result.tokens_seen} tokens, "
           f"{result.train_seconds:.0f} s; held-out perplexity (WikiText-2 valid) "
           f"{result.initial_holdout_perplexity:.3f} -> {result.best_holdout_perplexity:.3f} at step {result.best_step}; "
-          f"{result.trained_layers} layers trained" +
-          (f", {len(result.frozen_layers)} LUT layers frozen" if result.frozen_layers else "") + ".")
+          f"{result.block_layers} block-format and {result.lut_layers} LUT layers trained.")
     print(f"Loss curve: {result.loss_plot}; Program of the trained model: {result.program}")
     return 0
 

@@ -33,7 +33,7 @@ A configuration file has five sections; every key is optional and defaults to th
       layers:       # overrides by layer name
         layers.0.mlp.down: {kind: mxint4, fit: gptq, act: mxint8}
     finetune:       # with lut_methods only: train the block-format layers before quantizing them
-      steps: 200, lr: 1.0e-5, window: 256, holdout: 4, eval_every: 25, seed: 0
+      steps: 200, lr: 1.0e-5, codebook_lr: 1.0e-4, window: 256, holdout: 4, eval_every: 25, seed: 0
 
 Every layer is compiled for a core (``lutforge compile``/``demo``/``run``/``generate``, one path:
 :mod:`lutforge.compiler.steps`): with ``lut_methods`` each layer by its method (``lut`` on the LUT
@@ -212,7 +212,8 @@ class FinetuneConfig:
     WikiText-2 valid each, the first ``holdout`` windows held out and scored every ``eval_every``
     steps (the best scoring weights are kept)."""
     steps: int = 200
-    lr: float = 1e-5
+    lr: float = 1e-5            # block-format layers' weights
+    codebook_lr: float = 1e-4   # LUT layers' codebooks
     window: int = 256
     holdout: int = 4
     eval_every: int = 25
@@ -225,9 +226,10 @@ class FinetuneConfig:
         if self.lr > 1:
             raise ConfigError(f"finetune.lr = {self.lr!r} is above 1, which no Adam fine-tuning survives; "
                               f"use a learning rate such as 1e-5.")
+        _float(s + "codebook_lr", self.codebook_lr, 0)
         _int(s + "window", self.window, 2, 2048)
         _int(s + "holdout", self.holdout, 1, 64)
-        _int(s + "eval_every", self.eval_every, 1, self.steps)
+        _int(s + "eval_every", self.eval_every, 1, 1_000_000)  # the last step is always scored too
         _int(s + "seed", self.seed, 0, 2**31 - 1)
 
 

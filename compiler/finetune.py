@@ -1,14 +1,20 @@
 """The ``finetune`` step: quantization-aware training of a configuration's block-format layers
 against the fp32 teacher, so that what compiles is a model trained for the hardware arithmetic.
 
-**What trains.** The fp32 master weight of every layer whose method is a block kind (MXINT8,
-MXINT4, MXFP4, NVFP4). In the forward pass the layer sees what its core computes: activations
-quantized to the method's activation format and weights to its weight format
-(:func:`lutforge.compiler.fake_quant.fake_quantize`, equal bit for bit to ``golden.mx``), with
-straight-through gradients; only the fp32 accumulation order differs from the core's. LUT layers
-are not trained yet (their codebooks would need the straight-through centroid search of LUT-LLM's
-recipe): they run their fitted layer, frozen, with a straight-through gradient through their fp32
-weight so that the layers before them still learn; the report lists them as frozen.
+**What trains.** Everything the configuration quantizes, starting from the current fits:
+
+* block-format layers (MXINT8, MXINT4, MXFP4, NVFP4): the fp32 master weight. In the forward pass
+  the layer sees what its core computes: activations quantized to the method's activation format
+  and weights to its weight format (:func:`lutforge.compiler.fake_quant.fake_quantize`, equal bit
+  for bit to ``golden.mx``), with straight-through gradients; only the fp32 accumulation order
+  differs from the core's. The quantize step then rounds the trained weight by the method.
+* LUT layers: the activation codebooks and the weight codebooks of every stage (LUT-LLM's
+  conversion recipe: k-means/GPTQ-VQ initialisation, then back-propagation). The forward pass runs
+  the core's centroid search (int8 activations against int8 centroids, the layer's Hadamard
+  rotation first) and multiplies the selected activation centroids with the weight centroids the
+  fixed indices select; the gradient reaches the selected centroids through that product and the
+  layer's input straight through the search. The weight indices stay those of the fit, and the
+  tables are quantized only when the trained layer compiles (their rounding is not in the loss).
 
 **Loss and data.** KL divergence of the student's next-token distribution from the fp32
 teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
@@ -70,8 +76,8 @@ class FinetuneRun:
     initial_holdout_perplexity: float
     tokens_seen: int
     seconds: float               # training time, over all resumed runs
-    trained_layers: tuple[str, ...]
-    frozen_layers: tuple[str, ...]  # LUT layers: run frozen (see the module docstring)
+    block_layers: tuple[str, ...]  # weights trained
+    lut_layers: tuple[str, ...]    # codebooks trained
     history: tuple[FinetunePoint, ...]
     from_cache: bool
 
@@ -120,35 +126,80 @@ def _windows(tokens: np.ndarray, window: int, holdout: int) -> tuple[np.ndarray,
     return w[:holdout], w[holdout:]
 
 
+class _TrainableLut:
+    """A fitted LUT layer whose codebooks are parameters (module docstring)."""
+
+    def __init__(self, fitted, device: str):
+        self.fitted = fitted
+        self.act = torch.nn.Parameter(fitted.act_codebooks.detach().float().clone().to(device))
+        self.weights = [torch.nn.Parameter(cb.detach().float().clone().to(device)) for cb in fitted.weight_codebooks]
+        self.widx = [w.to(device) for w in fitted.widx]
+
+    def params(self) -> list:
+        return [self.act, *self.weights]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from .lut_methods import hadamard_t
+
+        m, shape = self.fitted.method, x.shape
+        x2 = x.reshape(-1, shape[-1])
+        with torch.no_grad():
+            self.fitted.act_codebooks = self.act.detach().cpu()
+            a = self.fitted.act_indices(x2.detach().cpu()).to(x.device)  # (T, P), the core's search
+        xr = hadamard_t(x2, m.hadamard) if m.hadamard else x2
+        p_count, v = self.act.shape[0], m.v
+        xr = F.pad(xr, (0, p_count * v - xr.shape[-1]))
+        chosen = self.act[torch.arange(p_count, device=x.device)[None], a]  # (T, P, v), grads to the centroids
+        xq = (chosen + (xr - xr.detach()).reshape(chosen.shape)).reshape(x2.shape[0], -1)
+        n = self.widx[0].shape[0]
+        blocks = torch.arange(n, device=x.device) // (m.group_rows or n)
+        y = 0
+        for cb, widx in zip(self.weights, self.widx):
+            w = cb[torch.arange(p_count, device=x.device)[None], blocks[:, None], widx]  # (N, P, v)
+            y = y + xq @ w.reshape(n, -1).T
+        return y.reshape(*shape[:-1], n)
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        out = {f"{name}#act": self.act.detach().cpu().numpy()}
+        out.update({f"{name}#w{i}": w.detach().cpu().numpy() for i, w in enumerate(self.weights)})
+        return out
+
+
 class _Student:
-    """The trained layers as parameters and the model's linears routed through their hardware
-    arithmetic (block layers) or their frozen fits (LUT layers)."""
+    """The trained layers' parameters, and the model's linears routed through their training
+    arithmetic (module docstring)."""
 
     def __init__(self, model, methods, calibration, device: str):
         from .lut_methods import cached_fit
 
         self.model, self.methods = model, methods
-        self.params: dict[str, torch.nn.Parameter] = {}
-        self.frozen: dict = {}
+        self.blocks: dict[str, torch.nn.Parameter] = {}
+        self.luts: dict[str, _TrainableLut] = {}
         for name in model.linear_names:
             m = methods.method(name)
             w = model.weight(name)
             if m.kind in BLOCK_KINDS:
-                self.params[name] = torch.nn.Parameter(w.detach().clone().to(device))
+                self.blocks[name] = torch.nn.Parameter(w.detach().clone().to(device))
             else:
-                self.frozen[name] = cached_fit(w.numpy(), calibration[name], m)
+                self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m), device)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(n for n in self.model.linear_names if n in self.blocks or n in self.luts)
+
+    def named_params(self) -> dict[str, torch.nn.Parameter]:
+        out = dict(self.blocks)
+        for name, lut in self.luts.items():
+            out[f"{name}#act"] = lut.act
+            out.update({f"{name}#w{i}": w for i, w in enumerate(lut.weights)})
+        return out
 
     def install(self) -> None:
-        for name, p in self.params.items():
+        for name, p in self.blocks.items():
             m = self.methods.method(name)
             self.model.replace_linear(name, lambda x, p=p, m=m: F.linear(fake_quantize(x, m.act),
                                                                          fake_quantize(p, m.kind)))
-        for name, fitted in self.frozen.items():
-            w = self.model.weight(name)
-
-            def lut(x, fitted=fitted, w=w):
-                exact = F.linear(x, w)
-                return exact + (fitted.forward(x.detach().cpu()).to(x.device) - exact).detach()
+        for name, lut in self.luts.items():
             self.model.replace_linear(name, lut)
 
     def remove(self) -> None:
@@ -156,7 +207,9 @@ class _Student:
             self.model.replace_linear(name, None)
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {n: p.detach().cpu().numpy().astype(np.float32) for n, p in self.params.items()}
+        """Every trained array: block layers' weights by layer name, LUT codebooks as
+        ``NAME#act`` and ``NAME#w<stage>``."""
+        return {n: p.detach().cpu().numpy().astype(np.float32) for n, p in self.named_params().items()}
 
 
 def _holdout_perplexity(model, student: _Student, windows: torch.Tensor) -> float:
@@ -192,11 +245,13 @@ def finetune(cfg, ir, model, tokenizer, calibration: dict, *, device: str = "aut
     model.to_device(device)
     holdout, train = holdout.to(device), train.to(device)
     student = _Student(model, cfg.lut_methods, calibration, device)
-    opt = torch.optim.Adam(student.params.values(), lr=ft.lr)
+    opt = torch.optim.Adam([{"params": list(student.blocks.values()), "lr": ft.lr},
+                            {"params": [p for lut in student.luts.values() for p in lut.params()],
+                             "lr": ft.codebook_lr}])
     state = {"step": 0, "seconds": 0.0, "history": [], "best": None, "best_step": 0, "initial": None, "kl": []}
     saved = _load_checkpoint(ckpt, device)
     if saved is not None:
-        for name, p in student.params.items():
+        for name, p in student.named_params().items():
             p.data.copy_(saved["params"][name])
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
@@ -267,7 +322,7 @@ def _load_checkpoint(path: Path, device: str) -> dict | None:
 def _save_checkpoint(path: Path, student: _Student, opt, state: dict, started: float) -> None:
     state["seconds"] += time.perf_counter() - started
     buffer = io.BytesIO()
-    torch.save({"params": {n: p.detach().cpu() for n, p in student.params.items()}, "opt": opt.state_dict(),
+    torch.save({"params": {n: p.detach().cpu() for n, p in student.named_params().items()}, "opt": opt.state_dict(),
                 "state": state}, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue())
@@ -276,13 +331,13 @@ def _save_checkpoint(path: Path, student: _Student, opt, state: dict, started: f
 def _run(key: str, device: str, state: dict, student: _Student, window: int) -> FinetuneRun:
     return FinetuneRun(key, device, state["step"], state["best_step"], float(state["best"][0]),
                        float(state["initial"]), state["step"] * window, round(state["seconds"], 1),
-                       tuple(student.params), tuple(student.frozen),
+                       tuple(student.blocks), tuple(student.luts),
                        tuple(FinetunePoint(int(s), float(k), float(p)) for s, k, p in state["history"]),
                        from_cache=False)
 
 
 def _run_from_record(record: dict, *, from_cache: bool) -> FinetuneRun:
-    record = dict(record, from_cache=from_cache, trained_layers=tuple(record["trained_layers"]),
-                  frozen_layers=tuple(record["frozen_layers"]),
+    record = dict(record, from_cache=from_cache, block_layers=tuple(record["block_layers"]),
+                  lut_layers=tuple(record["lut_layers"]),
                   history=tuple(FinetunePoint(**p) for p in record["history"]))
     return FinetuneRun(**record)

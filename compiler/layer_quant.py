@@ -70,14 +70,29 @@ def config_streamed_bits(cfg) -> float:
                for name, (n, k) in sizes.items()) / total
 
 
-def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m) -> LutStages | BlockWeights:
+def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *,
+                    codebooks: tuple | None = None) -> LutStages | BlockWeights:
     """Quantize layer ``name`` (weight (N, K), calibration inputs (n, K)) with the method ``m``;
-    fits come from the content-addressed fit cache."""
+    fits come from the content-addressed fit cache. ``codebooks`` (activation codebooks, [weight
+    codebooks per stage]) replace a LUT fit's own: trained ones (:mod:`lutforge.compiler.finetune`),
+    with the fit's weight indices."""
     from .lut_methods import cached_fit, to_lut_layers
 
     check_lowerable(name, m)
     if m.kind == "lut":
-        return LutStages(tuple(to_lut_layers(cached_fit(weight, calibration, m))), m.hadamard)
+        fitted = cached_fit(weight, calibration, m)
+        if codebooks is not None:
+            import torch
+
+            act, stages = codebooks
+            if act.shape != tuple(fitted.act_codebooks.shape) or len(stages) != len(fitted.weight_codebooks):
+                raise ValueError(f"The trained codebooks of layer {name} do not fit its method "
+                                 f"{m.to_dict()}; fine-tune again for this configuration.")
+            fitted = dataclasses.replace(fitted, act_codebooks=torch.from_numpy(act),
+                                         weight_codebooks=[torch.from_numpy(w) for w in stages], tables_q=None)
+        return LutStages(tuple(to_lut_layers(fitted)), m.hadamard)
+    if codebooks is not None:
+        raise ValueError(f"Layer {name} is of kind {m.kind}, which has no codebooks to replace.")
     from ..golden import mx
 
     fmt = m.kind  # the block kinds are named as golden.mx's formats

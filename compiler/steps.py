@@ -212,9 +212,9 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
             calib = {n: owned[shared.get(n, n)] for n in layers}
         return calib
 
-    weights, ft_key = ir.weights, None
+    trained, ft_key = {}, None
     if cfg.finetune is not None:
-        weights, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer)
+        trained, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer)
 
     # quantize
     t0 = time.perf_counter()
@@ -229,7 +229,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         for name in progress_bar(layers, desc="quantize", disable=None if build.progress else True, leave=False):
             t1 = time.perf_counter()
             if methods is not None:
-                layer, hit = quantize_method(name, weights[name], calibration()[name], methods.method(name)), None
+                layer, hit = quantize_method(name, trained.get(name, ir.weights[name]), calibration()[name],
+                                             methods.method(name), codebooks=trained_codebooks(trained, name)), None
             else:
                 lut, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
                 layer = LutStages((lut,))
@@ -267,8 +268,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
 
 def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, tokenizer):
-    """The ``finetune`` step: the trained weights (training them unless the cache has them) and
-    their cache key; the report, history and loss plot under ``<build>/finetune``."""
+    """The ``finetune`` step: the trained arrays (:meth:`lutforge.compiler.finetune._Student.weights`;
+    training them unless the cache has them) and their cache key; the report, history and loss plot under ``<build>/finetune``."""
     from .finetune import finetune, finetune_key, trained_weights
 
     every = [layer.name for layer in ir.linear_layers()]
@@ -298,12 +299,22 @@ def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, 
         build.finish("finetune", key, [history, png], t0, steps=record["steps"], best_step=record["best_step"],
                      initial_holdout_perplexity=record["initial_holdout_perplexity"],
                      best_holdout_perplexity=record["best_holdout_perplexity"], tokens_seen=record["tokens_seen"],
-                     train_seconds=record["seconds"], trained_layers=len(record["trained_layers"]),
-                     frozen_layers=record["frozen_layers"])
-    build.say(f"finetune: {len(trained)} layers trained, {record['steps']} steps, held-out perplexity "
+                     train_seconds=record["seconds"], block_layers=len(record["block_layers"]),
+                     lut_layers=len(record["lut_layers"]))
+    build.say(f"finetune: {len(record['block_layers'])} block-format and {len(record['lut_layers'])} LUT layers "
+              f"trained, {record['steps']} steps, held-out perplexity "
               f"{record['initial_holdout_perplexity']:.3f} -> {record['best_holdout_perplexity']:.3f} "
               f"(step {record['best_step']})")
-    return {**ir.weights, **trained}, key
+    return trained, key
+
+
+def trained_codebooks(trained: dict, name: str) -> tuple | None:
+    """The trained (activation codebooks, [weight codebooks per stage]) of LUT layer ``name`` in the
+    finetune step's arrays, or None."""
+    if f"{name}#act" not in trained:
+        return None
+    stages = sorted(k for k in trained if k.startswith(f"{name}#w"))
+    return trained[f"{name}#act"], [trained[k] for k in stages]
 
 
 def _plot_finetune(path: Path, record: dict) -> Path:

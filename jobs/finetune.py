@@ -21,7 +21,7 @@ def finetune_job(cfg: Config, build_dir, *, device: str = "auto", progress: bool
     """Run (or resume) the ``finetune`` step of ``cfg`` and compile the trained model under ``build_dir``."""
     if cfg.finetune is None:
         raise UsageError(f"The configuration {cfg.name} has no 'finetune' section, so there is nothing to train; "
-                         f"add one (steps, lr, window, holdout, eval_every, seed; see configs/smollm2-finetune.yaml).")
+                         f"add one (steps, lr, codebook_lr, window, holdout, eval_every, seed; see configs/smollm2-nvfp4-finetune.yaml).")
     device = resolve_device(device)
     check_data("valid")
     ir, ref, tok = load_model(progress)
@@ -30,6 +30,6 @@ def finetune_job(cfg: Config, build_dir, *, device: str = "auto", progress: bool
     report = json.loads(build.report_path("finetune").read_text())
     return FinetuneResult(cfg.name, device, report["steps"], report["best_step"],
                           report["initial_holdout_perplexity"], report["best_holdout_perplexity"],
-                          report["tokens_seen"], report["train_seconds"], report["trained_layers"],
-                          tuple(report["frozen_layers"]), str(build.root / "finetune" / "loss.png"),
+                          report["tokens_seen"], report["train_seconds"], report["block_layers"],
+                          report["lut_layers"], str(build.root / "finetune" / "loss.png"),
                           str(program.path))

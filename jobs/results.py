@@ -173,8 +173,8 @@ class FinetuneResult:
     best_holdout_perplexity: float
     tokens_seen: int
     train_seconds: float
-    trained_layers: int
-    frozen_layers: tuple[str, ...]
+    block_layers: int  # layers whose weights trained
+    lut_layers: int    # layers whose codebooks trained
     loss_plot: str
     program: str
 

@@ -266,6 +266,21 @@ CASES = [
     Case("run-config-window-too-long", ("run", "--config", "{tmp}/c.yaml"),
          "lutforge: evaluation.window=10000 is not an integer from 2 to 8192.", config("evaluation: {window: 10000}\n")),
 
+    # -- finetune -----------------------------------------------------------------------------------
+    argparse_error("finetune-no-config", "finetune", [], "the following arguments are required: --config"),
+    argparse_error("finetune-device-tpu", "finetune", ["--config", "x.yaml", "--device", "tpu"],
+                   "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
+    Case("finetune-no-section", ("finetune", "--config", "{tmp}/c.yaml"),
+         "lutforge: The configuration m has no 'finetune' section, so there is nothing to train; add one (steps, "
+         "lr, codebook_lr, window, holdout, eval_every, seed; see configs/smollm2-nvfp4-finetune.yaml).",
+         config(METHODS)),
+    Case("finetune-window-too-long", ("finetune", "--config", "{tmp}/c.yaml"),
+         "lutforge: finetune.window=4096 is not an integer from 2 to 2048.",
+         config(METHODS + "finetune: {window: 4096}\n")),
+    Case("finetune-set-unknown-key", ("finetune", "--config", "{tmp}/c.yaml", "--set", "finetune.epochs=2"),
+         "lutforge: --set finetune.epochs names no configuration key: section finetune has no key 'epochs' (its "
+         "keys are steps, lr, codebook_lr, window, holdout, eval_every, seed); fix the name.", config(METHODS)),
+
     # -- quantize -----------------------------------------------------------------------------------
     argparse_error("quantize-budget-negative", "quantize", ["--budget", "-1", "-o", "{tmp}/q.yaml"],
                    "argument --budget: -1 is not from 0 to 8.25"),

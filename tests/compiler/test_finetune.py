@@ -68,8 +68,8 @@ def base(**finetune):
     (base(steps=0), "finetune.steps=0 is not an integer from 1 to 1000000."),
     (base(lr=2.0), "finetune.lr = 2.0 is above 1, which no Adam fine-tuning survives; use a learning rate such "
                    "as 1e-5."),
-    (base(steps=10, eval_every=20), "finetune.eval_every=20 is not an integer from 1 to 10."),
-    (base(epochs=3), "Unknown key finetune.epochs in t; allowed keys: steps, lr, window, holdout, eval_every, seed."),
+    (base(eval_every=0), "finetune.eval_every=0 is not an integer from 1 to 1000000."),
+    (base(epochs=3), "Unknown key finetune.epochs in t; allowed keys: steps, lr, codebook_lr, window, holdout, eval_every, seed."),
 ])
 def test_bad_finetune_sections_are_refused(data, message):
     with pytest.raises(ConfigError) as info:
@@ -96,7 +96,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result_and_compiles_tra
     straight = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
     want, record = ft.trained_weights(key)
     assert straight.steps == 2 and straight.tokens_seen == 32 and len(straight.history) == 1
-    assert straight.trained_layers == tuple(smollm2_ref.linear_names) and not straight.frozen_layers
+    assert straight.block_layers == tuple(smollm2_ref.linear_names) and not straight.lut_layers
     assert record["best_holdout_perplexity"] == min([record["initial_holdout_perplexity"]] +
                                                     [p["holdout_perplexity"] for p in record["history"]])
 
@@ -127,7 +127,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result_and_compiles_tra
     assert np.array_equal(elements[:, :want[name].shape[1]],
                           np.asarray(blocks.elements, np.uint8).reshape(want[name].shape))
     assert (tmp_path / "build" / "finetune" / "loss.png").stat().st_size > 1000
-    assert any(line.startswith("finetune: 210 layers trained, 2 steps, held-out perplexity") for line in build.log)
+    assert any(line.startswith("finetune: 210 block-format and 0 LUT layers trained, 2 steps, held-out perplexity")
+               for line in build.log)
 
 
 @pytest.mark.slow
@@ -143,3 +144,56 @@ def test_a_damaged_checkpoint_is_named_and_training_starts_over(smollm2_ir, smol
     run = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
     assert run.steps == 2
     assert (f"lutforge: the fine-tuning checkpoint {path} cannot be read" in capsys.readouterr().err)
+
+
+def test_devices_resolve_and_a_missing_gpu_is_named(monkeypatch):
+    from lutforge.compiler.finetune import resolve_device
+    from lutforge.support.errors import UsageError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(UsageError, match=r"^--device cuda was asked for but PyTorch sees no CUDA device \(torch "
+                                         r"[^)]*\); use --device cpu or auto\.$"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+def test_lut_codebooks_train_through_the_centroid_search_and_compile():
+    from lutforge.compiler.finetune import _TrainableLut
+    from lutforge.compiler.layer_quant import quantize_method
+    from lutforge.compiler.lut_methods import LayerMethod, fit_layer
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((32, 16)).astype(np.float32)
+    x = (rng.standard_normal((400, 16)) * np.linspace(0.5, 2.0, 16)).astype(np.float32)
+    m = LayerMethod(v=2, c_a=8, c_w=8, group_rows=16, table_bits=0, hadamard=8)
+    fitted = fit_layer(w, x, m)
+    lut = _TrainableLut(fitted, "cpu")
+    xt = torch.from_numpy(x)
+    # At the fit, the training forward is the float-table LUT layer (centroid products summed).
+    want = fitted.forward(xt).double()
+    got = lut(xt).double()
+    assert torch.allclose(got, want, rtol=0, atol=1e-4 * float(want.abs().max()))
+    # Gradients reach the selected centroids and, straight through the search, the input.
+    xg = xt[:5].clone().requires_grad_(True)
+    lut(xg).sum().backward()
+    assert xg.grad is not None and float(xg.grad.abs().sum()) > 0
+    assert float(lut.act.grad.abs().sum()) > 0 and float(lut.weights[0].grad.abs().sum()) > 0
+    # Training on the layer's own output error lowers it.
+    ref = xt.double() @ torch.from_numpy(w).double().T
+    before = float(((lut(xt).detach().double() - ref) ** 2).mean())
+    opt = torch.optim.Adam(lut.params(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        loss = ((lut(xt) - ref.float()) ** 2).mean()
+        loss.backward()
+        opt.step()
+    after = float(((lut(xt).detach().double() - ref) ** 2).mean())
+    assert after < 0.97 * before  # C_a = 8 over 2-vectors bounds what codebooks alone can gain
+    # What compiles carries the trained codebooks.
+    arrays = lut.arrays("l")
+    q = quantize_method("l", w, x, LayerMethod(**{**m.to_dict(), "table_bits": 8}),
+                        codebooks=(arrays["l#act"], [arrays["l#w0"]]))
+    assert np.array_equal(q.stages[0].act_codebooks, arrays["l#act"])
+    assert np.array_equal(q.stages[0].weight_codebooks, arrays["l#w0"])
