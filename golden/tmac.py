@@ -27,7 +27,10 @@ from .codebooks import (
 )
 from .lut_tables import Rounding, quantize_tables
 
-__all__ = ["VqLayer", "vq_quantize", "tmac_tables", "tmac_linear"]
+__all__ = ["VqLayer", "vq_quantize", "tmac_tables", "tmac_linear", "TmacLayer", "TmacImages", "tmac_integer_layer",
+           "tmac_activations", "tmac_core_tables", "tmac_core_accumulators", "tmac_core", "tmac_output",
+           "tmac_core_images", "tmac_descriptor_fields", "tmac_bias", "tmac_table_bits", "check_codebook_bits",
+           "TMAC_DESCRIPTOR"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,173 @@ def tmac_linear(x, layer: VqLayer, table_bits: int | None = None, rounding: Roun
         acc = np.sum(qt.codes[:, :, 0, :][pick].astype(np.int64), axis=-1)
         out[i] = qt.scales[0, g_of_n].astype(np.float64) * (acc - qt.zero_points[0, g_of_n] * p_count)
     return out.reshape(*t.shape[:-3], layer.out_features)
+
+
+# --- The integer form the weight-only LUT core (lutforge.hdl.tmac_core) runs ------------------------
+#
+# Activations: one symmetric int8 scale per input row (token), ``s_x = max|x| / 127`` (1 for an
+# all-zero row), ``x_q = clip(rint(x / s_x), -127, 127)`` zero-padded to P * v.
+# Weights: the VQ codebooks B (P, NG, C_w, v) as signed ``cb_bits``-bit codes with one float32
+# scale per row block, ``s_w[g] = max |B[:, g]| / c_max`` with ``c_max = 2^(cb_bits-1) - 1``
+# (1 for an all-zero block); codes ``clip(rint(B / s_w[g]), -c_max, c_max)``.
+# Run-time table (built by the core from each activation sub-vector, exact integers), stored with
+# a bias so that the LUT engine's unsigned accumulators hold it:
+#     u[p, g, w] = sum_j x_q[p, j] * code[p, g, w, j] + bias,   bias = v * 127 * c_max
+# Core result: acc[n] = sum_p u[p, n // G, widx[n, p]]  (unsigned, exact).
+# Host: y[n] = float64(acc[n] - bias * P) * float64(s_w[n // G]) * s_x   (float64, this order).
+
+TMAC_DESCRIPTOR = (("positions", 16), ("out_features", 16), ("tiles_per_block", 16), ("blocks", 16),
+                   ("cb_base", None), ("idx_base", None))
+
+
+def tmac_descriptor_fields(addr_width: int = 32) -> tuple[tuple[str, int], ...]:
+    """The weight-only core's descriptor (name, width) pairs, LSB first (None = the address width)."""
+    return tuple((name, addr_width if width is None else width) for name, width in TMAC_DESCRIPTOR)
+
+
+def check_codebook_bits(cb_bits) -> int:
+    if isinstance(cb_bits, bool) or not isinstance(cb_bits, (int, np.integer)) or not 2 <= int(cb_bits) <= 16:
+        raise ValueError(f"Weight codebook entries of {cb_bits!r} bits are not supported; use 2 to 16 bits.")
+    return int(cb_bits)
+
+
+@dataclass(frozen=True)
+class TmacLayer:
+    """A weight-only LUT layer as the core runs it: integer codebooks (P, NG, C_w, v), one float32
+    scale per row block (NG,), weight indices (N, P)."""
+
+    in_features: int
+    out_features: int
+    v: int
+    c_w: int
+    group_rows: int
+    cb_bits: int
+    codes: np.ndarray   # (P, NG, C_w, v) int16 in [-c_max, c_max]
+    scales: np.ndarray  # (NG,) float32
+    widx: np.ndarray    # (N, P) uint8 (uint16 past 256 centroids)
+
+    @property
+    def num_positions(self) -> int:
+        return num_positions(self.in_features, self.v)
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.out_features // self.group_rows)
+
+    @property
+    def c_max(self) -> int:
+        return (1 << (self.cb_bits - 1)) - 1
+
+    @property
+    def bias(self) -> int:
+        return tmac_bias(self.v, self.cb_bits)
+
+    @property
+    def table_bits(self) -> int:
+        return tmac_table_bits(self.v, self.cb_bits)
+
+
+def tmac_bias(v: int, cb_bits: int) -> int:
+    """The table bias ``v * 127 * c_max``: the most negative dot product, moved to 0."""
+    return int(v) * 127 * ((1 << (int(cb_bits) - 1)) - 1)
+
+
+def tmac_table_bits(v: int, cb_bits: int) -> int:
+    """Unsigned bits of one biased table entry (at most ``2 * bias``)."""
+    return (2 * tmac_bias(v, cb_bits)).bit_length()
+
+
+def tmac_integer_layer(layer: VqLayer, cb_bits: int = 8) -> TmacLayer:
+    """The integer form of a weight-only VQ layer (module comment above for the rounding)."""
+    cb_bits = check_codebook_bits(cb_bits)
+    c_max = (1 << (cb_bits - 1)) - 1
+    b = np.asarray(layer.weight_codebooks, dtype=np.float64)
+    peak = np.max(np.abs(b), axis=(0, 2, 3), initial=0.0)
+    scales = np.where(peak > 0, peak / c_max, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(b / scales.astype(np.float64)[None, :, None, None]), -c_max, c_max).astype(np.int16)
+    return TmacLayer(layer.in_features, layer.out_features, layer.v, layer.c_w, layer.group_rows, cb_bits,
+                     codes, scales, np.asarray(layer.widx))
+
+
+def tmac_activations(x, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 sub-vectors (..., P, v) and float64 per-row scales (...) of activations ``x`` (..., K)."""
+    x = np.asarray(x, dtype=np.float64)
+    peak = np.max(np.abs(x), axis=-1, initial=0.0)
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    xs = pad_columns(x / scale[..., None], v)
+    x_q = np.clip(np.rint(xs), -127, 127).astype(np.int8)
+    return x_q.reshape(*x.shape[:-1], -1, v), scale
+
+
+def tmac_core_tables(x_q, layer: TmacLayer) -> np.ndarray:
+    """Biased run-time tables u (..., P, NG, C_w) int64 of int8 sub-vectors ``x_q`` (..., P, v)."""
+    x_q = np.asarray(x_q)
+    if x_q.dtype != np.int8 or x_q.shape[-2:] != (layer.num_positions, layer.v):
+        raise ValueError(f"The core's activations must be int8 of shape (..., {layer.num_positions}, {layer.v}); "
+                         f"got {x_q.dtype} {x_q.shape}.")
+    dots = np.einsum("...pj,pgwj->...pgw", x_q.astype(np.int64), layer.codes.astype(np.int64))
+    return dots + layer.bias
+
+
+def tmac_core_accumulators(x_q, layer: TmacLayer) -> np.ndarray:
+    """Accumulators (..., N) int64: ``sum_p u[p, n // G, widx[n, p]]``."""
+    u = tmac_core_tables(x_q, layer)
+    g = np.arange(layer.out_features) // layer.group_rows
+    picked = u[..., np.arange(layer.num_positions)[None, :], g[:, None], layer.widx.astype(np.int64)]
+    return picked.sum(axis=-1)
+
+
+def tmac_core(x_q, layer: TmacLayer, lanes: int) -> np.ndarray:
+    """One core run: accumulators (tiles, lanes) int64, padding rows 0, for ``x_q`` (P, v) int8."""
+    from .gemv_core import tile_count
+
+    if layer.group_rows % lanes:
+        raise ValueError(f"Row blocks of G={layer.group_rows} rows are not a whole number of {lanes}-lane "
+                         f"tiles; use G a multiple of the lane count.")
+    out = np.zeros(tile_count(layer.out_features, lanes) * lanes, dtype=np.int64)
+    out[: layer.out_features] = tmac_core_accumulators(x_q, layer)
+    return out.reshape(-1, lanes)
+
+
+def tmac_output(acc, x_scale, layer: TmacLayer) -> np.ndarray:
+    """The host's float64 outputs (..., N) from accumulators (..., N) and row scales (...)."""
+    g = np.arange(layer.out_features) // layer.group_rows
+    centred = (np.asarray(acc, dtype=np.int64) - layer.bias * layer.num_positions).astype(np.float64)
+    return centred * layer.scales[g].astype(np.float64) * np.asarray(x_scale, dtype=np.float64)[..., None]
+
+
+@dataclass(frozen=True)
+class TmacImages:
+    """The weight-only core's memory images (uint32 words, one row per memory word) and descriptor."""
+
+    cb: np.ndarray
+    idx: np.ndarray
+    x: np.ndarray  # (P,) uint64 payloads of the activation stream, v int8 each
+    descriptor: dict
+
+    def descriptor_word(self, addr_width: int = 32) -> int:
+        from .gemv_core import pack_descriptor
+
+        return pack_descriptor(self.descriptor, tmac_descriptor_fields(addr_width))
+
+
+def tmac_core_images(x_q, layer: TmacLayer, lanes: int) -> TmacImages:
+    """Memory images, all bases 0: ``cb`` word ``g * P + p`` holds the codes of B[p, g] (entry w
+    element j at bits ``cb_bits * (w v + j)``, two's complement); ``idx`` word ``t * P + p`` holds
+    the weight indices of tile t at position p (the LUT core's layout, padding rows 0)."""
+    from .gemv_core import pack_words, tile_count
+
+    p_count, v, c_w, blocks = layer.num_positions, layer.v, layer.c_w, layer.num_blocks
+    mask = (1 << layer.cb_bits) - 1
+    codes = np.transpose(layer.codes.astype(np.int64), (1, 0, 2, 3)).reshape(blocks * p_count, c_w * v) & mask
+    cb = pack_words(codes, layer.cb_bits)
+    tiles = tile_count(layer.out_features, lanes)
+    widx = np.zeros((tiles * lanes, p_count), dtype=np.int64)
+    widx[: layer.out_features] = layer.widx
+    per_word = widx.reshape(tiles, lanes, p_count).transpose(0, 2, 1).reshape(-1, lanes)
+    idx = pack_words(per_word, max(1, (c_w - 1).bit_length()))
+    x_words = pack_words(np.asarray(x_q).view(np.uint8).reshape(p_count, v), 8).astype(np.uint64)
+    x = x_words[:, 0] | (x_words[:, 1] << np.uint64(32) if x_words.shape[1] > 1 else np.uint64(0))
+    descriptor = {"positions": p_count, "out_features": layer.out_features,
+                  "tiles_per_block": layer.group_rows // lanes, "blocks": blocks, "cb_base": 0, "idx_base": 0}
+    return TmacImages(cb, idx, x, descriptor)
