@@ -395,7 +395,7 @@ _LUT_ONLY = ("v", "c_a", "c_w", "group_rows", "table_bits", "scales", "scale_pos
 
 def _method(value, key: str):
     from .lut_methods import parse_method
-    if isinstance(value, dict) and value.get("kind", "lut") != "lut":
+    if isinstance(value, dict) and value.get("kind", "lut") not in ("lut", "tmac"):
         ignored = [k for k in _LUT_ONLY if k in value]
         if ignored:
             raise ConfigError(f"{key}.{ignored[0]} has no effect on kind {value['kind']!r} (only LUT methods "
@@ -410,7 +410,7 @@ def check_lowerable(name: str, m) -> None:
     """Refuse a method of layer ``name`` that no core runs, before any work."""
     from .lut_methods import BLOCK_KINDS, method_label
 
-    if m.kind in BLOCK_KINDS:
+    if m.kind in BLOCK_KINDS or m.kind == "tmac":
         return
     if m.kind != "lut":
         raise ConfigError(

@@ -15,6 +15,10 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
   fixed indices select; the gradient reaches the selected centroids through that product and the
   layer's input straight through the search. The weight indices stay those of the fit, and the
   tables are quantized only when the trained layer compiles (their rounding is not in the loss).
+* weight-only LUT layers (``tmac``): the weight codebooks. The forward pass sees what the core
+  computes: each activation row in int8 with its own scale and the codebooks in ``cb_bits``-bit
+  codes with one scale per row block (:mod:`lutforge.golden.tmac`), both straight through, the
+  fixed indices selecting the entries; only the float order of the sum differs from the core's.
 
 **Loss and data.** KL divergence of the student's next-token distribution from the fp32
 teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
@@ -165,6 +169,40 @@ class _TrainableLut:
         return out
 
 
+class _TrainableTmac:
+    """A fitted weight-only LUT layer whose weight codebooks are parameters (module docstring)."""
+
+    def __init__(self, fitted, device: str):
+        self.fitted = fitted
+        self.weights = [torch.nn.Parameter(fitted.weight_codebooks[0].detach().float().clone().to(device))]
+        self.widx = fitted.widx[0].to(device)
+
+    def params(self) -> list:
+        return self.weights
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from .lut_methods import hadamard_t
+
+        m, shape = self.fitted.method, x.shape
+        x2 = x.reshape(-1, shape[-1])
+        xr = hadamard_t(x2, m.hadamard) if m.hadamard else x2
+        cb = self.weights[0]
+        p_count, v = cb.shape[0], m.v
+        xr = F.pad(xr, (0, p_count * v - xr.shape[-1]))
+        # golden.tmac.tmac_activations and tmac_integer_layer, straight through.
+        peak = xr.detach().abs().amax(dim=-1, keepdim=True)
+        s_x = torch.where(peak > 0, peak / 127.0, torch.ones_like(peak))
+        xq = xr + (torch.clamp(torch.round(xr.detach() / s_x), -127, 127) * s_x - xr.detach())
+        c_max = (1 << (m.cb_bits - 1)) - 1
+        peak_w = cb.detach().abs().amax(dim=(0, 2, 3))
+        s_w = torch.where(peak_w > 0, peak_w / c_max, torch.ones_like(peak_w))[None, :, None, None]
+        cbq = cb + (torch.clamp(torch.round(cb.detach() / s_w), -c_max, c_max) * s_w - cb.detach())
+        n = self.widx.shape[0]
+        blocks = torch.arange(n, device=x.device) // (m.group_rows or n)
+        w = cbq[torch.arange(p_count, device=x.device)[None], blocks[:, None], self.widx]  # (N, P, v)
+        return (xq @ w.reshape(n, -1).T).reshape(*shape[:-1], n)
+
+
 class _Student:
     """The trained layers' parameters, and the model's linears routed through their training
     arithmetic (module docstring)."""
@@ -174,12 +212,14 @@ class _Student:
 
         self.model, self.methods = model, methods
         self.blocks: dict[str, torch.nn.Parameter] = {}
-        self.luts: dict[str, _TrainableLut] = {}
+        self.luts: dict[str, _TrainableLut | _TrainableTmac] = {}
         for name in model.linear_names:
             m = methods.method(name)
             w = model.weight(name)
             if m.kind in BLOCK_KINDS:
                 self.blocks[name] = torch.nn.Parameter(w.detach().clone().to(device))
+            elif m.kind == "tmac":
+                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m), device)
             else:
                 self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m), device)
 
@@ -190,7 +230,8 @@ class _Student:
     def named_params(self) -> dict[str, torch.nn.Parameter]:
         out = dict(self.blocks)
         for name, lut in self.luts.items():
-            out[f"{name}#act"] = lut.act
+            if isinstance(lut, _TrainableLut):
+                out[f"{name}#act"] = lut.act
             out.update({f"{name}#w{i}": w for i, w in enumerate(lut.weights)})
         return out
 

@@ -9,6 +9,10 @@ one intermediate the ``emit`` step lowers (:func:`lutforge.compiler.lower.lower`
   MXINT8, MXINT4, MXFP4 or NVFP4 method (nearest rounding or GPTQ), NVFP4's tensor scale, and the
   activation format the core takes.
 
+* :class:`TmacWeights` — a layer for the weight-only LUT core: the integer codebooks, scales and
+  weight indices of a ``kind: tmac`` method (:class:`lutforge.golden.tmac.TmacLayer`) and its
+  Hadamard size.
+
 ``bf16`` and ``fp32`` methods have no core: :func:`check_lowerable` refuses them (and LUT methods
 whose tables the core cannot hold) before any work, naming the layer, the kind and the fix.
 """
@@ -23,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..golden.lut_layer import LutLayer
+from ..golden.tmac import TmacLayer
 from .config import check_lowerable, model_linears
 
-__all__ = ["LutStages", "BlockWeights", "quantize_method", "config_streamed_bits", "to_bytes", "from_bytes", "layer_bytes",
+__all__ = ["LutStages", "BlockWeights", "TmacWeights", "quantize_method", "config_streamed_bits", "to_bytes", "from_bytes", "layer_bytes",
            "layer_from_bytes", "npz_bytes"]
 
 
@@ -53,6 +58,17 @@ class BlockWeights:
         return self.elements.shape[0]
 
 
+@dataclass(frozen=True)
+class TmacWeights:
+    layer: TmacLayer
+    hadamard: int = 0
+
+    kind = "tmac"
+
+
+_TMAC_ARRAYS = ("codes", "scales", "widx")
+
+
 def config_streamed_bits(cfg) -> float:
     """Streamed bits per weight of a configuration over its model's decoder linears (weighted by
     weight count): each layer's method, or for a ``quantization`` section the same LUT layer on
@@ -71,7 +87,7 @@ def config_streamed_bits(cfg) -> float:
 
 
 def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *,
-                    codebooks: tuple | None = None) -> LutStages | BlockWeights:
+                    codebooks: tuple | None = None) -> LutStages | BlockWeights | TmacWeights:
     """Quantize layer ``name`` (weight (N, K), calibration inputs (n, K)) with the method ``m``;
     fits come from the content-addressed fit cache. ``codebooks`` (activation codebooks, [weight
     codebooks per stage]) replace a LUT fit's own: trained ones (:mod:`lutforge.compiler.finetune`),
@@ -91,6 +107,19 @@ def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *
             fitted = dataclasses.replace(fitted, act_codebooks=torch.from_numpy(act),
                                          weight_codebooks=[torch.from_numpy(w) for w in stages], tables_q=None)
         return LutStages(tuple(to_lut_layers(fitted)), m.hadamard)
+    if m.kind == "tmac":
+        from .lut_methods import to_tmac_layer
+
+        fitted = cached_fit(weight, calibration, m)
+        if codebooks is not None:
+            import torch
+
+            _, stages = codebooks
+            if len(stages) != 1 or stages[0].shape != tuple(fitted.weight_codebooks[0].shape):
+                raise ValueError(f"The trained codebooks of layer {name} do not fit its method "
+                                 f"{m.to_dict()}; fine-tune again for this configuration.")
+            fitted = dataclasses.replace(fitted, weight_codebooks=[torch.from_numpy(stages[0])])
+        return TmacWeights(to_tmac_layer(fitted), m.hadamard)
     if codebooks is not None:
         raise ValueError(f"Layer {name} is of kind {m.kind}, which has no codebooks to replace.")
     from ..golden import mx
@@ -164,7 +193,7 @@ def layer_from_bytes(data: bytes) -> LutLayer:
         return _lut_layer(meta, {k: f[k] for k in _LUT_ARRAYS if k != "tables"})
 
 
-def to_bytes(q: LutStages | BlockWeights) -> bytes:
+def to_bytes(q: LutStages | BlockWeights | TmacWeights) -> bytes:
     """What the ``quantize`` step made of a layer, as ``.npz`` bytes."""
     arrays = {}
     if isinstance(q, LutStages):
@@ -174,6 +203,11 @@ def to_bytes(q: LutStages | BlockWeights) -> bytes:
             metas.append(meta)
             arrays.update({f"{i}.{k}": a for k, a in parts.items()})
         meta = {"kind": "lut", "hadamard": q.hadamard, "stages": metas}
+    elif isinstance(q, TmacWeights):
+        layer = q.layer
+        meta = {"kind": "tmac", "hadamard": q.hadamard,
+                **{f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _TMAC_ARRAYS}}
+        arrays = {k: getattr(layer, k) for k in _TMAC_ARRAYS}
     else:
         meta = {"kind": "block", "weight": q.weight, "act": q.act, "in_features": q.in_features,
                 "tensor_scale": None if q.tensor_scale is None else float(q.tensor_scale).hex()}
@@ -181,7 +215,7 @@ def to_bytes(q: LutStages | BlockWeights) -> bytes:
     return npz_bytes(__meta__=np.array(json.dumps(meta)), **arrays)
 
 
-def from_bytes(data: bytes) -> LutStages | BlockWeights:
+def from_bytes(data: bytes) -> LutStages | BlockWeights | TmacWeights:
     with np.load(io.BytesIO(data)) as f:
         meta = json.loads(str(f["__meta__"]))
         arrays = {k: f[k] for k in f.files if k != "__meta__"}
@@ -189,5 +223,9 @@ def from_bytes(data: bytes) -> LutStages | BlockWeights:
         ts = meta["tensor_scale"]
         return BlockWeights(meta["weight"], meta["act"], meta["in_features"], arrays["elements"], arrays["scales"],
                             None if ts is None else float.fromhex(ts))
+    if meta["kind"] == "tmac":
+        hadamard = meta.pop("hadamard")
+        meta.pop("kind")
+        return TmacWeights(TmacLayer(**meta, **arrays), hadamard)
     return LutStages(tuple(_lut_layer(stage, {k: arrays[f"{i}.{k}"] for k in _LUT_ARRAYS if k != "tables"})
                            for i, stage in enumerate(meta["stages"])), meta["hadamard"])

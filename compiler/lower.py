@@ -1,8 +1,8 @@
 """Lowering a quantized layer onto its core: runs, memory images and the activation scale.
 
 :func:`lower` takes what the ``quantize`` step made of a layer (:mod:`lutforge.compiler.layer_quant`)
-and lowers it onto the LUT core (:func:`lower_layer`) or the block-format core
-(:func:`lower_block_layer`).
+and lowers it onto the LUT core (:func:`lower_layer`), the block-format core
+(:func:`lower_block_layer`) or the weight-only LUT core (:func:`lower_tmac_layer`).
 
 A :class:`~lutforge.golden.lut_layer.LutLayer` (positions P = ceil(K / v), row blocks
 of G rows) becomes one or more *core runs*. The core sums one position group per run (see
@@ -21,10 +21,12 @@ import numpy as np
 from ..golden import block_gemv
 from ..golden.gemv_core import core_images
 from ..golden.lut_layer import LutLayer
-from ..program.artifact import BlockLoweredLayer, CoreRun, LoweredLayer, ProgramError, quantize_activations
-from .layer_quant import BlockWeights, LutStages
+from ..golden.tmac import tmac_core_images
+from ..program.artifact import (BlockLoweredLayer, CoreRun, LoweredLayer, ProgramError, TmacLoweredLayer,
+                                quantize_activations)
+from .layer_quant import BlockWeights, LutStages, TmacWeights
 
-__all__ = ["activation_scale", "split_runs", "lower_layer", "lower_block_layer", "lower"]
+__all__ = ["activation_scale", "split_runs", "lower_layer", "lower_block_layer", "lower_tmac_layer", "lower"]
 
 
 def activation_scale(act_codebooks: np.ndarray) -> float:
@@ -103,8 +105,41 @@ def lower_block_layer(name: str, layer: BlockWeights, lanes: int, max_chunks: in
                              dict(img.descriptor), layer.tensor_scale, img.w, img.s)
 
 
-def lower(name: str, layer: LutStages | BlockWeights, lanes: int, max_positions: int):
+def lower_tmac_layer(name: str, weights: TmacWeights, lanes: int, max_positions: int) -> TmacLoweredLayer:
+    """Map a weight-only LUT layer onto a weight-only core with ``lanes`` lanes whose table memory
+    holds ``max_positions`` rows: a layer of NG row blocks runs ``max_positions // NG`` positions per
+    run (each run builds NG tables per position), the host adds the runs' integer sums."""
+    layer = weights.layer
+    if layer.group_rows % lanes:
+        raise ProgramError(f"Layer {name} has row blocks of G={layer.group_rows} rows, not a whole number of "
+                           f"{lanes}-lane tiles; quantize it with group_rows a multiple of {lanes} (or 0).")
+    per_run = max_positions // layer.num_blocks
+    if per_run < 1:
+        raise ProgramError(
+            f"Layer {name} has {layer.num_blocks} row blocks, but the weight-only core's table memory holds "
+            f"{max_positions} rows, fewer than one position's tables; use a larger group_rows or build the "
+            f"cores with core.max_positions >= {layer.num_blocks}.")
+    p_count, v = layer.num_positions, layer.v
+    runs, cbs, idxs, bases = [], [], [], [0, 0]
+    for p0 in range(0, p_count, per_run):
+        p1 = min(p_count, p0 + per_run)
+        sub = dataclasses.replace(layer, in_features=min(layer.in_features, p1 * v) - p0 * v,
+                                  codes=layer.codes[p0:p1], widx=layer.widx[:, p0:p1])
+        img = tmac_core_images(np.zeros((p1 - p0, v), np.int8), sub, lanes)
+        runs.append(CoreRun(p0, p1 - p0, dict(img.descriptor, cb_base=bases[0], idx_base=bases[1])))
+        bases[0] += len(img.cb)
+        bases[1] += len(img.idx)
+        cbs.append(img.cb)
+        idxs.append(img.idx)
+    return TmacLoweredLayer(name, layer.in_features, layer.out_features, v, layer.c_w, layer.group_rows,
+                            layer.cb_bits, lanes, tuple(runs), np.concatenate(cbs), np.concatenate(idxs),
+                            np.asarray(layer.scales, np.float32), weights.hadamard)
+
+
+def lower(name: str, layer: LutStages | BlockWeights | TmacWeights, lanes: int, max_positions: int):
     """The lowered layer of what the ``quantize`` step made of layer ``name``."""
     if isinstance(layer, BlockWeights):
         return lower_block_layer(name, layer, lanes, max_positions)
+    if isinstance(layer, TmacWeights):
+        return lower_tmac_layer(name, layer, lanes, max_positions)
     return lower_layer(name, layer, lanes, max_positions)

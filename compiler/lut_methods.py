@@ -2,8 +2,11 @@
 becomes, how many bits it streams, and a fast PyTorch evaluation that computes what the golden
 LUT GEMV computes.
 
-A *method* (:class:`LayerMethod`) is either a LUT layer (``kind="lut"``) or a layer left in a
-numerics format (``kind`` in ``mxint8``, ``mxint4``, ``mxfp4``, ``nvfp4``, ``bf16``, ``fp32``; weights
+A *method* (:class:`LayerMethod`) is a LUT layer (``kind="lut"``), a weight-only LUT layer
+(``kind="tmac"``: the weights vector-quantized as for ``lut``, activations int8 per row, the tables
+built at run time from the activations, T-MAC style; options ``v``, ``c_w``, ``group_rows``,
+``fit``, ``hadamard``, ``iterations``, ``seed`` and ``cb_bits``, the signed bits of its codebook
+entries) or a layer left in a numerics format (``kind`` in ``mxint8``, ``mxint4``, ``mxfp4``, ``nvfp4``, ``bf16``, ``fp32``; weights
 quantized with :mod:`lutforge.golden.mx`, activations unchanged). Block formats take
 ``fit: gptq``: the same format, codes chosen by GPTQ for the layer output
 (:mod:`lutforge.compiler.gptq_blocks`) instead of nearest rounding.
@@ -34,6 +37,8 @@ positions, NG = ceil(N/G) row blocks, b = table bits, R = 2 with a residual stag
     LUT:      R * (P * NG * C_a * C_w * b  +  N * P * log2(C_w)  +  48 * cells) / (N * K)
               (tables, amortized over G rows; index bits per v weights; fp32 scale + 16-bit zero
                point per table-scale cell)
+    tmac:     (P * NG * C_w * v * cb_bits  +  N * P * log2(C_w)  +  32 * NG) / (N * K)
+              (integer weight codebooks, index bits, one fp32 codebook scale per row block)
     numerics: element bits + scale bits per block (mxint8: 8 + 8/32, mxint4 and mxfp4: 4 + 8/32,
               nvfp4: 4 + 8/16 + 32/(N K), bf16: 16, fp32: 32)
 
@@ -67,11 +72,13 @@ from ..support.toolchain import tool_versions
 
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
            "fit_layer", "cached_fit", "fit_cache_dir", "NUMERIC_KINDS", "BLOCK_KINDS", "method_label",
-           "hadamard_t"]
+           "hadamard_t", "to_tmac_layer", "TMAC_OPTIONS"]
 
 NUMERIC_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4", "bf16", "fp32")
 BLOCK_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4")
-_KINDS = ("lut",) + NUMERIC_KINDS
+_KINDS = ("lut", "tmac") + NUMERIC_KINDS
+# The options a weight-only LUT method reads.
+TMAC_OPTIONS = ("kind", "v", "c_w", "group_rows", "fit", "hadamard", "iterations", "seed", "cb_bits")
 _SCALES = ("block", "layer", "artifact")
 _FITS = ("kmeans", "act", "gptq")
 
@@ -93,6 +100,8 @@ class LayerMethod:
     seed: int = 0
     # Block kinds: the activation format the block GEMV core takes (golden.block_gemv.ACT_FORMATS).
     act: str = "mxint8"
+    # tmac: signed bits of a weight-codebook entry (golden.tmac.check_codebook_bits).
+    cb_bits: int = 8
 
     def validate(self, key: str = "method") -> "LayerMethod":
         def bad(field, value, allowed):
@@ -106,6 +115,20 @@ class LayerMethod:
             from ..golden.block_gemv import ACT_FORMATS
             if self.act not in ACT_FORMATS:
                 bad("act", self.act, " | ".join(ACT_FORMATS))
+        if self.kind == "tmac":
+            if self.v not in (1, 2, 4, 8):
+                bad("v", self.v, "1, 2, 4 or 8")
+            if not isinstance(self.c_w, int) or not 2 <= self.c_w <= 256:
+                bad("c_w", self.c_w, "an integer from 2 to 256")
+            if not isinstance(self.group_rows, int) or self.group_rows < 0:
+                bad("group_rows", self.group_rows, "0 (whole layer) or a positive row count")
+            if self.fit not in _FITS:
+                bad("fit", self.fit, " | ".join(_FITS))
+            if self.hadamard and (self.hadamard & (self.hadamard - 1) or self.hadamard < 2):
+                bad("hadamard", self.hadamard, "0 or a power of two that divides K")
+            if isinstance(self.cb_bits, bool) or not isinstance(self.cb_bits, int) or not 2 <= self.cb_bits <= 16:
+                bad("cb_bits", self.cb_bits, "an integer from 2 to 16")
+            return self
         if self.kind != "lut":
             if self.fit not in (("kmeans", "gptq") if self.kind in BLOCK_KINDS else ("kmeans",)):
                 bad("fit", self.fit, "gptq (error-compensated rounding) or leave it out (nearest rounding)"
@@ -133,6 +156,8 @@ class LayerMethod:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        if self.kind == "tmac":
+            return {k: d[k] for k in TMAC_OPTIONS}
         if self.kind != "lut":
             out = {"kind": self.kind}
             if self.fit == "gptq":
@@ -141,6 +166,7 @@ class LayerMethod:
                 out["act"] = self.act
             return out
         d.pop("act")
+        d.pop("cb_bits")
         return d
 
     def key(self) -> str:
@@ -157,10 +183,21 @@ def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValueError(f"Unknown option {key}.{unknown[0]}; allowed: {', '.join(sorted(allowed))}.")
+    if data.get("kind") == "tmac":
+        ignored = sorted(set(data) - set(TMAC_OPTIONS))
+        if ignored:
+            raise ValueError(f"{key}.{ignored[0]} has no effect on kind 'tmac' (a weight-only LUT layer has no "
+                             f"activation codebooks or table quantization); remove it, or use kind: lut.")
+    elif "cb_bits" in data:
+        raise ValueError(f"{key}.cb_bits has no effect on kind {data.get('kind', 'lut')!r} (only weight-only "
+                         f"LUT methods read it); remove it or use kind: tmac.")
     return LayerMethod(**data).validate(key)
 
 
 def method_label(m: LayerMethod) -> str:
+    if m.kind == "tmac":
+        return " ".join([f"tmac v{m.v} Cw{m.c_w}", f"G{m.group_rows or 'N'}", f"cb{m.cb_bits}", m.fit]
+                        + ([f"H{m.hadamard}"] if m.hadamard else []))
     if m.kind != "lut":
         return " ".join([m.kind] + (["gptq"] if m.fit == "gptq" else []) + ([f"x{m.act}"] if m.act != "mxint8" else []))
     parts = [f"v{m.v} Ca{m.c_a} Cw{m.c_w}", f"G{m.group_rows or 'N'}",
@@ -190,6 +227,9 @@ def streamed_bits(m: LayerMethod, n: int, k: int) -> float:
     if m.kind == "fp32":
         return 32.0
     p = -(-k // m.v)
+    if m.kind == "tmac":
+        ng = _blocks(n, m.group_rows)
+        return (p * ng * m.c_w * m.v * m.cb_bits + n * p * math.log2(m.c_w) + 32 * ng) / (n * k)
     ng = _blocks(n, m.group_rows)
     b = m.table_bits or 32
     cells = -(-p // (m.scale_positions or p)) * ng if m.scales == "block" else 1
@@ -361,6 +401,8 @@ def _numeric_weight(w: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> n
 def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
     """Fit ``m`` to ``weight`` (N, K) with calibration activations (n, K)."""
     n_out, k = weight.shape
+    if m.kind == "tmac":
+        return _fit_tmac(weight, calibration, m)
     if m.kind != "lut":
         return FittedLayer(m, n_out, k, weight_q=torch.from_numpy(
             np.array(_numeric_weight(np.asarray(weight, np.float32), calibration, m), dtype=np.float32)))
@@ -401,6 +443,38 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
         residual = residual - q
     fitted.weight_codebooks, fitted.widx = stages_cb, stages_idx
     return fitted
+
+
+def _fit_tmac(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
+    """Weight-only vector quantization: the LUT fits without activation codebooks (GPTQ's Hessian
+    from the float calibration activations, which the core sees as int8 with one scale per row)."""
+    n_out, k = weight.shape
+    w = torch.from_numpy(np.array(weight, dtype=np.float32))
+    x = torch.from_numpy(np.array(calibration, dtype=np.float32))
+    if m.hadamard:
+        w, x = hadamard_t(w, m.hadamard), hadamard_t(x, m.hadamard)
+    w, x = _pad(w, m.v), _pad(x, m.v)
+    g = m.group_rows or n_out
+    ng = _blocks(n_out, g)
+    if m.fit == "gptq":
+        h = x.double().T @ x.double()
+        h += (0.01 * float(torch.diag(h).mean()) + 1e-8) * torch.eye(h.shape[0], dtype=torch.float64)
+        cb, idx, _ = _gptq_vq(w, h, m, g, ng, seed=m.seed)
+    else:
+        cb, idx, _ = _fit_kmeans(w, x if m.fit == "act" else None, m, g, ng, seed=m.seed)
+    return FittedLayer(m, n_out, k, weight_codebooks=[cb], widx=[idx])
+
+
+def to_tmac_layer(fitted: FittedLayer):
+    """The :class:`~lutforge.golden.tmac.TmacLayer` (integer codebooks) of a fitted weight-only LUT
+    layer: what the compiler lowers onto the weight-only core."""
+    from ..golden.tmac import VqLayer, tmac_integer_layer
+
+    m = fitted.method
+    cb = fitted.weight_codebooks[0].numpy().astype(np.float32)
+    vq = VqLayer(cb.shape[0] * m.v, fitted.out_features, m.v, m.c_w, m.group_rows or fitted.out_features, cb,
+                 fitted.widx[0].numpy().astype(np.uint8 if m.c_w <= 256 else np.uint16))
+    return tmac_integer_layer(vq, m.cb_bits)
 
 
 def _split_blocks(wp: torch.Tensor, g: int, ng: int) -> torch.Tensor:
@@ -481,7 +555,7 @@ FIT_LIBRARIES = ("torch", "numpy")
 
 def fit_sources(m: LayerMethod) -> tuple[str, ...]:
     """The modules (dotted names) whose code computes a fit of ``m``."""
-    if m.kind == "lut":
+    if m.kind in ("lut", "tmac"):
         return _LUT_FIT_SOURCES
     if m.kind in BLOCK_KINDS and m.fit == "gptq":
         return _NUMERIC_FIT_SOURCES + ("lutforge.compiler.gptq_blocks",)
@@ -558,6 +632,12 @@ def perf_cost(m: LayerMethod, n: int, k: int, target: str = "v80", chains: int =
     from .perf import LayerShape, TARGETS, layer_cost
 
     t = TARGETS[target]
+    if m.kind == "tmac":
+        from .perf import tmac_layer_cost
+        cost = tmac_layer_cost(LayerShape("l", k, n), v=m.v, c_w=m.c_w, cb_bits=m.cb_bits, group_rows=m.group_rows,
+                               lanes=t.lanes, memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
+                               bandwidth_gbs=t.bandwidth_gbs)
+        return {"cycles": cost.cycles, "bytes": cost.bytes, "engine": "tmac"}
     if m.kind != "lut":
         return {"cycles": 0, "bytes": streamed_bits(m, n, k) * n * k / 8, "engine": "numerics"}
     core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits or 32, lanes=t.lanes,

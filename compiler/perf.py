@@ -14,6 +14,15 @@ simulated cycles and is pinned by ``tests/compiler/test_backends.py`` against si
 ``T * P_r * C_w * b / 8`` (each tile re-reads the row it needs), indices ``T * P_r * L * wb / 8``,
 activations ``P_r * v`` and results ``T * L * W / 8``.
 
+**Weight-only LUT core** (:mod:`lutforge.hdl.tmac_core`), one run of P_r positions and NG row
+blocks: it first builds the NG * P_r table rows from the codebook words (one per cycle), then
+looks up one row per cycle per tile::
+
+    cycles = NG * P_r + T * P_r + TMAC_OVERHEAD + 2 * memory_latency
+
+Bytes: codebook words ``NG * P_r * C_w * v * cb_bits / 8`` (read once: the tables are built on
+chip), indices as above, activations and results.
+
 A layer's time on a target is ``max(cycles / clock, bytes / bandwidth)`` (the core overlaps its
 memory requests with its work); a token is the sum over the linear layers, non-linear operations
 excluded (they run on the host here). Target presets give clock, memory bandwidth and lanes; the
@@ -29,7 +38,7 @@ from dataclasses import dataclass
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
-           "block_layer_cost", "program_cost",
+           "block_layer_cost", "program_cost", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
 
 
@@ -122,6 +131,40 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
                      "compute" if t_compute >= t_memory else "memory")
 
 
+# Control cycles of a weight-only core run besides its rows and two memory round trips (descriptor,
+# the build-to-lookup turn, the last tile's output register); read off the simulated RTL and pinned
+# by tests/compiler/test_tmac_layers.py.
+TMAC_OVERHEAD = 3
+
+
+def tmac_run_cycles(positions: int, blocks: int, out_features: int, *, lanes: int, memory_latency: int) -> int:
+    tiles = -(-out_features // lanes)
+    return blocks * positions + tiles * positions + TMAC_OVERHEAD + 2 * memory_latency
+
+
+def tmac_layer_cost(shape: LayerShape, *, v: int, c_w: int, cb_bits: int, group_rows: int, lanes: int,
+                    memory_latency: int, clock_mhz: float, bandwidth_gbs: float, max_positions: int = 0) -> LayerCost:
+    """One GEMV of ``shape`` on the weight-only core: row blocks of ``group_rows`` rows (0: one
+    block), runs of at most ``max_positions // NG`` positions (0: one run)."""
+    from ..golden.tmac import tmac_table_bits
+
+    blocks = -(-shape.out_features // (group_rows or shape.out_features))
+    p_total = -(-shape.in_features // v)
+    per_run = (max_positions // blocks) if max_positions else p_total
+    runs = [min(per_run, p_total - p0) for p0 in range(0, p_total, per_run)]
+    tiles = -(-shape.out_features // lanes)
+    wb = max(1, (c_w - 1).bit_length())
+    acc_w = (max(runs) * ((1 << tmac_table_bits(v, cb_bits)) - 1)).bit_length()
+    cycles = sum(tmac_run_cycles(p, blocks, shape.out_features, lanes=lanes, memory_latency=memory_latency)
+                 for p in runs)
+    nbytes = sum((blocks * p * c_w * v * cb_bits + tiles * p * lanes * wb + p * v * 8 + tiles * lanes * acc_w) // 8
+                 for p in runs)
+    t_compute = cycles / (clock_mhz * 1e6)
+    t_memory = nbytes / (bandwidth_gbs * 1e9)
+    return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),
+                     "compute" if t_compute >= t_memory else "memory")
+
+
 def _block(d: int, ff: int, q_out: int, kv_out: int) -> list[tuple[str, int, int]]:
     return [("attn.q", d, q_out), ("attn.k", d, kv_out), ("attn.v", d, kv_out), ("attn.o", q_out, d),
             ("mlp.gate", d, ff), ("mlp.up", d, ff), ("mlp.down", ff, d)]
@@ -194,6 +237,15 @@ def program_cost(program, target: Target, *, chains: int = 4, model: str = "Smol
             costs.append(block_layer_cost(shape, fmt, lanes=target.lanes, memory_latency=target.memory_latency,
                                           clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs))
             stored += layer.out_features * layer.chunks * fmt.chunk * (fmt.weight_bits + 8 / fmt.chunk) / 8
+            continue
+        if layer.kind == "tmac":
+            for run in layer.runs:
+                costs.append(tmac_layer_cost(
+                    LayerShape(layer.name, run.positions * layer.v, layer.out_features), v=layer.v, c_w=layer.c_w,
+                    cb_bits=layer.cb_bits, group_rows=layer.group_rows, lanes=target.lanes,
+                    memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
+                    bandwidth_gbs=target.bandwidth_gbs))
+            stored += sum(words.size * 4 for words in (layer.cb, layer.idx))
             continue
         core = GemvCoreParams(v=layer.v, c_a=layer.c_a, c_w=layer.c_w, table_bits=layer.table_bits,
                               lanes=target.lanes, chains=chains)

@@ -310,11 +310,11 @@ def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, 
 
 def trained_codebooks(trained: dict, name: str) -> tuple | None:
     """The trained (activation codebooks, [weight codebooks per stage]) of LUT layer ``name`` in the
-    finetune step's arrays, or None."""
-    if f"{name}#act" not in trained:
-        return None
+    finetune step's arrays (activation codebooks None for a weight-only LUT layer), or None."""
     stages = sorted(k for k in trained if k.startswith(f"{name}#w"))
-    return trained[f"{name}#act"], [trained[k] for k in stages]
+    if not stages:
+        return None
+    return trained.get(f"{name}#act"), [trained[k] for k in stages]
 
 
 def _plot_finetune(path: Path, record: dict) -> Path:

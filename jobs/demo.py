@@ -34,7 +34,8 @@ from ..compiler.evaluate import first_mismatch, float_metrics, markdown_table, p
 from ..compiler.layer_quant import config_streamed_bits
 from ..compiler.model import BLOCK_LINEARS
 from ..compiler.perplexity import perplexity
-from ..compiler.perf import TARGETS, LayerShape, block_layer_cost, layer_cost, program_cost, resolve_target
+from ..compiler.perf import (TARGETS, LayerShape, block_layer_cost, layer_cost, program_cost, resolve_target,
+                             tmac_layer_cost)
 from ..compiler.steps import Build, compile_model
 from ..support.checks import check_int
 from ..support.progress import progress as progress_bar, status
@@ -75,6 +76,12 @@ def model_cycles(layer, cfg: Config, tokens: int = 1) -> int:
         return tokens * block_layer_cost(LayerShape(layer.name, layer.in_features, layer.out_features), layer.format,
                                          lanes=layer.lanes, memory_latency=core.memory_latency, clock_mhz=1.0,
                                          bandwidth_gbs=np.inf).cycles
+    if layer.kind == "tmac":
+        return tokens * sum(
+            tmac_layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features), v=layer.v,
+                            c_w=layer.c_w, cb_bits=layer.cb_bits, group_rows=layer.group_rows, lanes=layer.lanes,
+                            memory_latency=core.memory_latency, clock_mhz=1.0, bandwidth_gbs=np.inf).cycles
+            for run in layer.runs)
     return tokens * sum(
         layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features),
                    cfg.core_params.for_layer(layer), memory_latency=core.memory_latency, clock_mhz=1.0,

@@ -25,8 +25,16 @@ float32 (:func:`lutforge.golden.block_gemv.host_output`).
     layers/<name>/zero_points.bin int64 (runs, row blocks) integer zero points
     layers/<name>/w.bin           block layer: uint32 words of the weight-element memory
     layers/<name>/s.bin           block layer: uint32 words of the weight-scale memory
+    layers/<name>/cb.bin          weight-only LUT layer: uint32 words of the codebook memory
+    layers/<name>/idx.bin         same for its index memory
+    layers/<name>/scales.bin      float32 (row blocks,) codebook scales
 
-Each layer entry of the manifest records its ``kind`` (``lut`` or ``block``) and shape; a LUT
+**Weight-only LUT layers** (``tmac``) run on the weight-only core (:mod:`lutforge.golden.tmac`):
+the host quantizes each activation row to int8 with its own scale, the core builds the tables
+from the activations and the integer codebooks and returns biased integer sums, the host scales
+them by the row's and the row block's scale.
+
+Each layer entry of the manifest records its ``kind`` (``lut``, ``block`` or ``tmac``) and shape; a LUT
 layer P, G, v, C_a, C_w, table bits, lanes, metric, the host's Hadamard size, ``act_scale`` (as a
 decimal and as the exact hex float) and every run's first position, positions and descriptor (with
 its memory bases); a block layer its weight and activation formats, lanes, chunks, descriptor and
@@ -50,6 +58,7 @@ from ..golden import mx
 from ..golden.block_gemv import BlockGemvFormat, block_descriptor_fields
 from ..golden.gemv_core import CoreImages, pack_descriptor, tile_count
 from ..golden.lut_layer import LutLayer
+from ..golden.tmac import TmacLayer
 from ..support.cache import sha256_hex
 from ..support.toolchain import tool_versions
 from ..support.errors import UsageError
@@ -57,9 +66,10 @@ from ..support.yamlfile import parse_yaml
 
 __all__ = ["CoreRun", "LoweredLayer", "BlockLoweredLayer", "Program", "quantize_activations", "write_program",
            "read_program", "ProgramError", "unpack_fields", "decode_layer", "decode_block_layer", "BlockActivations",
-           "quantize_block_activations"]
+           "quantize_block_activations", "TmacLoweredLayer", "TmacActivations", "decode_tmac_layer"]
 
-# Format 2 added block layers and the LUT layers' host Hadamard size.
+# Format 2 added block layers and the LUT layers' host Hadamard size (weight-only LUT layers came
+# later as a new kind, which an older reader refuses by name).
 PROGRAM_FORMAT = 2
 
 
@@ -166,6 +176,54 @@ class BlockLoweredLayer:
                 "tensor_scale_hex": None if ts is None else ts.hex()}
 
 
+@dataclass(frozen=True)
+class TmacLoweredLayer:
+    """One weight-only LUT layer as the weight-only core (:mod:`lutforge.hdl.tmac_core`) sees it:
+    codebook and index memory images of its runs (K cut into runs whose tables fit the core's
+    table memory), one codebook scale per row block, the host's Hadamard size."""
+    name: str
+    in_features: int
+    out_features: int
+    v: int
+    c_w: int
+    group_rows: int
+    cb_bits: int
+    lanes: int
+    runs: tuple[CoreRun, ...]
+    cb: np.ndarray      # (words, cb_words) uint32
+    idx: np.ndarray
+    scales: np.ndarray  # (NG,) float32
+    hadamard: int = 0
+
+    kind = "tmac"
+    FILES = {"cb": np.uint32, "idx": np.uint32, "scales": np.float32}
+
+    @property
+    def positions(self) -> int:
+        return -(-self.in_features // self.v)
+
+    @property
+    def tiles(self) -> int:
+        return tile_count(self.out_features, self.lanes)
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.out_features // self.group_rows)
+
+    def info(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "in_features": self.in_features,
+                "out_features": self.out_features, "v": self.v, "c_w": self.c_w, "group_rows": self.group_rows,
+                "cb_bits": self.cb_bits, "lanes": self.lanes, "hadamard": self.hadamard,
+                "runs": [dataclasses.asdict(r) for r in self.runs]}
+
+
+class TmacActivations(NamedTuple):
+    """A weight-only LUT layer's activations: int8 sub-vectors (T, P, v) and the float64 scale of
+    each row (T,) (:func:`lutforge.golden.tmac.tmac_activations`)."""
+    x_q: np.ndarray
+    scale: np.ndarray
+
+
 def quantize_activations(x: np.ndarray, scale: float, v: int) -> np.ndarray:
     """int8 sub-vectors (..., P, v) of activations ``x`` (..., K), zero-padded to P * v."""
     x = np.asarray(x, dtype=np.float64)
@@ -215,7 +273,7 @@ def program_tools() -> dict:
             **tool_versions(*PROGRAM_PACKAGES)}
 
 
-_KINDS = {cls.kind: cls for cls in (LoweredLayer, BlockLoweredLayer)}
+_KINDS = {cls.kind: cls for cls in (LoweredLayer, BlockLoweredLayer, TmacLoweredLayer)}
 
 
 def write_program(path: str | Path, layers: list, *, config: dict, source: dict) -> Program:
@@ -302,6 +360,10 @@ def _read_layer(path: Path, entry: dict):
                                  entry["act"], entry["lanes"], dict(entry["descriptor"]),
                                  None if ts is None else float.fromhex(ts), **arrays)
     runs = tuple(CoreRun(r["first_position"], r["positions"], dict(r["descriptor"])) for r in entry["runs"])
+    if cls is TmacLoweredLayer:
+        return TmacLoweredLayer(entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_w"],
+                                entry["group_rows"], entry["cb_bits"], entry["lanes"], runs, **arrays,
+                                hadamard=entry["hadamard"])
     return LoweredLayer(
         entry["name"], entry["in_features"], entry["out_features"], entry["v"], entry["c_a"],
         entry["c_w"], entry["group_rows"], entry["table_bits"], entry["lanes"], entry["metric"],
@@ -341,6 +403,26 @@ def decode_layer(layer: LoweredLayer) -> list[tuple[int, np.ndarray, LutLayer]]:
             table_codes=codes.astype(np.uint8 if layer.table_bits <= 8 else np.uint16),
             scales=layer.scales[q:q + 1], zero_points=layer.zero_points[q:q + 1])
         out.append((run.first_position, cb, sub))
+    return out
+
+
+def decode_tmac_layer(layer: TmacLoweredLayer) -> list[tuple[int, TmacLayer]]:
+    """Per run: (first position, the run's :class:`~lutforge.golden.tmac.TmacLayer`), its codes and
+    indices decoded from the memory images alone."""
+    v, c_w, n, bits = layer.v, layer.c_w, layer.out_features, layer.cb_bits
+    wbits = max(1, (c_w - 1).bit_length())
+    blocks, tiles, lanes = layer.num_blocks, layer.tiles, layer.lanes
+    out = []
+    for run in layer.runs:
+        d, pr = run.descriptor, run.positions
+        fields = unpack_fields(layer.cb[d["cb_base"]:d["cb_base"] + blocks * pr], bits, c_w * v)
+        fields = np.where(fields >= 1 << (bits - 1), fields - (1 << bits), fields)  # two's complement
+        codes = fields.reshape(blocks, pr, c_w, v).transpose(1, 0, 2, 3).astype(np.int16)
+        idx = unpack_fields(layer.idx[d["idx_base"]:d["idx_base"] + tiles * pr], wbits, lanes)
+        widx = idx.reshape(tiles, pr, lanes).transpose(0, 2, 1).reshape(tiles * lanes, pr)[:n]
+        k = min(layer.in_features, (run.first_position + pr) * v) - run.first_position * v
+        out.append((run.first_position, TmacLayer(k, n, v, c_w, layer.group_rows, bits, codes, layer.scales,
+                                                  widx.astype(np.uint8 if wbits <= 8 else np.uint16))))
     return out
 
 

@@ -3,10 +3,12 @@ core's accumulators::
 
     run_layer(layer: LoweredLayer, x_q: int8 (T, P, v)) -> LayerResult
     run_layer(layer: BlockLoweredLayer, x_q: BlockActivations) -> LayerResult
+    run_layer(layer: TmacLoweredLayer, x_q: TmacActivations) -> LayerResult
 
 with ``acc`` (T, runs, tiles * lanes) int64, exactly the ``acc`` stream of the layer's core for
 every run of every token (padding lanes read 0): unsigned sums of table codes for a LUT layer, the
-fp32 bit patterns of the accumulators (one run) for a block layer. The golden models'
+fp32 bit patterns of the accumulators (one run) for a block layer, biased integer sums of the
+run-time tables for a weight-only LUT layer. The golden models'
 implementation, the definition the others must equal, is :mod:`lutforge.program.golden`; the RTL
 in Verilator and a board over a transport are in :mod:`lutforge.backends`, one registry for all three.
 """

@@ -2,7 +2,8 @@
 
 It runs :mod:`lutforge.golden` (for LUT layers the int8 centroid search and the LUT GEMV that the
 golden core model :func:`lutforge.golden.gemv_core.gemv_core` is made of; for block layers
-:func:`lutforge.golden.block_gemv.block_gemv`) on what :func:`~lutforge.program.artifact.decode_layer`
+:func:`lutforge.golden.block_gemv.block_gemv`; for weight-only LUT layers
+:func:`lutforge.golden.tmac.tmac_core_accumulators`) on what :func:`~lutforge.program.artifact.decode_layer`
 and :func:`~lutforge.program.artifact.decode_block_layer` read out of the images, so it checks the
 images too.
 """
@@ -14,7 +15,9 @@ import numpy as np
 from ..golden.block_gemv import block_gemv
 from ..golden.centroid_search import search
 from ..golden.lut_gemv import lut_gemv
-from .artifact import BlockActivations, BlockLoweredLayer, LoweredLayer, decode_block_layer, decode_layer
+from ..golden.tmac import tmac_core_accumulators
+from .artifact import (BlockActivations, BlockLoweredLayer, LoweredLayer, TmacActivations, TmacLoweredLayer,
+                       decode_block_layer, decode_layer, decode_tmac_layer)
 from .backend import LayerResult
 
 __all__ = ["GoldenBackend"]
@@ -30,12 +33,15 @@ class GoldenBackend:
         # Keyed on the object, which is kept alive with its decoding (an id is reused once freed).
         key = id(layer)
         if key not in self._decoded:
-            self._decoded[key] = (layer, decode_block_layer(layer) if layer.kind == "block" else decode_layer(layer))
+            decode = {"block": decode_block_layer, "tmac": decode_tmac_layer, "lut": decode_layer}[layer.kind]
+            self._decoded[key] = (layer, decode(layer))
         return self._decoded[key][1]
 
     def run_layer(self, layer: LoweredLayer | BlockLoweredLayer, x_q) -> LayerResult:
         if layer.kind == "block":
             return self._run_block(layer, x_q)
+        if layer.kind == "tmac":
+            return self._run_tmac(layer, x_q)
         runs = self._decode(layer)
         t = x_q.shape[0]
         acc = np.zeros((t, len(runs), layer.tiles * layer.lanes), dtype=np.int64)
@@ -48,4 +54,11 @@ class GoldenBackend:
         elements, scales = self._decode(layer)
         acc = np.zeros((x.elements.shape[0], 1, layer.tiles * layer.lanes), dtype=np.int64)
         acc[:, 0, : layer.out_features] = block_gemv(x.elements, x.scales, elements, scales, layer.format)
+        return LayerResult(acc)
+
+    def _run_tmac(self, layer: TmacLoweredLayer, x: TmacActivations) -> LayerResult:
+        runs = self._decode(layer)
+        acc = np.zeros((x.x_q.shape[0], len(runs), layer.tiles * layer.lanes), dtype=np.int64)
+        for r, (p0, sub) in enumerate(runs):
+            acc[:, r, : layer.out_features] = tmac_core_accumulators(x.x_q[:, p0:p0 + sub.num_positions], sub)
         return LayerResult(acc)

@@ -11,6 +11,9 @@ Host arithmetic per layer kind (the rest is the core's):
   zp[r, g] * P_r)`` in float64.
 * Block layer: quantize each activation vector to the layer's activation block format
   (``golden.mx.quantize``); out: the fp32 accumulator, times NVFP4's tensor scale in float32.
+* Weight-only LUT layer: rotate by its Hadamard when it has one, quantize each row to int8 with
+  its own scale (``golden.tmac.tmac_activations``); out: the runs' accumulators summed as integers,
+  then ``golden.tmac.tmac_output`` (bias removed, row-block scale, row scale, float64).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import numpy as np
 
 from ..golden.block_gemv import host_output
 from ..golden.mx import hadamard
-from .artifact import Program, quantize_activations, quantize_block_activations
+from ..golden.tmac import tmac_activations, tmac_bias
+from .artifact import Program, TmacActivations, quantize_activations, quantize_block_activations
 from .backend import Backend, LayerResult
 
 __all__ = ["HostDriver"]
@@ -47,6 +51,8 @@ class HostDriver:
             return quantize_block_activations(x, layer)
         if layer.hadamard:
             x = hadamard(x, layer.hadamard)
+        if layer.kind == "tmac":
+            return TmacActivations(*tmac_activations(x, layer.v))
         return quantize_activations(x, layer.act_scale, layer.v)
 
     def run_int(self, name: str, x_q) -> LayerResult:
@@ -65,11 +71,16 @@ class HostDriver:
         return {name: np.concatenate(accs) for name, accs in self._kept.items()}
 
     @staticmethod
-    def dequantize(layer, acc: np.ndarray) -> np.ndarray:
-        """The layer's float64 output (T, N) from its accumulators (module docstring)."""
+    def dequantize(layer, acc: np.ndarray, x_q=None) -> np.ndarray:
+        """The layer's float64 output (T, N) from its accumulators (module docstring); a weight-only
+        LUT layer also needs its activations' row scales (``x_q``, :class:`TmacActivations`)."""
         n = layer.out_features
         if layer.kind == "block":
             return host_output(acc[:, 0, :n].astype(np.uint32), layer.tensor_scale).astype(np.float64)
+        if layer.kind == "tmac":
+            g = np.arange(n) // layer.group_rows
+            centred = acc[:, :, :n].sum(axis=1) - tmac_bias(layer.v, layer.cb_bits) * layer.positions
+            return centred.astype(np.float64) * layer.scales[g].astype(np.float64) * x_q.scale[:, None]
         g = np.arange(n) // layer.group_rows
         y = np.zeros((acc.shape[0], n))
         for r, run in enumerate(layer.runs):
@@ -80,6 +91,7 @@ class HostDriver:
     def linear(self, name: str, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         flat = x.reshape(-1, x.shape[-1])
-        result = self.run_int(name, self.quantize(name, flat))
-        y = self.dequantize(self.program.layers[name], result.acc)
+        x_q = self.quantize(name, flat)
+        result = self.run_int(name, x_q)
+        y = self.dequantize(self.program.layers[name], result.acc, x_q)
         return y.reshape(*x.shape[:-1], -1)
