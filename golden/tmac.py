@@ -28,7 +28,8 @@ from .codebooks import (
 from .lut_tables import Rounding, quantize_tables
 
 __all__ = ["VqLayer", "vq_quantize", "tmac_tables", "tmac_linear", "TmacLayer", "TmacImages", "tmac_integer_layer",
-           "tmac_activations", "tmac_core_tables", "tmac_core_accumulators", "tmac_core", "tmac_output",
+           "tmac_activations", "tmac_core_tables", "tmac_core_accumulators", "tmac_core",
+           "tmac_weight_codes", "tmac_dense_accumulators", "tmac_output",
            "tmac_core_images", "tmac_descriptor_fields", "tmac_bias", "tmac_table_bits", "check_codebook_bits",
            "TMAC_DESCRIPTOR"]
 
@@ -211,6 +212,33 @@ def tmac_core_accumulators(x_q, layer: TmacLayer) -> np.ndarray:
     g = np.arange(layer.out_features) // layer.group_rows
     picked = u[..., np.arange(layer.num_positions)[None, :], g[:, None], layer.widx.astype(np.int64)]
     return picked.sum(axis=-1)
+
+
+def tmac_weight_codes(layer: TmacLayer) -> np.ndarray:
+    """The code each weight's index selects, (N, P * v) int16: ``code[p, n // G, widx[n, p], j]``."""
+    g = np.arange(layer.out_features) // layer.group_rows
+    picked = layer.codes[np.arange(layer.num_positions)[None, :], g[:, None], layer.widx.astype(np.int64)]
+    return picked.reshape(layer.out_features, -1)
+
+
+def tmac_dense_accumulators(x_q, layer: TmacLayer, weight_codes: np.ndarray | None = None) -> np.ndarray:
+    """:func:`tmac_core_accumulators` computed as one matrix product: summing a table entry per
+    position is summing ``x_q . code`` over positions plus the bias per position, so the
+    accumulators are ``x_q (..., P v) @ weight_codes^T + bias * P``. The products are integers of
+    at most ``P v 127 c_max`` in magnitude, exact in float64 below 2^53 (checked), so this equals
+    the table form bit for bit (``tests/golden/test_tmac.py``); ``weight_codes`` is
+    :func:`tmac_weight_codes`, when the caller keeps it."""
+    x_q = np.asarray(x_q)
+    p_count, v = layer.num_positions, layer.v
+    if x_q.dtype != np.int8 or x_q.shape[-2:] != (p_count, v):
+        raise ValueError(f"The core's activations must be int8 of shape (..., {p_count}, {v}); "
+                         f"got {x_q.dtype} {x_q.shape}.")
+    if p_count * v * 127 * layer.c_max >= 1 << 53:
+        raise ValueError(f"{p_count * v} features of int8 times {layer.cb_bits}-bit codes can exceed 2^53, "
+                         f"where float64 sums stop being exact; use tmac_core_accumulators.")
+    w = tmac_weight_codes(layer) if weight_codes is None else weight_codes
+    flat = x_q.reshape(*x_q.shape[:-2], p_count * v).astype(np.float64)
+    return (flat @ w.T.astype(np.float64)).astype(np.int64) + layer.bias * p_count
 
 
 def tmac_core(x_q, layer: TmacLayer, lanes: int) -> np.ndarray:

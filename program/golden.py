@@ -3,7 +3,7 @@
 It runs :mod:`lutforge.golden` (for LUT layers the int8 centroid search and the LUT GEMV that the
 golden core model :func:`lutforge.golden.gemv_core.gemv_core` is made of; for block layers
 :func:`lutforge.golden.block_gemv.block_gemv`; for weight-only LUT layers
-:func:`lutforge.golden.tmac.tmac_core_accumulators`) on what :func:`~lutforge.program.artifact.decode_layer`
+:func:`lutforge.golden.tmac.tmac_dense_accumulators`, proven equal to the table form) on what :func:`~lutforge.program.artifact.decode_layer`
 and :func:`~lutforge.program.artifact.decode_block_layer` read out of the images, so it checks the
 images too.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from ..golden.block_gemv import block_gemv
 from ..golden.centroid_search import search
 from ..golden.lut_gemv import lut_gemv
-from ..golden.tmac import tmac_core_accumulators
+from ..golden.tmac import tmac_dense_accumulators, tmac_weight_codes
 from .artifact import (BlockActivations, BlockLoweredLayer, LoweredLayer, TmacActivations, TmacLoweredLayer,
                        decode_block_layer, decode_layer, decode_tmac_layer)
 from .backend import LayerResult
@@ -33,7 +33,10 @@ class GoldenBackend:
         # Keyed on the object, which is kept alive with its decoding (an id is reused once freed).
         key = id(layer)
         if key not in self._decoded:
-            decode = {"block": decode_block_layer, "tmac": decode_tmac_layer, "lut": decode_layer}[layer.kind]
+            decode = {"block": decode_block_layer, "lut": decode_layer,
+                      # Each run with the codes its indices select, for the one-product form.
+                      "tmac": lambda low: [(p0, sub, tmac_weight_codes(sub)) for p0, sub in decode_tmac_layer(low)]
+                      }[layer.kind]
             self._decoded[key] = (layer, decode(layer))
         return self._decoded[key][1]
 
@@ -59,6 +62,6 @@ class GoldenBackend:
     def _run_tmac(self, layer: TmacLoweredLayer, x: TmacActivations) -> LayerResult:
         runs = self._decode(layer)
         acc = np.zeros((x.x_q.shape[0], len(runs), layer.tiles * layer.lanes), dtype=np.int64)
-        for r, (p0, sub) in enumerate(runs):
-            acc[:, r, : layer.out_features] = tmac_core_accumulators(x.x_q[:, p0:p0 + sub.num_positions], sub)
+        for r, (p0, sub, codes) in enumerate(runs):
+            acc[:, r, : layer.out_features] = tmac_dense_accumulators(x.x_q[:, p0:p0 + sub.num_positions], sub, codes)
         return LayerResult(acc)
