@@ -52,8 +52,8 @@ def accumulator_width(num_positions: int, table_bits: int) -> int:
         raise ValueError(
             f"An accumulator sums at least one position; got num_positions={num_positions!r}."
         )
-    if isinstance(table_bits, bool) or not isinstance(table_bits, (int, np.integer)) or not 1 <= table_bits <= 16:
-        raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 1 to 16 bits.")
+    if isinstance(table_bits, bool) or not isinstance(table_bits, (int, np.integer)) or not 1 <= table_bits <= 32:
+        raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 1 to 32 bits.")
     return max(1, (int(num_positions) * ((1 << int(table_bits)) - 1)).bit_length())
 
 

@@ -53,7 +53,8 @@ class LutGemvEngine(wiring.Component):
     this position, a lane mask and ``last``, which closes the tile) and ``acc`` (out: the tile's
     ``lanes`` unsigned sums, padding lanes 0).
 
-    Parameters: ``c_w`` (entries per row), ``table_bits`` (4 or 8), ``lanes`` (L),
+    Parameters: ``c_w`` (entries per row), ``table_bits`` (1 to 32: 4 or 8 for the co-quantized
+    tables, up to 26 for the biased run-time tables of :mod:`lutforge.hdl.tmac_core`), ``lanes`` (L),
     ``max_positions`` (rows a tile may sum) and ``acc_width`` (default and minimum: the width that
     cannot overflow, :func:`check_accumulator`).
 
@@ -66,13 +67,12 @@ class LutGemvEngine(wiring.Component):
                  acc_width: "int | None" = None):
         try:
             self.c_w = check_centroid_count(c_w, "C_w")
-            if table_bits not in (4, 8):
-                raise ValueError(f"Table entries of {table_bits!r} bits are not supported; use 4 or 8 bits.")
-            self.table_bits = table_bits
             check_int("lanes", lanes, fix="the engine computes 1 or more output lanes")
             self.lanes = lanes
             self.max_positions = max_positions
+            # Also refuses table_bits outside 1 .. 32 (accumulator_width).
             self.acc_width = check_accumulator(max_positions, table_bits, acc_width)
+            self.table_bits = int(table_bits)
         except ValueError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise

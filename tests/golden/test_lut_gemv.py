@@ -173,7 +173,7 @@ def test_padding_info():
 
 def test_accumulator_width():
     for p in (1, 2, 3, 11, 64, 1000, 4096):
-        for bits in (1, 4, 8, 16):
+        for bits in (1, 4, 8, 16, 26, 32):  # 26: the widest biased tables of golden.tmac
             worst = p * (2**bits - 1)
             width = accumulator_width(p, bits)
             assert 2 ** (width - 1) <= worst < 2**width
@@ -182,6 +182,8 @@ def test_accumulator_width():
     acc = lut_gemv(np.zeros(layer.num_positions, np.int64), full)
     assert acc.shape == (13, 1) and acc.max() == 7 * 15
     assert accumulator_width(7, 4) == 7 and 2**6 <= acc.max() < 2**7
+    with pytest.raises(ValueError, match=r"^Table entries of 33 bits are not supported; use 1 to 32 bits\.$"):
+        accumulator_width(7, 33)
 
 
 def test_tmac_fp32_matches_reference_and_quantized_error_is_bounded():
