@@ -88,6 +88,15 @@ BLOCK_CASES = [
          _limit("gemv_core", "max_positions", 65536, 1, 65535)),
     Case("verilog-gemv-core-table-bits", ("verilog", "gemv_core", "-p", "table_bits=6"),
          "lutforge: Block 'gemv_core' parameter table_bits='6' is not allowed; use one of 4, 8."),
+    Case("verilog-tmac-core-code-bits", ("verilog", "tmac_core", "-p", "cb_bits=17"),
+         _limit("tmac_core", "cb_bits", 17, 2, 16)),
+    Case("verilog-tmac-core-rows-below-positions", ("verilog", "tmac_core", "-p", "max_table_rows=512"),
+         "lutforge: Block 'tmac_core' parameter max_table_rows=512 is below max_positions=1024: one row block of "
+         "1024 positions needs 1024 table rows; raise max_table_rows or lower max_positions."),
+    Case("verilog-tmac-core-table-size", ("verilog", "tmac_core", "-p", "max_table_rows=8192", "-p", "c_w=64"),
+         "lutforge: Block 'tmac_core' parameters max_table_rows=8192, c_w=64, v=2 and cb_bits=8 make an on-chip "
+         "table of 8388608 bits, above the limit of 4194304 (larger ones take minutes to generate); lower "
+         "max_table_rows, c_w, v or cb_bits."),
     Case("verilog-lmul-ignored-overflow", ("verilog", "lmul", "-p", "policy=wrap", "-p", "overflow=inf"),
          "lutforge: Block 'lmul' parameter overflow=inf has no effect with policy=wrap; leave overflow out, or change "
          "policy."),
