@@ -1,7 +1,7 @@
 """The ``sim`` backend of the host driver: the cores' RTL in Verilator, no per-cycle Python.
 
 One :meth:`SimBackend.run_layer` call is one batch-harness job: the layer's memory images (the LUT
-core's three, the block core's two) sit in simulated external memories (``memory_latency`` cycles,
+core's three, the block core's two, the weight-only core's two) sit in simulated external memories (``memory_latency`` cycles,
 any number outstanding), and the descriptor and activation streams carry every run of every token
 back to back. A core is built once per parameter set and cached by
 :class:`lutforge.sim.batch.BatchSim` (content-hashed).
@@ -12,9 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..golden.block_gemv import x_payloads
+from ..golden.gemv_core import pack_descriptor
+from ..golden.tmac import tmac_descriptor_fields
 from ..hdl.block_gemv import BlockGemvCore
 from ..hdl.gemv_core import GemvCore
-from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer
+from ..hdl.tmac_core import TmacCore
+from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer, TmacActivations, TmacLoweredLayer
 from ..program.backend import LayerResult
 from ..program.core import GemvCoreParams
 from ..sim.batch import BatchSim
@@ -44,22 +47,33 @@ class SimBackend:
 
     def core(self, layer: LoweredLayer | BlockLoweredLayer) -> tuple[GemvCore | BlockGemvCore, BatchSim]:
         """The core that runs ``layer``, built (or read from the build cache) on first use."""
+        limit = self.params.max_positions
         if layer.kind == "block":
-            key = ("block", layer.weight, layer.act, layer.lanes, self.params.max_positions)
+            key = ("block", layer.weight, layer.act, layer.lanes, limit)
+        elif layer.kind == "tmac":
+            # Its table memory holds max_positions rows, as the lowering assumed.
+            key = ("tmac", layer.v, layer.c_w, layer.cb_bits, layer.lanes, limit)
         else:
             key = self.params.for_layer(layer)
         if key not in self._sims:
-            core = (BlockGemvCore(layer.weight, layer.act, lanes=layer.lanes, max_chunks=self.params.max_positions)
-                    if layer.kind == "block" else GemvCore(**key.hdl_kwargs()))
+            if layer.kind == "block":
+                core = BlockGemvCore(layer.weight, layer.act, lanes=layer.lanes, max_chunks=limit)
+            elif layer.kind == "tmac":
+                core = TmacCore(layer.v, layer.c_w, cb_bits=layer.cb_bits, lanes=layer.lanes, max_positions=limit,
+                                max_table_rows=limit)
+            else:
+                core = GemvCore(**key.hdl_kwargs())
             sim = BatchSim(core)
             self.build_seconds += sim.build_seconds
             self.builds_cached &= sim.cached
             self._sims[key] = core, sim
         return self._sims[key]
 
-    def run_layer(self, layer: LoweredLayer | BlockLoweredLayer, x_q) -> LayerResult:
+    def run_layer(self, layer: LoweredLayer | BlockLoweredLayer | TmacLoweredLayer, x_q) -> LayerResult:
         if layer.kind == "block":
             return self._run_block(layer, x_q)
+        if layer.kind == "tmac":
+            return self._run_tmac(layer, x_q)
         core, sim = self.core(layer)
         t = x_q.shape[0]
         descs = np.array([run.descriptor_word(core.addr_width) for run in layer.runs] * t, dtype=object)
@@ -101,3 +115,24 @@ class SimBackend:
         requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("w", "s")}
         return LayerResult(acc.reshape(t, 1, tiles * core.lanes), int(result.cycles), requests)
 
+
+    def _run_tmac(self, layer: TmacLoweredLayer, x: TmacActivations) -> LayerResult:
+        core, sim = self.core(layer)
+        t, tiles = x.x_q.shape[0], layer.tiles
+        fields = tmac_descriptor_fields(core.addr_width)
+        descs = np.array([pack_descriptor(run.descriptor, fields) for run in layer.runs] * t, dtype=object)
+        xs = np.concatenate([pack_activations(x.x_q[i, run.first_position:run.first_position + run.positions])
+                             for i in range(t) for run in layer.runs])
+        result = sim.run_streams(
+            {"desc": descs, "x": xs}, {"acc": t * len(layer.runs) * tiles},
+            memories={"mem__cb": layer.cb, "mem__idx": layer.idx},
+            memory_latency=self.memory_latency, max_cycles=self.max_cycles)
+        if result.final["error"]:
+            raise RuntimeError(f"The weight-only core refused a descriptor of layer {layer.name} with error "
+                               f"{result.final['error']}; check the Program against the core's limits.")
+        words = np.asarray(result.outputs["acc"], dtype=object)
+        mask, w = (1 << core.acc_width) - 1, core.acc_width
+        acc = np.array([[(int(word) >> (w * i)) & mask for i in range(core.lanes)] for word in words],
+                       dtype=np.int64)
+        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("cb", "idx")}
+        return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles), requests)

@@ -37,8 +37,9 @@ positions, NG = ceil(N/G) row blocks, b = table bits, R = 2 with a residual stag
     LUT:      R * (P * NG * C_a * C_w * b  +  N * P * log2(C_w)  +  48 * cells) / (N * K)
               (tables, amortized over G rows; index bits per v weights; fp32 scale + 16-bit zero
                point per table-scale cell)
-    tmac:     (P * NG * C_w * v * cb_bits  +  N * P * log2(C_w)  +  32 * NG) / (N * K)
-              (integer weight codebooks, index bits, one fp32 codebook scale per row block)
+    tmac:     (P * NG * C_w * v * cb_bits  +  N * P * ceil(log2 C_w)  +  32 * NG) / (N * K)
+              (integer weight codebooks, index fields as the index memory holds them, one fp32
+               codebook scale per row block)
     numerics: element bits + scale bits per block (mxint8: 8 + 8/32, mxint4 and mxfp4: 4 + 8/32,
               nvfp4: 4 + 8/16 + 32/(N K), bf16: 16, fp32: 32)
 
@@ -229,7 +230,8 @@ def streamed_bits(m: LayerMethod, n: int, k: int) -> float:
     p = -(-k // m.v)
     if m.kind == "tmac":
         ng = _blocks(n, m.group_rows)
-        return (p * ng * m.c_w * m.v * m.cb_bits + n * p * math.log2(m.c_w) + 32 * ng) / (n * k)
+        wbits = max(1, (m.c_w - 1).bit_length())  # the index memory's field width
+        return (p * ng * m.c_w * m.v * m.cb_bits + n * p * wbits + 32 * ng) / (n * k)
     ng = _blocks(n, m.group_rows)
     b = m.table_bits or 32
     cells = -(-p // (m.scale_positions or p)) * ng if m.scales == "block" else 1

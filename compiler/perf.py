@@ -18,7 +18,7 @@ activations ``P_r * v`` and results ``T * L * W / 8``.
 blocks: it first builds the NG * P_r table rows from the codebook words (one per cycle), then
 looks up one row per cycle per tile::
 
-    cycles = NG * P_r + T * P_r + TMAC_OVERHEAD + 2 * memory_latency
+    cycles = NG * P_r + T * P_r + TMAC_OVERHEAD + memory_latency
 
 Bytes: codebook words ``NG * P_r * C_w * v * cb_bits / 8`` (read once: the tables are built on
 chip), indices as above, activations and results.
@@ -131,15 +131,15 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
                      "compute" if t_compute >= t_memory else "memory")
 
 
-# Control cycles of a weight-only core run besides its rows and two memory round trips (descriptor,
-# the build-to-lookup turn, the last tile's output register); read off the simulated RTL and pinned
-# by tests/compiler/test_tmac_layers.py.
+# Control cycles of a weight-only core run besides its rows and the first codebook round trip (the
+# index requests of the lookups are issued while the last table rows are built); read off the
+# simulated RTL and pinned by tests/compiler/test_tmac_layers.py.
 TMAC_OVERHEAD = 3
 
 
 def tmac_run_cycles(positions: int, blocks: int, out_features: int, *, lanes: int, memory_latency: int) -> int:
     tiles = -(-out_features // lanes)
-    return blocks * positions + tiles * positions + TMAC_OVERHEAD + 2 * memory_latency
+    return blocks * positions + tiles * positions + TMAC_OVERHEAD + memory_latency
 
 
 def tmac_layer_cost(shape: LayerShape, *, v: int, c_w: int, cb_bits: int, group_rows: int, lanes: int,

@@ -337,7 +337,11 @@ def candidates() -> dict[str, LayerMethod]:
     menu = [LayerMethod(kind="mxint8"), LayerMethod(kind="mxint4"),
             LayerMethod(kind="nvfp4"),
             LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
-            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64)]
+            LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
+            # Weight-only LUT layers: per-column 16-entry codebooks (4.08-4.67 bits, below NVFP4's
+            # layer error on the layers measured in docs/quantization.md) and 2-vectors (2.1-2.7 bits).
+            LayerMethod(kind="tmac", v=1, c_w=16, fit="gptq", hadamard=64),
+            LayerMethod(kind="tmac", v=2, c_w=16, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
 
 

@@ -141,7 +141,7 @@ class TmacLayer:
     cb_bits: int
     codes: np.ndarray   # (P, NG, C_w, v) int16 in [-c_max, c_max]
     scales: np.ndarray  # (NG,) float32
-    widx: np.ndarray    # (N, P) uint8 (uint16 past 256 centroids)
+    widx: np.ndarray    # (N, P) uint8
 
     @property
     def num_positions(self) -> int:
@@ -189,6 +189,9 @@ def tmac_integer_layer(layer: VqLayer, cb_bits: int = 8) -> TmacLayer:
 def tmac_activations(x, v: int) -> tuple[np.ndarray, np.ndarray]:
     """int8 sub-vectors (..., P, v) and float64 per-row scales (...) of activations ``x`` (..., K)."""
     x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("The activations hold Inf or NaN, which no int8 scale represents; find where the "
+                         "model overflowed before quantizing them.")
     peak = np.max(np.abs(x), axis=-1, initial=0.0)
     scale = np.where(peak > 0, peak / 127.0, 1.0)
     xs = pad_columns(x / scale[..., None], v)
@@ -282,6 +285,16 @@ def tmac_core_images(x_q, layer: TmacLayer, lanes: int) -> TmacImages:
     from .gemv_core import pack_words, tile_count
 
     p_count, v, c_w, blocks = layer.num_positions, layer.v, layer.c_w, layer.num_blocks
+    if layer.group_rows % lanes:
+        raise ValueError(f"Row blocks of G={layer.group_rows} rows are not a whole number of {lanes}-lane "
+                         f"tiles; use G a multiple of the lane count.")
+    if np.any(np.abs(layer.codes.astype(np.int64)) > layer.c_max):
+        raise ValueError(f"The layer's codes exceed +-{layer.c_max}, the range of {layer.cb_bits}-bit codes the "
+                         f"core's table bias assumes; build it with tmac_integer_layer.")
+    x_q = np.asarray(x_q)
+    if x_q.dtype != np.int8 or x_q.shape != (p_count, v):
+        raise ValueError(f"The core's activations must be int8 of shape ({p_count}, {v}); got {x_q.dtype} "
+                         f"{x_q.shape}.")
     mask = (1 << layer.cb_bits) - 1
     codes = np.transpose(layer.codes.astype(np.int64), (1, 0, 2, 3)).reshape(blocks * p_count, c_w * v) & mask
     cb = pack_words(codes, layer.cb_bits)

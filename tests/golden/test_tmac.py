@@ -3,6 +3,7 @@ loops written from its stated formulas: tables, accumulators, tiles, memory imag
 bit, the descriptor, the rounding of activations and codebooks, and the host's output against the
 float VQ layer within a bound derived from the two quantization steps."""
 
+import dataclasses
 import math
 import struct
 
@@ -261,3 +262,22 @@ def test_contract_errors_are_named():
     with pytest.raises(ValueError, match=r"^The core's activations must be int8 of shape \(\.\.\., 7, 2\); got "
                                          r"int16 \(7, 2\)\.$"):
         tmac_core_tables(x_q.astype(np.int16), layer)
+
+
+def test_images_and_activations_refuse_what_the_core_would_misread():
+    rng = np.random.default_rng(12)
+    codes = rng.integers(-127, 128, (3, 2, 4, 2)).astype(np.int16)
+    layer = TmacLayer(6, 24, 2, 4, 12, 8, codes, np.ones(2, np.float32), rng.integers(0, 4, (24, 3)).astype(np.uint8))
+    x_q = np.zeros((3, 2), np.int8)
+    with pytest.raises(ValueError, match=r"^Row blocks of G=12 rows are not a whole number of 8-lane tiles; use G "
+                                         r"a multiple of the lane count\.$"):
+        tmac_core_images(x_q, layer, 8)
+    wide = dataclasses.replace(layer, codes=np.where(codes == codes.max(), 200, codes).astype(np.int16))
+    with pytest.raises(ValueError, match=r"^The layer's codes exceed \+-127, the range of 8-bit codes the core's "
+                                         r"table bias assumes; build it with tmac_integer_layer\.$"):
+        tmac_core_images(x_q, wide, 4)
+    with pytest.raises(ValueError, match=r"^The core's activations must be int8 of shape \(3, 2\); got int16 \(3, 2\)\.$"):
+        tmac_core_images(x_q.astype(np.int16), layer, 4)
+    with pytest.raises(ValueError, match=r"^The activations hold Inf or NaN, which no int8 scale represents; find "
+                                         r"where the model overflowed before quantizing them\.$"):
+        tmac_activations(np.array([[1.0, np.nan]]), 2)

@@ -219,13 +219,19 @@ def test_operands_outside_the_table_range_are_reported_after_the_run():
     rng = np.random.default_rng(9)
     layer, x_q = _int_layer(rng, config, lanes + 2, 12, lanes)
     good = (tmac_core_images(x_q, layer, lanes), tmac_core(x_q, layer, lanes))
-    x_bad = x_q.copy()
-    x_bad[3, 1] = -128
-    codes = layer.codes.copy()
-    codes[1, 1, 5, 0] = -(1 << (layer.cb_bits - 1))
+    # The golden images refuse both operands, so they are written into good images by hand: the
+    # activation's payload byte, and code -2^(b-1) (only the top bit set) as entry 5 of B[1, 1].
+    x_words = good[0].x.copy()
+    x_words[3] = (int(x_words[3]) & ~(0xFF << 8)) | (0x80 << 8)
+    cb = good[0].cb.copy()
+    bit = (5 * layer.v) * layer.cb_bits + layer.cb_bits - 1
+    word = layer.num_positions + 1
+    for b in range(layer.cb_bits):
+        pos = (5 * layer.v) * layer.cb_bits + b
+        cb[word, pos // 32] &= ~np.uint32(1 << (pos % 32))
+    cb[word, bit // 32] |= np.uint32(1 << (bit % 32))
     # The core's wrapped results are not the contract's: only that every tile arrives is checked.
-    for bad in (tmac_core_images(x_bad, layer, lanes),
-                tmac_core_images(x_q, dataclasses.replace(layer, codes=codes), lanes)):
+    for bad in (dataclasses.replace(good[0], x=x_words), dataclasses.replace(good[0], cb=cb)):
         result = _run(core, sim, [(bad, None)], stall=0.2, seed=4, latency=2)
         assert len(result.outputs["acc"]) == len(good[1]) and result.final["error"] == 6
         # The next descriptor clears the code, and its run is exact.
