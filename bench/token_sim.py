@@ -1,7 +1,8 @@
 """Whole tokens through the simulated accelerator: seconds and cycles per decoded token.
 
-The shipped configuration (``configs/smollm2-lut.yaml``) is compiled for SmolLM2-135M (all 210
-decoder linears: LUT layers on the LUT core, block-format layers on the block core), a prompt is
+A configuration (default: the shipped ``configs/smollm2-lut.yaml``, which fine-tunes once before it
+compiles) is compiled for SmolLM2-135M (all 210 decoder linears, each on its core: LUT, block-format
+or weight-only LUT), a prompt is
 prefilled and ``--tokens`` tokens are decoded greedily with every linear in Verilator, then the same
 on the golden backend; ``bit_exact`` says whether the two agree in every accumulator of every
 call (one SHA-256 each) and in the tokens. Goal from the one-compile-path issue: <= 10 s per token

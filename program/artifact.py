@@ -219,7 +219,7 @@ class TmacLoweredLayer:
 
 class TmacActivations(NamedTuple):
     """A weight-only LUT layer's activations: int8 sub-vectors (T, P, v) and the float64 scale of
-    each row (T,) (:func:`lutforge.golden.tmac.tmac_activations`)."""
+    each row's slice of each run (T, runs) (:func:`lutforge.golden.tmac.tmac_activations`)."""
     x_q: np.ndarray
     scale: np.ndarray
 

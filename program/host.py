@@ -11,9 +11,10 @@ Host arithmetic per layer kind (the rest is the core's):
   zp[r, g] * P_r)`` in float64.
 * Block layer: quantize each activation vector to the layer's activation block format
   (``golden.mx.quantize``); out: the fp32 accumulator, times NVFP4's tensor scale in float32.
-* Weight-only LUT layer: rotate by its Hadamard when it has one, quantize each row to int8 with
-  its own scale (``golden.tmac.tmac_activations``); out: the runs' accumulators summed as integers,
-  then ``golden.tmac.tmac_output`` (bias removed, row-block scale, row scale, float64).
+* Weight-only LUT layer: rotate by its Hadamard when it has one, quantize each row's slice of each
+  run (a run's positions) to int8 with its own scale (``golden.tmac.tmac_activations``), so an
+  outlier feature costs resolution only within its run; out: ``sum_r float64(acc[r, n] - bias *
+  P_r) * s_w[g] * s_x[t, r]`` in float64, in increasing r.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ class HostDriver:
         if layer.hadamard:
             x = hadamard(x, layer.hadamard)
         if layer.kind == "tmac":
-            return TmacActivations(*tmac_activations(x, layer.v))
+            v, k = layer.v, layer.in_features
+            parts = [tmac_activations(x[:, r.first_position * v:min(k, (r.first_position + r.positions) * v)], v)
+                     for r in layer.runs]
+            return TmacActivations(np.concatenate([q for q, _ in parts], axis=1),
+                                   np.stack([s for _, s in parts], axis=1))
         return quantize_activations(x, layer.act_scale, layer.v)
 
     def run_int(self, name: str, x_q) -> LayerResult:
@@ -73,14 +78,18 @@ class HostDriver:
     @staticmethod
     def dequantize(layer, acc: np.ndarray, x_q=None) -> np.ndarray:
         """The layer's float64 output (T, N) from its accumulators (module docstring); a weight-only
-        LUT layer also needs its activations' row scales (``x_q``, :class:`TmacActivations`)."""
+        LUT layer also needs its activations' scales (``x_q``, :class:`TmacActivations`)."""
         n = layer.out_features
         if layer.kind == "block":
             return host_output(acc[:, 0, :n].astype(np.uint32), layer.tensor_scale).astype(np.float64)
         if layer.kind == "tmac":
             g = np.arange(n) // layer.group_rows
-            centred = acc[:, :, :n].sum(axis=1) - tmac_bias(layer.v, layer.cb_bits) * layer.positions
-            return centred.astype(np.float64) * layer.scales[g].astype(np.float64) * x_q.scale[:, None]
+            bias = tmac_bias(layer.v, layer.cb_bits)
+            s_w = layer.scales[g].astype(np.float64)
+            y = np.zeros((acc.shape[0], n))
+            for r, run in enumerate(layer.runs):
+                y += (acc[:, r, :n] - bias * run.positions).astype(np.float64) * s_w * x_q.scale[:, r, None]
+            return y
         g = np.arange(n) // layer.group_rows
         y = np.zeros((acc.shape[0], n))
         for r, run in enumerate(layer.runs):

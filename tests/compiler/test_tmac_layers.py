@@ -28,22 +28,25 @@ def _layer(rng, n=24, k=52):
     return w, x
 
 
-def _reference(x, q: TmacWeights):
-    """The hardware arithmetic written out from the integer layer with Python ints: per row an int8
-    scale, exact integer dot products with the selected codes, then the two scales in float64."""
-    layer = q.layer
+def _reference(x, q: TmacWeights, runs):
+    """The hardware arithmetic written out from the integer layer with Python ints: per row and run
+    (``runs``: (first position, positions)) an int8 scale, exact integer dot products with the
+    selected codes, then the two scales in float64."""
+    layer, v = q.layer, q.layer.v
     out = np.zeros((x.shape[0], layer.out_features))
     for t, row in enumerate(np.asarray(x, np.float64)):
-        peak = float(np.max(np.abs(row)))
-        s_x = peak / 127.0 if peak > 0 else 1.0
-        xq = [max(-127, min(127, int(np.rint(v / s_x)))) for v in row] + [0] * (-len(row) % layer.v)
-        for n in range(layer.out_features):
-            g = n // layer.group_rows
-            total = 0
-            for p in range(layer.num_positions):
-                code = layer.codes[p, g, int(layer.widx[n, p])]
-                total += sum(xq[p * layer.v + j] * int(code[j]) for j in range(layer.v))
-            out[t, n] = float(total) * float(layer.scales[g]) * s_x
+        for p0, count in runs:
+            part = row[p0 * v:(p0 + count) * v]
+            peak = float(np.max(np.abs(part)))
+            s_x = peak / 127.0 if peak > 0 else 1.0
+            xq = [max(-127, min(127, int(np.rint(e / s_x)))) for e in part] + [0] * (count * v - len(part))
+            for n in range(layer.out_features):
+                g = n // layer.group_rows
+                total = 0
+                for p in range(count):
+                    code = layer.codes[p0 + p, g, int(layer.widx[n, p0 + p])]
+                    total += sum(xq[p * v + j] * int(code[j]) for j in range(v))
+                out[t, n] += float(total) * float(layer.scales[g]) * s_x
     return out
 
 
@@ -71,7 +74,7 @@ def test_a_tmac_layer_survives_the_program_and_runs_the_hardware_arithmetic(tmp_
     x = rng.standard_normal((3, w.shape[1])).astype(np.float32)
     y = HostDriver(prog, get_backend("golden")).linear("l", x)
     xr = hadamard(x, m.hadamard) if m.hadamard else x
-    want = _reference(xr, q)
+    want = _reference(xr, q, [(r.first_position, r.positions) for r in low.runs])
     # Both sum the same integers exactly; only the two float64 scale products may round apart.
     assert np.allclose(y, want, rtol=1e-14, atol=0)
     # ... and approximate the float layer: weights and activations both rounded, so the error is
@@ -80,16 +83,25 @@ def test_a_tmac_layer_survives_the_program_and_runs_the_hardware_arithmetic(tmp_
     assert np.sqrt(np.mean((y - exact) ** 2)) < 0.6 * np.sqrt(np.mean(exact ** 2))
 
 
-def test_k_runs_sum_to_the_single_run_bit_for_bit(tmp_path):
+def test_each_run_has_its_own_activation_scale(tmp_path):
     rng = np.random.default_rng(4)
     w, cal = _layer(rng, n=16, k=40)
     q = quantize_method("l", w, cal, LayerMethod(kind="tmac", v=2, c_w=16, group_rows=8))
     one, cut = lower("l", q, LANES, 1024), lower("l", q, LANES, 6)
     assert len(one.runs) == 1 and [r.positions for r in cut.runs] == [3] * 6 + [2]
     x = rng.standard_normal((2, 40)).astype(np.float32)
-    ys = [HostDriver(write_program(tmp_path / str(i), [low], config={}, source={}), get_backend("golden"))
-          .linear("l", x) for i, low in enumerate((one, cut))]
-    assert np.array_equal(ys[0], ys[1])
+    x[:, 3] = 500.0  # an outlier feature: one run loses resolution, not all
+    drivers = [HostDriver(write_program(tmp_path / str(i), [low], config={}, source={}), get_backend("golden"))
+               for i, low in enumerate((one, cut))]
+    assert drivers[0].quantize("l", x).scale.shape == (2, 1) and drivers[1].quantize("l", x).scale.shape == (2, 7)
+    ys = [d.linear("l", x) for d in drivers]
+    for y, low in zip(ys, (one, cut)):
+        assert np.array_equal(y, _reference(x, q, [(r.first_position, r.positions) for r in low.runs]))
+    # Against the layer's own float weights: only the run holding the outlier lost resolution.
+    exact = x.astype(np.float64) @ np.concatenate([q.layer.codes[p, np.arange(16) // 8, q.layer.widx[:, p]]
+                                                   for p in range(20)], axis=1).T.astype(np.float64)
+    exact *= q.layer.scales[np.arange(16) // 8].astype(np.float64)
+    assert np.abs(ys[1] - exact).max() < 0.5 * np.abs(ys[0] - exact).max()
 
 
 def test_lowering_refuses_what_the_core_cannot_hold():
