@@ -294,13 +294,14 @@ CASES = [
                    "the following arguments are required: --budget"),
     argparse_error("quantize-output-missing", "quantize", ["--budget", "4"],
                    "the following arguments are required: -o/--output"),
+    # The weight-only LUT candidate of 2-vectors (2.08-2.67 bits) is scored in every block.
     Case("quantize-budget-below-cheapest", ("quantize", "--budget", "2", "-o", "{tmp}/q.yaml"),
-         "lutforge: Budget 2.0 bits/weight is outside 3.734 to 8.25: the cheapest candidates stream 3.734 bits/weight "
+         "lutforge: Budget 2.0 bits/weight is outside 2.125 to 8.25: the cheapest candidates stream 2.125 bits/weight "
          "with a LUT candidate scored in every 4-th block and MXINT8 everywhere streams 8.25; choose a budget in that "
          "range."),
-    Case("quantize-budget-below-cheapest-sparse-lut", ("quantize", "--budget", "4", "--lut-every", "30", "-o",
+    Case("quantize-budget-below-cheapest-sparse-lut", ("quantize", "--budget", "2.15", "--lut-every", "30", "-o",
                                                        "{tmp}/q.yaml"),
-         "lutforge: Budget 4.0 bits/weight is outside 4.185 to 8.25: the cheapest candidates stream 4.185 bits/weight "
+         "lutforge: Budget 2.15 bits/weight is outside 2.174 to 8.25: the cheapest candidates stream 2.174 bits/weight "
          "with a LUT candidate scored in every 30-th block and MXINT8 everywhere streams 8.25; choose a budget in "
          "that "
          "range."),
