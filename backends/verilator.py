@@ -74,25 +74,10 @@ class SimBackend:
             return self._run_block(layer, x_q)
         if layer.kind == "tmac":
             return self._run_tmac(layer, x_q)
-        core, sim = self.core(layer)
-        t = x_q.shape[0]
-        descs = np.array([run.descriptor_word(core.addr_width) for run in layer.runs] * t, dtype=object)
-        xs = np.concatenate([pack_activations(x_q[i, run.first_position:run.first_position + run.positions])
-                             for i in range(t) for run in layer.runs])
-        tiles = layer.tiles
-        result = sim.run_streams(
-            {"desc": descs, "x": xs}, {"acc": t * len(layer.runs) * tiles},
-            memories={"mem__cb": layer.cb, "mem__tab": layer.tab, "mem__idx": layer.idx},
-            memory_latency=self.memory_latency, max_cycles=self.max_cycles)
-        if result.final["error"]:
-            raise RuntimeError(f"The GEMV core refused a descriptor of layer {layer.name} with error "
-                               f"{result.final['error']}; check the Program against the core's limits.")
-        words = np.asarray(result.outputs["acc"], dtype=object)
-        mask, w = (1 << core.acc_width) - 1, core.acc_width
-        acc = np.array([[(int(word) >> (w * i)) & mask for i in range(core.lanes)] for word in words],
-                       dtype=np.int64)
-        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("cb", "tab", "idx")}
-        return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles), requests)
+        core, _ = self.core(layer)
+        descs = [run.descriptor_word(core.addr_width) for run in layer.runs]
+        return self._run_positions(layer, x_q, descs, {"cb": layer.cb, "tab": layer.tab, "idx": layer.idx},
+                                   "GEMV core")
 
     def _run_block(self, layer: BlockLoweredLayer, x: BlockActivations) -> LayerResult:
         core, sim = self.core(layer)
@@ -117,22 +102,28 @@ class SimBackend:
 
 
     def _run_tmac(self, layer: TmacLoweredLayer, x: TmacActivations) -> LayerResult:
-        core, sim = self.core(layer)
-        t, tiles = x.x_q.shape[0], layer.tiles
+        core, _ = self.core(layer)
         fields = tmac_descriptor_fields(core.addr_width)
-        descs = np.array([pack_descriptor(run.descriptor, fields) for run in layer.runs] * t, dtype=object)
-        xs = np.concatenate([pack_activations(x.x_q[i, run.first_position:run.first_position + run.positions])
+        descs = [pack_descriptor(run.descriptor, fields) for run in layer.runs]
+        return self._run_positions(layer, x.x_q, descs, {"cb": layer.cb, "idx": layer.idx}, "weight-only core")
+
+    def _run_positions(self, layer, x_q: np.ndarray, descs: list[int], memories: dict, what: str) -> LayerResult:
+        """Every run of every token of a LUT-kind layer (``descs``: one descriptor word per run) in
+        one job, activations cut into the runs' positions; ``memories`` by channel name."""
+        core, sim = self.core(layer)
+        t, tiles = x_q.shape[0], layer.tiles
+        xs = np.concatenate([pack_activations(x_q[i, run.first_position:run.first_position + run.positions])
                              for i in range(t) for run in layer.runs])
         result = sim.run_streams(
-            {"desc": descs, "x": xs}, {"acc": t * len(layer.runs) * tiles},
-            memories={"mem__cb": layer.cb, "mem__idx": layer.idx},
+            {"desc": np.array(descs * t, dtype=object), "x": xs}, {"acc": t * len(layer.runs) * tiles},
+            memories={f"mem__{k}": words for k, words in memories.items()},
             memory_latency=self.memory_latency, max_cycles=self.max_cycles)
         if result.final["error"]:
-            raise RuntimeError(f"The weight-only core refused a descriptor of layer {layer.name} with error "
+            raise RuntimeError(f"The {what} refused a descriptor of layer {layer.name} with error "
                                f"{result.final['error']}; check the Program against the core's limits.")
         words = np.asarray(result.outputs["acc"], dtype=object)
         mask, w = (1 << core.acc_width) - 1, core.acc_width
         acc = np.array([[(int(word) >> (w * i)) & mask for i in range(core.lanes)] for word in words],
                        dtype=np.int64)
-        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in ("cb", "idx")}
+        requests = {k: len(result.outputs[f"mem__{k}__req"]) for k in memories}
         return LayerResult(acc.reshape(t, len(layer.runs), tiles * core.lanes), int(result.cycles), requests)

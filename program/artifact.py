@@ -88,8 +88,24 @@ class CoreRun:
         return images.descriptor_word(addr_width)
 
 
+class _PositionRows:
+    """Positions, tiles and row blocks of a layer cut into v-element positions (the LUT kinds)."""
+
+    @property
+    def positions(self) -> int:
+        return -(-self.in_features // self.v)
+
+    @property
+    def tiles(self) -> int:
+        return tile_count(self.out_features, self.lanes)
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.out_features // self.group_rows)
+
+
 @dataclass(frozen=True)
-class LoweredLayer:
+class LoweredLayer(_PositionRows):
     """One layer as the core sees it: memory images (runs concatenated) and the host's scales."""
     name: str
     in_features: int
@@ -114,18 +130,6 @@ class LoweredLayer:
     kind = "lut"
     FILES = {"cb": np.uint32, "tab": np.uint32, "idx": np.uint32, "scales": np.float32,
              "zero_points": np.int64}
-
-    @property
-    def positions(self) -> int:
-        return -(-self.in_features // self.v)
-
-    @property
-    def tiles(self) -> int:
-        return tile_count(self.out_features, self.lanes)
-
-    @property
-    def num_blocks(self) -> int:
-        return -(-self.out_features // self.group_rows)
 
     def info(self) -> dict:
         return {"kind": self.kind, "name": self.name, "in_features": self.in_features, "out_features": self.out_features,
@@ -177,7 +181,7 @@ class BlockLoweredLayer:
 
 
 @dataclass(frozen=True)
-class TmacLoweredLayer:
+class TmacLoweredLayer(_PositionRows):
     """One weight-only LUT layer as the weight-only core (:mod:`lutforge.hdl.tmac_core`) sees it:
     codebook and index memory images of its runs (K cut into runs whose tables fit the core's
     table memory), one codebook scale per row block, the host's Hadamard size."""
@@ -197,18 +201,6 @@ class TmacLoweredLayer:
 
     kind = "tmac"
     FILES = {"cb": np.uint32, "idx": np.uint32, "scales": np.float32}
-
-    @property
-    def positions(self) -> int:
-        return -(-self.in_features // self.v)
-
-    @property
-    def tiles(self) -> int:
-        return tile_count(self.out_features, self.lanes)
-
-    @property
-    def num_blocks(self) -> int:
-        return -(-self.out_features // self.group_rows)
 
     def info(self) -> dict:
         return {"kind": self.kind, "name": self.name, "in_features": self.in_features,
