@@ -16,7 +16,8 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
   layer's input straight through the search. The weight indices stay those of the fit, and the
   tables are quantized only when the trained layer compiles (their rounding is not in the loss).
 * weight-only LUT layers (``tmac``): the weight codebooks. The forward pass sees what the core
-  computes: each activation row in int8 with its own scale and the codebooks in ``cb_bits``-bit
+  computes: each activation row's slice of each core run (``core.max_positions // NG`` positions,
+  as the lowering cuts it) in int8 with its own scale and the codebooks in ``cb_bits``-bit
   codes with one scale per row block (:mod:`lutforge.golden.tmac`), both straight through, the
   fixed indices selecting the entries; only the float order of the sum differs from the core's.
 
@@ -102,7 +103,8 @@ def resolve_device(device: str) -> str:
 
 
 def finetune_key(cfg, ir) -> str:
-    return content_key(ir.source_hash, cfg.hash("lut_methods", "finetune"), source_hash(*FINETUNE_SOURCES),
+    # core: its max_positions sets the weight-only layers' runs, so their activation scales.
+    return content_key(ir.source_hash, cfg.hash("lut_methods", "finetune", "core"), source_hash(*FINETUNE_SOURCES),
                        tool_versions("torch", "numpy"))
 
 
@@ -172,10 +174,14 @@ class _TrainableLut:
 class _TrainableTmac:
     """A fitted weight-only LUT layer whose weight codebooks are parameters (module docstring)."""
 
-    def __init__(self, fitted, device: str):
+    def __init__(self, fitted, device: str, max_positions: int):
         self.fitted = fitted
         self.weights = [torch.nn.Parameter(fitted.weight_codebooks[0].detach().float().clone().to(device))]
         self.widx = fitted.widx[0].to(device)
+        p_count, blocks = self.weights[0].shape[:2]
+        # The lowering's runs (compiler.lower.lower_tmac_layer), each with its own activation scale.
+        per_run = max_positions // blocks
+        self.runs = [(p0, min(p_count, p0 + per_run)) for p0 in range(0, p_count, per_run)]
 
     def params(self) -> list:
         return self.weights
@@ -189,9 +195,12 @@ class _TrainableTmac:
         cb = self.weights[0]
         p_count, v = cb.shape[0], m.v
         xr = F.pad(xr, (0, p_count * v - xr.shape[-1]))
-        # golden.tmac.tmac_activations and tmac_integer_layer, straight through.
-        peak = xr.detach().abs().amax(dim=-1, keepdim=True)
-        s_x = torch.where(peak > 0, peak / 127.0, torch.ones_like(peak))
+        # golden.tmac.tmac_activations per run and tmac_integer_layer, straight through.
+        scales = []
+        for p0, p1 in self.runs:
+            peak = xr.detach()[:, p0 * v:p1 * v].abs().amax(dim=-1, keepdim=True)
+            scales.append(torch.where(peak > 0, peak / 127.0, torch.ones_like(peak)).expand(-1, (p1 - p0) * v))
+        s_x = torch.cat(scales, dim=-1)
         xq = xr + (torch.clamp(torch.round(xr.detach() / s_x), -127, 127) * s_x - xr.detach())
         c_max = (1 << (m.cb_bits - 1)) - 1
         peak_w = cb.detach().abs().amax(dim=(0, 2, 3))
@@ -207,7 +216,7 @@ class _Student:
     """The trained layers' parameters, and the model's linears routed through their training
     arithmetic (module docstring)."""
 
-    def __init__(self, model, methods, calibration, device: str):
+    def __init__(self, model, methods, calibration, device: str, max_positions: int):
         from .lut_methods import cached_fit
 
         self.model, self.methods = model, methods
@@ -219,7 +228,8 @@ class _Student:
             if m.kind in BLOCK_KINDS:
                 self.blocks[name] = torch.nn.Parameter(w.detach().clone().to(device))
             elif m.kind == "tmac":
-                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m), device)
+                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m), device,
+                                                 max_positions)
             else:
                 self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m), device)
 
@@ -285,7 +295,7 @@ def finetune(cfg, ir, model, tokenizer, calibration: dict, *, device: str = "aut
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(ft.seed))
     model.to_device(device)
     holdout, train = holdout.to(device), train.to(device)
-    student = _Student(model, cfg.lut_methods, calibration, device)
+    student = _Student(model, cfg.lut_methods, calibration, device, cfg.core.max_positions)
     opt = torch.optim.Adam([{"params": list(student.blocks.values()), "lr": ft.lr},
                             {"params": [p for lut in student.luts.values() for p in lut.params()],
                              "lr": ft.codebook_lr}])

@@ -147,9 +147,12 @@ def test_the_training_forward_pass_is_the_hardware_arithmetic(tmp_path):
     m = LayerMethod(kind="tmac", v=2, c_w=16, group_rows=8, hadamard=16, fit="gptq")
     fitted = cached_fit(w, cal, m)
     x = rng.standard_normal((5, 48)).astype(np.float32)
-    train = _TrainableTmac(fitted, "cpu")
+    x[:, 5] = 40.0  # an outlier in the first run: the runs' scales differ
+    # Tables of 10 rows, 2 row blocks: runs of 5 positions, as the lowering cuts them.
+    train = _TrainableTmac(fitted, "cpu", 10)
+    assert train.runs == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24)]
     y_train = train(torch.from_numpy(x)).detach().numpy()
-    low = lower("l", quantize_method("l", w, cal, m), LANES, 1024)
+    low = lower("l", quantize_method("l", w, cal, m), LANES, 10)
     y_hw = HostDriver(write_program(tmp_path / "p", [low], config={}, source={}), get_backend("golden")).linear("l", x)
     # Same int8 activations and codes; the float32 matmul and Hadamard round differently from the
     # core's exact sums: a few float32 ulps of the largest term.
