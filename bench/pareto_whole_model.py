@@ -70,11 +70,15 @@ def _plot(rows, fp32, path: Path):
 
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.axhline(fp32["perplexity"], color="k", ls="--", lw=0.8, label=f"fp32 {fp32['perplexity']:.1f}")
+    placed = []
     for r in rows:
         ax.scatter(r["bits_per_weight"], r["perplexity"], s=40, edgecolors="tab:blue",
                    facecolors="tab:blue" if r["trained"] else "none")
+        # Points at nearly the same place get their labels stacked rather than overprinted.
+        near = sum(abs(b - r["bits_per_weight"]) < 0.05 and abs(p / r["perplexity"] - 1) < 0.05 for b, p in placed)
+        placed.append((r["bits_per_weight"], r["perplexity"]))
         ax.annotate(r["label"] + (" (trained)" if r["trained"] else ""), (r["bits_per_weight"], r["perplexity"]),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+                    fontsize=7, xytext=(6, 3 - 10 * near), textcoords="offset points")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("streamed bits per weight")

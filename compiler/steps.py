@@ -335,7 +335,7 @@ def _plot_finetune(path: Path, record: dict) -> Path:
     ax2.set_ylabel("held-out perplexity (WikiText-2 valid)")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    fig.suptitle("finetune: quantization-aware training of the block-format layers")
+    fig.suptitle("finetune: quantization-aware training for the hardware arithmetic")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
