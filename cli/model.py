@@ -259,7 +259,7 @@ def register(sub) -> None:
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     p.add_argument("--budget", type=number(float, 0, _max_budget), required=True, metavar="BITS",
                    help="mean streamed bits per weight over the decoder linears, up to 8.25 (MXINT8); at least "
-                        "what the cheapest candidates stream (3.734 with --lut-every 4)")
+                        "what the cheapest candidates stream (2.125 with --lut-every 4)")
     p.add_argument("--rows", type=number(int, 1, _max_rows), default=512,
                    help="calibration rows scored per layer, 1 to 2048")
     p.add_argument("--lut-every", type=number(int, 1, _blocks), default=4, metavar="K",

@@ -202,8 +202,8 @@ CASES = [
                    "lut_methods.layers.layers.0.mlp.up.c_a has no effect on kind 'mxint8' (only LUT methods read "
                    "it); remove it or use kind: lut."),
     compile_config("methods-bad-kind", "name: m\nlut_methods:\n  default: int3\n",
-                   "lut_methods.default.kind = 'int3' is not allowed; use lut | mxint8 | mxint4 | mxfp4 | nvfp4 | bf16 | "
-                   "fp32."),
+                   "lut_methods.default.kind = 'int3' is not allowed; use lut | tmac | mxint8 | mxint4 | mxfp4 | nvfp4 | "
+                   "bf16 | fp32."),
     compile_config("methods-bad-c_w", "name: m\nlut_methods:\n  default: {kind: lut, c_w: 1000}\n",
                    "lut_methods.default.c_w = 1000 is not allowed; use an integer from 2 to 256."),
 
@@ -466,7 +466,7 @@ def _edit_manifest(path, old, new):
     (lambda p: (p / "manifest.yaml").write_text("format: 1\nlayers: []\n"),
      r"{p}/manifest\.yaml has format 1; this lutforge reads format 2, so recompile the Program\."),
     (lambda p: _edit_manifest(p, "kind: lut", "kind: tpu"),
-     r"Layer 'l' has kind 'tpu'; this lutforge knows lut, block, so recompile the Program\."),
+     r"Layer 'l' has kind 'tpu'; this lutforge knows lut, block, tmac, so recompile the Program\."),
     (lambda p: _edit_manifest(p, "  in_features:", "  in_featurez:"),
      r"{p}/manifest\.yaml: layer entry 0 is malformed \(key 'in_features'\); recompile the Program\."),
     (lambda p: _edit_manifest(p, "    - 4\n", "    - 5\n"),
