@@ -143,22 +143,18 @@ def tmac_run_cycles(positions: int, blocks: int, out_features: int, *, lanes: in
 
 
 def tmac_layer_cost(shape: LayerShape, *, v: int, c_w: int, cb_bits: int, group_rows: int, lanes: int,
-                    memory_latency: int, clock_mhz: float, bandwidth_gbs: float, max_positions: int = 0) -> LayerCost:
-    """One GEMV of ``shape`` on the weight-only core: row blocks of ``group_rows`` rows (0: one
-    block), runs of at most ``max_positions // NG`` positions (0: one run)."""
+                    memory_latency: int, clock_mhz: float, bandwidth_gbs: float) -> LayerCost:
+    """One run of the weight-only core over ``shape`` (all its positions): row blocks of
+    ``group_rows`` rows (0: one block). A layer cut into K runs is the sum of its runs' costs."""
     from ..golden.tmac import tmac_table_bits
 
     blocks = -(-shape.out_features // (group_rows or shape.out_features))
-    p_total = -(-shape.in_features // v)
-    per_run = (max_positions // blocks) if max_positions else p_total
-    runs = [min(per_run, p_total - p0) for p0 in range(0, p_total, per_run)]
+    p = -(-shape.in_features // v)
     tiles = -(-shape.out_features // lanes)
     wb = max(1, (c_w - 1).bit_length())
-    acc_w = (max(runs) * ((1 << tmac_table_bits(v, cb_bits)) - 1)).bit_length()
-    cycles = sum(tmac_run_cycles(p, blocks, shape.out_features, lanes=lanes, memory_latency=memory_latency)
-                 for p in runs)
-    nbytes = sum((blocks * p * c_w * v * cb_bits + tiles * p * lanes * wb + p * v * 8 + tiles * lanes * acc_w) // 8
-                 for p in runs)
+    acc_w = (p * ((1 << tmac_table_bits(v, cb_bits)) - 1)).bit_length()
+    cycles = tmac_run_cycles(p, blocks, shape.out_features, lanes=lanes, memory_latency=memory_latency)
+    nbytes = (blocks * p * c_w * v * cb_bits + tiles * p * lanes * wb + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
     t_memory = nbytes / (bandwidth_gbs * 1e9)
     return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),
