@@ -15,8 +15,8 @@ from .centroid_search import search
 from .lut_gemv import lut_gemv
 from .lut_layer import LutLayer
 
-__all__ = ["CoreImages", "core_images", "gemv_core", "tile_count", "descriptor_fields", "pack_words",
-           "pack_descriptor"]
+__all__ = ["CoreImages", "core_images", "index_words", "activation_payloads", "gemv_core", "tile_count",
+           "descriptor_fields", "pack_words", "pack_descriptor"]
 
 # The descriptor of one core run, fields LSB first: (name, width in bits; None = the address width).
 # The RTL's descriptor layout (lutforge.hdl.gemv_core.descriptor_layout) is built from this table.
@@ -100,6 +100,24 @@ class CoreImages:
         return pack_descriptor(self.descriptor, descriptor_fields(addr_width))
 
 
+def index_words(widx: np.ndarray, c_w: int, lanes: int) -> np.ndarray:
+    """The index memory image of weight indices (N, P): word ``t * P + p`` holds rows ``t L ..
+    t L + L - 1`` at position p, ceil(log2 C_w) bits each, padding rows 0 (both LUT cores' layout)."""
+    n, p_count = widx.shape
+    tiles = tile_count(n, lanes)
+    padded = np.zeros((tiles * lanes, p_count), dtype=np.int64)
+    padded[:n] = widx
+    per_word = padded.reshape(tiles, lanes, p_count).transpose(0, 2, 1).reshape(-1, lanes)
+    return pack_words(per_word, max(1, (c_w - 1).bit_length()))
+
+
+def activation_payloads(x_q) -> np.ndarray:
+    """(P,) uint64 payloads of the ``x`` stream for int8 sub-vectors (P, v), element j at bits 8j."""
+    x_q = np.asarray(x_q)
+    x_words = pack_words(x_q.view(np.uint8).reshape(x_q.shape[0], -1), 8).astype(np.uint64)
+    return x_words[:, 0] | (x_words[:, 1] << np.uint64(32) if x_words.shape[1] > 1 else np.uint64(0))
+
+
 def core_images(x_q, act_codebooks_q, layer: LutLayer, lanes: int) -> CoreImages:
     """The core's memory images for ``layer``, all bases 0 (see the core's docstring for the layout)."""
     _check(layer, act_codebooks_q, lanes)
@@ -108,15 +126,8 @@ def core_images(x_q, act_codebooks_q, layer: LutLayer, lanes: int) -> CoreImages
     # (g * P + p) * C_a + a  ->  codes transposed to (NG, P, C_a, C_w).
     codes = np.transpose(layer.table_codes, (1, 0, 2, 3)).reshape(-1, c_w)
     tab = pack_words(codes, layer.table_bits)
-    tiles = tile_count(layer.out_features, lanes)
-    widx = np.zeros((tiles * lanes, p_count), dtype=np.int64)
-    widx[: layer.out_features] = layer.widx
-    # idx word t * P + p holds rows t L .. t L + L - 1 at position p.
-    per_word = widx.reshape(tiles, lanes, p_count).transpose(0, 2, 1).reshape(-1, lanes)
-    wbits = max(1, (c_w - 1).bit_length())
-    idx = pack_words(per_word, wbits)
-    x_words = pack_words(np.asarray(x_q).view(np.uint8).reshape(p_count, v), 8).astype(np.uint64)
-    x = x_words[:, 0] | (x_words[:, 1] << np.uint64(32) if x_words.shape[1] > 1 else np.uint64(0))
+    idx = index_words(layer.widx, c_w, lanes)
+    x = activation_payloads(x_q)
     descriptor = {
         "positions": p_count,
         "out_features": layer.out_features,

@@ -282,7 +282,7 @@ def tmac_core_images(x_q, layer: TmacLayer, lanes: int) -> TmacImages:
     """Memory images, all bases 0: ``cb`` word ``g * P + p`` holds the codes of B[p, g] (entry w
     element j at bits ``cb_bits * (w v + j)``, two's complement); ``idx`` word ``t * P + p`` holds
     the weight indices of tile t at position p (the LUT core's layout, padding rows 0)."""
-    from .gemv_core import pack_words, tile_count
+    from .gemv_core import activation_payloads, index_words, pack_words
 
     p_count, v, c_w, blocks = layer.num_positions, layer.v, layer.c_w, layer.num_blocks
     if layer.group_rows % lanes:
@@ -298,13 +298,8 @@ def tmac_core_images(x_q, layer: TmacLayer, lanes: int) -> TmacImages:
     mask = (1 << layer.cb_bits) - 1
     codes = np.transpose(layer.codes.astype(np.int64), (1, 0, 2, 3)).reshape(blocks * p_count, c_w * v) & mask
     cb = pack_words(codes, layer.cb_bits)
-    tiles = tile_count(layer.out_features, lanes)
-    widx = np.zeros((tiles * lanes, p_count), dtype=np.int64)
-    widx[: layer.out_features] = layer.widx
-    per_word = widx.reshape(tiles, lanes, p_count).transpose(0, 2, 1).reshape(-1, lanes)
-    idx = pack_words(per_word, max(1, (c_w - 1).bit_length()))
-    x_words = pack_words(np.asarray(x_q).view(np.uint8).reshape(p_count, v), 8).astype(np.uint64)
-    x = x_words[:, 0] | (x_words[:, 1] << np.uint64(32) if x_words.shape[1] > 1 else np.uint64(0))
+    idx = index_words(layer.widx, c_w, lanes)
+    x = activation_payloads(x_q)
     descriptor = {"positions": p_count, "out_features": layer.out_features,
                   "tiles_per_block": layer.group_rows // lanes, "blocks": blocks, "cb_base": 0, "idx_base": 0}
     return TmacImages(cb, idx, x, descriptor)
