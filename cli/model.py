@@ -77,7 +77,7 @@ def cmd_compile(args) -> int:
 
 # The options of each kind of run; one given to the other kind would be ignored.
 _MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
-              "build": "--build"}
+              "build": "--build", "backend": "--backend"}
 _BOARD_RUN = {"port": "--port", "soc_config": "--soc-config", "seed": "--seed"}
 
 
@@ -98,10 +98,11 @@ def cmd_run(args) -> int:
     configs = [load_config(path) for path in no_repeats(args.config, "--config") or [None]]
     build = args.build or "build/run"
     check_folder(build, "--build")
-    result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32)
+    result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32,
+                       backend=args.backend or "golden")
     write_json(args.json, result)
     print(f"Perplexity on {result.tokens} tokens of WikiText-2 test ({result.windows} windows "
-          f"of {result.window}):")
+          f"of {result.window}), {result.backend} backend:")
     for r in result.rows:
         print(f"  {r.config:20s} perplexity {r.perplexity:.4g}  ({r.bits_per_weight:.3f} streamed bits/weight)")
     print(f"Report: {Path(build) / 'perplexity.md'}")
@@ -188,7 +189,7 @@ def _max_budget():
 
 def _max_rows():
     from ..compiler.search import SEARCH_CALIBRATION
-    return SEARCH_CALIBRATION["rows"]
+    return SEARCH_CALIBRATION["window"]
 
 
 def _blocks():
@@ -228,7 +229,7 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="PATH", help="write the Program's path and layers as JSON")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("run", help="run the whole model on the golden backend and report perplexity; "
+    p = sub.add_parser("run", help="run the whole model on the golden backend (or the RTL) and report perplexity; "
                                    "with --board, run a check layer on a board or its simulation")
     p.add_argument("--config", action="append", help="config YAML, repeatable (default: configs/default.yaml)")
     p.add_argument("--windows", type=number(int, 1, _eval_limit("EVAL_WINDOWS")),
@@ -237,6 +238,10 @@ def register(sub) -> None:
                    help="tokens per window, 2 to 8192 (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
+    # No default: a backend given to a board run would be ignored, and `run` refuses it then.
+    p.add_argument("--backend", choices=("golden", "sim"),
+                   help="golden models (default) or the RTL in Verilator: the same perplexity bit for bit, "
+                        "far slower (use a short --window)")
     p.add_argument("--build", help="build directory (default: build/run)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     add_run_arguments(p)
@@ -261,9 +266,10 @@ def register(sub) -> None:
                    help="mean streamed bits per weight over the decoder linears, up to 8.25 (MXINT8); at least "
                         "what the cheapest candidates stream (2.125 with --lut-every 4)")
     p.add_argument("--rows", type=number(int, 1, _max_rows), default=512,
-                   help="calibration rows scored per layer, 1 to 2048")
+                   help="held-out rows (tokens of the valid window after the calibration's) scored per layer, 1 to 512")
     p.add_argument("--lut-every", type=number(int, 1, _blocks), default=4, metavar="K",
-                   help="score LUT candidates in every K-th decoder block only, 1 to 30 (fits take minutes)")
+                   help="score co-quantized LUT candidates in every K-th decoder block only, 1 to 30 (a fit takes "
+                        "about a minute; weight-only LUT candidates are scored in every block)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     p.set_defaults(func=cmd_quantize)

@@ -177,6 +177,24 @@ class Session:
         self.names = list(self.ref.linear_names)
         self.sizes = {n: tuple(self.ref.weight(n).shape) for n in self.names}
         self._lowered: dict = {}
+        self._heldout: dict | None = None
+
+    @property
+    def heldout(self) -> dict[str, np.ndarray]:
+        """Every layer's inputs on the WikiText-2 valid window that follows the calibration windows
+        (one row per token): rows no fit has seen, on which candidates are scored. A GPTQ fit lowers
+        the error on the rows it was fitted to far more than on others (docs/quantization.md), so an
+        in-sample score would rank GPTQ-fitted candidates above what they give in the model."""
+        if self._heldout is None:
+            from .calibration import capture_calibration
+
+            c = self.cal_params
+            # The capture takes the first windows of valid; one more window than the calibration's,
+            # every position of it, and only that last window kept.
+            wider = capture_calibration(self.ref, self.tok, n_windows=c["windows"] + 1, window=c["window"],
+                                        rows=(c["windows"] + 1) * c["window"], progress=self.progress)
+            self._heldout = {n: np.ascontiguousarray(x[-c["window"]:]) for n, x in wider.inputs.items()}
+        return self._heldout
 
     def weight(self, name: str) -> np.ndarray:
         return self.ref.weight(name).numpy()
@@ -231,8 +249,8 @@ class Session:
 
     def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
         """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` of the lowered layer on the
-        golden backend, on the last ``rows`` calibration rows."""
-        x = np.array(self.calib.inputs[name][-rows:], dtype=np.float32)
+        golden backend, on the first ``rows`` held-out rows (:attr:`heldout`)."""
+        x = np.array(self.heldout[name][:rows], dtype=np.float32)
         ref = x.astype(np.float64) @ self.weight(name).astype(np.float64).T
         y = self.driver({name: self.lower(name, m)}).linear(name, x)
         return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
@@ -304,13 +322,13 @@ def loss_weights(errors: dict[str, dict[str, float]], nll_increase: dict[str, tu
 def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows: int = 1,
                progress: bool = True) -> dict[str, tuple[str, float]]:
     """Model-level sensitivity: the NLL increase on WikiText-2 *valid* when only one layer takes
-    its cheapest scored LUT candidate (every other layer fp32), for every layer where one was
-    scored. Cached as JSON next to the sensitivity table."""
+    its cheapest scored LUT candidate (co-quantized or weight-only; every other layer fp32), for
+    every layer where one was scored. Cached as JSON next to the sensitivity table."""
     from tqdm import tqdm
 
     probes = {}
     for l in errors:
-        scored = [c for c, m in menu.items() if m.kind == "lut" and np.isfinite(errors[l][c])]
+        scored = [c for c, m in menu.items() if m.kind in ("lut", "tmac") and np.isfinite(errors[l][c])]
         if scored:
             probes[l] = min(scored, key=lambda c: streamed_bits(menu[c], *s.sizes[l]))
     methods = {c: [menu[c].to_dict(), fit_version(menu[c])] for c in set(probes.values())}
@@ -345,14 +363,23 @@ def candidates() -> dict[str, LayerMethod]:
     return {method_label(m): m for m in menu}
 
 
+def _scored(m: LayerMethod, bits: float, cap: float, block: int, lut_every: int) -> bool:
+    """Whether :func:`sensitivity` scores candidate ``m`` (streaming ``bits`` on a layer of decoder
+    block ``block`` where MXINT4 streams ``cap``)."""
+    return m.kind != "lut" or (bits < cap and block % lut_every == 0)
+
+
 def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
                 progress: bool = True, lut_every: int = 4) -> tuple[dict, dict]:
-    """Relative output MSE and streamed bits of every candidate on every layer (cached as JSON).
+    """Relative output MSE on held-out rows and streamed bits of every candidate on every layer
+    (cached as JSON).
 
-    A LUT candidate is scored only on layers where it streams fewer bits than MXINT4 (elsewhere
-    it costs more bits and, on the layer measured in docs/quantization.md, has 6x MXINT4's
-    relative output error, so the search would not choose it) and, because one LUT fit takes minutes on a shared 2-core
-    machine, only in every ``lut_every``-th decoder block; unscored entries are infinite."""
+    Weight-only LUT candidates are scored on every layer (a fit takes seconds). A co-quantized LUT
+    candidate is scored only on layers where it streams fewer bits than MXINT4 (elsewhere it costs
+    more bits and, on the layer measured in docs/quantization.md, has 6x MXINT4's relative output
+    error, so the search would not choose it) and, because its GPTQ-VQ fit of activation and weight
+    codebooks takes about a minute on a shared 2-core machine, only in every ``lut_every``-th
+    decoder block; unscored entries are infinite."""
     from tqdm import tqdm
 
     key = content_key([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()],
@@ -367,8 +394,8 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
         bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
         cap = streamed_bits(LayerMethod(kind="mxint4"), n, k)
         block = int(name.split(".")[1])
-        errors[name] = {lab: (s.layer_error(name, m, rows) if m.kind != "lut" or (
-            bits[name][lab] < cap and block % lut_every == 0) else float("inf")) for lab, m in menu.items()}
+        errors[name] = {lab: (s.layer_error(name, m, rows) if _scored(m, bits[name][lab], cap, block, lut_every)
+                              else float("inf")) for lab, m in menu.items()}
     _write_json_entry(path, {"errors": errors, "bits": bits})
     return errors, bits
 
@@ -382,8 +409,8 @@ MAX_BUDGET = 8.25
 def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     """The smallest budget :func:`quantize_search` can meet, known before any work: the mean
     streamed bits when every layer takes its cheapest candidate that :func:`sensitivity` scores
-    (LUT candidates only in every ``lut_every``-th block; one streaming more than MXINT4 is never
-    the cheapest, so that rule needs no mirror here)."""
+    (co-quantized LUT candidates only in every ``lut_every``-th block; one streaming more than
+    MXINT4 is never the cheapest, so that rule needs no mirror here)."""
     from .config import model_linears
 
     sizes = model_linears(model)
@@ -391,7 +418,7 @@ def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     total = sum(n * k for n, k in sizes.values())
     cheapest = 0.0
     for name, (n, k) in sizes.items():
-        scored = [m for m in menu.values() if m.kind != "lut" or int(name.split(".")[1]) % lut_every == 0]
+        scored = [m for m in menu.values() if _scored(m, 0.0, 1.0, int(name.split(".")[1]), lut_every)]
         cheapest += min(streamed_bits(m, n, k) for m in scored) * n * k
     return cheapest / total
 
@@ -405,14 +432,14 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     from .config import model_linears
     from .data import check_data
 
-    check_int("rows", rows, 1, SEARCH_CALIBRATION["rows"],
-              fix="the search scores at most the calibration's rows")
+    check_int("rows", rows, 1, SEARCH_CALIBRATION["window"],
+              fix="the search scores candidates on one held-out window of valid, one row per token")
     blocks = len({name.split(".")[1] for name in model_linears()})
     check_int("lut_every", lut_every, 1, blocks, fix=f"SmolLM2-135M has {blocks} decoder blocks")
     low = minimum_budget(lut_every)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
         raise UsageError(f"Budget {budget!r} bits/weight is outside {low:.3f} to {MAX_BUDGET:g}: the cheapest "
-                         f"candidates stream {low:.3f} bits/weight with a LUT candidate scored in every "
+                         f"candidates stream {low:.3f} bits/weight with a co-quantized LUT candidate scored in every "
                          f"{lut_every}-th block and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
                          f"in that range.")
     check_data("valid")

@@ -105,12 +105,13 @@ class PerplexityRow:
 
 @dataclass(frozen=True)
 class RunResult:
-    """``run`` on the golden backend: perplexity of each configuration on the same tokens."""
+    """``run``: perplexity of each configuration on the same tokens, on one backend."""
     data: str
     data_sha256: str
     windows: int
     window: int
     rows: tuple[PerplexityRow, ...]
+    backend: str = "golden"  # the configurations' backend ("golden" or "sim"); fp32 runs in PyTorch
 
     @property
     def tokens(self) -> int:
@@ -123,7 +124,8 @@ class RunResult:
         last = self.rows[-1]
         return {"perplexity": last.perplexity, "bits_per_weight": last.bits_per_weight, "config": last.config,
                 "data": self.data, "data_sha256": self.data_sha256, "windows": self.windows,
-                "window": self.window, "tokens": self.tokens, "rows": [r.to_json() for r in self.rows]}
+                "window": self.window, "tokens": self.tokens, "backend": self.backend,
+                "rows": [r.to_json() for r in self.rows]}
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,14 @@
 or per-layer ``lut_methods``, one compile path), runs the whole model with all of them on the
 golden backend (equal bit for bit to the RTL; non-linear operations on the host) and reports
 perplexity on a fixed slice of WikiText-2 test next to fp32, in ``perplexity.md`` and
-``perplexity.png``.
+``perplexity.png``. ``backend="sim"`` runs the same Program on the RTL in Verilator instead: the
+same perplexity to the last bit (every accumulator is equal), slowly, so for short slices.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..backends import get_backend
 from ..compiler.torch_reference import routed
 from ..program.host import HostDriver
 from ..compiler.bundled import load_model
@@ -20,18 +20,21 @@ from ..compiler.data import check_data
 from ..compiler.evaluate import markdown_table
 from ..compiler.layer_quant import config_streamed_bits
 from ..compiler.steps import Build, compile_model
+from ..support.checks import check_choice
 from ..support.errors import UsageError
+from .generate import GENERATE_BACKENDS, make_backend
 from .results import PerplexityRow, RunResult
 
 __all__ = ["run_model"]
 
 
 def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
-              progress: bool = True, fp32: bool = True) -> RunResult:
-    """Whole-model perplexity on the golden backend for each config, and for fp32."""
+              progress: bool = True, fp32: bool = True, backend: str = "golden") -> RunResult:
+    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32."""
     from ..compiler.data import wikitext2_tokens
     from ..compiler.perplexity import perplexity
 
+    check_choice("backend", backend, GENERATE_BACKENDS)
     windows, window = _slice(configs, [c.evaluation for c in configs], windows, window)
     check_data("valid", "test")
     ir, ref, tok = load_model(progress)
@@ -43,11 +46,11 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     for cfg in configs:
         program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
                                 reference=ref, tokenizer=tok)
-        with routed(ref, HostDriver(program, get_backend("golden"))):
+        with routed(ref, HostDriver(program, make_backend(backend, cfg))):
             r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
         rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
                                   None if cfg.lut_methods else vars(cfg.quantization)))
-    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows))
+    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend)
     _write_report(Path(build_root), result)
     return result
 
@@ -76,7 +79,7 @@ def _write_report(root: Path, result: RunResult) -> None:
     table = markdown_table(["config", "perplexity", "NLL (nats)", "streamed bits/weight"],
                            [[r.config, r.perplexity, r.nll, r.bits_per_weight] for r in result.rows])
     (root / "perplexity.md").write_text(
-        f"# Whole-model perplexity, SmolLM2-135M, golden backend\n\nWikiText-2 test, first {result.windows} "
+        f"# Whole-model perplexity, SmolLM2-135M, {result.backend} backend\n\nWikiText-2 test, first {result.windows} "
         f"windows of {result.window} tokens ({result.tokens} predicted tokens).\n\n{table}\n\n"
         f"![perplexity](perplexity.png)\n")
     _plot(root / "perplexity.png", result.rows)

@@ -253,6 +253,11 @@ CASES = [
     Case("run-board-with-config", ("run", "--board", "icebreaker", "--config", DEFAULT),
          "lutforge: --config does not apply to a board run (--board icebreaker); remove it, or remove --board "
          "to run the whole model."),
+    Case("run-board-with-backend", ("run", "--board", "icebreaker", "--backend", "sim"),
+         "lutforge: --backend does not apply to a board run (--board icebreaker); remove it, or remove --board "
+         "to run the whole model."),
+    argparse_error("run-backend-unknown", "run", ["--backend", "fpga"],
+                   "argument --backend: invalid choice: 'fpga' (choose from 'golden', 'sim')"),
     Case("run-port-without-board", ("run", "--port", "sim"),
          "lutforge: --port applies only to a board run; add --board BOARD or remove it."),
     Case("run-soc-config-without-board", ("run", "--soc-config", "{tmp}/soc.yaml"),
@@ -297,18 +302,18 @@ CASES = [
     # The weight-only LUT candidate of 2-vectors (2.08-2.67 bits) is scored in every block.
     Case("quantize-budget-below-cheapest", ("quantize", "--budget", "2", "-o", "{tmp}/q.yaml"),
          "lutforge: Budget 2.0 bits/weight is outside 2.125 to 8.25: the cheapest candidates stream 2.125 bits/weight "
-         "with a LUT candidate scored in every 4-th block and MXINT8 everywhere streams 8.25; choose a budget in that "
+         "with a co-quantized LUT candidate scored in every 4-th block and MXINT8 everywhere streams 8.25; choose a budget in that "
          "range."),
     Case("quantize-budget-below-cheapest-sparse-lut", ("quantize", "--budget", "2.15", "--lut-every", "30", "-o",
                                                        "{tmp}/q.yaml"),
          "lutforge: Budget 2.15 bits/weight is outside 2.174 to 8.25: the cheapest candidates stream 2.174 bits/weight "
-         "with a LUT candidate scored in every 30-th block and MXINT8 everywhere streams 8.25; choose a budget in "
+         "with a co-quantized LUT candidate scored in every 30-th block and MXINT8 everywhere streams 8.25; choose a budget in "
          "that "
          "range."),
     argparse_error("quantize-rows-0", "quantize", ["--budget", "4", "--rows", "0", "-o", "{tmp}/q.yaml"],
-                   "argument --rows: 0 is not from 1 to 2048"),
-    argparse_error("quantize-rows-too-many", "quantize", ["--budget", "4", "--rows", "4096", "-o", "{tmp}/q.yaml"],
-                   "argument --rows: 4096 is not from 1 to 2048"),
+                   "argument --rows: 0 is not from 1 to 512"),
+    argparse_error("quantize-rows-too-many", "quantize", ["--budget", "4", "--rows", "513", "-o", "{tmp}/q.yaml"],
+                   "argument --rows: 513 is not from 1 to 512"),
     argparse_error("quantize-lut-every-0", "quantize", ["--budget", "4", "--lut-every", "0", "-o", "{tmp}/q.yaml"],
                    "argument --lut-every: 0 is not from 1 to 30"),
     argparse_error("quantize-lut-every-too-big", "quantize", ["--budget", "4", "--lut-every", "31", "-o",

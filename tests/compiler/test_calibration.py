@@ -89,3 +89,25 @@ def test_a_damaged_entry_is_named_and_captured_again(smollm2_ref, tokenizer, mon
     for n in kw["layers"]:
         assert np.array_equal(again.inputs[n], clean.inputs[n])
     assert capture_calibration(smollm2_ref, tokenizer, **kw).from_cache
+
+
+def test_the_search_scores_on_the_valid_window_after_the_calibration(smollm2_ref, tokenizer, hf_model,
+                                                                     monkeypatch, tmp_path):
+    # Held-out rows: every token of the window that follows the calibration windows, which no fit
+    # sees. Oracle: transformers' module inputs on that window.
+    from lutforge.compiler.search import Session
+
+    monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
+    s = Session.__new__(Session)
+    s.ref, s.tok, s.progress, s._heldout = smollm2_ref, tokenizer, False, None
+    s.cal_params = {"windows": 2, "window": 16, "rows": 8}
+    seen = {}
+    module = hf_model.model.layers[2].mlp.down_proj
+    handle = module.register_forward_pre_hook(lambda mod, args: seen.__setitem__("x", args[0].clone()))
+    try:
+        with torch.inference_mode():
+            hf_model(torch.tensor(wikitext2_tokens("valid", tokenizer)[0][32:48])[None])
+    finally:
+        handle.remove()
+    assert s.heldout["layers.2.mlp.down"].shape == (16, 1536)
+    np.testing.assert_allclose(s.heldout["layers.2.mlp.down"], seen["x"][0].numpy(), rtol=1e-4, atol=1e-5)

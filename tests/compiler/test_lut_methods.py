@@ -259,15 +259,18 @@ def test_the_search_scores_the_compiled_program_on_the_golden_backend(m, tmp_pat
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(4)
     w, x = _layer(rng, 48, 64)
+    held = _layer(rng, 48, 64)[1]
     s = search.Session.__new__(search.Session)
     s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
     s.calib = types.SimpleNamespace(inputs={"layers.0.mlp.up": x})
+    s._heldout = {"layers.0.mlp.up": held}
     s.core = GemvCoreParams(max_positions=64)
     score = s.layer_error("layers.0.mlp.up", m, rows=100)
 
+    # Fitted on the calibration rows, scored on the first held-out ones.
     low = lower("layers.0.mlp.up", quantize_method("layers.0.mlp.up", w, x, m), LANES, 64)
     program = read_program(write_program(tmp_path / "p", [low], config={}, source={}).path)
-    rows = x[-100:]
+    rows = held[:100]
     y = HostDriver(program, get_backend("golden")).linear("layers.0.mlp.up", rows)
     ref = rows.astype(np.float64) @ w.T.astype(np.float64)
     assert score == float(((y - ref) ** 2).sum() / (ref ** 2).sum())

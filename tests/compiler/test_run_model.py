@@ -42,3 +42,17 @@ def test_whole_model_perplexity_on_the_golden_backend(tmp_path):
     assert results.tokens == 127 and results.to_json()["rows"][1]["perplexity"] == lut.perplexity
     assert "quantization" not in results.to_json()["rows"][0]
     assert (tmp_path / "perplexity.md").is_file() and (tmp_path / "perplexity.png").is_file()
+
+
+@pytest.mark.slow
+def test_whole_model_perplexity_on_verilator_equals_golden_to_the_last_bit(tmp_path):
+    # `run --backend sim`: every decoder linear on the RTL; the same accumulators give the same logits,
+    # so the NLL is equal as a float, not merely close.
+    from lutforge.jobs.run import run_model
+
+    cfg = parse_config({"name": "sim-vs-golden", "lut_methods": {"default": "mxint8"}})
+    golden = run_model([cfg], tmp_path / "g", windows=1, window=4, progress=False, fp32=False)
+    sim = run_model([cfg], tmp_path / "s", windows=1, window=4, progress=False, fp32=False, backend="sim")
+    assert (golden.backend, sim.backend) == ("golden", "sim") and sim.to_json()["backend"] == "sim"
+    assert sim.rows[0].nll == golden.rows[0].nll and np.isfinite(sim.rows[0].nll)
+    assert "sim backend" in (tmp_path / "s" / "perplexity.md").read_text()
