@@ -132,7 +132,8 @@ def cmd_quantize(args) -> int:
 
     check_writable(args.output)
     check_writable(args.json)
-    report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every)
+    report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
+                             finetune_steps=args.finetune)
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
     for d in report.dominant_layers[:5]:
@@ -270,6 +271,9 @@ def register(sub) -> None:
     p.add_argument("--lut-every", type=number(int, 1, _blocks), default=4, metavar="K",
                    help="score co-quantized LUT candidates in every K-th decoder block only, 1 to 30 (a fit takes "
                         "about a minute; weight-only LUT candidates are scored in every block)")
+    p.add_argument("--finetune", type=number(int, 1, 1_000_000), metavar="STEPS",
+                   help="write a finetune section of STEPS steps, so that `run` trains the chosen "
+                        "configuration first (1 to 1000000)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     p.set_defaults(func=cmd_quantize)

@@ -123,10 +123,13 @@ def method_config(cfg, name: str) -> MethodConfig:
                         dataclasses.asdict(cfg.calibration), cfg.model, dataclasses.asdict(cfg.evaluation))
 
 
-def write_method_config(path, cfg: MethodConfig, comment: str = "") -> None:
+def write_method_config(path, cfg: MethodConfig, comment: str = "", finetune=None) -> None:
+    """``cfg`` as a configuration file, with ``finetune`` (a FinetuneConfig) as its training section."""
     data = {"name": cfg.name, "model": cfg.model, "calibration": cfg.calibration, "evaluation": cfg.evaluation,
             "lut_methods": {"default": cfg.default.to_dict(),
                             "layers": {n: m.to_dict() for n, m in sorted(cfg.layers.items())}}}
+    if finetune is not None:
+        data["finetune"] = dataclasses.asdict(finetune)
     text = "".join(f"# {line}\n" for line in comment.splitlines()) + yaml.safe_dump(data, sort_keys=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
@@ -423,11 +426,22 @@ def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     return cheapest / total
 
 
+def search_finetune(steps: int):
+    """The ``finetune`` section ``lutforge quantize --finetune STEPS`` writes: the hyper-parameters
+    the shipped configurations train with (learning rates chosen on held-out WikiText-2 valid)."""
+    from .config import FinetuneConfig
+
+    ft = FinetuneConfig(steps=steps, lr=2e-5, codebook_lr=1e-4, window=256, holdout=4, eval_every=25)
+    ft.validate()
+    return ft
+
+
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    lut_every: int = 4) -> QuantizeReport:
+                    lut_every: int = 4, finetune_steps: int | None = None) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
-    calibration rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
-    :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML.
+    held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
+    :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
+    a ``finetune`` section of ``finetune_steps`` steps when given, so that ``run`` trains it).
     The arguments are checked before the model is loaded."""
     from .config import model_linears
     from .data import check_data
@@ -436,6 +450,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
               fix="the search scores candidates on one held-out window of valid, one row per token")
     blocks = len({name.split(".")[1] for name in model_linears()})
     check_int("lut_every", lut_every, 1, blocks, fix=f"SmolLM2-135M has {blocks} decoder blocks")
+    finetune = None if finetune_steps is None else search_finetune(finetune_steps)
     low = minimum_budget(lut_every)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
         raise UsageError(f"Budget {budget!r} bits/weight is outside {low:.3f} to {MAX_BUDGET:g}: the cheapest "
@@ -464,5 +479,5 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
                f"methods: {counts}\nlayers that dominate the estimated loss: "
                + ", ".join(f"{d.layer} (estimated NLL +{d.est_nll_increase:.3g}, relative output MSE "
                            f"{d.rel_mse:.2e})" for d in report.dominant_layers[:5]))
-    write_method_config(out_path, cfg, comment)
+    write_method_config(out_path, cfg, comment, finetune)
     return report

@@ -314,6 +314,8 @@ CASES = [
                    "argument --rows: 0 is not from 1 to 512"),
     argparse_error("quantize-rows-too-many", "quantize", ["--budget", "4", "--rows", "513", "-o", "{tmp}/q.yaml"],
                    "argument --rows: 513 is not from 1 to 512"),
+    argparse_error("quantize-finetune-0", "quantize", ["--budget", "4", "--finetune", "0", "-o", "{tmp}/q.yaml"],
+                   "argument --finetune: 0 is not from 1 to 1000000"),
     argparse_error("quantize-lut-every-0", "quantize", ["--budget", "4", "--lut-every", "0", "-o", "{tmp}/q.yaml"],
                    "argument --lut-every: 0 is not from 1 to 30"),
     argparse_error("quantize-lut-every-too-big", "quantize", ["--budget", "4", "--lut-every", "31", "-o",

@@ -180,3 +180,20 @@ def test_cache_hash_depends_only_on_named_sections():
     c = parse_config({"quantization": {"c_w": 32}})
     assert a.hash("quantization") == b.hash("quantization") != c.hash("quantization")
     assert a.hash() != b.hash()
+
+
+def test_a_searched_configuration_is_written_ready_to_train(tmp_path):
+    # `quantize --finetune STEPS`: the file `run` reads back trains first, with the shipped
+    # configuration's hyper-parameters (configs/smollm2-lut.yaml).
+    from lutforge.compiler.lut_methods import LayerMethod
+    from lutforge.compiler.search import MethodConfig, search_finetune, write_method_config
+
+    cfg = MethodConfig("searched", LayerMethod(kind="mxint8"), {"layers.3.mlp.up": LayerMethod(kind="nvfp4")})
+    write_method_config(tmp_path / "searched.yaml", cfg, "a comment", search_finetune(60))
+    loaded = load_config(tmp_path / "searched.yaml")
+    shipped = load_config(REPO_ROOT / "configs" / "smollm2-lut.yaml").finetune
+    assert loaded.finetune.steps == 60 and loaded.lut_methods.method("layers.3.mlp.up").kind == "nvfp4"
+    assert {k: v for k, v in vars(loaded.finetune).items() if k != "steps"} == \
+        {k: v for k, v in vars(shipped).items() if k != "steps"}
+    write_method_config(tmp_path / "plain.yaml", cfg)
+    assert load_config(tmp_path / "plain.yaml").finetune is None
