@@ -359,17 +359,22 @@ def candidates() -> dict[str, LayerMethod]:
             LayerMethod(kind="nvfp4"),
             LayerMethod(v=4, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
             LayerMethod(v=2, c_a=64, c_w=16, table_bits=4, fit="gptq", hadamard=64),
-            # Weight-only LUT layers: per-column 16-entry codebooks (4.08-4.67 bits, below NVFP4's
-            # layer error on the layers measured in docs/quantization.md) and 2-vectors (2.1-2.7 bits).
+            # Weight-only LUT layers: per-column 16-entry codebooks (4.08-4.67 bits, near NVFP4's
+            # held-out layer error on most layers, docs/quantization.md), and 2-vectors with 16 or 64
+            # entries (2.1-2.7 and 3.3-3.9 bits: the 64-entry one has MXINT4's error on the MLP's
+            # gate and up projections at 3.33 bits).
             LayerMethod(kind="tmac", v=1, c_w=16, fit="gptq", hadamard=64),
-            LayerMethod(kind="tmac", v=2, c_w=16, fit="gptq", hadamard=64)]
+            LayerMethod(kind="tmac", v=2, c_w=16, fit="gptq", hadamard=64),
+            LayerMethod(kind="tmac", v=2, c_w=64, fit="gptq", hadamard=64)]
     return {method_label(m): m for m in menu}
 
 
-def _scored(m: LayerMethod, bits: float, cap: float, block: int, lut_every: int) -> bool:
+def _scored(m: LayerMethod, bits: float, caps: dict[str, float], block: int, lut_every: int) -> bool:
     """Whether :func:`sensitivity` scores candidate ``m`` (streaming ``bits`` on a layer of decoder
-    block ``block`` where MXINT4 streams ``cap``)."""
-    return m.kind != "lut" or (bits < cap and block % lut_every == 0)
+    block ``block``; ``caps``: what MXINT4 and NVFP4 stream there)."""
+    if m.kind == "tmac":
+        return bits < caps["nvfp4"]
+    return m.kind != "lut" or (bits < caps["mxint4"] and block % lut_every == 0)
 
 
 def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
@@ -377,8 +382,10 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     """Relative output MSE on held-out rows and streamed bits of every candidate on every layer
     (cached as JSON).
 
-    Weight-only LUT candidates are scored on every layer (a fit takes seconds). A co-quantized LUT
-    candidate is scored only on layers where it streams fewer bits than MXINT4 (elsewhere it costs
+    A weight-only LUT candidate is scored on every layer where it streams fewer bits than NVFP4 (a
+    fit takes seconds; where it streams more, NVFP4 or MXINT8 give less error for the bits on the
+    layers measured). A co-quantized LUT candidate is scored only on layers where it streams fewer
+    bits than MXINT4 (elsewhere it costs
     more bits and, on the layer measured in docs/quantization.md, has 6x MXINT4's relative output
     error, so the search would not choose it) and, because its GPTQ-VQ fit of activation and weight
     codebooks takes about a minute on a shared 2-core machine, only in every ``lut_every``-th
@@ -395,9 +402,9 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     for name in tqdm(s.names, desc="sensitivity", disable=not progress):
         n, k = s.sizes[name]
         bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
-        cap = streamed_bits(LayerMethod(kind="mxint4"), n, k)
+        caps = {kind: streamed_bits(LayerMethod(kind=kind), n, k) for kind in ("mxint4", "nvfp4")}
         block = int(name.split(".")[1])
-        errors[name] = {lab: (s.layer_error(name, m, rows) if _scored(m, bits[name][lab], cap, block, lut_every)
+        errors[name] = {lab: (s.layer_error(name, m, rows) if _scored(m, bits[name][lab], caps, block, lut_every)
                               else float("inf")) for lab, m in menu.items()}
     _write_json_entry(path, {"errors": errors, "bits": bits})
     return errors, bits
@@ -412,8 +419,8 @@ MAX_BUDGET = 8.25
 def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     """The smallest budget :func:`quantize_search` can meet, known before any work: the mean
     streamed bits when every layer takes its cheapest candidate that :func:`sensitivity` scores
-    (co-quantized LUT candidates only in every ``lut_every``-th block; one streaming more than
-    MXINT4 is never the cheapest, so that rule needs no mirror here)."""
+    (the rule of :func:`_scored`: co-quantized LUT candidates only in every ``lut_every``-th
+    block)."""
     from .config import model_linears
 
     sizes = model_linears(model)
@@ -421,7 +428,9 @@ def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     total = sum(n * k for n, k in sizes.values())
     cheapest = 0.0
     for name, (n, k) in sizes.items():
-        scored = [m for m in menu.values() if _scored(m, 0.0, 1.0, int(name.split(".")[1]), lut_every)]
+        caps = {kind: streamed_bits(LayerMethod(kind=kind), n, k) for kind in ("mxint4", "nvfp4")}
+        scored = [m for m in menu.values()
+                  if _scored(m, streamed_bits(m, n, k), caps, int(name.split(".")[1]), lut_every)]
         cheapest += min(streamed_bits(m, n, k) for m in scored) * n * k
     return cheapest / total
 
