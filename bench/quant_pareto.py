@@ -3,7 +3,7 @@
 (first ``--windows`` windows of 512 tokens), calibration on WikiText-2 valid only.
 
 Every point is the hardware arithmetic: each quantized layer is lowered onto its core and run on
-the golden backend through the host driver (:class:`lutforge.compiler.search.Session`), exactly as
+the golden backend through the host driver (:class:`lutforge.compiler.session.Session`), exactly as
 ``lutforge run`` runs a compiled Program; block-format layers see the activations their core takes
 (MXINT8 blocks unless the method says otherwise). Methods no core runs (float tables, the
 artifact's float zero point) are not points.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lutforge.compiler.lut_methods import LayerMethod, method_label
 from lutforge.compiler.model import BLOCK_LINEARS
-from lutforge.compiler.search import MethodConfig, load_method_config
+from lutforge.compiler.session import MethodConfig, load_method_config
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench"
 
@@ -66,7 +66,7 @@ def _cached(name: str, cfg, windows: int) -> Path:
     windows, and the code and library versions of its fits, calibration and scoring."""
     from lutforge.compiler.calibration import calibration_version
     from lutforge.compiler.lut_methods import fit_version
-    from lutforge.compiler.search import SCORING_SOURCES
+    from lutforge.compiler.session import SCORING_SOURCES
     from lutforge.support.cache import content_key, source_hash
 
     methods = [] if cfg is None else [cfg.default, *cfg.layers.values()]
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         points.append(("5 budget configurations (whole model)", f"config: {cfg.name}", cfg))
     session = None
     if not args.no_run:
-        from lutforge.compiler.search import Session
+        from lutforge.compiler.session import Session
         session = Session(threads=args.threads)
     rows = run_points(session, points, args.windows)
     print(table(rows))

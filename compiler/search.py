@@ -1,7 +1,7 @@
-"""Whole-model fidelity of per-layer methods (:mod:`lutforge.compiler.lut_methods`): method
-configurations, quantizing and lowering every decoder linear (fits cached), perplexity on
-WikiText-2 test, and the budgeted search behind ``lutforge quantize``. Every score is the hardware
-arithmetic: lowered layers on the golden backend through the host driver (:class:`Session`).
+"""The budgeted search behind ``lutforge quantize``: per-layer sensitivity of every candidate,
+loss probes, the Lagrangian choice under a streamed-bits budget, and the configuration file it
+writes. Every score is the hardware arithmetic: lowered layers on the golden backend through the
+host driver (:class:`lutforge.compiler.session.Session`).
 
 A method configuration is a configuration file (the one schema of :mod:`lutforge.compiler.config`)
 with a ``lut_methods`` section::
@@ -15,7 +15,7 @@ with a ``lut_methods`` section::
       layers:                                             # per-layer overrides
         layers.0.mlp.down: mxint8
 
-:class:`MethodConfig` is what a run needs of it. ``bits_per_weight`` of a configuration is the
+:class:`~lutforge.compiler.session.MethodConfig` is what a run needs of it. ``bits_per_weight`` of a configuration is the
 weight-count-weighted mean of :func:`lutforge.compiler.lut_methods.streamed_bits` over the 210
 decoder linears (the embedding, the tied LM head and the norms are not counted; they are the same
 for every method).
@@ -25,58 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
-from ..program.artifact import Program
-from ..program.core import GemvCoreParams
-from ..program.golden import GoldenBackend
-from ..program.host import HostDriver
 from ..support.cache import content_key, read_cached, source_hash, write_cached
 from ..support.checks import check_int
 from ..support.errors import UsageError
-from .layer_quant import quantize_method
-from .lower import lower
 from .lut_methods import LayerMethod, fit_cache_dir, fit_version, method_label, streamed_bits
+from .session import SCORING_SOURCES, MethodConfig, Session
 
-__all__ = ["MethodConfig", "load_method_config", "method_config", "Session", "search_budget",
-           "write_method_config", "PerplexityResult", "DominantLayer", "QuantizeReport", "minimum_budget",
-           "SEARCH_CALIBRATION", "MAX_BUDGET"]
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    name: str
-    default: LayerMethod
-    layers: dict = field(default_factory=dict)
-    calibration: dict = field(default_factory=lambda: {"windows": 4, "window": 512, "rows": 2048})
-    model: str = "smollm2"
-    evaluation: dict = field(default_factory=lambda: {"windows": 16, "window": 512})
-
-    def method(self, layer: str) -> LayerMethod:
-        return self.layers.get(layer, self.default)
-
-
-@dataclass(frozen=True)
-class PerplexityResult:
-    """Perplexity of one configuration (``"fp32"`` for the unquantized model) on WikiText-2."""
-    config: str
-    perplexity: float
-    nll: float
-    bits_per_weight: float  # streamed bits per weight over the decoder linears
-    windows: int
-    window: int
-    tokens: int
-    data: str
-    seconds: float
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+__all__ = ["search_budget", "write_method_config", "DominantLayer", "QuantizeReport", "minimum_budget",
+           "SEARCH_CALIBRATION", "MAX_BUDGET", "quantize_search", "search_finetune"]
 
 
 @dataclass(frozen=True)
@@ -104,25 +66,6 @@ class QuantizeReport:
         return dataclasses.asdict(self)
 
 
-def load_method_config(path) -> MethodConfig:
-    from .config import load_config
-    return method_config(load_config(path), str(path))
-
-
-def parse_method_config(data: dict, name: str = "config") -> MethodConfig:
-    from .config import parse_config
-    return method_config(parse_config(data, name), name)
-
-
-def method_config(cfg, name: str) -> MethodConfig:
-    """What a layer-by-layer run needs of the configuration ``cfg`` (loaded from ``name``)."""
-    if cfg.lut_methods is None:
-        raise UsageError(f"The configuration {name} has no 'lut_methods' section; add one with 'default' "
-                         f"and optional 'layers' to run it layer by layer.")
-    return MethodConfig(cfg.name, cfg.lut_methods.default, dict(cfg.lut_methods.layers),
-                        dataclasses.asdict(cfg.calibration), cfg.model, dataclasses.asdict(cfg.evaluation))
-
-
 def write_method_config(path, cfg: MethodConfig, comment: str = "", finetune=None) -> None:
     """``cfg`` as a configuration file, with ``finetune`` (a FinetuneConfig) as its training section."""
     data = {"name": cfg.name, "model": cfg.model, "calibration": cfg.calibration, "evaluation": cfg.evaluation,
@@ -146,117 +89,6 @@ def _read_json_entry(path: Path):
 
 def _write_json_entry(path: Path, value) -> None:
     write_cached(path, json.dumps(value).encode())
-
-
-# The code that scores a layer (``Session.layer_error``: quantize, lower, the golden backend through
-# the host driver) and a whole model (the loss probes' perplexity): with the fits' own versions,
-# part of the sensitivity and loss-probe cache keys.
-SCORING_SOURCES = ("lutforge.compiler.search", "lutforge.compiler.perplexity", "lutforge.compiler.torch_reference",
-                   "lutforge.compiler.data", "lutforge.compiler.layer_quant", "lutforge.compiler.lower",
-                   "lutforge.program.artifact", "lutforge.program.host", "lutforge.program.golden",
-                   "lutforge.golden.block_gemv", "lutforge.golden.lut_gemv", "lutforge.golden.centroid_search",
-                   "lutforge.golden.mx", "lutforge.golden.gemv_core")
-
-
-class Session:
-    """The model, its calibration inputs and the lowered layers of one run. Every score it gives
-    (a layer's output error, a configuration's perplexity) is that of the hardware arithmetic: each
-    quantized layer is lowered onto its core and run on the golden backend through the host driver,
-    exactly as ``lutforge run`` runs a compiled Program."""
-
-    def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2,
-                 core: GemvCoreParams | None = None):
-        from .calibration import capture_calibration
-        from .bundled import load_model
-
-        torch.set_num_threads(threads)
-        self.progress = progress
-        self.core = core or GemvCoreParams()
-        self.ir, self.ref, self.tok = load_model(progress)
-        self.cal_params = calibration or {"windows": 4, "window": 512, "rows": 2048}
-        c = self.cal_params
-        self.calib = capture_calibration(self.ref, self.tok, n_windows=c["windows"], window=c["window"],
-                                         rows=c["rows"], progress=progress)
-        self.names = list(self.ref.linear_names)
-        self.sizes = {n: tuple(self.ref.weight(n).shape) for n in self.names}
-        self._lowered: dict = {}
-        self._heldout: dict | None = None
-
-    @property
-    def heldout(self) -> dict[str, np.ndarray]:
-        """Every layer's inputs on the WikiText-2 valid window that follows the calibration windows
-        (one row per token): rows no fit has seen, on which candidates are scored. A GPTQ fit lowers
-        the error on the rows it was fitted to far more than on others (docs/quantization.md), so an
-        in-sample score would rank GPTQ-fitted candidates above what they give in the model."""
-        if self._heldout is None:
-            from .calibration import capture_calibration
-
-            c = self.cal_params
-            # The capture takes the first windows of valid; one more window than the calibration's,
-            # every position of it, and only that last window kept.
-            wider = capture_calibration(self.ref, self.tok, n_windows=c["windows"] + 1, window=c["window"],
-                                        rows=(c["windows"] + 1) * c["window"], progress=self.progress)
-            self._heldout = {n: np.ascontiguousarray(x[-c["window"]:]) for n, x in wider.inputs.items()}
-        return self._heldout
-
-    def weight(self, name: str) -> np.ndarray:
-        return self.ref.weight(name).numpy()
-
-    def lower(self, name: str, m: LayerMethod):
-        """Layer ``name`` quantized by ``m`` (fits from the cache) and lowered onto its core."""
-        q = quantize_method(name, self.weight(name), self.calib.inputs[name], m)
-        return lower(name, q, self.core.lanes, self.core.max_positions)
-
-    @staticmethod
-    def driver(layers: dict) -> HostDriver:
-        """A host driver over the golden backend for the lowered ``layers`` (name -> layer)."""
-        return HostDriver(Program(None, {}, layers), GoldenBackend())
-
-    def bits(self, cfg: MethodConfig, only: list[str] | None = None) -> float:
-        """Mean streamed bits per weight over the decoder linears (or the layers in ``only``)."""
-        sizes = {l: self.sizes[l] for l in (only or self.names)}
-        total = sum(n * k for n, k in sizes.values())
-        return sum(streamed_bits(cfg.method(l), n, k) * n * k for l, (n, k) in sizes.items()) / total
-
-    def lower_all(self, cfg: MethodConfig) -> dict:
-        """The lowered layers of ``cfg`` (layers of kind ``fp32`` stay on the host, unquantized:
-        the reference points of the benches)."""
-        from tqdm import tqdm
-
-        names = [n for n in self.names if cfg.method(n).kind != "fp32"]
-        # Lowered layers of this configuration are kept for the next call; others are dropped to
-        # bound memory.
-        kept = {(n, cfg.method(n).key()): self._lowered.get((n, cfg.method(n).key())) for n in names}
-        for (n, key), low in tqdm(kept.items(), desc=f"lower {cfg.name}", disable=not self.progress, leave=False):
-            kept[n, key] = low or self.lower(n, cfg.method(n))
-        self._lowered = kept
-        return {n: low for (n, _), low in kept.items()}
-
-    def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512,
-                   split: str = "test") -> PerplexityResult:
-        """Perplexity of ``cfg`` (None: fp32) in the hardware arithmetic on the first ``windows``
-        windows of WikiText-2 ``split`` (``"valid"`` only for calibration-side measurements such as
-        the loss probes)."""
-        from .data import wikitext2_tokens
-        from .perplexity import perplexity
-        from .torch_reference import routed
-
-        ids, data = wikitext2_tokens(split, self.tok)
-        t0 = time.perf_counter()
-        layers = {} if cfg is None else self.lower_all(cfg)
-        with routed(self.ref, self.driver(layers), list(layers)):
-            r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress)
-        return PerplexityResult("fp32" if cfg is None else cfg.name, r.ppl, r.nll,
-                                32.0 if cfg is None else self.bits(cfg), windows, window, r.n_tokens,
-                                str(data.path), time.perf_counter() - t0)
-
-    def layer_error(self, name: str, m: LayerMethod, rows: int = 512) -> float:
-        """Relative output MSE ``||f(X) - X W^T||^2 / ||X W^T||^2`` of the lowered layer on the
-        golden backend, on the first ``rows`` held-out rows (:attr:`heldout`)."""
-        x = np.array(self.heldout[name][:rows], dtype=np.float32)
-        ref = x.astype(np.float64) @ self.weight(name).astype(np.float64).T
-        y = self.driver({name: self.lower(name, m)}).linear(name, x)
-        return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
 
 
 def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str, float]],
@@ -312,9 +144,16 @@ def search_budget(errors: dict[str, dict[str, float]], bits: dict[str, dict[str,
 def loss_weights(errors: dict[str, dict[str, float]], nll_increase: dict[str, tuple[str, float]]) -> dict[str, float]:
     """Per-layer factor turning relative output MSE into model loss: ``alpha_l = dNLL / MSE`` for
     each probed layer (``nll_increase[l] = (candidate, dNLL)`` measured with only layer ``l``
-    quantized), the median of the probed factors for the others. Negative increases (noise on a
-    harmless layer) count as zero."""
-    alpha = {l: max(d, 0.0) / errors[l][c] for l, (c, d) in nll_increase.items() if errors[l][c] > 0}
+    quantized), the median of the probed factors for the others.
+
+    A probe resolves an increase only above its noise, taken as the largest *decrease* any probe
+    measured (one window of text: quantizing a layer moves the NLL by chance as much as that).
+    An increase within the noise is counted as the noise, the most it can be, so that a layer the
+    probe cannot resolve is not taken for free: on SmolLM2 a quarter of the probes fall below zero
+    (down to -0.012 nats), and counting them as zero let the search put its coarsest candidate on
+    61 layers whose errors then compound."""
+    noise = max([0.0] + [-d for _, d in nll_increase.values()])
+    alpha = {l: max(d, noise) / errors[l][c] for l, (c, d) in nll_increase.items() if errors[l][c] > 0}
     if not alpha:
         raise ValueError("No layer was probed with a finite, non-zero output error; probe at least one "
                          "layer with a candidate the sensitivity pass scored.")

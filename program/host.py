@@ -2,7 +2,7 @@
 dequantizing accumulators on the way out. Non-linear operations (norms, RoPE, attention, SiLU) stay
 on the host. Together with :class:`lutforge.program.golden.GoldenBackend` it is the definition of
 what a Program computes, so it lives with the Program: the compiler scores quantization choices
-with it (:class:`lutforge.compiler.search.Session`), the jobs run models through it.
+with it (:class:`lutforge.compiler.session.Session`), the jobs run models through it.
 
 Host arithmetic per layer kind (the rest is the core's):
 

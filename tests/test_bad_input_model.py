@@ -429,7 +429,7 @@ def test_help_texts_quote_the_enforced_limits(capsys):
     run = help_of("run")
     assert f"1 to {EVAL_WINDOWS[1]}" in run and f"{EVAL_WINDOW[0]} to {EVAL_WINDOW[1]}" in run
     quantize = help_of("quantize")
-    assert f"up to {MAX_BUDGET} " in quantize and f"1 to {SEARCH_CALIBRATION['rows']}" in quantize
+    assert f"up to {MAX_BUDGET} " in quantize and f"1 to {SEARCH_CALIBRATION['window']}" in quantize
     assert f"({minimum_budget(4):.3f} with --lut-every 4)" in quantize and "1 to 30" in quantize
 
 

@@ -95,7 +95,7 @@ def test_the_search_scores_on_the_valid_window_after_the_calibration(smollm2_ref
                                                                      monkeypatch, tmp_path):
     # Held-out rows: every token of the window that follows the calibration windows, which no fit
     # sees. Oracle: transformers' module inputs on that window.
-    from lutforge.compiler.search import Session
+    from lutforge.compiler.session import Session
 
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
     s = Session.__new__(Session)

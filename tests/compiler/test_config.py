@@ -186,7 +186,8 @@ def test_a_searched_configuration_is_written_ready_to_train(tmp_path):
     # `quantize --finetune STEPS`: the file `run` reads back trains first, with the shipped
     # configuration's hyper-parameters (configs/smollm2-lut.yaml).
     from lutforge.compiler.lut_methods import LayerMethod
-    from lutforge.compiler.search import MethodConfig, search_finetune, write_method_config
+    from lutforge.compiler.search import search_finetune, write_method_config
+    from lutforge.compiler.session import MethodConfig
 
     cfg = MethodConfig("searched", LayerMethod(kind="mxint8"), {"layers.3.mlp.up": LayerMethod(kind="nvfp4")})
     write_method_config(tmp_path / "searched.yaml", cfg, "a comment", search_finetune(60))

@@ -16,7 +16,8 @@ from lutforge.compiler.lut_methods import (LayerMethod, fit_layer, hadamard_t, p
 from lutforge.compiler.lower import lower_layer
 from lutforge.program.artifact import write_program
 from lutforge.program.core import GemvCoreParams
-from lutforge.compiler.search import loss_weights, parse_method_config, search_budget
+from lutforge.compiler.search import loss_weights, search_budget
+from lutforge.compiler.session import parse_method_config
 
 LANES = 8
 TYPES = {
@@ -169,7 +170,10 @@ def test_loss_weights_scale_each_layer_by_its_probed_loss_per_error():
     alpha = loss_weights(errors, {"a": ("lut", 1.0), "b": ("lut", 0.03), "d": ("lut", 0.4)})
     assert alpha["a"] == pytest.approx(10.0) and alpha["b"] == pytest.approx(0.1)
     assert alpha["c"] == pytest.approx(1.0)  # unprobed: the median of 10, 0.1 and 1
-    assert loss_weights(errors, {"a": ("lut", -0.2)})["a"] == 0.0  # a harmless layer's noise
+    # A decrease is the probe's noise: increases within it count as the noise, 0.2 here.
+    noisy = loss_weights(errors, {"a": ("lut", -0.2), "b": ("lut", 0.03), "d": ("lut", 0.4)})
+    assert noisy["a"] == pytest.approx(0.2 / 0.1) and noisy["b"] == pytest.approx(0.2 / 0.3)
+    assert noisy["d"] == pytest.approx(1.0)  # resolved: 0.4 above the noise
     # One layer can go to the cheap LUT method: by output error alone it is a (least error), by
     # the loss each layer was measured to cost it is b.
     bits = {l: {"lut": 2.0, "mxint4": 4.25} for l in errors}
@@ -250,7 +254,7 @@ def test_the_search_scores_the_compiled_program_on_the_golden_backend(m, tmp_pat
     # Program read back from disk, run through the registry's golden backend), not of a float model.
     import types
 
-    from lutforge.compiler import search
+    from lutforge.compiler import session
     from lutforge.compiler.layer_quant import quantize_method
     from lutforge.compiler.lower import lower
     from lutforge.compiler.lut_methods import cached_fit
@@ -260,7 +264,7 @@ def test_the_search_scores_the_compiled_program_on_the_golden_backend(m, tmp_pat
     rng = np.random.default_rng(4)
     w, x = _layer(rng, 48, 64)
     held = _layer(rng, 48, 64)[1]
-    s = search.Session.__new__(search.Session)
+    s = session.Session.__new__(session.Session)
     s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
     s.calib = types.SimpleNamespace(inputs={"layers.0.mlp.up": x})
     s._heldout = {"layers.0.mlp.up": held}
