@@ -1,6 +1,8 @@
 """The finetune step: fake quantization equal to the golden quantizer, straight-through gradients,
 resumable training whose result compiles, and its configuration errors."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result_and_compiles_tra
     assert straight.block_layers == tuple(smollm2_ref.linear_names) and not straight.lut_layers
     assert record["best_holdout_perplexity"] == min([record["initial_holdout_perplexity"]] +
                                                     [p["holdout_perplexity"] for p in record["history"]])
+    # The whole model's weights and Adam moments run to gigabytes: hold one run's files at a time.
+    shutil.rmtree(tmp_path / "straight")
 
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / "resumed"))
     first = ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False, stop_after=1)
