@@ -8,15 +8,10 @@ import time
 from pathlib import Path
 
 from ..support.errors import UsageError
-from ..support.paths import REPO_ROOT
 from .board import add_run_arguments, run_board
 from .common import check_folder, check_writable, no_repeats, number, parse_assignments, write_json
 
 __all__ = ["register"]
-
-# What ``demo`` shows unless told otherwise: the best shipped configuration.
-SHIPPED_CONFIG = REPO_ROOT / "configs" / "smollm2-lut.yaml"
-
 
 def _config(args):
     """The configuration of ``--config`` with the ``--set`` overrides applied (values are YAML)."""
@@ -34,13 +29,14 @@ def _check_outputs(args) -> None:
 
 
 def cmd_demo(args) -> int:
+    from ..compiler.config import shipped_config_path
     from ..jobs.demo import demo, demo_table, mismatch_text
 
     _check_outputs(args)
     no_repeats(args.layer, "--layer")
     start = time.perf_counter()
     if args.config is None:
-        args.config = str(SHIPPED_CONFIG)
+        args.config = str(shipped_config_path())
     cfg = _config(args)
     print(f"lutforge demo: SmolLM2-135M, config {cfg.name!r}: every decoder linear compiled for the "
           f"accelerator, text generated in Verilator, golden, PyTorch fp32.", flush=True)
@@ -110,11 +106,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from ..compiler.config import shipped_config_path
     from ..jobs.generate import agreement, generate
 
     _check_outputs(args)
     if args.config is None:
-        args.config = str(SHIPPED_CONFIG)
+        args.config = str(shipped_config_path())
     result = generate(_config(args), args.build, args.prompt, args.tokens, backend=args.backend)
     write_json(args.json, result)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(result.layer_kinds.items()))

@@ -75,6 +75,12 @@ def default_config_path() -> Path:
     return REPO_ROOT / "configs" / "default.yaml"
 
 
+def shipped_config_path() -> Path:
+    """The best shipped quality configuration: what ``run``, ``generate`` and the demo use by default
+    and whose fine-tuning hyper-parameters ``quantize --finetune`` writes."""
+    return REPO_ROOT / "configs" / "smollm2-lut.yaml"
+
+
 def _float(key: str, value, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < float("inf"):
         raise ConfigError(f"{key} = {value!r} is not a finite number above {low}; use a positive number.")

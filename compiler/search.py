@@ -275,11 +275,11 @@ def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
 
 
 def search_finetune(steps: int):
-    """The ``finetune`` section ``lutforge quantize --finetune STEPS`` writes: the hyper-parameters
-    the shipped configurations train with (learning rates chosen on held-out WikiText-2 valid)."""
-    from .config import FinetuneConfig
+    """The ``finetune`` section ``lutforge quantize --finetune STEPS`` writes: the shipped
+    configuration's (its learning rates were chosen on held-out WikiText-2 valid) with ``steps``."""
+    from .config import load_config, shipped_config_path
 
-    ft = FinetuneConfig(steps=steps, lr=2e-5, codebook_lr=1e-4, window=256, holdout=4, eval_every=25)
+    ft = dataclasses.replace(load_config(shipped_config_path()).finetune, steps=steps)
     ft.validate()
     return ft
 
