@@ -33,8 +33,9 @@ import torch
 from ..golden.convert import decode as golden_decode
 from ..golden.formats import Format, get
 from ..golden.lmul import default_offset
+from .torch_reference import attention as reference_attention
 
-__all__ = ["AttentionNumerics", "round_to", "decode", "lmul", "products", "attention"]
+__all__ = ["AttentionNumerics", "round_to", "decode", "lmul", "products", "split_lmul_products", "attention"]
 
 MULS = ("exact", "lmul")
 
@@ -157,8 +158,9 @@ def lmul(a: torch.Tensor, b: torch.Tensor, fmt: "str | Format", offset: int | No
 
 def products(a: torch.Tensor, b: torch.Tensor, numerics: AttentionNumerics, rows: int = 32) -> torch.Tensor:
     """``a @ b.T`` over the last dimension for encodings ``a`` (..., t, d) and ``b`` (..., s, d):
-    the products of ``numerics`` summed in fp32. L-Mul products are formed ``rows`` rows of ``a``
-    at a time (a (rows, s, d) tensor each)."""
+    the products of ``numerics`` summed in fp32. L-Mul products are formed one by one, ``rows``
+    rows of ``a`` at a time (a (rows, s, d) tensor each); :func:`split_lmul_products` is the fast
+    form the benchmark uses."""
     fmt = numerics.format
     if numerics.mul == "exact":
         return decode(a, fmt) @ decode(b, fmt).transpose(-1, -2)
@@ -169,14 +171,59 @@ def products(a: torch.Tensor, b: torch.Tensor, numerics: AttentionNumerics, rows
     return torch.cat(out, dim=-2)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-              numerics: AttentionNumerics) -> torch.Tensor:
-    """``softmax(q kᵀ / sqrt(d) + mask) v`` for q (..., t, d), k and v (..., s, d) and an additive
-    mask (t, s), both products in ``numerics`` and the softmax in fp32."""
-    if numerics.is_fp32:
-        # The reference's own expression, so the fp32 row is the reference bit for bit.
-        return torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask, dim=-1) @ v
+def _power_and_mantissa(enc: torch.Tensor, fmt: Format) -> tuple[torch.Tensor, torch.Tensor]:
+    """±2^exponent (0 for zero and subnormal encodings, which L-Mul flushes) and the mantissa field."""
+    m = fmt.man_bits
+    field = (enc & fmt.magnitude_mask) >> m
+    power = torch.where(field == 0, 0.0, torch.ldexp(torch.ones_like(field, dtype=torch.float32), field - fmt.bias))
+    return torch.where((enc & fmt.sign_mask) != 0, -power, power), (enc & ((1 << m) - 1)).float()
+
+
+def split_lmul_products(a: torch.Tensor, b: torch.Tensor, numerics: AttentionNumerics) -> torch.Tensor:
+    """The sums of :func:`products` for L-Mul in formats with 8 exponent bits, as matrix products.
+
+    For normal operands ``±2^Ea (1 + i/2^m)`` and ``±2^Eb (1 + j/2^m)``, L-Mul's integer sum
+    ``|a| + |b| - offset`` is ``±2^(Ea+Eb) h(i + j)`` with ``D = bias·2^m - offset`` and
+    ``h(n) = 1 + x + max(0, x - 1) + 2 max(0, x - 2) + max(0, -x)/2`` with ``x = (n + D)/2^m``
+    (the mantissa field's sum carries once into the exponent above 1, twice above 2, and borrows
+    from it below 0). Each product is so split
+    into four exact fp32 terms: ``(1 + D/2^m) A B``, ``(A i/2^m) B``, ``A (B j/2^m)`` (A = ±2^Ea,
+    B = ±2^Eb) and the carries, summed over the mantissa value v of a as ``(A [i = v]) (B c_v(j))``:
+    3 + 2^m matrix products instead of t·s·d elementwise L-Mul. The result is the elementwise sum up to fp32
+    rounding (a different grouping of the same exact terms), with one difference: a product below
+    2^-126 (the smallest normal) is kept, not flushed, so each sum can differ by up to d·2^-126
+    more. Operands whose products could saturate are refused."""
     fmt = numerics.format
-    scores = products(round_to(q * q.shape[-1] ** -0.5, fmt), round_to(k, fmt), numerics) + mask
+    m, d = fmt.man_bits, (fmt.bias << fmt.man_bits) - numerics.lmul_offset
+    if fmt.exp_bits != 8 or not -(1 << m) < d < (1 << m):
+        raise ValueError(f"The split form of L-Mul needs 8 exponent bits and an offset within 2^m - 1 of "
+                         f"bias·2^m; {numerics.label()} is not one: use products().")
+    pa, i = _power_and_mantissa(a, fmt)
+    pb, j = _power_and_mantissa(b, fmt)
+    if pa.abs().amax() * pb.abs().amax() >= 2.0 ** 125:  # h < 4: products stay below 2^127
+        raise ValueError(f"L-Mul products in {fmt.name} could reach 2^127 and saturate, which the split form "
+                         f"does not model; use products().")
+    scale = 2.0 ** -m
+    bt = pb.transpose(-1, -2)
+    out = (1 + d * scale) * (pa @ bt) + (pa * i * scale) @ bt + pa @ (pb * j * scale).transpose(-1, -2)
+    for v in range(1 << m):
+        n = v + j + d
+        carry = torch.clamp(n - (1 << m), min=0) + 2 * torch.clamp(n - (2 << m), min=0) + torch.clamp(-n, min=0) / 2
+        if not carry.any():
+            continue
+        out = out + (pa * (i == v)) @ (pb * carry * scale).transpose(-1, -2)
+    return out
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+              numerics: AttentionNumerics, split: bool = False) -> torch.Tensor:
+    """``softmax(q kᵀ / sqrt(d) + mask) v`` for q (..., t, d), k and v (..., s, d) and an additive
+    mask (t, s), both products in ``numerics`` and the softmax in fp32 (L-Mul sums in the split
+    form of :func:`split_lmul_products` when ``split``)."""
+    if numerics.is_fp32:
+        return reference_attention(q, k, v, mask)
+    fmt = numerics.format
+    dot = split_lmul_products if split and numerics.mul == "lmul" else products
+    scores = dot(round_to(q * q.shape[-1] ** -0.5, fmt), round_to(k, fmt), numerics) + mask
     weights = torch.softmax(scores, dim=-1)
-    return products(round_to(weights, fmt), round_to(v.transpose(-1, -2), fmt), numerics)
+    return dot(round_to(weights, fmt), round_to(v.transpose(-1, -2), fmt), numerics)

@@ -3,7 +3,9 @@ hardware path is compared with.
 
 Every decoder linear layer goes through one call site, so a layer can be replaced by any callable
 (a quantized GEMV, the golden model, the simulator) with `replace_linear`, and the inputs of any
-layer can be recorded with `capture_inputs` for calibration. RoPE follows Hugging Face Llama's
+layer can be recorded with `capture_inputs` for calibration. Attention (scores, softmax, weighted
+values) goes through one call site too, replaced in every block with `replace_attention` (another
+number format or multiplier: `compiler/attention_numerics.py`). RoPE follows Hugging Face Llama's
 half-split ("NeoX") convention, which is the layout the frontends deliver q/k weights in.
 """
 
@@ -21,6 +23,16 @@ from .model import ModelIR
 LinearFn = Callable[[torch.Tensor], torch.Tensor]
 """A replacement for a linear layer: takes x of shape (..., in_features) (fp32) and returns
 y of shape (..., out_features). The layer's fp32 weight is `model.weight(name)`."""
+
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A replacement for attention: takes q (batch, heads, t, head_dim) after RoPE, k and v (batch,
+heads, s, head_dim) with the key/value heads repeated for their query heads, and the additive mask
+(t, s); returns (batch, heads, t, head_dim)."""
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """fp32 scaled dot-product attention, the reference's."""
+    return torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask, dim=-1) @ v
 
 
 def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -64,6 +76,7 @@ class ReferenceModel(torch.nn.Module):
             for name, w in ir.weights.items()}
         self.linear_names: list[str] = [layer.name for layer in ir.linear_layers()]
         self._overrides: dict[str, LinearFn] = {}
+        self._attention: AttentionFn = attention
         self._observers: list[Callable[[str, torch.Tensor], None]] = []
 
     def weight(self, name: str) -> torch.Tensor:
@@ -85,6 +98,10 @@ class ReferenceModel(torch.nn.Module):
             self._overrides.pop(name, None)
         else:
             self._overrides[name] = fn
+
+    def replace_attention(self, fn: AttentionFn | None) -> None:
+        """Run `fn(q, k, v, mask)` as every block's attention; `None` restores fp32 attention."""
+        self._attention = attention if fn is None else fn
 
     @property
     def overrides(self) -> dict[str, LinearFn]:
@@ -162,8 +179,7 @@ class ReferenceModel(torch.nn.Module):
             # Query head j reads key/value head j // (nh / nkv), as in Hugging Face's repeat_kv.
             k = k.repeat_interleave(nh // nkv, dim=1)
             v = v.repeat_interleave(nh // nkv, dim=1)
-            scores = (q @ k.transpose(-1, -2)) * hd ** -0.5 + mask
-            attn = torch.softmax(scores, dim=-1) @ v
+            attn = self._attention(q, k, v, mask)
             h = h + self.linear(p + "attn.o", attn.transpose(1, 2).reshape(b, t, nh * hd))
             x = rms_norm(h, self._w[p + "mlp_norm"], cfg.rms_eps)
             gated = F.silu(self.linear(p + "mlp.gate", x)) * self.linear(p + "mlp.up", x)

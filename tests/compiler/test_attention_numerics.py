@@ -105,6 +105,28 @@ def test_lmul_products_sum_to_the_golden_products_within_the_fp32_sum_bound():
     assert not np.allclose(got, np.asarray(an.products(a, b, an.AttentionNumerics(fmt, "exact"))), atol=1e-3)
 
 
+@pytest.mark.parametrize("fmt", [E8M3, E8M4, get("bf16")], ids=lambda f: f.name)
+def test_split_lmul_sums_equal_the_elementwise_sums_within_the_fp32_bound(fmt):
+    rng = np.random.default_rng(7)
+    # Attention-like operands: q·k at unit scale, and softmax weights (down to e^-30) against values.
+    a = an.round_to(torch.from_numpy((rng.standard_normal((2, 24, 64)) * np.exp(rng.uniform(-30, 2, (2, 24, 64))))
+                                     .astype(np.float32)), fmt)
+    b = an.round_to(torch.from_numpy(rng.standard_normal((2, 40, 64)).astype(np.float32) * 3), fmt)
+    off = golden_lmul.default_offset(fmt)
+    base, top = fmt.bias << fmt.man_bits, (1 << fmt.man_bits) - 1
+    for offset in [off, base, base - top, base + 1, base + top]:
+        numerics = an.AttentionNumerics(fmt, "lmul", offset)
+        want = an.products(a, b, numerics, rows=5).double()
+        terms = an.decode(an.lmul(a[..., :, None, :], b[..., None, :, :], fmt, offset), fmt).double().abs().sum(-1)
+        got = an.split_lmul_products(a, b, numerics).double()
+        # Both sum exact fp32 terms (the split one up to four per product): |error| <= 4 d u sum|p|
+        # each, plus d 2^-126 for products the split form keeps below the smallest normal.
+        bound = 2 * 4 * 64 * 2.0 ** -24 * terms + 64 * 2.0 ** -126
+        assert torch.all((got - want).abs() <= bound), (fmt.name, offset)
+    with pytest.raises(ValueError, match=r"The split form of L-Mul needs 8 exponent bits"):
+        an.split_lmul_products(a, b, an.AttentionNumerics(fmt, "lmul", base + top + 1))
+
+
 def test_exact_bf16_attention_is_pytorchs_bf16_rounded_attention():
     rng = np.random.default_rng(6)
     q, k, v = (torch.from_numpy(rng.standard_normal((2, 9, 64)).astype(np.float32)) for _ in range(3))

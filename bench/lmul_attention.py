@@ -1,0 +1,145 @@
+"""Does L-Mul cost accuracy in attention? SmolLM2-135M's perplexity on WikiText-2 test with attention's
+two products (the scores q·kᵀ and the weighted values P·V, in all 30 blocks) computed in other
+number formats, everything else fp32 (linears, softmax, norms).
+
+Rows: fp32 (the reference), operands rounded to bf16 / e4m3 with exact products, and L-Mul
+(arXiv 2410.00907) with 3, 4 and 7 mantissa bits and 8 exponent bits (fp32's range with a shortened
+mantissa, as the paper emulates it; 7 bits is bf16), once with the paper's offset and once with the
+best offset. The best offset is chosen on WikiText-2 *valid* (never on test): the lowest mean NLL
+over ``--search-windows`` windows of ``--search-window`` tokens among the paper's offset and
+``bias·2^m ± c`` for c = 0 and every power of two below 2^m (the paper's is ``bias·2^m − 2^(m−l(m))``;
+below ``bias·2^m`` the offset adds a constant for the dropped mantissa product, above it subtracts).
+
+Arithmetic: ``compiler/attention_numerics.py`` — operands rounded to nearest even (saturating),
+L-Mul products by ``golden.lmul``'s default policy, summed in fp32 in the split form (3 + 2^m
+matrix products per head: equal to the elementwise sums up to fp32 rounding, tested; elementwise
+L-Mul costs ~40 minutes per 512-token window on one core), softmax in fp32. 1/sqrt(64) is folded
+into q (exact).
+
+    python bench/lmul_attention.py --windows N [--window T] [--json PATH] [--plot PATH]
+
+writes ``{"rows": [{"attention", "mul", "mantissa_bits", "offset", "perplexity"}], "windows", ...}``,
+the fp32 row first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lutforge.compiler.attention_numerics import AttentionNumerics, attention
+from lutforge.golden.formats import Format, get
+from lutforge.golden.lmul import default_offset
+
+EXACT = ("fp32", "bf16", "e4m3")
+LMUL_MANTISSAS = (3, 4, 7)
+
+
+def lmul_format(m: int) -> Format:
+    return get("bf16") if m == 7 else Format(f"e8m{m}", 8, m, 127, "ieee")
+
+
+def offset_candidates(fmt: Format) -> list[int]:
+    base = fmt.bias << fmt.man_bits
+    steps = [1 << j for j in range(fmt.man_bits)]
+    return sorted({default_offset(fmt), base} | {base - c for c in steps} | {base + c for c in steps})
+
+
+def nll(model, numerics: AttentionNumerics | None, tokens, window: int, windows: int) -> float:
+    from lutforge.compiler.perplexity import perplexity
+
+    model.replace_attention(None if numerics is None else
+                            lambda q, k, v, mask: attention(q, k, v, mask, numerics, split=True))
+    try:
+        return perplexity(model, tokens, window, windows, progress=False).nll
+    finally:
+        model.replace_attention(None)
+
+
+def row(numerics: AttentionNumerics, ppl: float, seconds: float) -> dict:
+    fmt = numerics.format
+    return {"attention": fmt.name, "mul": numerics.mul, "mantissa_bits": fmt.man_bits,
+            "offset": numerics.lmul_offset if numerics.mul == "lmul" else None,
+            "perplexity": ppl, "seconds": round(seconds, 1)}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--windows", type=int, default=16, help="WikiText-2 test windows (default 16)")
+    ap.add_argument("--window", type=int, default=512, help="tokens per window (default 512)")
+    ap.add_argument("--search-windows", type=int, default=2, help="valid windows scoring each offset (default 2)")
+    ap.add_argument("--search-window", type=int, default=128, help="tokens per valid window (default 128)")
+    ap.add_argument("--json", type=Path, help="write the rows as JSON")
+    ap.add_argument("--plot", type=Path, help="draw perplexity per row (PNG)")
+    args = ap.parse_args(argv)
+
+    import torch
+    from tqdm import tqdm
+
+    from lutforge.compiler.bundled import load_model
+    from lutforge.compiler.data import wikitext2_tokens
+
+    torch.set_grad_enabled(False)
+    _, model, tokenizer = load_model(progress=False)
+    test, _ = wikitext2_tokens("test", tokenizer)
+    valid, _ = wikitext2_tokens("valid", tokenizer)
+
+    best, search = {}, {}
+    jobs = [(m, off) for m in LMUL_MANTISSAS for off in offset_candidates(lmul_format(m))]
+    for m, off in tqdm(jobs, desc="offsets on valid"):
+        numerics = AttentionNumerics(lmul_format(m), "lmul", off)
+        search.setdefault(m, {})[off] = nll(model, numerics, valid, args.search_window, args.search_windows)
+    for m, scores in search.items():
+        best[m] = min(scores, key=scores.get)
+
+    settings = [AttentionNumerics(f) for f in EXACT]
+    for m in LMUL_MANTISSAS:
+        fmt = lmul_format(m)
+        settings.append(AttentionNumerics(fmt, "lmul"))
+        if best[m] != default_offset(fmt):
+            settings.append(AttentionNumerics(fmt, "lmul", best[m]))
+    rows = []
+    for numerics in tqdm(settings, desc="test perplexity"):
+        start = time.perf_counter()
+        ppl = float(np.exp(nll(model, numerics, test, args.window, args.windows)))
+        rows.append(row(numerics, ppl, time.perf_counter() - start))
+        rows[-1]["best_offset"] = numerics.mul == "lmul" and numerics.lmul_offset == best[numerics.format.man_bits]
+        print(f"{numerics.label():32s} perplexity {ppl:9.3f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
+    result = {"rows": rows, "windows": args.windows, "window": args.window,
+              "offset_search": {"split": "valid", "windows": args.search_windows, "window": args.search_window,
+                                "mean_nll": {str(m): {str(o): s for o, s in v.items()} for m, v in search.items()},
+                                "best": {str(m): o for m, o in best.items()}}}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    if args.plot:
+        plot(rows, args.plot, args.windows, args.window)
+    return result
+
+
+def plot(rows: list[dict], path: Path, windows: int, window: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['attention']} {r['mul']}" + (f"\noffset {r['offset']}" + (" (best)" if r["best_offset"] else "")
+                                                if r["mul"] == "lmul" else "") for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(range(len(rows)), [r["perplexity"] for r in rows],
+           color=["tab:gray" if r["mul"] == "exact" else "tab:blue" for r in rows])
+    ax.axhline(rows[0]["perplexity"], color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("perplexity")
+    ax.set_title(f"SmolLM2-135M, attention products only, WikiText-2 test ({windows} × {window} tokens)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
