@@ -112,3 +112,34 @@ def test_logits_match_transformers_own_gguf_import(smollm2_ref, tokens, hf_gguf_
         ours = smollm2_ref(tokens)
         theirs = hf_gguf_model(tokens).logits
     assert rel_err(ours, theirs) <= 1e-5
+
+
+def test_replaced_attention_runs_in_every_block_and_is_restored(smollm2_ref, tokens, hf_logits):
+    from lutforge.compiler.attention_numerics import AttentionNumerics, attention
+
+    with torch.inference_mode():
+        plain = smollm2_ref(tokens)
+    calls = []
+
+    def numerics(n):
+        def run(q, k, v, mask):
+            calls.append(q.shape)
+            return attention(q, k, v, mask, n, split=True)
+        return run
+
+    try:
+        smollm2_ref.replace_attention(numerics(AttentionNumerics("fp32")))
+        with torch.inference_mode():
+            fp32 = smollm2_ref(tokens)
+        smollm2_ref.replace_attention(numerics(AttentionNumerics("bf16", "lmul")))
+        with torch.inference_mode():
+            lmul = smollm2_ref(tokens)
+    finally:
+        smollm2_ref.replace_attention(None)
+    with torch.inference_mode():
+        restored = smollm2_ref(tokens)
+    t = tokens.shape[1]
+    assert calls == [(1, 9, t, 64)] * 60
+    assert torch.equal(fp32, plain) and torch.equal(restored, plain)
+    # L-Mul on bf16 operands moves the logits, within what one model's attention can.
+    assert 1e-4 < rel_err(lmul, hf_logits) < 0.5
