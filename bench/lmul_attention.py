@@ -16,7 +16,7 @@ matrix products per head: equal to the elementwise sums up to fp32 rounding, tes
 L-Mul costs ~40 minutes per 512-token window on one core), softmax in fp32. 1/sqrt(64) is folded
 into q (exact).
 
-    python bench/lmul_attention.py --windows N [--window T] [--json PATH] [--plot PATH]
+    python bench/lmul_attention.py --windows N [--window T] [--search-from JSON] [--json PATH] [--plot PATH]
 
 writes ``{"rows": [{"attention", "mul", "mantissa_bits", "offset", "perplexity"}], "windows", ...}``,
 the fp32 row first.
@@ -73,6 +73,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--window", type=int, default=512, help="tokens per window (default 512)")
     ap.add_argument("--search-windows", type=int, default=2, help="valid windows scoring each offset (default 2)")
     ap.add_argument("--search-window", type=int, default=128, help="tokens per valid window (default 128)")
+    ap.add_argument("--search-from", type=Path, metavar="JSON",
+                    help="take the offset search from an earlier run's JSON instead of repeating it")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--plot", type=Path, help="draw perplexity per row (PNG)")
     args = ap.parse_args(argv)
@@ -88,13 +90,17 @@ def main(argv=None) -> dict:
     test, _ = wikitext2_tokens("test", tokenizer)
     valid, _ = wikitext2_tokens("valid", tokenizer)
 
-    best, search = {}, {}
-    jobs = [(m, off) for m in LMUL_MANTISSAS for off in offset_candidates(lmul_format(m))]
-    for m, off in tqdm(jobs, desc="offsets on valid"):
-        numerics = AttentionNumerics(lmul_format(m), "lmul", off)
-        search.setdefault(m, {})[off] = nll(model, numerics, valid, args.search_window, args.search_windows)
-    for m, scores in search.items():
-        best[m] = min(scores, key=scores.get)
+    if args.search_from:
+        done = json.loads(args.search_from.read_text())["offset_search"]
+        args.search_windows, args.search_window = done["windows"], done["window"]
+        search = {int(m): {int(o): s for o, s in v.items()} for m, v in done["mean_nll"].items()}
+    else:
+        search = {}
+        jobs = [(m, off) for m in LMUL_MANTISSAS for off in offset_candidates(lmul_format(m))]
+        for m, off in tqdm(jobs, desc="offsets on valid"):
+            numerics = AttentionNumerics(lmul_format(m), "lmul", off)
+            search.setdefault(m, {})[off] = nll(model, numerics, valid, args.search_window, args.search_windows)
+    best = {m: min(scores, key=scores.get) for m, scores in search.items()}
 
     settings = [AttentionNumerics(f) for f in EXACT]
     for m in LMUL_MANTISSAS:
@@ -129,12 +135,14 @@ def plot(rows: list[dict], path: Path, windows: int, window: int) -> None:
 
     labels = [f"{r['attention']} {r['mul']}" + (f"\noffset {r['offset']}" + (" (best)" if r["best_offset"] else "")
                                                 if r["mul"] == "lmul" else "") for r in rows]
+    fp32 = rows[0]["perplexity"]
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.bar(range(len(rows)), [r["perplexity"] for r in rows],
-           color=["tab:gray" if r["mul"] == "exact" else "tab:blue" for r in rows])
-    ax.axhline(rows[0]["perplexity"], color="k", lw=0.8, ls="--")
+    cost = [100 * (r["perplexity"] / fp32 - 1) for r in rows]
+    ax.bar(range(len(rows)), cost, color=["tab:gray" if r["mul"] == "exact" else "tab:blue" for r in rows])
+    for x, c, r in zip(range(len(rows)), cost, rows):
+        ax.annotate(f"{r['perplexity']:.2f}", (x, c), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set_ylabel("perplexity")
+    ax.set_ylabel(f"perplexity over fp32's {fp32:.2f} (%)")
     ax.set_title(f"SmolLM2-135M, attention products only, WikiText-2 test ({windows} × {window} tokens)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
