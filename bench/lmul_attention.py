@@ -32,15 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from lutforge.compiler.attention_numerics import AttentionNumerics, attention
-from lutforge.golden.formats import Format, get
+from lutforge.golden.formats import Format, shortened_fp32
 from lutforge.golden.lmul import default_offset
 
 EXACT = ("fp32", "bf16", "e4m3")
 LMUL_MANTISSAS = (3, 4, 7)
-
-
-def lmul_format(m: int) -> Format:
-    return get("bf16") if m == 7 else Format(f"e8m{m}", 8, m, 127, "ieee")
 
 
 def offset_candidates(fmt: Format) -> list[int]:
@@ -96,15 +92,15 @@ def main(argv=None) -> dict:
         search = {int(m): {int(o): s for o, s in v.items()} for m, v in done["mean_nll"].items()}
     else:
         search = {}
-        jobs = [(m, off) for m in LMUL_MANTISSAS for off in offset_candidates(lmul_format(m))]
+        jobs = [(m, off) for m in LMUL_MANTISSAS for off in offset_candidates(shortened_fp32(m))]
         for m, off in tqdm(jobs, desc="offsets on valid"):
-            numerics = AttentionNumerics(lmul_format(m), "lmul", off)
+            numerics = AttentionNumerics(shortened_fp32(m), "lmul", off)
             search.setdefault(m, {})[off] = nll(model, numerics, valid, args.search_window, args.search_windows)
     best = {m: min(scores, key=scores.get) for m, scores in search.items()}
 
     settings = [AttentionNumerics(f) for f in EXACT]
     for m in LMUL_MANTISSAS:
-        fmt = lmul_format(m)
+        fmt = shortened_fp32(m)
         settings.append(AttentionNumerics(fmt, "lmul"))
         if best[m] != default_offset(fmt):
             settings.append(AttentionNumerics(fmt, "lmul", best[m]))

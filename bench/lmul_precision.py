@@ -27,17 +27,13 @@ from tqdm import tqdm
 
 from lutforge.golden import fp
 from lutforge.golden.convert import decode, encode
-from lutforge.golden.formats import Format
+from lutforge.golden.formats import shortened_fp32
 from lutforge.golden.lmul import default_offset, lmul
 
 MANTISSAS = range(2, 8)
 ROUNDINGS = {"nearest": "rne", "truncated": "truncate"}
 # "≈" (comparable precision): the L-Mul mean error is at most this factor above the reference's.
 CLOSE = 1.2
-
-
-def shortened(m: int) -> Format:
-    return Format(f"e8m{m}", 8, m, 127, "ieee")
 
 
 def rel_error(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
@@ -71,7 +67,7 @@ def measure(samples: int, seed: int) -> dict:
     rows = []
     jobs = [(m, name) for m in MANTISSAS for name in ROUNDINGS]
     for m, name in tqdm(jobs, desc="L-Mul m x rounding", unit="case"):
-        fmt, rounding = shortened(m), ROUNDINGS[name]
+        fmt, rounding = shortened_fp32(m), ROUNDINGS[name]
         a, b = encode(x, fmt, rounding=rounding), encode(y, fmt, rounding=rounding)
         paper = default_offset(fmt)
         best = best_offset(a[sub], b[sub], exact[sub], fmt)
@@ -81,7 +77,7 @@ def measure(samples: int, seed: int) -> dict:
             "best_offset": best, "best_offset_lsbs_below_paper": paper - best,
             "best": stats(lmul_error(a, b, exact, fmt, best)),
         })
-    fp32 = stats(lmul_error(x.view(np.uint32), y.view(np.uint32), exact, shortened(23), None))
+    fp32 = stats(lmul_error(x.view(np.uint32), y.view(np.uint32), exact, shortened_fp32(23), None))
 
     references = {}
     for name in ("e4m3", "e5m2"):

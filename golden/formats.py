@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Format", "PRESETS", "get"]
+__all__ = ["Format", "PRESETS", "get", "shortened_fp32"]
 
 Specials = Literal["ieee", "fn", "none"]
 
@@ -177,3 +177,13 @@ def get(fmt: "str | Format") -> Format:
         raise ValueError(
             f"Unknown format {fmt!r}; use one of {', '.join(PRESETS)} or build a Format(...)."
         ) from None
+
+
+def shortened_fp32(man_bits: int) -> Format:
+    """fp32's exponent (8 bits, bias 127, IEEE specials) with ``man_bits`` mantissa bits, as the
+    L-Mul paper emulates shorter mantissas; the preset where one has that shape (7: bf16, 23: fp32)."""
+    shape = (8, man_bits, 127, "ieee", True)
+    for fmt in PRESETS.values():
+        if (fmt.exp_bits, fmt.man_bits, fmt.bias, fmt.specials, fmt.signed) == shape:
+            return fmt
+    return Format(f"e8m{man_bits}", 8, man_bits, 127, "ieee")

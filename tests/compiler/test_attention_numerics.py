@@ -8,10 +8,9 @@ import torch
 
 from lutforge.compiler import attention_numerics as an
 from lutforge.golden import convert, lmul as golden_lmul
-from lutforge.golden.formats import Format, get
+from lutforge.golden.formats import Format, get, shortened_fp32
 
-E8M3 = Format("e8m3", 8, 3, 127, "ieee")
-E8M4 = Format("e8m4", 8, 4, 127, "ieee")
+E8M3, E8M4 = shortened_fp32(3), shortened_fp32(4)
 FORMATS = [get("e4m3"), get("e5m2"), get("e2m3"), get("bf16"), get("fp16"), E8M3, E8M4]
 
 

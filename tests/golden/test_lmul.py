@@ -208,3 +208,15 @@ def test_bad_operands_are_named():
         lmul(np.array([1]), np.array([1]), "e8m0")
     with pytest.raises(ValueError, match=r"L-Mul policy 'fast' is not known"):
         LMulPolicy.of("fast")
+
+
+def test_shortened_fp32_keeps_fp32s_range_and_names_the_presets():
+    from lutforge.golden.convert import decode as decode_values
+    from lutforge.golden.formats import get, shortened_fp32
+
+    assert shortened_fp32(7) is get("bf16") and shortened_fp32(23) is get("fp32")
+    e8m4 = shortened_fp32(4)
+    assert (e8m4.name, e8m4.width) == ("e8m4", 13)
+    # fp32's largest and smallest normal magnitudes with a 4-bit mantissa.
+    assert float(decode_values(e8m4.max_finite, e8m4)) == (2 - 2.0 ** -4) * 2.0 ** 127
+    assert float(decode_values(1 << 4, e8m4)) == 2.0 ** -126
