@@ -28,7 +28,7 @@ from .convert import convert
 from .formats import Format, get
 from .lmul import LMulPolicy, lmul
 
-__all__ = ["check_acc_format", "tree_sum", "lmul_dot", "lmul_attention_scores"]
+__all__ = ["check_acc_format", "tree_sum", "accumulate", "lmul_dot", "lmul_attention_scores"]
 
 
 def check_acc_format(fmt: Format, acc: Format) -> None:
@@ -75,16 +75,23 @@ def lmul_dot(a, b, fmt: "str | Format", *, lanes: int, acc_format: "str | Format
     lanes = check_int("lanes", lanes, fix="a dot product takes 1 or more products per beat")
     check_acc_format(fmt, acc)
     products = lmul(a, b, fmt, policy, offset=offset, **overrides)
+    if acc != fmt and products.ndim and products.shape[-1]:
+        products = convert(products.astype(fmt.dtype), fmt, acc)
+    return accumulate(products, acc, lanes)
+
+
+def accumulate(products, acc: Format, lanes: int) -> np.ndarray:
+    """Sum the last axis of ``products`` (encodings of ``acc``) as the unit does: ``lanes`` per beat
+    through :func:`tree_sum`, the beat sums left to right (module docstring, steps 3 and 4)."""
+    products = np.asarray(products)
     if products.ndim == 0 or products.shape[-1] == 0:
-        raise ValueError("L-Mul dot products need vectors with at least one element along the last axis.")
+        raise ValueError("Dot products need vectors with at least one element along the last axis.")
     k = products.shape[-1]
     if k % lanes:
         raise ValueError(
             f"Vector length {k} is not a multiple of lanes={lanes}; pad the vectors with zeros to "
             f"{-(-k // lanes) * lanes} elements or choose lanes dividing {k}."
         )
-    if acc != fmt:
-        products = convert(products.astype(fmt.dtype), fmt, acc)
     beats = products.astype(acc.dtype).reshape(products.shape[:-1] + (k // lanes, lanes))
     sums = tree_sum(beats, acc)
     total = sums[..., 0]

@@ -1,0 +1,151 @@
+"""One attention head on encodings, as the attention unit computes it.
+
+Inputs are encodings of the data format ``fmt``: the queries ``q`` (T, D) of T new tokens, the keys
+``k`` and values ``v`` (S, D) of the S cached positions (the last T of them the new tokens'). The
+unit works in the accumulation format ``acc`` (default ``fmt``; it must hold every value of
+``fmt`` exactly, e.g. fp32 for bf16 data: :func:`lutforge.golden.lmul_dot.check_acc_format`):
+
+1. **scores** ``s[t, j] = q_t · k_j``: each product is ``mul="exact"`` (the operands converted into
+   ``acc``, exactly, and multiplied there with one rounding: exact for bf16 data in fp32) or
+   ``mul="lmul"`` (:func:`lutforge.golden.lmul.lmul` in ``fmt`` at ``offset``, converted into
+   ``acc`` exactly); the D products (padded with zeros to whole beats) are summed ``lanes`` per beat by the
+   adder tree, the beats left to right (:func:`lutforge.golden.lmul_dot.accumulate`);
+2. ``s = RN(s · RN(1/sqrt(D)))``; causal mask: query t (position S - T + t) sees keys j <= S - T + t,
+   the others get -Inf;
+3. **softmax** over the keys in ``acc`` (:func:`lutforge.golden.softmax.softmax`);
+4. **A·V** ``o[t, d] = sum_j p[t, j] · v[j, d]``: ``mul="exact"`` multiplies in ``acc``;
+   ``mul="lmul"`` first rounds ``p`` into ``fmt`` (L-Mul takes both operands in one format) and
+   converts the L-Mul products into ``acc``; the S products are summed as in 1;
+5. the outputs are rounded into ``fmt`` once.
+
+:func:`attention_bound` bounds the absolute error of each output of the exact-multiply unit
+against attention in exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..support.checks import check_int
+from .convert import convert, decode, encode
+from .formats import get
+from .fp import mul as fp_mul
+from .fp_funcs import check_function_format
+from .lmul import lmul
+from .lmul_dot import accumulate, check_acc_format
+from .softmax import softmax, softmax_bound
+
+__all__ = ["MULS", "attention_scores", "attention", "attention_bound"]
+
+MULS = ("exact", "lmul")
+
+
+def _products(a, b, fmt, acc, mul: str, offset):
+    """Elementwise products of encodings of ``fmt`` as encodings of ``acc`` (module docstring)."""
+    if mul == "lmul":
+        p = lmul(a, b, fmt, offset=offset)
+        return p if acc == fmt else convert(p.astype(fmt.dtype), fmt, acc)
+    if acc != fmt:
+        a, b = convert(a, fmt, acc), convert(b, fmt, acc)
+    return fp_mul(a, b, acc)
+
+
+def _pad(products, lanes: int) -> np.ndarray:
+    """Products padded with +0 to whole beats (adding zeros never rounds)."""
+    extra = -products.shape[-1] % lanes
+    return np.concatenate([products, np.zeros(products.shape[:-1] + (extra,), products.dtype)], -1) if extra else products
+
+
+def _check(q, k, v):
+    if q.ndim != 2 or k.ndim != 2 or v.shape != k.shape or q.shape[1] != k.shape[1] or q.shape[0] > k.shape[0]:
+        raise ValueError(f"Attention needs q (T, D), k and v (S, D) with T <= S; got q {q.shape}, k {k.shape}, "
+                         f"v {v.shape}. Pass the cached keys and values with the new tokens' last.")
+
+
+def _setup(fmt, acc, mul, lanes):
+    fmt = get(fmt)
+    acc = fmt if acc is None else get(acc)
+    check_function_format(acc)
+    check_acc_format(fmt, acc)
+    if mul not in MULS:
+        raise ValueError(f"Attention multiplier {mul!r} is not one of {', '.join(MULS)}; choose one of them.")
+    lanes = check_int("lanes", lanes, fix="the dot-product unit takes 1 or more products per beat")
+    return fmt, acc, lanes
+
+
+def attention_scores(q, k, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None):
+    """Step 1: the (T, S) dot products ``q_t · k_j`` as encodings of ``acc`` (unscaled, unmasked)."""
+    fmt, acc, lanes = _setup(fmt, acc, mul, lanes)
+    q, k = (np.asarray(a).astype(fmt.dtype) for a in (q, k))
+    return accumulate(_pad(_products(q[:, None, :], k[None, :, :], fmt, acc, mul, offset), lanes), acc, lanes)
+
+
+def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None,
+              seed_bits: int = 7) -> np.ndarray:
+    """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``."""
+    fmt, acc, lanes = _setup(fmt, acc, mul, lanes)
+    q, k, v = (np.asarray(a).astype(fmt.dtype) for a in (q, k, v))
+    _check(q, k, v)
+    t_count, d = q.shape
+    s_count = k.shape[0]
+    scores = attention_scores(q, k, fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
+    scores = fp_mul(scores, encode(np.array(1 / math.sqrt(d)), acc), acc)
+    visible = np.arange(s_count)[None, :] <= (s_count - t_count + np.arange(t_count))[:, None]
+    p = softmax(np.where(visible, scores, acc.sign_mask | acc.inf).astype(acc.dtype), acc, seed_bits=seed_bits)
+    if mul == "lmul":
+        p_fmt = p if acc == fmt else convert(p, acc, fmt)
+        prods = _products(p_fmt[:, None, :], v.T[None], fmt, acc, "lmul", offset)  # (T, D, S)
+    else:
+        v_acc = v if acc == fmt else convert(v, fmt, acc)
+        prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
+    out = accumulate(_pad(prods, lanes), acc, lanes)
+    return out if acc == fmt else convert(out, acc, fmt)
+
+
+def attention_bound(q, k, v, fmt, *, acc=None, lanes: int = 1, seed_bits: int = 7) -> np.ndarray:
+    """Largest absolute error of each output (T, D) of the exact-multiply :func:`attention` at the
+    float64 inputs ``q``, ``k``, ``v`` (the decoded encodings), against causal attention in exact
+    arithmetic. Each score's error comes from its products and the adder tree and beats (Higham's
+    ``gamma`` of the longest addition chain on the sum of |products|) and the scaling; an error of
+    at most ``delta`` in every visible score moves each probability by a factor within
+    ``e^(±2 delta)``; softmax's own bound follows; then A·V's products and sums and the final
+    rounding into ``fmt``."""
+    fmt = get(fmt)
+    acc = fmt if acc is None else get(acc)
+    u = 2.0 ** -(acc.man_bits + 1)
+    t_count, d = q.shape
+    s_count = k.shape[0]
+    product_u = 0.0 if acc.man_bits >= 2 * fmt.man_bits + 1 else u  # exact products of narrower data
+
+    def gamma(n):
+        return n * u / (1 - n * u)
+
+    def chain(n):  # additions on the longest path: the tree of a beat, then one per further beat
+        return math.ceil(math.log2(lanes)) + -(-n // lanes) - 1
+
+    scale = 1 / math.sqrt(d)
+    exact_scores = (q @ k.T) * scale
+    # Products of q and k: exact when acc holds the product of two fmt significands.
+    qk_u = 0.0 if acc.man_bits >= 2 * fmt.man_bits + 1 else u
+    score_err = (((1 + qk_u) * (1 + gamma(chain(d))) * (1 + u) ** 2 - 1) * (np.abs(q) @ np.abs(k).T) * scale
+                 + u * np.abs(exact_scores))
+    out_err = np.zeros((t_count, d))
+    for t in range(t_count):
+        n = s_count - t_count + t + 1
+        row = exact_scores[t, :n]
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        # Scores off by delta move each probability by e^(+-2 delta); softmax's bound is evaluated at
+        # the exact scores (the computed ones differ by delta: a second-order change of the bound).
+        eps_p = np.exp(2 * score_err[t, :n].max()) * (1 + softmax_bound(row, acc, seed_bits=seed_bits)) - 1
+        out_err[t] = (p * ((1 + eps_p) * (1 + u) * (1 + gamma(chain(n))) - 1)) @ np.abs(v[:n])
+    u_fmt = 2.0 ** -(fmt.man_bits + 1) if fmt != acc else 0.0
+    exact_out = np.stack([_exact_row(exact_scores[t, :s_count - t_count + t + 1], v) for t in range(t_count)])
+    return out_err * (1 + u_fmt) + u_fmt * np.abs(exact_out)
+
+
+def _exact_row(row, v):
+    p = np.exp(row - row.max())
+    return (p / p.sum()) @ v[:len(row)]

@@ -1,0 +1,79 @@
+"""golden.attention: the exact-multiply unit against causal attention in float64 within its derived
+bound and against PyTorch's scaled_dot_product_attention; the L-Mul scores equal the L-Mul
+attention unit's golden (whose RTL is verified) bit for bit; refusals."""
+
+import numpy as np
+import pytest
+import torch
+
+from lutforge.golden.attention import attention, attention_bound, attention_scores
+from lutforge.golden.convert import decode, encode
+from lutforge.golden.lmul_dot import lmul_attention_scores
+
+
+def heads(fmt, t, s, d, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = (encode(rng.normal(size=shape) * 2, fmt) for shape in ((t, d), (s, d), (s, d)))
+    return q, k, v, *(decode(a, fmt) for a in (q, k, v))
+
+
+def causal(qd, kd, vd):
+    t, s = len(qd), len(kd)
+    scores = qd @ kd.T / np.sqrt(qd.shape[1])
+    out = []
+    for i in range(t):
+        row = scores[i, :s - t + i + 1]
+        p = np.exp(row - row.max())
+        out.append(p / p.sum() @ vd[:len(row)])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fmt,acc", [("fp32", None), ("bf16", "fp32"), ("fp16", "fp32")])
+@pytest.mark.parametrize("lanes", [1, 4, 64])
+@pytest.mark.parametrize("t,s", [(1, 37), (16, 16)])
+def test_exact_multiply_is_within_the_derived_bound(fmt, acc, lanes, t, s):
+    q, k, v, qd, kd, vd = heads(fmt, t, s, 64, seed=t * 100 + lanes)
+    got = decode(attention(q, k, v, fmt, acc=acc, lanes=lanes), fmt)
+    assert np.all(np.abs(got - causal(qd, kd, vd)) <= attention_bound(qd, kd, vd, fmt, acc=acc, lanes=lanes))
+
+
+def test_agrees_with_pytorch_sdpa_within_both_errors():
+    """bf16 data, fp32 unit, against PyTorch's fp32 SDPA on the same values: ours within our bound
+    of exact; theirs within the bound of an fp32 unit summing one product per beat (the longest
+    addition chains, which bound any summation order, and an exp of at most one ulp, below ours)."""
+    t, s, d = 8, 40, 64
+    q, k, v, qd, kd, vd = heads("bf16", t, s, d, seed=9)
+    ours = decode(attention(q, k, v, "bf16", acc="fp32", lanes=8), "bf16")
+    mask = torch.from_numpy(np.arange(s)[None, :] <= (s - t + np.arange(t))[:, None])
+    theirs = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.from_numpy(a.astype(np.float32))[None, None] for a in (qd, kd, vd)), attn_mask=mask)[0, 0].double().numpy()
+    tol = attention_bound(qd, kd, vd, "bf16", acc="fp32", lanes=8) + attention_bound(qd, kd, vd, "fp32", lanes=1)
+    assert np.all(np.abs(ours - theirs) <= tol)
+
+
+@pytest.mark.parametrize("fmt,acc,lanes", [("bf16", "fp32", 4), ("e4m3", "fp32", 8), ("fp32", None, 2)])
+def test_lmul_scores_equal_the_lmul_attention_unit(fmt, acc, lanes):
+    rng = np.random.default_rng(lanes)
+    q = encode(rng.normal(size=(3, 16)), fmt)
+    k = encode(rng.normal(size=(5, 16)), fmt)
+    got = attention_scores(q, k, fmt, acc=acc, mul="lmul", lanes=lanes)
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], lmul_attention_scores(q[i], k, fmt, lanes=lanes, acc_format=acc))
+
+
+def test_lmul_attention_differs_from_exact_and_stays_near_it():
+    q, k, v, qd, kd, vd = heads("bf16", 4, 12, 64, seed=2)
+    exact = decode(attention(q, k, v, "bf16", acc="fp32", lanes=4), "bf16")
+    approx = decode(attention(q, k, v, "bf16", acc="fp32", mul="lmul", lanes=4), "bf16")
+    assert not np.array_equal(exact, approx)
+    # L-Mul's products are within 1/8 of exact (m = 7, the paper's offset), so the outputs, convex
+    # mixtures of values of magnitude < 8, move by far less than 1.
+    assert np.max(np.abs(exact - approx)) < 0.5
+
+
+def test_bad_shapes_and_multipliers_are_refused_with_sentences():
+    q, k, v, *_ = heads("fp32", 4, 3, 8, seed=0)
+    with pytest.raises(ValueError, match=r"Attention needs q \(T, D\), k and v \(S, D\) with T <= S; got q \(4, 8\)"):
+        attention(q, k, v, "fp32")
+    with pytest.raises(ValueError, match=r"Attention multiplier 'fma' is not one of exact, lmul"):
+        attention(q[:2], k, v, "fp32", mul="fma")
