@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import encode
+from .convert import decode, encode
 from .fp import add, mul
 from .fp_funcs import check_function_format, exp, exp_bound, negate, reciprocal, reciprocal_bound
 
@@ -26,7 +26,7 @@ def silu(x, fmt, *, seed_bits: int = 7) -> np.ndarray:
 
 def silu_bound(x: np.ndarray, fmt, *, seed_bits: int = 7) -> np.ndarray:
     """Largest relative error of a normal output of :func:`silu` at the float64 inputs ``x`` where
-    ``exp(-x)`` is finite and normal (infinite where nothing bounds it): exp's bound (weighted by ``e/(1 + e) = sigmoid(-x)``) and the
+    ``exp(-x)`` cannot overflow (infinite elsewhere: nothing bounds the relative error there): exp's bound (weighted by ``e/(1 + e) = sigmoid(-x)``) and the
     rounding of the sum give the denominator's error, then the reciprocal's bound and the product."""
     fmt = check_function_format(fmt)
     u = 2.0 ** -(fmt.man_bits + 1)
@@ -34,6 +34,8 @@ def silu_bound(x: np.ndarray, fmt, *, seed_bits: int = 7) -> np.ndarray:
     eps_e = exp_bound(fmt, np.abs(x) * (1 + u) / np.log(2))
     with np.errstate(over="ignore"):
         eps_d = (1 + eps_e / (1 + np.exp(x))) * (1 + u) - 1
-    # Where the denominator may be off by 100 % or more there is no bound.
-    return np.where(eps_d < 1, (1 + reciprocal_bound(fmt, seed_bits=seed_bits)) * (1 + u) / (1 - np.minimum(eps_d, 0.5)) - 1,
+        max_finite = decode(np.array(fmt.max_finite, fmt.dtype), fmt)
+        overflows = np.exp(-x) * (1 + eps_e) >= max_finite
+    # Where exp(-x) may overflow, or the denominator be off by 100 % or more, there is no bound.
+    return np.where((eps_d < 1) & ~overflows, (1 + reciprocal_bound(fmt, seed_bits=seed_bits)) * (1 + u) / (1 - np.minimum(eps_d, 0.5)) - 1,
                     np.inf)
