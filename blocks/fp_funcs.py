@@ -1,0 +1,48 @@
+"""Reciprocal and reciprocal square root units in the block catalogue (the decoder block's norm
+and softmax build on them): exhaustive for 16-bit formats, random plus corner encodings for fp32."""
+
+import numpy as np
+
+from ..golden import fp_funcs
+from ..golden.formats import PRESETS, get
+from . import LATENCY, Block, Param, integer, register
+from ._fp_params import exhaustive_operands
+from .fp_vectors import corner_encodings, random_operands
+
+# Formats with IEEE specials and 1 to 23 mantissa bits (golden.fp_funcs.check_function_format).
+FORMATS = tuple(n for n, f in PRESETS.items() if f.specials == "ieee" and f.signed and 1 <= f.man_bits <= 23)
+
+
+def _params():
+    return {"format": Param("bf16", "element format", choices=FORMATS),
+            "seed_bits": integer(7, "seed ROM address bits (2^seed_bits entries)", 1, 12),
+            "latency": LATENCY}
+
+
+def _vectors(params, rng, count):
+    fmt = get(params["format"])
+    a = np.concatenate([corner_encodings(fmt), random_operands(fmt, rng, count, arity=1)[0]])[:count]
+    return {"a": a}
+
+
+def _register(name, summary, unit, golden, steps_per_iteration, steps_of):
+    def build(params):
+        from ..hdl import fp_funcs as hdl
+        return getattr(hdl, unit)(params["format"], seed_bits=params["seed_bits"], latency=params["latency"])
+
+    def latency(params):
+        return steps_per_iteration * steps_of(get(params["format"]), params["seed_bits"]) * params["latency"]
+
+    register(Block(
+        name=name, summary=summary, build=build, params=_params(), vectors=_vectors,
+        golden=lambda params, inputs: {"r": golden(inputs["a"].astype(get(params["format"]).dtype),
+                                                   params["format"], seed_bits=params["seed_bits"])},
+        latency=latency, exhaustive=exhaustive_operands("a"),
+        lint_examples=({}, {"format": "fp32", "latency": "2"}, {"format": "fp16", "seed_bits": "4"}),
+    ))
+
+
+_register("fp_reciprocal", "1/a: seed ROM and FMA Newton steps (golden.fp_funcs.reciprocal).", "FPReciprocal",
+          fp_funcs.reciprocal, 2, fp_funcs._recip_iterations)
+_register("fp_rsqrt", "1/sqrt(a): seed ROM and FMA Newton steps (golden.fp_funcs.rsqrt).", "FPRsqrt",
+          fp_funcs.rsqrt, 3, fp_funcs._rsqrt_iterations)

@@ -1,0 +1,65 @@
+"""Reciprocal and rsqrt RTL against golden.fp_funcs: every bf16 and fp16 encoding (one Verilator
+build per format holds its variants), every e5m2 encoding, random plus corner fp32 encodings, and a
+pipelined form through the block self-check."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from lutforge.blocks import get_block
+from lutforge.blocks.selfcheck import self_check
+from lutforge.golden import fp_funcs
+from lutforge.golden.formats import get
+from lutforge.hdl.fp_funcs import FPReciprocal, FPRsqrt
+from lutforge.sim.batch import BatchSim
+from lutforge.sim.compare import assert_outputs_equal
+from lutforge.sim.variants import Variants
+
+UNITS = {"reciprocal": (FPReciprocal, fp_funcs.reciprocal), "rsqrt": (FPRsqrt, fp_funcs.rsqrt)}
+SIXTEEN = [(fmt, unit, seed) for fmt in ("bf16", "fp16") for unit in UNITS for seed in (7, 4)]
+# make test keeps one of each kind (bf16 exhaustive, an fp32 random check, a pipelined unit); the
+# rest (a Verilator build of a minute each on 2 cores) run with make test-slow.
+slow = pytest.mark.slow
+
+
+@functools.cache
+def _sixteen_bit_run(fmt):
+    a = np.arange(1 << 16, dtype=np.uint64)
+    variants = {f"{unit}_{seed}": UNITS[unit][0](fmt, seed_bits=seed) for f, unit, seed in SIXTEEN if f == fmt}
+    return a, BatchSim(Variants(variants)).run_vectors({"a": a}).outputs
+
+
+@pytest.mark.parametrize("fmt,unit,seed", [pytest.param(*case, marks=[slow] if case[0] == "fp16" else [])
+                                           for case in SIXTEEN], ids=[f"{u}-{f}-seed{s}" for f, u, s in SIXTEEN])
+def test_every_16_bit_encoding_equals_golden(fmt, unit, seed):
+    a, outputs = _sixteen_bit_run(fmt)
+    expected = UNITS[unit][1](a.astype(get(fmt).dtype), fmt, seed_bits=seed)
+    assert_outputs_equal(f"{unit} {fmt}", {"a": a}, expected, outputs[f"{unit}_{seed}_r"])
+
+
+@pytest.mark.parametrize("name,fmt,count", [pytest.param("fp_reciprocal", "e5m2", None, marks=slow),
+                                            pytest.param("fp_rsqrt", "e5m2", None, marks=slow),
+                                            pytest.param("fp_reciprocal", "fp32", 20_000, marks=slow),
+                                            ("fp_rsqrt", "fp32", 20_000)])
+def test_block_self_check(name, fmt, count):
+    block = get_block(name)
+    result = self_check(block, block.resolve({"format": fmt}), "batch", count=count)
+    assert result.passed, result.first_mismatch
+    assert result.exhaustive == (count is None)
+
+
+@pytest.mark.parametrize("name,per_step", [("fp_reciprocal", 2), pytest.param("fp_rsqrt", 3, marks=slow)])
+def test_pipelined_units_keep_one_result_per_cycle(name, per_step):
+    """latency=2 per FMA: 2 (reciprocal) or 3 (rsqrt) pipelined operations per Newton step, each
+    operand's sign, exponent and class delayed alongside."""
+    block = get_block(name)
+    params = block.resolve({"format": "fp16", "latency": "2"})
+    assert block.latency(params) == per_step * 2 * 2  # two Newton steps in fp16
+    result = self_check(block, params, "batch", count=3000)
+    assert result.passed, result.first_mismatch
+
+
+def test_a_step_count_outside_the_range_is_refused():
+    with pytest.raises(ValueError, match=r"FP reciprocal iterations=5 is outside 0 to 4; leave it out"):
+        FPReciprocal("fp32", iterations=5)
