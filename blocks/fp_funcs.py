@@ -1,5 +1,6 @@
-"""Reciprocal and reciprocal square root units in the block catalogue (the decoder block's norm
-and softmax build on them): exhaustive for 16-bit formats, random plus corner encodings for fp32."""
+"""The decoder block's function units in the block catalogue: reciprocal, reciprocal square root
+and exponential (the norm, softmax and SiLU build on them), and the SiLU stream unit. Exhaustive
+for 16-bit formats, random plus corner encodings for fp32."""
 
 import numpy as np
 
@@ -46,3 +47,45 @@ _register("fp_reciprocal", "1/a: seed ROM and FMA Newton steps (golden.fp_funcs.
           fp_funcs.reciprocal, 2, fp_funcs._recip_iterations)
 _register("fp_rsqrt", "1/sqrt(a): seed ROM and FMA Newton steps (golden.fp_funcs.rsqrt).", "FPRsqrt",
           fp_funcs.rsqrt, 3, fp_funcs._rsqrt_iterations)
+
+
+def _exp_params():
+    return {"format": Param("bf16", "element format", choices=FORMATS), "latency": LATENCY}
+
+
+def _build_exp(params):
+    from ..hdl.fp_funcs import FPExp
+    return FPExp(params["format"], latency=params["latency"])
+
+
+register(Block(
+    name="fp_exp", summary="e^a: range reduction and a Horner chain of FMAs (golden.fp_funcs.exp).",
+    build=_build_exp, params=_exp_params(), vectors=_vectors,
+    golden=lambda params, inputs: {"r": fp_funcs.exp(inputs["a"].astype(get(params["format"]).dtype),
+                                                     params["format"])},
+    latency=lambda params: (2 + fp_funcs.exp_degree(get(params["format"]))) * params["latency"],
+    exhaustive=exhaustive_operands("a"),
+    lint_examples=({}, {"format": "fp32", "latency": "1"}),
+))
+
+
+def _build_silu(params):
+    from ..hdl.silu import SiLU
+    return SiLU(params["format"], seed_bits=params["seed_bits"], latency=params["latency"])
+
+
+def _silu_golden(params, inputs):
+    from ..golden.silu import silu
+    return {"o": silu(np.asarray(inputs["i"]).astype(get(params["format"]).dtype), params["format"],
+                      seed_bits=params["seed_bits"]).astype(np.uint64)}
+
+
+register(Block(
+    name="silu", summary="SiLU x·sigmoid(x) (golden.silu): exp, add, reciprocal, multiply (streams i -> o).",
+    build=_build_silu, params=_params(),
+    vectors=lambda params, rng, count: {"i": _vectors(params, rng, count)["a"]},
+    golden=_silu_golden, streams=True,
+    exhaustive=lambda params: {"i": exhaustive_operands("a")(params)["a"]}
+    if get(params["format"]).width <= 16 else None,
+    lint_examples=({}, {"format": "fp32", "latency": "1"}),
+))

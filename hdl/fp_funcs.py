@@ -1,6 +1,13 @@
-"""Reciprocal and reciprocal square root units: seed ROM plus FMA Newton steps, bit-exact with
-:func:`lutforge.golden.fp_funcs.reciprocal` and :func:`~lutforge.golden.fp_funcs.rsqrt` (the
-method, its seed tables and step counts are defined there).
+"""Reciprocal, reciprocal square root and exponential units, bit-exact with
+:func:`lutforge.golden.fp_funcs.reciprocal`, :func:`~lutforge.golden.fp_funcs.rsqrt` and
+:func:`~lutforge.golden.fp_funcs.exp` (the methods, seed tables, step counts and polynomial are
+defined there).
+
+**exp**: a multiplier forms ``t = a·log2 e``; the integer ``n = round(t)`` (ties to even) comes
+from shifting t's significand, with a range check against the golden's limit; ``n`` goes back to
+an encoding (exact), an adder forms ``f = t - n``, a Horner chain of FMAs evaluates ``2^f`` and a
+:class:`RoundPack` scales it by ``2^n``. ``latency`` sets each multiplier's, adder's and FMA's
+registers, the side signals travel alongside.
 
 Datapath: the operand is normalised (a leading-zero count shifts subnormals up), the leading
 fraction bits address a ROM of seeds, each Newton step runs through :class:`FPFusedMultiplyAdd`
@@ -20,6 +27,7 @@ from ..golden import fp_funcs as golden
 from ..golden.convert import encode
 from ..golden.formats import Format
 from .float_layout import FloatLayout
+from .fp_add import FPAdder
 from .fp_fma import FPFusedMultiplyAdd
 from .fp_mul import FPMultiplier, check_latency
 from .fp_unpack import exp_shape, unpack
@@ -27,7 +35,7 @@ from .lzc import LeadingZeros
 from .pipeline import delay
 from .round_pack import RoundPack, rejecting
 
-__all__ = ["FPReciprocal", "FPRsqrt"]
+__all__ = ["FPReciprocal", "FPRsqrt", "FPExp"]
 
 
 def _rom(m, index, entries, layout, *, name: str):
@@ -166,4 +174,82 @@ class FPRsqrt(_NewtonUnit):
         m.d.comb += even_e.eq(e - e[0])
         # rsqrt(±0) = ±Inf, rsqrt(+Inf) = +0, negative non-zero (and NaN) give NaN.
         self._back(m, y, sign & zero, -(even_e >> 1), nan | (sign & ~zero), zero, inf)
+        return m
+
+
+class FPExp(wiring.Component):
+    """``r = e^a`` by :func:`lutforge.golden.fp_funcs.exp`'s method, after
+    ``(2 + degree) · latency`` cycles."""
+
+    def __init__(self, fmt, *, latency: int = 0):
+        with rejecting(self):
+            self.format = golden.check_function_format(fmt)
+            check_latency("FP exp", latency)
+        self.latency = latency
+        self.degree = golden.exp_degree(self.format)
+        layout = FloatLayout(self.format)
+        super().__init__({"a": In(layout), "r": Out(layout)})
+
+    @property
+    def total_latency(self) -> int:
+        return (2 + self.degree) * self.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.format
+        man = fmt.man_bits
+        layout = FloatLayout(fmt)
+        log2e, coeffs = golden._exp_consts(fmt)
+        limit = 2 * (fmt.emax + man + 2)
+        lat = self.latency
+
+        m.submodules.scale = t_mul = FPMultiplier(fmt, latency=lat)
+        m.d.comb += [t_mul.a.eq(self.a), t_mul.b.as_value().eq(int(log2e))]
+        a_nan, = delay(m, [unpack(m, self.a, fmt, "keep", name="a").nan], lat, name="nan_t")
+        t = unpack(m, t_mul.r, fmt, "keep", name="t")
+
+        # |t|·2^(man+1) = sig·2^(exp+man+1) as an integer: exact down to |t| >= 1/2 (normal sig); below
+        # that n = 0 whatever the bits, so nothing is shifted in.
+        int_bits = limit.bit_length() + 1
+        frac_bits = man + 1
+        shifted = Signal(man + 1 + int_bits + frac_bits)
+        with m.If((t.exp >= -frac_bits) & (t.exp < int_bits)):
+            m.d.comb += shifted.eq(t.sig << (t.exp + frac_bits).as_unsigned())
+        whole = shifted[frac_bits:]
+        half = shifted[frac_bits - 1]
+        below = shifted[:frac_bits - 1] != 0
+        up = half & (below | whole[0])  # round half to even
+        n_abs = Signal(len(whole) + 1)
+        m.d.comb += n_abs.eq(whole + up)
+        out_of_range = Signal()
+        too_big = (t.exp >= int_bits) | (whole > limit) | ((whole == limit) & (half | below))
+        m.d.comb += out_of_range.eq(t.nan | t.inf | too_big)
+        n_mag = Signal(range(limit + 2))
+        m.d.comb += n_mag.eq(Mux(out_of_range, 0, n_abs))
+
+        # n as an encoding (exact: see golden), then f = t - n.
+        m.submodules.n_enc = n_enc = RoundPack(fmt, len(n_mag), exp_shape(fmt).width)
+        m.d.comb += [n_enc.sign.eq(~t.sign), n_enc.sig.eq(n_mag), n_enc.exp.eq(0), n_enc.sticky.eq(0),
+                     n_enc.nan.eq(0), n_enc.inf.eq(0)]
+        m.submodules.reduce = sub = FPAdder(fmt, latency=lat)
+        m.d.comb += [sub.a.eq(t_mul.r), sub.b.eq(n_enc.r)]
+        n = Signal(signed(len(n_mag) + 1))
+        m.d.comb += n.eq(Mux(t.sign, -n_mag, n_mag))
+        side = delay(m, [n, out_of_range, t.sign, a_nan], lat, name="reduce")
+        f = sub.r
+        p = Signal(layout)
+        m.d.comb += p.as_value().eq(int(coeffs[-1]))
+        for k in range(len(coeffs) - 2, -1, -1):
+            m.submodules[f"horner{k}"] = fma = FPFusedMultiplyAdd(fmt, latency=lat)
+            m.d.comb += [fma.a.eq(p), fma.b.eq(f), fma.c.as_value().eq(int(coeffs[k]))]
+            p = fma.r
+            f, = delay(m, [f], lat, name=f"f{k}")
+            side = delay(m, side, lat, name=f"horner{k}")
+        n, out_of_range, negative, nan = side
+        pu = unpack(m, p, fmt, "keep", name="p")
+        m.submodules.rescale = rp = RoundPack(fmt, man + 1, len(pu.exp) + 2)
+        m.d.comb += [rp.sign.eq(0), rp.sig.eq(Mux(out_of_range, Mux(negative, 0, 1), pu.sig)),
+                     rp.exp.eq(pu.exp + n), rp.sticky.eq(0), rp.nan.eq(nan),
+                     rp.inf.eq(out_of_range & ~negative & ~nan)]
+        m.d.comb += self.r.eq(rp.r)
         return m

@@ -1,4 +1,5 @@
-"""Reciprocal and rsqrt RTL against golden.fp_funcs: every bf16 and fp16 encoding (one Verilator
+"""Reciprocal, rsqrt and exp RTL against golden.fp_funcs, and the SiLU stream unit against
+golden.silu: every bf16 and fp16 encoding (one Verilator
 build per format holds its variants), every e5m2 encoding, random plus corner fp32 encodings, and a
 pipelined form through the block self-check."""
 
@@ -11,15 +12,16 @@ from lutforge.blocks import get_block
 from lutforge.blocks.selfcheck import self_check
 from lutforge.golden import fp_funcs
 from lutforge.golden.formats import get
-from lutforge.hdl.fp_funcs import FPReciprocal, FPRsqrt
+from lutforge.hdl.fp_funcs import FPExp, FPReciprocal, FPRsqrt
 from lutforge.sim.batch import BatchSim
 from lutforge.sim.compare import assert_outputs_equal
 from lutforge.sim.variants import Variants
 
 UNITS = {"reciprocal": (FPReciprocal, fp_funcs.reciprocal), "rsqrt": (FPRsqrt, fp_funcs.rsqrt)}
 SIXTEEN = [(fmt, unit, seed) for fmt in ("bf16", "fp16") for unit in UNITS for seed in (7, 4)]
-# make test keeps one of each kind (bf16 exhaustive, an fp32 random check, a pipelined unit); the
-# rest (a Verilator build of a minute each on 2 cores) run with make test-slow.
+# make test keeps one of each kind (bf16 exhaustive per unit, a pipelined unit, the stream with
+# stalls); the rest (fp16, e5m2, fp32: a Verilator build of a minute each on 2 cores) run with
+# make test-slow.
 slow = pytest.mark.slow
 
 
@@ -41,7 +43,7 @@ def test_every_16_bit_encoding_equals_golden(fmt, unit, seed):
 @pytest.mark.parametrize("name,fmt,count", [pytest.param("fp_reciprocal", "e5m2", None, marks=slow),
                                             pytest.param("fp_rsqrt", "e5m2", None, marks=slow),
                                             pytest.param("fp_reciprocal", "fp32", 20_000, marks=slow),
-                                            ("fp_rsqrt", "fp32", 20_000)])
+                                            pytest.param("fp_rsqrt", "fp32", 20_000, marks=slow)])
 def test_block_self_check(name, fmt, count):
     block = get_block(name)
     result = self_check(block, block.resolve({"format": fmt}), "batch", count=count)
@@ -63,3 +65,29 @@ def test_pipelined_units_keep_one_result_per_cycle(name, per_step):
 def test_a_step_count_outside_the_range_is_refused():
     with pytest.raises(ValueError, match=r"FP reciprocal iterations=5 is outside 0 to 4; leave it out"):
         FPReciprocal("fp32", iterations=5)
+
+
+@pytest.mark.parametrize("fmt", ["bf16", pytest.param("fp16", marks=slow)])
+def test_exp_equals_golden_on_every_16_bit_encoding(fmt):
+    a = np.arange(1 << 16, dtype=np.uint64)
+    got = BatchSim(FPExp(fmt)).run_vectors({"a": a}).outputs["r"]
+    assert_outputs_equal(f"exp {fmt}", {"a": a}, fp_funcs.exp(a.astype(get(fmt).dtype), fmt), got)
+
+
+@pytest.mark.parametrize("fmt,latency,count", [pytest.param("fp32", 0, 20_000, marks=slow),
+                                               pytest.param("fp16", 1, 5_000, marks=slow)])
+def test_exp_self_check(fmt, latency, count):
+    block = get_block("fp_exp")
+    result = self_check(block, block.resolve({"format": fmt, "latency": str(latency)}), "batch", count=count)
+    assert result.passed, result.first_mismatch
+
+
+@pytest.mark.parametrize("params,count", [({"format": "bf16"}, None),
+                                          pytest.param({"format": "fp32", "latency": "1"}, 5_000, marks=slow)])
+def test_silu_stream_equals_golden_with_stalls(params, count):
+    """Every bf16 encoding through the stream with random stalls on both sides (the FIFO holds
+    what is in flight while o stalls)."""
+    block = get_block("silu")
+    result = self_check(block, block.resolve(params), "batch", count=count)
+    assert result.passed, result.first_mismatch
+    assert result.exhaustive == (count is None)
