@@ -1,7 +1,7 @@
 """A stream around a fixed-latency elementwise datapath (the non-linear units of the decoder block).
 
 The datapath (ports ``a`` -> ``r``, ``latency`` register stages that never stall) accepts one
-element per cycle. Its results enter a FIFO of ``latency + 1`` entries, and ``i.ready`` holds only
+element per cycle. Its results enter a FIFO of ``latency + 1`` entries (at least 2), and ``i.ready`` holds only
 while the FIFO has room for every element already in flight, so nothing is ever dropped when
 ``o`` stalls, and a full rate of one element per cycle holds while ``o`` is ready.
 """
@@ -27,7 +27,8 @@ class ElementwiseStream(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.datapath = dp = self.datapath
-        depth = self.latency + 1
+        # latency + 1 entries suffice; at least 2, as a 1-entry FIFO has zero-width pointers.
+        depth = max(self.latency + 1, 2)
         m.submodules.fifo = fifo = SyncFIFO(width=len(dp.r.as_value()), depth=depth)
         accept = Signal()
         in_flight = Signal(range(depth + 1))

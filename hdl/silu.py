@@ -44,10 +44,10 @@ class SiLUDatapath(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fmt = self.format
-        m.submodules.exp = self.exp
-        m.submodules.recip = self.recip
-        m.submodules.add = add = FPAdder(fmt, latency=self.latency)
-        m.submodules.mul = mul = FPMultiplier(fmt, latency=self.latency)
+        m.submodules.exp_unit = self.exp
+        m.submodules.recip_unit = self.recip
+        m.submodules.add_unit = add = FPAdder(fmt, latency=self.latency)
+        m.submodules.mul_unit = mul = FPMultiplier(fmt, latency=self.latency)
         a = self.a.as_value()
         m.d.comb += self.exp.a.as_value().eq(Cat(a[:-1], ~a[-1]))  # -x: the sign flipped
         m.d.comb += [add.a.as_value().eq(int(encode(np.array(1.0), fmt))), add.b.eq(self.exp.r),
