@@ -6,6 +6,8 @@ and placed and routed with yowasp-nextpnr. Prints a table and saves a plot next 
 ``out/bench/``; ``--json PATH`` writes the rows.
 
 Usage: python bench/fp_area.py [--formats e4m3,bf16,fp32] [--units mul,add,fma,convert] [--json PATH]
+(``--units recip,rsqrt,exp,silu --formats bf16,fp32 --archs ecp5`` measures the decoder block's
+function units; ``silu`` is its datapath, without the stream FIFO.)
 (``--units mx_dot --formats e4m3,e2m1`` measures the block dot-product unit; its stream ports are
 already registered, the wrapper adds its shift chain anyway.)
 """
@@ -18,8 +20,10 @@ from pathlib import Path
 from lutforge.hdl.fp_add import FPAdder
 from lutforge.hdl.fp_convert import FPConvert
 from lutforge.hdl.fp_fma import FPFusedMultiplyAdd
+from lutforge.hdl.fp_funcs import FPExp, FPReciprocal, FPRsqrt
 from lutforge.hdl.fp_mul import FPMultiplier
 from lutforge.hdl.mx_dot import MXDotProduct
+from lutforge.hdl.silu import SiLUDatapath
 from lutforge.support.progress import progress
 from lutforge.boards.synth import TARGETS, synthesize
 
@@ -41,7 +45,10 @@ def _unit(unit: str, fmt: str, latency: int):
         return FPConvert(CONVERT_SOURCE.get(fmt, "fp32"), fmt, latency=latency)
     if unit == "mx_dot":
         return MXDotProduct(MX_FORMAT[fmt])
-    raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma, convert or mx_dot.")
+    functions = {"recip": FPReciprocal, "rsqrt": FPRsqrt, "exp": FPExp, "silu": SiLUDatapath}
+    if unit in functions:
+        return functions[unit](fmt, latency=latency)
+    raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma, convert, mx_dot, {', '.join(functions)}.")
 
 
 def _label(unit, fmt):
