@@ -1,5 +1,5 @@
 """The decoder block's function units in the block catalogue: reciprocal, reciprocal square root
-and exponential (the norm, softmax and SiLU build on them), and the SiLU stream unit. Exhaustive
+and exponential (the norm, softmax and SiLU build on them), and the SiLU and RMSNorm stream units. Exhaustive
 for 16-bit formats, random plus corner encodings for fp32."""
 
 import numpy as np
@@ -88,4 +88,55 @@ register(Block(
     exhaustive=lambda params: {"i": exhaustive_operands("a")(params)["a"]}
     if get(params["format"]).width <= 16 else None,
     lint_examples=({}, {"format": "fp32", "latency": "1"}),
+))
+
+
+def _gains(params) -> np.ndarray:
+    """The block's seeded gains (what a model's norm weights look like: about 1 ± 0.3)."""
+    rng = np.random.default_rng(params["k"])
+    return encode_gains(rng.normal(1.0, 0.3, params["k"]), params["format"])
+
+
+def encode_gains(values, fmt) -> np.ndarray:
+    from ..golden.convert import encode
+    return encode(np.asarray(values, np.float64), fmt).astype(np.uint64)
+
+
+def _rmsnorm_params():
+    return {"format": Param("fp32", "element format", choices=FORMATS),
+            "k": integer(64, "elements per row (SmolLM2: 576; a QK-norm head: 64 or 128)", 2, 4096),
+            "eps": Param("1e-05", "epsilon under the square root", choices=("1e-05", "1e-06")),
+            "seed_bits": integer(7, "rsqrt seed ROM address bits", 1, 12),
+            "rows": integer(8, "rows drawn by the vector generator", 1, 1024, sim_only=True)}
+
+
+def _rmsnorm_vectors(params, rng, count):
+    fmt = get(params["format"])
+    rows = max(1, min(params["rows"], count // params["k"] or 1))
+    # Rows of very different scales, as residual streams are (0.1 to 10 in fp16, whose squares overflow sooner).
+    spread = 2.3 if fmt.name == "fp16" else 7
+    x = rng.normal(size=(rows, params["k"])) * np.exp(rng.uniform(-spread, spread, (rows, 1)))
+    from ..golden.convert import encode
+    return {"i": encode(x, fmt).astype(np.uint64).ravel()}
+
+
+def _rmsnorm_golden(params, inputs):
+    from ..golden.rmsnorm import rmsnorm
+    fmt = get(params["format"])
+    x = np.asarray(inputs["i"]).astype(fmt.dtype).reshape(-1, params["k"])
+    return {"o": rmsnorm(x, _gains(params), fmt, eps=float(params["eps"]),
+                         seed_bits=params["seed_bits"]).astype(np.uint64).ravel()}
+
+
+def _build_rmsnorm(params):
+    from ..hdl.rmsnorm import RMSNorm
+    return RMSNorm(params["format"], params["k"], _gains(params), eps=float(params["eps"]),
+                   seed_bits=params["seed_bits"])
+
+
+register(Block(
+    name="rmsnorm", summary="RMSNorm / QK-norm over rows of K elements (golden.rmsnorm), seeded gains in ROM "
+                            "(streams i -> o).",
+    build=_build_rmsnorm, params=_rmsnorm_params(), vectors=_rmsnorm_vectors, golden=_rmsnorm_golden,
+    streams=True, lint_examples=({}, {"format": "bf16", "k": "8"}),
 ))

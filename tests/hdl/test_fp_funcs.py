@@ -91,3 +91,21 @@ def test_silu_stream_equals_golden_with_stalls(params, count):
     result = self_check(block, block.resolve(params), "batch", count=count)
     assert result.passed, result.first_mismatch
     assert result.exhaustive == (count is None)
+
+
+@pytest.mark.parametrize("params,count", [({"format": "fp32", "k": "64", "rows": "6"}, 384),
+                                          pytest.param({"format": "fp32", "k": "576", "rows": "4"}, 2304, marks=slow),
+                                          pytest.param({"format": "bf16", "k": "64", "rows": "8"}, 512, marks=slow)])
+def test_rmsnorm_stream_equals_golden_with_stalls(params, count):
+    """Whole rows through the norm unit with random stalls on both sides: the FMA chain's order,
+    the rsqrt and both products bit for bit."""
+    block = get_block("rmsnorm")
+    result = self_check(block, block.resolve(params), "batch", count=count)
+    assert result.passed, result.first_mismatch
+    assert result.vectors == count
+
+
+def test_rmsnorm_refuses_gains_of_another_length():
+    from lutforge.hdl.rmsnorm import RMSNorm
+    with pytest.raises(ValueError, match=r"RMSNorm gains have shape \(3,\), the rows have 4 elements"):
+        RMSNorm("fp32", 4, np.zeros(3, np.uint32), eps=1e-5)
