@@ -1,5 +1,5 @@
 """The decoder block's function units in the block catalogue: reciprocal, reciprocal square root
-and exponential (the norm, softmax and SiLU build on them), and the SiLU and RMSNorm stream units. Exhaustive
+and exponential (the norm, softmax and SiLU build on them), and the SiLU, RMSNorm and softmax stream units. Exhaustive
 for 16-bit formats, random plus corner encodings for fp32."""
 
 import numpy as np
@@ -139,4 +139,40 @@ register(Block(
                             "(streams i -> o).",
     build=_build_rmsnorm, params=_rmsnorm_params(), vectors=_rmsnorm_vectors, golden=_rmsnorm_golden,
     streams=True, lint_examples=({}, {"format": "bf16", "k": "8"}),
+))
+
+
+def _softmax_params():
+    return {"format": Param("fp32", "element format", choices=FORMATS),
+            "n": integer(32, "scores per row (keys visible to one query)", 2, 4096),
+            "seed_bits": integer(7, "reciprocal seed ROM address bits", 1, 12),
+            "rows": integer(8, "rows drawn by the vector generator", 1, 1024, sim_only=True)}
+
+
+def _softmax_vectors(params, rng, count):
+    from ..golden.convert import encode
+    fmt, n = get(params["format"]), params["n"]
+    rows = max(1, min(params["rows"], count // n or 1))
+    s = rng.normal(size=(rows, n)) * rng.uniform(0.5, 8, (rows, 1))
+    # Causal masks: each row sees its first 1 to n keys, the rest are -Inf.
+    visible = np.arange(n)[None, :] < rng.integers(1, n + 1, (rows, 1))
+    return {"i": encode(np.where(visible, s, -np.inf), fmt).astype(np.uint64).ravel()}
+
+
+def _softmax_golden(params, inputs):
+    from ..golden.softmax import softmax
+    fmt = get(params["format"])
+    s = np.asarray(inputs["i"]).astype(fmt.dtype).reshape(-1, params["n"])
+    return {"o": softmax(s, fmt, seed_bits=params["seed_bits"]).astype(np.uint64).ravel()}
+
+
+def _build_softmax(params):
+    from ..hdl.softmax import Softmax
+    return Softmax(params["format"], params["n"], seed_bits=params["seed_bits"])
+
+
+register(Block(
+    name="softmax", summary="Softmax over rows of n scores, -Inf masked (golden.softmax) (streams i -> o).",
+    build=_build_softmax, params=_softmax_params(), vectors=_softmax_vectors, golden=_softmax_golden,
+    streams=True, lint_examples=({}, {"format": "bf16", "n": "5"}),
 ))
