@@ -1,5 +1,5 @@
 """The decoder block's function units in the block catalogue: reciprocal, reciprocal square root
-and exponential (the norm, softmax and SiLU build on them), and the SiLU, RMSNorm and softmax stream units. Exhaustive
+and exponential (the norm, softmax and SiLU build on them), and the SiLU, RMSNorm, softmax and RoPE stream units. Exhaustive
 for 16-bit formats, random plus corner encodings for fp32."""
 
 import numpy as np
@@ -175,4 +175,48 @@ register(Block(
     name="softmax", summary="Softmax over rows of n scores, -Inf masked (golden.softmax) (streams i -> o).",
     build=_build_softmax, params=_softmax_params(), vectors=_softmax_vectors, golden=_softmax_golden,
     streams=True, lint_examples=({}, {"format": "bf16", "n": "5"}),
+))
+
+
+def _rope_params():
+    return {"format": Param("bf16", "element format", choices=FORMATS), "latency": LATENCY,
+            "dim": integer(64, "head dimension D the tables are drawn for", 2, 256, sim_only=True)}
+
+
+def _rope_vectors(params, rng, count):
+    from ..golden.convert import encode
+    from ..golden.rope import rope_tables
+    fmt, half = get(params["format"]), params["dim"] // 2
+    positions = rng.integers(0, 8192, max(1, count // half))
+    cos, sin = rope_tables(positions, 2 * half, 10000.0, fmt)
+    x = encode(rng.normal(size=(len(positions), 2 * half)) * 4, fmt)
+    w = fmt.width
+    fields = [x[:, :half], x[:, half:], cos, sin]
+    payload = np.zeros(len(positions) * half, object)
+    payload[:] = [sum(int(f.ravel()[j]) << (w * k) for k, f in enumerate(fields)) for j in range(len(positions) * half)]
+    return {"i": payload}
+
+
+def _rope_golden(params, inputs):
+    from ..golden.rope import rope
+    fmt = get(params["format"])
+    w, mask = fmt.width, (1 << fmt.width) - 1
+    beats = [int(p) for p in inputs["i"]]
+    x1, x2, c, s = (np.array([(b >> (w * k)) & mask for b in beats], np.uint64).astype(fmt.dtype) for k in range(4))
+    # Each beat is its own position: a one-pair head (D = 2) per beat gives the same arithmetic.
+    y = rope(np.stack([x1, x2], -1), c[:, None], s[:, None], fmt)
+    out = np.zeros(len(beats), object)
+    out[:] = [int(y1) | (int(y2) << w) for y1, y2 in y.astype(np.uint64)]
+    return {"o": out}
+
+
+def _build_rope(params):
+    from ..hdl.rope import RoPE
+    return RoPE(params["format"], latency=params["latency"])
+
+
+register(Block(
+    name="rope", summary="RoPE rotate-half pairs with their cos/sin table entries (golden.rope) (streams i -> o).",
+    build=_build_rope, params=_rope_params(), vectors=_rope_vectors, golden=_rope_golden, streams=True,
+    lint_examples=({}, {"format": "fp32", "latency": "1"}),
 ))

@@ -133,3 +133,13 @@ def test_softmax_keeps_the_first_maximum_and_reads_nan_as_minus_inf():
     run = BatchSim(Softmax("fp32", 4)).run_streams({"i": rows.ravel().astype(np.uint64)}, {"o": 16})
     expected = softmax(rows, "fp32").ravel()
     assert_outputs_equal("softmax corners", {"i": rows.ravel()}, expected, run.outputs["o"])
+
+
+@pytest.mark.parametrize("params,count", [({"format": "bf16", "latency": "1"}, 4096),
+                                          pytest.param({"format": "fp32"}, 4096, marks=slow)])
+def test_rope_stream_equals_golden_with_stalls(params, count):
+    """Pairs at random positions up to 8191 with their float64-derived table entries, through the
+    pipelined rotation with random stalls."""
+    block = get_block("rope")
+    result = self_check(block, block.resolve(params), "batch", count=count)
+    assert result.passed, result.first_mismatch
