@@ -44,9 +44,9 @@ def _register(name, summary, unit, golden, steps_per_iteration, steps_of):
 
 
 _register("fp_reciprocal", "1/a: seed ROM and FMA Newton steps (golden.fp_funcs.reciprocal).", "FPReciprocal",
-          fp_funcs.reciprocal, 2, fp_funcs._recip_iterations)
+          fp_funcs.reciprocal, 2, fp_funcs.reciprocal_steps)
 _register("fp_rsqrt", "1/sqrt(a): seed ROM and FMA Newton steps (golden.fp_funcs.rsqrt).", "FPRsqrt",
-          fp_funcs.rsqrt, 3, fp_funcs._rsqrt_iterations)
+          fp_funcs.rsqrt, 3, fp_funcs.rsqrt_steps)
 
 
 def _exp_params():

@@ -42,8 +42,9 @@ from .convert import _bitlen, decode, encode, round_pack, unpack
 from .formats import Format, get
 from .fp import MAX_MAN_BITS, fma, mul, add
 
-__all__ = ["reciprocal", "rsqrt", "exp", "reciprocal_bound", "rsqrt_bound", "exp_bound",
-           "newton_steps", "exp_degree", "check_function_format", "negate"]
+__all__ = ["reciprocal", "rsqrt", "exp", "reciprocal_bound", "rsqrt_bound", "exp_bound", "newton_steps",
+           "reciprocal_seeds", "rsqrt_seeds", "reciprocal_steps", "rsqrt_steps", "exp_degree", "exp_constants",
+           "check_function_format", "check_seed_bits", "negate"]
 
 _U64 = np.uint64
 
@@ -58,7 +59,7 @@ def check_function_format(fmt) -> Format:
     return fmt
 
 
-def _check_seed_bits(seed_bits: int) -> int:
+def check_seed_bits(seed_bits: int) -> int:
     if isinstance(seed_bits, bool) or not isinstance(seed_bits, int) or not 1 <= seed_bits <= 12:
         raise ValueError(f"seed_bits={seed_bits!r} is outside 1 to 12 (a table of 2^seed_bits entries); "
                          f"choose a table size in that range.")
@@ -117,7 +118,7 @@ def newton_steps(seed_error: float, fmt: Format, step_bound) -> int:
 # -- reciprocal ------------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
-def _recip_table(fmt: Format, seed_bits: int) -> tuple[np.ndarray, float]:
+def reciprocal_seeds(fmt: Format, seed_bits: int) -> tuple[np.ndarray, float]:
     """Seed encodings and their worst relative error ``|1 - M·y0|`` over each entry's interval."""
     i = np.arange(1 << seed_bits, dtype=np.float64)
     lo, hi = 1 + i / 2 ** seed_bits, 1 + (i + 1) / 2 ** seed_bits
@@ -133,16 +134,17 @@ def _recip_step_bound(eps: float, u: float) -> float:
     return eps * eps + eps * u + eps * eps * u + u * (1 + eps * eps + eps * u + eps * eps * u)
 
 
-def _recip_iterations(fmt: Format, seed_bits: int) -> int:
-    return newton_steps(_recip_table(fmt, seed_bits)[1], fmt, _recip_step_bound)
+def reciprocal_steps(fmt: Format, seed_bits: int) -> int:
+    """The default step count of :func:`reciprocal`: the fewest after which its bound stops improving."""
+    return newton_steps(reciprocal_seeds(fmt, seed_bits)[1], fmt, _recip_step_bound)
 
 
 def reciprocal_bound(fmt, *, seed_bits: int = 7, iterations: int | None = None) -> float:
     """The largest relative error ``|y - 1/a| / |1/a|`` of a normal result of :func:`reciprocal`."""
     fmt = check_function_format(fmt)
-    _check_seed_bits(seed_bits)
-    iterations = _recip_iterations(fmt, seed_bits) if iterations is None else iterations
-    err = _recip_table(fmt, seed_bits)[1]
+    check_seed_bits(seed_bits)
+    iterations = reciprocal_steps(fmt, seed_bits) if iterations is None else iterations
+    err = reciprocal_seeds(fmt, seed_bits)[1]
     for _ in range(iterations):
         err = _recip_step_bound(err, _u(fmt))
     return err
@@ -152,11 +154,11 @@ def reciprocal(a, fmt, *, seed_bits: int = 7, iterations: int | None = None) -> 
     """``1/a`` on encodings of ``fmt`` (module docstring); ``iterations`` defaults to the fewest
     Newton steps that reach the format's precision from the seed."""
     fmt = check_function_format(fmt)
-    _check_seed_bits(seed_bits)
-    iterations = _recip_iterations(fmt, seed_bits) if iterations is None else iterations
+    check_seed_bits(seed_bits)
+    iterations = reciprocal_steps(fmt, seed_bits) if iterations is None else iterations
     sign, frac, big_e, nan, inf, zero = _normalise(a, fmt)
     m = fmt.man_bits
-    seeds, _ = _recip_table(fmt, seed_bits)
+    seeds, _ = reciprocal_seeds(fmt, seed_bits)
     idx = (frac << _U64(seed_bits)) >> _U64(m) if seed_bits > m else frac >> _U64(m - seed_bits)
     big_m = _mantissa_enc(frac, 0, fmt)
     neg_m = negate(big_m, fmt)
@@ -174,7 +176,7 @@ def reciprocal(a, fmt, *, seed_bits: int = 7, iterations: int | None = None) -> 
 # -- reciprocal square root --------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
-def _rsqrt_table(fmt: Format, seed_bits: int) -> tuple[np.ndarray, float]:
+def rsqrt_seeds(fmt: Format, seed_bits: int) -> tuple[np.ndarray, float]:
     """Seeds for X in [1, 2) (even E) then X in [2, 4) (odd E), and the worst ``|1 - y0·sqrt(X)|``."""
     i = np.arange(1 << seed_bits, dtype=np.float64)
     lo = np.concatenate([1 + i / 2 ** seed_bits, 2 * (1 + i / 2 ** seed_bits)])
@@ -195,16 +197,17 @@ def _rsqrt_step_bound(rho: float, u: float) -> float:
     return exact + pert + u * (1 + exact + pert)
 
 
-def _rsqrt_iterations(fmt: Format, seed_bits: int) -> int:
-    return newton_steps(_rsqrt_table(fmt, seed_bits)[1], fmt, _rsqrt_step_bound)
+def rsqrt_steps(fmt: Format, seed_bits: int) -> int:
+    """The default step count of :func:`rsqrt`: the fewest after which its bound stops improving."""
+    return newton_steps(rsqrt_seeds(fmt, seed_bits)[1], fmt, _rsqrt_step_bound)
 
 
 def rsqrt_bound(fmt, *, seed_bits: int = 7, iterations: int | None = None) -> float:
     """The largest relative error ``|y - a^-1/2| / a^-1/2`` of :func:`rsqrt` on a positive normal result."""
     fmt = check_function_format(fmt)
-    _check_seed_bits(seed_bits)
-    iterations = _rsqrt_iterations(fmt, seed_bits) if iterations is None else iterations
-    err = _rsqrt_table(fmt, seed_bits)[1]
+    check_seed_bits(seed_bits)
+    iterations = rsqrt_steps(fmt, seed_bits) if iterations is None else iterations
+    err = rsqrt_seeds(fmt, seed_bits)[1]
     for _ in range(iterations):
         err = _rsqrt_step_bound(err, _u(fmt))
     return err
@@ -213,12 +216,12 @@ def rsqrt_bound(fmt, *, seed_bits: int = 7, iterations: int | None = None) -> fl
 def rsqrt(a, fmt, *, seed_bits: int = 7, iterations: int | None = None) -> np.ndarray:
     """``1/sqrt(a)`` on encodings of ``fmt`` (module docstring)."""
     fmt = check_function_format(fmt)
-    _check_seed_bits(seed_bits)
-    iterations = _rsqrt_iterations(fmt, seed_bits) if iterations is None else iterations
+    check_seed_bits(seed_bits)
+    iterations = rsqrt_steps(fmt, seed_bits) if iterations is None else iterations
     sign, frac, big_e, nan, inf, zero = _normalise(a, fmt)
     m = fmt.man_bits
     odd = (big_e & 1).astype(bool)
-    seeds, _ = _rsqrt_table(fmt, seed_bits)
+    seeds, _ = rsqrt_seeds(fmt, seed_bits)
     idx = (frac << _U64(seed_bits)) >> _U64(m) if seed_bits > m else frac >> _U64(m - seed_bits)
     idx = idx.astype(np.int64) + np.where(odd, 1 << seed_bits, 0)
     big_x = np.where(odd, _mantissa_enc(frac, 1, fmt), _mantissa_enc(frac, 0, fmt))
@@ -250,7 +253,8 @@ def exp_degree(fmt) -> int:
 
 
 @lru_cache(maxsize=None)
-def _exp_consts(fmt: Format):
+def exp_constants(fmt: Format):
+    """``RN(log2 e)`` and the Horner coefficients ``RN(ln2^k / k!)``, k = 0 .. degree, as encodings."""
     d = exp_degree(fmt)
     coeffs = [_const(math.log(2) ** k / math.factorial(k), fmt) for k in range(d + 1)]
     return _const(1 / math.log(2), fmt), coeffs
@@ -286,7 +290,7 @@ def exp(a, fmt) -> np.ndarray:
     """``e^a`` on encodings of ``fmt`` (module docstring)."""
     fmt = check_function_format(fmt)
     a = np.asarray(a).astype(fmt.dtype)
-    log2e, coeffs = _exp_consts(fmt)
+    log2e, coeffs = exp_constants(fmt)
     t = mul(a, log2e, fmt)
     tv = decode(t, fmt)
     # Beyond |t| = 2 (emax + m + 2) every result is 0 or Inf: those take n = 0 and are replaced below.

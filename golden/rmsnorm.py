@@ -19,10 +19,10 @@ from .convert import encode
 from .fp import add, fma, mul
 from .fp_funcs import check_function_format, rsqrt, rsqrt_bound
 
-__all__ = ["rmsnorm", "rmsnorm_bound"]
+__all__ = ["rmsnorm", "rmsnorm_bound", "check_eps"]
 
 
-def _check_eps(eps) -> float:
+def check_eps(eps) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
         raise ValueError(f"RMSNorm eps={eps!r} is outside [0, 1); use the model's value (1e-5 for SmolLM2, "
                          f"1e-6 for Qwen3).")
@@ -32,7 +32,7 @@ def _check_eps(eps) -> float:
 def rmsnorm(x, weight, fmt, *, eps: float, seed_bits: int = 7) -> np.ndarray:
     """RMSNorm over the last axis of ``x`` (..., K) with ``weight`` (K,), encodings of ``fmt``."""
     fmt = check_function_format(fmt)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     x = np.asarray(x).astype(fmt.dtype)
     weight = np.asarray(weight).astype(fmt.dtype)
     k = x.shape[-1]

@@ -59,7 +59,7 @@ class _NewtonUnit(wiring.Component):
     def __init__(self, fmt, seed_bits: int, iterations, latency: int, what: str, steps_of):
         with rejecting(self):
             self.format = golden.check_function_format(fmt)
-            golden._check_seed_bits(seed_bits)
+            golden.check_seed_bits(seed_bits)
             check_latency(what, latency)
             self.seed_bits = seed_bits
             self.iterations = steps_of(self.format, seed_bits) if iterations is None else iterations
@@ -99,7 +99,7 @@ class FPReciprocal(_NewtonUnit):
     ``2 · iterations · latency`` cycles."""
 
     def __init__(self, fmt, *, seed_bits: int = 7, iterations: "int | None" = None, latency: int = 0):
-        super().__init__(fmt, seed_bits, iterations, latency, "FP reciprocal", golden._recip_iterations)
+        super().__init__(fmt, seed_bits, iterations, latency, "FP reciprocal", golden.reciprocal_steps)
 
     @property
     def total_latency(self) -> int:
@@ -110,7 +110,7 @@ class FPReciprocal(_NewtonUnit):
         fmt = self.format
         layout = FloatLayout(fmt)
         a, frac, big_e, index = self._front(m)
-        seeds, _ = golden._recip_table(fmt, self.seed_bits)
+        seeds, _ = golden.reciprocal_seeds(fmt, self.seed_bits)
         y = _rom(m, index, seeds, layout, name="seed")
         neg_m = Signal(layout)
         m.d.comb += neg_m.as_value().eq(_encoding(fmt, frac, 0, 1))
@@ -135,7 +135,7 @@ class FPRsqrt(_NewtonUnit):
     ``3 · iterations · latency`` cycles."""
 
     def __init__(self, fmt, *, seed_bits: int = 7, iterations: "int | None" = None, latency: int = 0):
-        super().__init__(fmt, seed_bits, iterations, latency, "FP rsqrt", golden._rsqrt_iterations)
+        super().__init__(fmt, seed_bits, iterations, latency, "FP rsqrt", golden.rsqrt_steps)
 
     @property
     def total_latency(self) -> int:
@@ -147,7 +147,7 @@ class FPRsqrt(_NewtonUnit):
         layout = FloatLayout(fmt)
         a, frac, big_e, index = self._front(m)
         odd = big_e[0]
-        seeds, _ = golden._rsqrt_table(fmt, self.seed_bits)
+        seeds, _ = golden.rsqrt_seeds(fmt, self.seed_bits)
         y = _rom(m, Cat(index, odd), seeds, layout, name="seed")
         # -X/2: X = M (even exponent) or 2M (odd), so -X/2 = -M·2^-1 or -M.
         neg_half_x = Signal(layout)
@@ -199,7 +199,7 @@ class FPExp(wiring.Component):
         fmt = self.format
         man = fmt.man_bits
         layout = FloatLayout(fmt)
-        log2e, coeffs = golden._exp_consts(fmt)
+        log2e, coeffs = golden.exp_constants(fmt)
         limit = 2 * (fmt.emax + man + 2)
         lat = self.latency
 

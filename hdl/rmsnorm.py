@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden import fp_funcs as golden
 from ..golden.convert import encode
-from ..golden.rmsnorm import _check_eps
+from ..golden.rmsnorm import check_eps
 from ..support.checks import check_int
 from .float_layout import FloatLayout
 from .fp_add import FPAdder
@@ -41,7 +41,7 @@ class RMSNorm(wiring.Component):
         with rejecting(self):
             self.format = golden.check_function_format(fmt)
             self.k = check_int("k", k, 2, 1 << 16, fix="a row holds 2 to 65536 elements")
-            self.eps = _check_eps(eps)
+            self.eps = check_eps(eps)
             self.weights = np.asarray(weights).astype(np.uint64)
             if self.weights.shape != (k,):
                 raise ValueError(f"RMSNorm gains have shape {self.weights.shape}, the rows have {k} elements; "

@@ -85,8 +85,8 @@ def test_the_bounds_hold_for_other_seed_tables(seed_bits):
 def test_the_default_newton_steps_reach_the_format_and_one_step_fewer_does_not():
     fmt = get("fp32")
     u = 2.0 ** -24
-    for name, bound, iters in (("reciprocal", F.reciprocal_bound, F._recip_iterations),
-                               ("rsqrt", F.rsqrt_bound, F._rsqrt_iterations)):
+    for name, bound, iters in (("reciprocal", F.reciprocal_bound, F.reciprocal_steps),
+                               ("rsqrt", F.rsqrt_bound, F.rsqrt_steps)):
         assert bound(fmt) < 2.5 * u
         steps = iters(fmt, 7)
         func, exact, _ = FUNCS[name]
