@@ -19,8 +19,8 @@ from lutforge.sim.variants import Variants
 
 UNITS = {"reciprocal": (FPReciprocal, fp_funcs.reciprocal), "rsqrt": (FPRsqrt, fp_funcs.rsqrt)}
 SIXTEEN = [(fmt, unit, seed) for fmt in ("bf16", "fp16") for unit in UNITS for seed in (7, 4)]
-# make test keeps one of each kind (bf16 exhaustive per unit, a pipelined unit, the stream with
-# stalls); the rest (fp16, e5m2, fp32: a Verilator build of a minute each on 2 cores) run with
+# make test keeps one of each kind (bf16 exhaustive per function unit, each stream unit with stalls,
+# RoPE pipelined); the rest (fp16, e5m2, fp32: a Verilator build of a minute each on 2 cores) run with
 # make test-slow.
 slow = pytest.mark.slow
 
@@ -51,7 +51,8 @@ def test_block_self_check(name, fmt, count):
     assert result.exhaustive == (count is None)
 
 
-@pytest.mark.parametrize("name,per_step", [("fp_reciprocal", 2), pytest.param("fp_rsqrt", 3, marks=slow)])
+@pytest.mark.parametrize("name,per_step", [pytest.param("fp_reciprocal", 2, marks=slow),
+                                           pytest.param("fp_rsqrt", 3, marks=slow)])
 def test_pipelined_units_keep_one_result_per_cycle(name, per_step):
     """latency=2 per FMA: 2 (reciprocal) or 3 (rsqrt) pipelined operations per Newton step, each
     operand's sign, exponent and class delayed alongside."""
