@@ -1,5 +1,5 @@
 """The decoder block's function units in the block catalogue: reciprocal, reciprocal square root
-and exponential (the norm, softmax and SiLU build on them), and the SiLU, RMSNorm, softmax and RoPE stream units. Exhaustive
+and exponential (the norm, softmax and SiLU build on them), the SiLU, RMSNorm, softmax and RoPE stream units, and the attention head with its KV cache. Exhaustive
 for 16-bit formats, random plus corner encodings for fp32."""
 
 import numpy as np
@@ -219,4 +219,60 @@ register(Block(
     name="rope", summary="RoPE rotate-half pairs with their cos/sin table entries (golden.rope) (streams i -> o).",
     build=_build_rope, params=_rope_params(), vectors=_rope_vectors, golden=_rope_golden, streams=True,
     lint_examples=({}, {"format": "fp32", "latency": "1"}),
+))
+
+
+def _attention_params():
+    return {"format": Param("bf16", "data format of q, k, v and the outputs", choices=FORMATS),
+            "acc": Param("fp32", "the unit's accumulation format (holds every data value exactly)",
+                         choices=FORMATS),
+            "d": integer(16, "head dimension D", 2, 256),
+            "max_keys": integer(16, "KV cache depth in tokens", 2, 4096),
+            "queries": integer(4, "queries drawn by the vector generator (the cache's last tokens)", 1, 64,
+                               sim_only=True)}
+
+
+def _attention_check(params):
+    from ..golden.lmul_dot import check_acc_format
+    from ..support.errors import UsageError
+    try:
+        check_acc_format(get(params["format"]), get(params["acc"]))
+    except ValueError as error:
+        raise UsageError(f"Block 'attention' parameters format={params['format']}, acc={params['acc']}: "
+                         f"{error}") from None
+
+
+def _attention_vectors(params, rng, count):
+    from ..golden.convert import encode
+    fmt, d, s = get(params["format"]), params["d"], params["max_keys"]
+    t = min(params["queries"], s)
+    k, v = (encode(rng.normal(size=(s, d)) * 2, fmt).astype(np.uint64) for _ in range(2))
+    q = encode(rng.normal(size=(t, d)) * 2, fmt).astype(np.uint64)
+    w = fmt.width
+    keys = np.repeat(s - t + np.arange(t) + 1, d)
+    return {"kv": k.ravel() | (v.ravel() << np.uint64(w)),
+            "q": q.ravel() | (keys.astype(np.uint64) << np.uint64(w))}
+
+
+def _attention_golden(params, inputs):
+    from ..golden.attention import attention
+    fmt, d = get(params["format"]), params["d"]
+    mask = np.uint64((1 << fmt.width) - 1)
+    kv = np.asarray(inputs["kv"], np.uint64)
+    q = (np.asarray(inputs["q"], np.uint64) & mask).astype(fmt.dtype).reshape(-1, d)
+    k = (kv & mask).astype(fmt.dtype).reshape(-1, d)
+    v = ((kv >> np.uint64(fmt.width)) & mask).astype(fmt.dtype).reshape(-1, d)
+    return {"o": attention(q, k, v, fmt, acc=params["acc"]).astype(np.uint64).ravel()}
+
+
+def _build_attention(params):
+    from ..hdl.attention import AttentionDecode
+    return AttentionDecode(params["format"], params["d"], params["max_keys"], acc=params["acc"])
+
+
+register(Block(
+    name="attention", summary="One attention head over its KV cache, a query at a time (golden.attention, "
+                              "exact products) (streams kv, q -> o).",
+    build=_build_attention, params=_attention_params(), vectors=_attention_vectors, golden=_attention_golden,
+    streams=True, check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}),
 ))

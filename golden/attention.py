@@ -10,12 +10,13 @@ unit works in the accumulation format ``acc`` (default ``fmt``; it must hold eve
    ``mul="lmul"`` (:func:`lutforge.golden.lmul.lmul` in ``fmt`` at ``offset``, converted into
    ``acc`` exactly); the D products (padded with zeros to whole beats) are summed ``lanes`` per beat by the
    adder tree, the beats left to right (:func:`lutforge.golden.lmul_dot.accumulate`);
-2. ``s = RN(s · RN(1/sqrt(D)))``; causal mask: query t (position S - T + t) sees keys j <= S - T + t,
-   the others get -Inf;
-3. **softmax** over the keys in ``acc`` (:func:`lutforge.golden.softmax.softmax`);
+2. ``s = RN(s · RN(1/sqrt(D)))``; causal: query t (position S - T + t) sees the n_t = S - T + t + 1
+   keys j < n_t, and every later step runs over those keys only (so T queries are T decode steps,
+   each on the cache as it stood at its position: what a decode unit computes);
+3. **softmax** over the visible keys in ``acc`` (:func:`lutforge.golden.softmax.softmax`);
 4. **A·V** ``o[t, d] = sum_j p[t, j] · v[j, d]``: ``mul="exact"`` multiplies in ``acc``;
    ``mul="lmul"`` first rounds ``p`` into ``fmt`` (L-Mul takes both operands in one format) and
-   converts the L-Mul products into ``acc``; the S products are summed as in 1;
+   converts the L-Mul products into ``acc``; the n_t products are summed as in 1;
 5. the outputs are rounded into ``fmt`` once.
 
 :func:`attention_bound` bounds the absolute error of each output of the exact-multiply unit
@@ -90,17 +91,20 @@ def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, off
     _check(q, k, v)
     t_count, d = q.shape
     s_count = k.shape[0]
-    scores = attention_scores(q, k, fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
-    scores = fp_mul(scores, encode(np.array(1 / math.sqrt(d)), acc), acc)
-    visible = np.arange(s_count)[None, :] <= (s_count - t_count + np.arange(t_count))[:, None]
-    p = softmax(np.where(visible, scores, acc.sign_mask | acc.inf).astype(acc.dtype), acc, seed_bits=seed_bits)
-    if mul == "lmul":
-        p_fmt = p if acc == fmt else convert(p, acc, fmt)
-        prods = _products(p_fmt[:, None, :], v.T[None], fmt, acc, "lmul", offset)  # (T, D, S)
-    else:
-        v_acc = v if acc == fmt else convert(v, fmt, acc)
-        prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
-    out = accumulate(_pad(prods, lanes), acc, lanes)
+    inv_sqrt_d = encode(np.array(1 / math.sqrt(d)), acc)
+    out = []
+    for t in range(t_count):
+        n = s_count - t_count + t + 1
+        scores = attention_scores(q[t:t + 1], k[:n], fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
+        p = softmax(fp_mul(scores, inv_sqrt_d, acc), acc, seed_bits=seed_bits)  # (1, n)
+        if mul == "lmul":
+            p_fmt = p if acc == fmt else convert(p, acc, fmt)
+            prods = _products(p_fmt[:, None, :], v[:n].T[None], fmt, acc, "lmul", offset)  # (1, D, n)
+        else:
+            v_acc = v[:n] if acc == fmt else convert(v[:n], fmt, acc)
+            prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
+        out.append(accumulate(_pad(prods, lanes), acc, lanes)[0])
+    out = np.stack(out)
     return out if acc == fmt else convert(out, acc, fmt)
 
 

@@ -144,3 +144,14 @@ def test_rope_stream_equals_golden_with_stalls(params, count):
     block = get_block("rope")
     result = self_check(block, block.resolve(params), "batch", count=count)
     assert result.passed, result.first_mismatch
+
+
+@pytest.mark.parametrize("params", [{"format": "bf16", "acc": "fp32", "d": "16", "max_keys": "12", "queries": "4"},
+                                    pytest.param({"format": "fp32", "acc": "fp32", "d": "8", "max_keys": "20",
+                                                  "queries": "6"}, marks=slow)])
+def test_attention_decode_equals_golden_with_stalls(params):
+    """A KV cache filled through its stream while queries wait for their keys; each query's
+    outputs against golden.attention (prefill as decode steps) with random stalls."""
+    block = get_block("attention")
+    result = self_check(block, block.resolve(params), "batch", count=1)
+    assert result.passed, result.first_mismatch
