@@ -156,7 +156,13 @@ def _softmax_vectors(params, rng, count):
     s = rng.normal(size=(rows, n)) * rng.uniform(0.5, 8, (rows, 1))
     # Causal masks: each row sees its first 1 to n keys, the rest are -Inf.
     visible = np.arange(n)[None, :] < rng.integers(1, n + 1, (rows, 1))
-    return {"i": encode(np.where(visible, s, -np.inf), fmt).astype(np.uint64).ravel()}
+    s = np.where(visible, s, -np.inf)
+    # The comparator's corners first: -0 against +0, NaN before the maximum, ties, all -Inf.
+    corners = np.full((4, n), -np.inf)
+    corners[0, :3] = [-0.0, 0.0, -1.0]
+    corners[1, :4] = [np.nan, 2.0, 2.0, 1.0]
+    corners[3, :4] = [1.0, np.nan, 3.0, 3.0]
+    return {"i": encode(np.concatenate([corners, s])[:max(rows, 4)], fmt).astype(np.uint64).ravel()}
 
 
 def _softmax_golden(params, inputs):
