@@ -62,8 +62,11 @@ class MutantNetlist:
 # Constant folding (``opt -full``) and width reduction (``wreduce``) leave constant bits as constants
 # in their readers, so no fault site is a bit whose value the structure already fixes; ``opt_clean
 # -purge`` drops named wires nothing reads (dead aliases such as a second name for an output).
-# All three preserve the design's function: mutant 0 is still proven equal to the gold.
-_FLATTEN = "proc; flatten; chformal -remove; opt -full; wreduce; opt_clean -purge"
+# All three preserve the design's function: mutant 0 is still proven equal to the gold. The first
+# ``opt_clean`` removes registers of constant bits before ``opt -full`` would tie them to the
+# constant (yosys then refuses the register's init value: "Conflicting init values"), as in the
+# function units, whose pipeline carries fixed exponent fields.
+_FLATTEN = "proc; flatten; chformal -remove; opt_clean; opt -full; wreduce; opt_clean -purge"
 
 
 def _flatten(netlist: Netlist) -> str:

@@ -80,6 +80,9 @@ def transparent(netlist: Netlist) -> Netlist:
     inactive. The hierarchy is kept, so a submodule can still be cut out of the result.
     """
     text = _CELL.sub(_wire_through, processed(netlist))
+    # With no register left an init value means nothing, and yosys refuses one on a wire that its
+    # optimisation ties to a constant (a register of a fixed bit, now a wire from a constant).
+    text = re.sub(r"^ *attribute \\init .*\n", "", text, flags=re.M)
     header = re.search(rf"^module \\{re.escape(netlist.top)}\n", text, re.M)
     end = text.index("\nend\n", header.end())
     body = text[header.end():end]

@@ -15,7 +15,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec"]
 
 
 class LMulSpec(wiring.Component):
@@ -143,4 +143,31 @@ class CentroidSearchSpec(wiring.Component):
                 best_index = Mux(closer, a, best_index)
                 best_dist = Mux(closer, dist, best_dist)
         m.d.comb += [self.i.ready.eq(1), self.o.valid.eq(self.i.valid), self.o.payload.eq(best_index)]
+        return m
+
+
+class FunctionTableSpec(wiring.Component):
+    """``r = function(a)`` of a unary golden model as a plain table: one case per input encoding
+    (formats of at most 8 bits), the golden's output written in. A proof against it is the
+    exhaustive check as a theorem, and its fault campaign covers the unit's internals."""
+
+    def __init__(self, fmt: "str | Format", function):
+        self.format = get(fmt)
+        if self.format.width > 8:
+            raise ValueError(f"A table spec of {self.format.name} would hold 2^{self.format.width} cases; "
+                             f"tabulate formats of at most 8 bits.")
+        import numpy as np
+        codes = np.arange(1 << self.format.width, dtype=np.uint64).astype(self.format.dtype)
+        self.table = [int(v) for v in function(codes, self.format)]
+        super().__init__({"a": In(FloatLayout(self.format)), "r": Out(FloatLayout(self.format))})
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.a.as_value()
+        # One OR of input matches per output bit (a case statement would become a ROM, which the
+        # SAT engine cannot model).
+        hits = [a == code for code in range(len(self.table))]
+        bits = [Cat(*[hits[c] for c, v in enumerate(self.table) if v >> b & 1] or [Const(0)]).any()
+                for b in range(self.format.width)]
+        m.d.comb += self.r.as_value().eq(Cat(*bits))
         return m

@@ -212,11 +212,38 @@ def _block_gemv_proofs():
                         "rounding, mxint4 x mxint8, chunks of 1")
 
 
+def _function_unit_proofs():
+    """The decoder block's function units: against their golden tabulated (8-bit formats), and
+    pipelined against combinational (by the pipeline lemmas: they are built of FMAs). A 2-entry
+    seed table and two Newton steps give the e5m2 reciprocal and rsqrt a pipeline to prove (with
+    the default table they need no step in e5m2 or bf16)."""
+    if not _have("fp_funcs"):
+        return
+    from ..golden import fp_funcs as golden
+    from ..hdl.fp_funcs import FPExp, FPReciprocal, FPRsqrt
+    from .specs import FunctionTableSpec
+    units = (("recip", FPReciprocal, golden.reciprocal), ("rsqrt", FPRsqrt, golden.rsqrt), ("exp", FPExp, golden.exp))
+    for unit, cls, function in units:
+        yield Proof(f"{unit}-spec-e5m2", lambda f=function: FunctionTableSpec("e5m2", f), lambda c=cls: c("e5m2"),
+                    fast=unit == "recip", timeout=120.0,
+                    summary=f"{unit} unit == its golden model tabulated, e5m2")
+        kw = {} if unit == "exp" else {"seed_bits": 1, "iterations": 2}
+        # Pipeline stages per Newton step (reciprocal: 2 FMAs; rsqrt: a multiplier and 2 FMAs), or
+        # exp's multiplier, adder and Horner chain.
+        stages = {"recip": 2 * 2, "rsqrt": 3 * 2}
+        for fmt in ("e5m2",) if kw else ("e5m2", "bf16"):
+            latency = stages.get(unit, 2 + golden.exp_degree(fmt))
+            yield Proof(f"{unit}-pipe-{fmt}-L1", lambda c=cls, f=fmt, k=kw: c(f, **k),
+                        lambda c=cls, f=fmt, k=kw: c(f, latency=1, **k), 0, latency, engine=PIPELINE_LEMMAS,
+                        timeout=600.0, summary=f"pipelined {unit} unit (each operator 1 stage) == combinational, "
+                                               f"{fmt}{', 2-entry seed table' if kw else ''}, by pipeline lemmas")
+
+
 def proofs() -> dict[str, Proof]:
     """Every registered proof by name."""
     found = {}
     for source in (_lmul_proofs, _fp_pipeline_proofs, _fp_reference_proofs, _convert_proofs, _centroid_proofs,
-                   _gemv_proofs, _block_gemv_proofs):
+                   _gemv_proofs, _block_gemv_proofs, _function_unit_proofs):
         for proof in source():
             found[proof.name] = proof
     return found

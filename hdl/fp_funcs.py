@@ -64,8 +64,8 @@ class _NewtonUnit(wiring.Component):
             self.seed_bits = seed_bits
             self.iterations = steps_of(self.format, seed_bits) if iterations is None else iterations
             if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or not 0 <= self.iterations <= 4:
-                raise ValueError(f"{what} iterations={iterations!r} is outside 0 to 4; leave it out for the "
-                                 f"fewest steps that reach the format.")
+                raise ValueError(f"{what} iterations={self.iterations!r} is outside 0 to 4; give 0 to 4, or a "
+                                 f"larger seed table (seed_bits) that needs fewer steps.")
         self.latency = latency
         layout = FloatLayout(self.format)
         super().__init__({"a": In(layout), "r": Out(layout)})

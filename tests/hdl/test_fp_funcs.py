@@ -64,7 +64,8 @@ def test_pipelined_units_keep_one_result_per_cycle(name, per_step):
 
 
 def test_a_step_count_outside_the_range_is_refused():
-    with pytest.raises(ValueError, match=r"FP reciprocal iterations=5 is outside 0 to 4; leave it out"):
+    with pytest.raises(ValueError, match=r"FP reciprocal iterations=5 is outside 0 to 4; give 0 to 4, or a larger "
+                                         r"seed table"):
         FPReciprocal("fp32", iterations=5)
 
 
