@@ -93,13 +93,9 @@ register(Block(
 
 def _gains(params) -> np.ndarray:
     """The block's seeded gains (what a model's norm weights look like: about 1 ± 0.3)."""
-    rng = np.random.default_rng(params["k"])
-    return encode_gains(rng.normal(1.0, 0.3, params["k"]), params["format"])
-
-
-def encode_gains(values, fmt) -> np.ndarray:
     from ..golden.convert import encode
-    return encode(np.asarray(values, np.float64), fmt).astype(np.uint64)
+    rng = np.random.default_rng(params["k"])
+    return encode(rng.normal(1.0, 0.3, params["k"]), params["format"]).astype(np.uint64)
 
 
 def _rmsnorm_params():
