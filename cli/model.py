@@ -262,12 +262,13 @@ def register(sub) -> None:
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     p.add_argument("--budget", type=number(float, 0, _max_budget), required=True, metavar="BITS",
                    help="mean streamed bits per weight over the decoder linears, up to 8.25 (MXINT8); at least "
-                        "what the cheapest candidates stream (2.125 with --lut-every 4)")
+                        "what the cheapest candidates stream (1.972 with --lut-every 1)")
     p.add_argument("--rows", type=number(int, 1, _max_rows), default=512,
                    help="held-out rows (tokens of the valid window after the calibration's) scored per layer, 1 to 512")
-    p.add_argument("--lut-every", type=number(int, 1, _blocks), default=4, metavar="K",
-                   help="score co-quantized LUT candidates in every K-th decoder block only, 1 to 30 (a fit takes "
-                        "about a minute; weight-only LUT candidates are scored in every block)")
+    p.add_argument("--lut-every", type=number(int, 1, _blocks), default=1, metavar="K",
+                   help="score co-quantized LUT candidates in every K-th decoder block only, 1 to 30 (default: "
+                        "every block; a fit takes 1-15 s on 2 cores, weight-only LUT candidates are always scored "
+                        "in every block)")
     p.add_argument("--finetune", type=number(int, 1, 1_000_000), metavar="STEPS",
                    help="write a finetune section of STEPS steps, so that `run` trains the chosen "
                         "configuration first (1 to 1000000)")

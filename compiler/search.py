@@ -217,7 +217,7 @@ def _scored(m: LayerMethod, bits: float, caps: dict[str, float], block: int, lut
 
 
 def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
-                progress: bool = True, lut_every: int = 4) -> tuple[dict, dict]:
+                progress: bool = True, lut_every: int = 1) -> tuple[dict, dict]:
     """Relative output MSE on held-out rows and streamed bits of every candidate on every layer
     (cached as JSON).
 
@@ -226,9 +226,9 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     layers measured). A co-quantized LUT candidate is scored only on layers where it streams fewer
     bits than MXINT4 (elsewhere it costs
     more bits and, on the layer measured in docs/quantization.md, has 6x MXINT4's relative output
-    error, so the search would not choose it) and, because its GPTQ-VQ fit of activation and weight
-    codebooks takes about a minute on a shared 2-core machine, only in every ``lut_every``-th
-    decoder block; unscored entries are infinite."""
+    error, so the search would not choose it), in every decoder block by default (its GPTQ-VQ fit
+    of activation and weight codebooks takes 1-15 s on 2 cores) or, for a quicker search, in every
+    ``lut_every``-th block only; unscored entries are infinite."""
     from tqdm import tqdm
 
     key = content_key([[sorted(m.to_dict().items()), fit_version(m)] for m in menu.values()],
@@ -255,7 +255,7 @@ SEARCH_CALIBRATION = {"windows": 4, "window": 512, "rows": 2048}
 MAX_BUDGET = 8.25
 
 
-def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
+def minimum_budget(lut_every: int = 1, model: str = "smollm2") -> float:
     """The smallest budget :func:`quantize_search` can meet, known before any work: the mean
     streamed bits when every layer takes its cheapest candidate that :func:`sensitivity` scores
     (the rule of :func:`_scored`: co-quantized LUT candidates only in every ``lut_every``-th
@@ -274,6 +274,10 @@ def minimum_budget(lut_every: int = 4, model: str = "smollm2") -> float:
     return cheapest / total
 
 
+def _blocks_scored(lut_every: int) -> str:
+    return "every decoder block" if lut_every == 1 else f"every {lut_every}-th decoder block"
+
+
 def search_finetune(steps: int):
     """The ``finetune`` section ``lutforge quantize --finetune STEPS`` writes: the shipped
     configuration's (its learning rates were chosen on held-out WikiText-2 valid) with ``steps``."""
@@ -285,7 +289,7 @@ def search_finetune(steps: int):
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    lut_every: int = 4, finetune_steps: int | None = None) -> QuantizeReport:
+                    lut_every: int = 1, finetune_steps: int | None = None) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
@@ -302,8 +306,8 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     low = minimum_budget(lut_every)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
         raise UsageError(f"Budget {budget!r} bits/weight is outside {low:.3f} to {MAX_BUDGET:g}: the cheapest "
-                         f"candidates stream {low:.3f} bits/weight with a co-quantized LUT candidate scored in every "
-                         f"{lut_every}-th block and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
+                         f"candidates stream {low:.3f} bits/weight with co-quantized LUT candidates scored in "
+                         f"{_blocks_scored(lut_every)} and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
                          f"in that range.")
     check_data("valid")
     s = Session(SEARCH_CALIBRATION, progress=progress)

@@ -299,17 +299,16 @@ CASES = [
                    "the following arguments are required: --budget"),
     argparse_error("quantize-output-missing", "quantize", ["--budget", "4"],
                    "the following arguments are required: -o/--output"),
+    Case("quantize-budget-below-cheapest", ("quantize", "--budget", "1.9", "-o", "{tmp}/q.yaml"),
+         "lutforge: Budget 1.9 bits/weight is outside 1.972 to 8.25: the cheapest candidates stream 1.972 bits/weight "
+         "with co-quantized LUT candidates scored in every decoder block and MXINT8 everywhere streams 8.25; choose a "
+         "budget in that range."),
     # The weight-only LUT candidate of 2-vectors (2.08-2.67 bits) is scored in every block.
-    Case("quantize-budget-below-cheapest", ("quantize", "--budget", "2", "-o", "{tmp}/q.yaml"),
-         "lutforge: Budget 2.0 bits/weight is outside 2.125 to 8.25: the cheapest candidates stream 2.125 bits/weight "
-         "with a co-quantized LUT candidate scored in every 4-th block and MXINT8 everywhere streams 8.25; choose a budget in that "
-         "range."),
     Case("quantize-budget-below-cheapest-sparse-lut", ("quantize", "--budget", "2.15", "--lut-every", "30", "-o",
                                                        "{tmp}/q.yaml"),
          "lutforge: Budget 2.15 bits/weight is outside 2.174 to 8.25: the cheapest candidates stream 2.174 bits/weight "
-         "with a co-quantized LUT candidate scored in every 30-th block and MXINT8 everywhere streams 8.25; choose a budget in "
-         "that "
-         "range."),
+         "with co-quantized LUT candidates scored in every 30-th decoder block and MXINT8 everywhere streams 8.25; choose a "
+         "budget in that range."),
     argparse_error("quantize-rows-0", "quantize", ["--budget", "4", "--rows", "0", "-o", "{tmp}/q.yaml"],
                    "argument --rows: 0 is not from 1 to 512"),
     argparse_error("quantize-rows-too-many", "quantize", ["--budget", "4", "--rows", "513", "-o", "{tmp}/q.yaml"],
@@ -430,7 +429,7 @@ def test_help_texts_quote_the_enforced_limits(capsys):
     assert f"1 to {EVAL_WINDOWS[1]}" in run and f"{EVAL_WINDOW[0]} to {EVAL_WINDOW[1]}" in run
     quantize = help_of("quantize")
     assert f"up to {MAX_BUDGET} " in quantize and f"1 to {SEARCH_CALIBRATION['window']}" in quantize
-    assert f"({minimum_budget(4):.3f} with --lut-every 4)" in quantize and "1 to 30" in quantize
+    assert f"({minimum_budget(1):.3f} with --lut-every 1)" in quantize and "1 to 30" in quantize
 
 
 # -- Programs: whatever is wrong with one is a one-line ProgramError naming the file -----------------------
