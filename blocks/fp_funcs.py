@@ -230,6 +230,8 @@ def _attention_params():
                          choices=FORMATS),
             "d": integer(16, "head dimension D", 2, 256),
             "max_keys": integer(16, "KV cache depth in tokens", 2, 4096),
+            "mul": Param("exact", "the products of q·k and A·V: exact in acc, or L-Mul in the data format at "
+                                  "the paper's offset", choices=("exact", "lmul")),
             "queries": integer(4, "queries drawn by the vector generator (the cache's last tokens)", 1, 64,
                                sim_only=True)}
 
@@ -264,17 +266,17 @@ def _attention_golden(params, inputs):
     q = (np.asarray(inputs["q"], np.uint64) & mask).astype(fmt.dtype).reshape(-1, d)
     k = (kv & mask).astype(fmt.dtype).reshape(-1, d)
     v = ((kv >> np.uint64(fmt.width)) & mask).astype(fmt.dtype).reshape(-1, d)
-    return {"o": attention(q, k, v, fmt, acc=params["acc"]).astype(np.uint64).ravel()}
+    return {"o": attention(q, k, v, fmt, acc=params["acc"], mul=params["mul"]).astype(np.uint64).ravel()}
 
 
 def _build_attention(params):
     from ..hdl.attention import AttentionDecode
-    return AttentionDecode(params["format"], params["d"], params["max_keys"], acc=params["acc"])
+    return AttentionDecode(params["format"], params["d"], params["max_keys"], acc=params["acc"], mul=params["mul"])
 
 
 register(Block(
     name="attention", summary="One attention head over its KV cache, a query at a time (golden.attention, "
-                              "exact products) (streams kv, q -> o).",
+                              "exact or L-Mul products) (streams kv, q -> o).",
     build=_build_attention, params=_attention_params(), vectors=_attention_vectors, golden=_attention_golden,
-    streams=True, check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}),
+    streams=True, check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul"}),
 ))

@@ -65,20 +65,23 @@ def _check(q, k, v):
                          f"v {v.shape}. Pass the cached keys and values with the new tokens' last.")
 
 
-def _setup(fmt, acc, mul, lanes):
+def _setup(fmt, acc, mul, lanes, offset):
     fmt = get(fmt)
     acc = fmt if acc is None else get(acc)
     check_function_format(acc)
     check_acc_format(fmt, acc)
     if mul not in MULS:
         raise ValueError(f"Attention multiplier {mul!r} is not one of {', '.join(MULS)}; choose one of them.")
+    if mul == "exact" and offset is not None:
+        raise ValueError(f"An L-Mul offset ({offset}) was given for exact products; give mul='lmul' or leave "
+                         f"the offset out.")
     lanes = check_int("lanes", lanes, fix="the dot-product unit takes 1 or more products per beat")
     return fmt, acc, lanes
 
 
 def attention_scores(q, k, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None):
     """Step 1: the (T, S) dot products ``q_t · k_j`` as encodings of ``acc`` (unscaled, unmasked)."""
-    fmt, acc, lanes = _setup(fmt, acc, mul, lanes)
+    fmt, acc, lanes = _setup(fmt, acc, mul, lanes, offset)
     q, k = (np.asarray(a).astype(fmt.dtype) for a in (q, k))
     return accumulate(_pad(_products(q[:, None, :], k[None, :, :], fmt, acc, mul, offset), lanes), acc, lanes)
 
@@ -86,7 +89,7 @@ def attention_scores(q, k, fmt, *, acc=None, mul: str = "exact", lanes: int = 1,
 def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None,
               seed_bits: int = 7) -> np.ndarray:
     """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``."""
-    fmt, acc, lanes = _setup(fmt, acc, mul, lanes)
+    fmt, acc, lanes = _setup(fmt, acc, mul, lanes, offset)
     q, k, v = (np.asarray(a).astype(fmt.dtype) for a in (q, k, v))
     _check(q, k, v)
     t_count, d = q.shape

@@ -1,6 +1,6 @@
 """Attention decode unit for one head, with its KV cache, bit-exact with
-:func:`lutforge.golden.attention.attention` (exact products, one product per beat) for one query
-at a time: a prefill of T queries is T decode steps, as the golden defines it.
+:func:`lutforge.golden.attention.attention` (exact or L-Mul products, one product per beat) for one
+query at a time: a prefill of T queries is T decode steps, as the golden defines it.
 
 Streams, one element per beat:
 
@@ -12,13 +12,17 @@ Streams, one element per beat:
 
 Datapath, one operation per cycle in the accumulation format ``acc`` (operands widened exactly):
 
-1. scores: ``s_j = RN(RN(sum_i RN(q_i·k_ji)) · RN(1/sqrt(D)))``, each sum in index order from its
+1. scores: ``s_j = RN(RN(sum_i q_i·k_ji) · RN(1/sqrt(D)))``, each sum in index order from its
    first product, kept in a score buffer while a comparator keeps the first maximum;
 2. ``e_j = exp(RN(s_j - m))`` overwrites ``s_j`` and ``S = RN(S + e_j)`` (from +0, which adds
    exactly); ``r = reciprocal(S)``;
-3. A·V: ``acc_d = RN(acc_d + RN(RN(e_j·r)·v_jd))`` for every key j and element d, each from its
-   first product (an accumulator buffer of D entries);
+3. A·V: ``acc_d = RN(acc_d + p_j·v_jd)`` with ``p_j = RN(e_j·r)`` for every key j and element d,
+   each from its first product (an accumulator buffer of D entries);
 4. each ``acc_d`` rounded into the data format leaves on ``o``.
+
+A product ``a·b`` is ``RN(a·b)`` in ``acc`` (``mul="exact"``) or, with ``mul="lmul"``, the L-Mul
+product of the two operands in the data format (``p_j`` first rounded into it), at ``offset``
+(default: the paper's), widened into ``acc`` exactly: the multiplier is one integer adder.
 
 A query over n keys takes about 2·D·n + n + 2D cycles.
 """
@@ -32,6 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden import fp_funcs as golden
+from ..golden.attention import MULS
 from ..golden.convert import encode
 from ..golden.formats import get
 from ..golden.lmul_dot import check_acc_format
@@ -41,6 +46,7 @@ from .fp_add import FPAdder
 from .fp_convert import FPConvert
 from .fp_funcs import FPExp, FPReciprocal
 from .fp_mul import FPMultiplier
+from .lmul import LMulMultiplier
 from .lmul_dot import FormatWiden
 from .round_pack import rejecting
 from .softmax import order_key
@@ -51,7 +57,8 @@ __all__ = ["AttentionDecode"]
 class AttentionDecode(wiring.Component):
     """One attention head over a KV cache of ``max_keys`` tokens of ``d`` elements (module docstring)."""
 
-    def __init__(self, fmt, d: int, max_keys: int, *, acc=None, seed_bits: int = 7):
+    def __init__(self, fmt, d: int, max_keys: int, *, acc=None, mul: str = "exact", offset: int | None = None,
+                 seed_bits: int = 7):
         with rejecting(self):
             self.format = get(fmt)
             self.acc = self.format if acc is None else get(acc)
@@ -59,6 +66,15 @@ class AttentionDecode(wiring.Component):
             check_acc_format(self.format, self.acc)
             self.d = check_int("d", d, 2, 1024, fix="a head holds 2 to 1024 elements")
             self.max_keys = check_int("max_keys", max_keys, 2, 1 << 16, fix="the cache holds 2 to 65536 tokens")
+            if mul not in MULS:
+                raise ValueError(f"Attention multiplier {mul!r} is not one of {', '.join(MULS)}; choose one of them.")
+            if mul == "exact" and offset is not None:
+                raise ValueError(f"An L-Mul offset ({offset}) was given for exact products; give mul='lmul' or "
+                                 f"leave the offset out.")
+            self.mul = mul
+            # One multiplier per product, the scores' and A·V's (built here so bad offsets fail here).
+            self.lmuls = [LMulMultiplier(self.format, offset=offset) for _ in range(2)] if mul == "lmul" else None
+            self.offset = self.lmuls[0].offset if self.lmuls else None
             self.exp = FPExp(self.acc)
             self.recip = FPReciprocal(self.acc, seed_bits=seed_bits)
         f = FloatLayout(self.format)
@@ -74,6 +90,26 @@ class AttentionDecode(wiring.Component):
         m.submodules[name] = w = FormatWiden(self.format, self.acc)
         m.d.comb += w.a.eq(value)
         return w.r
+
+    def _narrow(self, m, value, name):
+        if self.acc == self.format:
+            return value
+        m.submodules[name] = n = FPConvert(self.acc, self.format)
+        m.d.comb += n.a.eq(value)
+        return n.r
+
+    def _product(self, m, which: int, name, a, b, narrow_a: bool = False):
+        """``a·b`` in ``acc`` (module docstring), on multiplier ``which``: ``b`` is in the data
+        format, ``a`` too unless ``narrow_a`` (then it is in ``acc``, rounded into the data format
+        for L-Mul)."""
+        if self.mul == "lmul":
+            m.submodules[name] = unit = self.lmuls[which]
+            m.d.comb += [unit.a.eq(self._narrow(m, a, f"narrow_{name}") if narrow_a else a), unit.b.eq(b)]
+            return self._widen(m, unit.r, f"widen_{name}")
+        m.submodules[name] = unit = FPMultiplier(self.acc)
+        m.d.comb += [unit.a.eq(a if narrow_a else self._widen(m, a, f"widen_{name}_a")),
+                     unit.b.eq(self._widen(m, b, f"widen_{name}_b"))]
+        return unit.r
 
     def elaborate(self, platform):
         m = Module()
@@ -116,11 +152,10 @@ class AttentionDecode(wiring.Component):
                      s_w.addr.eq(j), o_w.addr.eq(i)]
 
         # Scores: products and their sum.
-        m.submodules.qk = qk = FPMultiplier(acc)
-        m.d.comb += [qk.a.eq(self._widen(m, q_elem, "widen_q")), qk.b.eq(self._widen(m, k_elem, "widen_k"))]
+        qk = self._product(m, 0, "qk", q_elem, k_elem)
         m.submodules.dot = dot = FPAdder(acc)
-        m.d.comb += [dot.a.eq(run), dot.b.eq(qk.r)]
-        summed = Mux(i == 0, qk.r.as_value(), dot.r.as_value())
+        m.d.comb += [dot.a.eq(run), dot.b.eq(qk)]
+        summed = Mux(i == 0, qk.as_value(), dot.r.as_value())
         m.submodules.scale = scale = FPMultiplier(acc)
         m.d.comb += [scale.a.as_value().eq(summed),
                      scale.b.as_value().eq(int(encode(np.array(1 / math.sqrt(d)), acc)))]
@@ -137,15 +172,10 @@ class AttentionDecode(wiring.Component):
 
         # A·V.
         m.submodules.prob = prob = FPMultiplier(acc)
-        m.submodules.pv = pv = FPMultiplier(acc)
+        m.d.comb += [prob.a.eq(score), prob.b.eq(r)]
+        pv = self._product(m, 1, "pv", prob.r, v_elem, narrow_a=True)
         m.submodules.av = av = FPAdder(acc)
-        m.d.comb += [prob.a.eq(score), prob.b.eq(r), pv.a.eq(prob.r), pv.b.eq(self._widen(m, v_elem, "widen_v")),
-                     av.a.eq(out_acc), av.b.eq(pv.r)]
-        if acc != fmt:
-            m.submodules.narrow = narrow = FPConvert(acc, fmt)
-            m.d.comb += [narrow.a.eq(out_acc), self.o.payload.eq(narrow.r)]
-        else:
-            m.d.comb += self.o.payload.eq(out_acc)
+        m.d.comb += [av.a.eq(out_acc), av.b.eq(pv), self.o.payload.eq(self._narrow(m, out_acc, "narrow_out"))]
 
         def step_element(after_last_key):
             """Next element; after the last, the next key; after the last key, ``after_last_key``."""
@@ -182,7 +212,7 @@ class AttentionDecode(wiring.Component):
         with m.Elif(phase == 4):
             m.d.sync += [r.eq(recip.r), phase.eq(5)]
         with m.Elif(phase == 5):
-            m.d.comb += [o_w.en.eq(1), o_w.data.eq(Mux(j == 0, pv.r.as_value(), av.r.as_value()))]
+            m.d.comb += [o_w.en.eq(1), o_w.data.eq(Mux(j == 0, pv.as_value(), av.r.as_value()))]
             step_element([phase.eq(6)])
         with m.Else():
             m.d.comb += self.o.valid.eq(1)

@@ -136,11 +136,32 @@ def test_rope_stream_equals_golden_with_stalls(params, count):
 
 
 @pytest.mark.parametrize("params", [{"format": "bf16", "acc": "fp32", "d": "16", "max_keys": "12", "queries": "4"},
+                                    {"format": "e5m2", "acc": "bf16", "d": "8", "max_keys": "10", "queries": "3",
+                                     "mul": "lmul"},
+                                    pytest.param({"format": "bf16", "acc": "fp32", "d": "16", "max_keys": "12",
+                                                  "queries": "4", "mul": "lmul"}, marks=slow),
                                     pytest.param({"format": "fp32", "acc": "fp32", "d": "8", "max_keys": "20",
                                                   "queries": "6"}, marks=slow)])
 def test_attention_decode_equals_golden_with_stalls(params):
     """A KV cache filled through its stream while queries wait for their keys; each query's
-    outputs against golden.attention (prefill as decode steps) with random stalls."""
+    outputs against golden.attention (prefill as decode steps) with random stalls, with exact
+    products and with L-Mul (the probabilities rounded into the data format first)."""
     block = get_block("attention")
     result = self_check(block, block.resolve(params), "batch", count=1)
     assert result.passed, result.first_mismatch
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(offset=3), r"An L-Mul offset \(3\) was given for exact products; give mul='lmul' or leave the offset out\."),
+    (dict(mul="lmul", offset=1 << 15), r"L-Mul offset 32768 does not fit the 15-bit magnitude of bf16; use 0\.\.32767\."),
+    (dict(mul="fma"), r"Attention multiplier 'fma' is not one of exact, lmul; choose one of them\."),
+])
+def test_attention_decode_refuses_bad_multipliers(kwargs, message):
+    from lutforge.golden.attention import attention
+    from lutforge.hdl.attention import AttentionDecode
+    with pytest.raises(ValueError, match=message):
+        AttentionDecode("bf16", 4, 4, acc="fp32", **kwargs)
+    if "offset" in kwargs and "mul" not in kwargs:
+        with pytest.raises(ValueError, match=message):
+            attention(np.zeros((1, 4), np.uint16), np.zeros((1, 4), np.uint16), np.zeros((1, 4), np.uint16), "bf16",
+                      acc="fp32", **kwargs)
