@@ -94,7 +94,9 @@ class Block:
     A block with ``streams=True`` is checked transaction by transaction instead of cycle by cycle:
     ``vectors`` returns the payloads of each input stream by stream name (``"i"`` for ports
     ``i__valid``/``i__ready``/``i__payload``) and ``golden`` the payloads each output stream must
-    deliver, in order; the self-check drives them with random stalls on both sides.
+    deliver, in order; the self-check drives them with random stalls on both sides. ``memories``
+    names the memory read ports (``M`` for streams ``M__req``/``M__resp``) whose images ``vectors``
+    also returns under those names; the self-check serves them (with the batch harness).
     """
 
     name: str
@@ -107,6 +109,7 @@ class Block:
     exhaustive: Callable[[dict], "dict[str, np.ndarray] | None"] = field(default=lambda params: None)
     lint_examples: tuple[dict, ...] = ({},)
     streams: bool = False
+    memories: tuple[str, ...] = ()
     check: Callable[[dict], None] = field(default=lambda params: None)
 
     def resolve(self, given: "dict[str, str]", *, simulate: bool = True) -> dict:

@@ -229,7 +229,7 @@ def _attention_params():
             "acc": Param("fp32", "the unit's accumulation format (holds every data value exactly)",
                          choices=FORMATS),
             "d": integer(16, "head dimension D", 2, 256),
-            "max_keys": integer(16, "KV cache depth in tokens", 2, 4096),
+            "max_keys": integer(16, "most cached tokens a query sees (the score buffer's depth)", 2, 4096),
             "mul": Param("exact", "the products of q·k and A·V: exact in acc, or L-Mul in the data format at "
                                   "the paper's offset", choices=("exact", "lmul")),
             "queries": integer(4, "queries drawn by the vector generator (the cache's last tokens)", 1, 64,
@@ -247,25 +247,28 @@ def _attention_check(params):
 
 
 def _attention_vectors(params, rng, count):
+    """A prefill of ``queries`` tokens as that many descriptors over a cache of ``max_keys`` tokens
+    at bases past zero, plus one refused descriptor (no keys) that must change nothing."""
+    from ..golden.attention import descriptor_word
     from ..golden.convert import encode
     fmt, d, s = get(params["format"]), params["d"], params["max_keys"]
     t = min(params["queries"], s)
     k, v = (encode(rng.normal(size=(s, d)) * 2, fmt).astype(np.uint64) for _ in range(2))
     q = encode(rng.normal(size=(t, d)) * 2, fmt).astype(np.uint64)
-    w = fmt.width
-    keys = np.repeat(s - t + np.arange(t) + 1, d)
-    return {"kv": k.ravel() | (v.ravel() << np.uint64(w)),
-            "q": q.ravel() | (keys.astype(np.uint64) << np.uint64(w))}
+    k_base, v_base = 3, 3 + s * d + 5
+    descs = [descriptor_word(s - t + n + 1, k_base, v_base) for n in range(t)]
+    descs.insert(1, descriptor_word(0, k_base, v_base))
+    junk = rng.integers(0, 1 << fmt.width, 3 + s * d + 5, dtype=np.uint64)
+    return {"desc": np.array(descs, dtype=object), "q": q.ravel(),
+            "mem__k": np.concatenate([junk[:3], k.ravel()]), "mem__v": np.concatenate([junk, v.ravel()])}
 
 
 def _attention_golden(params, inputs):
     from ..golden.attention import attention
-    fmt, d = get(params["format"]), params["d"]
-    mask = np.uint64((1 << fmt.width) - 1)
-    kv = np.asarray(inputs["kv"], np.uint64)
-    q = (np.asarray(inputs["q"], np.uint64) & mask).astype(fmt.dtype).reshape(-1, d)
-    k = (kv & mask).astype(fmt.dtype).reshape(-1, d)
-    v = ((kv >> np.uint64(fmt.width)) & mask).astype(fmt.dtype).reshape(-1, d)
+    fmt, d, s = get(params["format"]), params["d"], params["max_keys"]
+    q = np.asarray(inputs["q"], np.uint64).astype(fmt.dtype).reshape(-1, d)
+    k = np.asarray(inputs["mem__k"][3:], np.uint64).astype(fmt.dtype).reshape(s, d)
+    v = np.asarray(inputs["mem__v"][-s * d:], np.uint64).astype(fmt.dtype).reshape(s, d)
     return {"o": attention(q, k, v, fmt, acc=params["acc"], mul=params["mul"]).astype(np.uint64).ravel()}
 
 
@@ -276,7 +279,7 @@ def _build_attention(params):
 
 register(Block(
     name="attention", summary="One attention head over its KV cache, a query at a time (golden.attention, "
-                              "exact or L-Mul products) (streams kv, q -> o).",
+                              "exact or L-Mul products), its KV cache in memory (streams desc, q -> o; memory reads mem.k, mem.v).",
     build=_build_attention, params=_attention_params(), vectors=_attention_vectors, golden=_attention_golden,
-    streams=True, check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul"}),
+    streams=True, memories=("mem__k", "mem__v"), check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul"}),
 ))

@@ -66,6 +66,7 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
     check_harness(harness, waves=waves)
     drawn_with = 0 if seed is None else seed
     inputs, exhaustive = _inputs(block, params, count, drawn_with, HARNESSES[harness].default_vectors)
+    memories = {name: inputs.pop(name) for name in block.memories}
     n = len(next(iter(inputs.values())))
     if seed is not None and exhaustive and not block.streams:
         raise UsageError(f"seed={seed} has no effect: the self-check of {block.name} runs all {n} inputs; leave the "
@@ -74,11 +75,11 @@ def self_check(block: Block, params: dict, harness: str = "batch", *, count: "in
     latency = block.latency(params)
 
     # Stream blocks are compared per transaction, so the golden outputs set how many to wait for.
-    expected = block.golden(params, inputs)
+    expected = block.golden(params, {**inputs, **memories})
     started = time.monotonic()
     if block.streams:
         run = sim.run_streams(inputs, {name: len(values) for name, values in expected.items()},
-                              seed=drawn_with, input_stall=STALL, output_stall=STALL)
+                              seed=drawn_with, input_stall=STALL, output_stall=STALL, memories=memories)
     else:
         run = sim.run_vectors(inputs, latency)
     run_seconds = time.monotonic() - started

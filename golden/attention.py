@@ -38,9 +38,28 @@ from .lmul import lmul
 from .lmul_dot import accumulate, check_acc_format
 from .softmax import softmax, softmax_bound
 
-__all__ = ["MULS", "attention_scores", "attention", "attention_bound"]
+__all__ = ["MULS", "attention_scores", "attention", "attention_bound", "descriptor_fields", "descriptor_word"]
 
 MULS = ("exact", "lmul")
+
+
+def descriptor_fields(addr_width: int = 32) -> tuple[tuple[str, int], ...]:
+    """The attention unit's descriptor (one per query): (name, width) pairs, LSB first. ``keys``:
+    the cached tokens the query sees; ``k_base``, ``v_base``: word addresses of the cached keys and
+    values (element i of token j at ``base + j·D + i``)."""
+    return (("keys", 16), ("k_base", addr_width), ("v_base", addr_width))
+
+
+def descriptor_word(keys: int, k_base: int, v_base: int, addr_width: int = 32) -> int:
+    """The descriptor of :func:`descriptor_fields` as one integer."""
+    word, shift = 0, 0
+    for (name, width), value in zip(descriptor_fields(addr_width), (keys, k_base, v_base)):
+        if not 0 <= value < (1 << width):
+            raise ValueError(f"Attention descriptor field {name}={value} does not fit its {width} bits; "
+                             f"give 0 to {(1 << width) - 1}.")
+        word |= int(value) << shift
+        shift += width
+    return word
 
 
 def _products(a, b, fmt, acc, mul: str, offset):

@@ -4,9 +4,11 @@ refused-descriptor tests of every core read."""
 from amaranth.sim import Simulator
 
 
-def control_trace(core, descriptors, request) -> list[tuple[int, int, int, int, int]]:
-    """(busy, done, error, ``request.valid``, ``x.ready``) after each descriptor of ``descriptors``
-    is offered for one cycle; ``request`` is one of the core's memory request streams."""
+def control_trace(core, descriptors, request, data=None) -> list[tuple[int, int, int, int, int]]:
+    """(busy, done, error, ``request.valid``, ``data.ready``) after each descriptor of
+    ``descriptors`` is offered for one cycle; ``request`` is one of the core's memory request
+    streams, ``data`` its data input stream (default ``core.x``)."""
+    data = core.x if data is None else data
     seen = []
 
     async def bench(ctx):
@@ -17,7 +19,7 @@ def control_trace(core, descriptors, request) -> list[tuple[int, int, int, int, 
             ctx.set(core.desc.valid, 0)
             await ctx.tick()
             seen.append((ctx.get(core.busy), ctx.get(core.done), ctx.get(core.error), ctx.get(request.valid),
-                         ctx.get(core.x.ready)))
+                         ctx.get(data.ready)))
 
     sim = Simulator(core)
     sim.add_clock(1e-8)

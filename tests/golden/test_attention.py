@@ -77,3 +77,11 @@ def test_bad_shapes_and_multipliers_are_refused_with_sentences():
         attention(q, k, v, "fp32")
     with pytest.raises(ValueError, match=r"Attention multiplier 'fma' is not one of exact, lmul"):
         attention(q[:2], k, v, "fp32", mul="fma")
+
+
+def test_descriptor_fields_are_packed_lsb_first_and_checked():
+    from lutforge.golden.attention import descriptor_word
+    assert descriptor_word(5, 7, 9, addr_width=8) == 5 | 7 << 16 | 9 << 24
+    with pytest.raises(ValueError, match=r"Attention descriptor field keys=65536 does not fit its 16 bits; "
+                                         r"give 0 to 65535\."):
+        descriptor_word(1 << 16, 0, 0)

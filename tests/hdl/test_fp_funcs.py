@@ -165,3 +165,30 @@ def test_attention_decode_refuses_bad_multipliers(kwargs, message):
         with pytest.raises(ValueError, match=message):
             attention(np.zeros((1, 4), np.uint16), np.zeros((1, 4), np.uint16), np.zeros((1, 4), np.uint16), "bf16",
                       acc="fp32", **kwargs)
+
+
+def test_attention_reads_its_cache_from_memory_with_latency_and_refuses_bad_queries():
+    """Queries over a cache at nonzero bases with a slow memory (4 cycles) and stalls: outputs
+    equal golden, each query reads exactly its keys' and values' words (a refused descriptor
+    none), and the status ends done without error."""
+    from control_trace import control_trace
+    from lutforge.hdl.attention import AttentionDecode
+    from lutforge.sim.batch import BatchSim
+
+    block = get_block("attention")
+    params = block.resolve({"format": "bf16", "acc": "fp32", "d": "8", "max_keys": "6", "queries": "3"})
+    unit = block.build(params)
+    inputs = block.vectors(params, np.random.default_rng(3), 1)
+    want = block.golden(params, inputs)["o"]
+    memories = {name: inputs.pop(name) for name in block.memories}
+    run = BatchSim(unit).run_streams(inputs, {"o": len(want)}, memories=memories, memory_latency=4, seed=2,
+                                     input_stall=0.3, output_stall=0.3)
+    assert np.array_equal(run.outputs["o"], want)
+    words = sum(range(4, 7)) * 8  # three queries over 4, 5 and 6 keys of 8 elements
+    assert len(run.outputs["mem__k__req"]) == words and len(run.outputs["mem__v__req"]) == words
+    assert run.final["done"] == 1 and run.final["error"] == 0 and run.final["busy"] == 0
+
+    unit = AttentionDecode("bf16", 4, 6, acc="fp32")
+    seen = control_trace(unit, [{"keys": 7, "k_base": 0, "v_base": 0}, {"keys": 0, "k_base": 0, "v_base": 0}],
+                         unit.mem.k.req, unit.q)
+    assert seen == [(0, 1, 1, 0, 0), (0, 1, 1, 0, 0)]
