@@ -237,6 +237,11 @@ def _function_unit_proofs():
                         lambda c=cls, f=fmt, k=kw: c(f, latency=1, **k), 0, latency, engine=PIPELINE_LEMMAS,
                         timeout=600.0, summary=f"pipelined {unit} unit (each operator 1 stage) == combinational, "
                                                f"{fmt}{', 2-entry seed table' if kw else ''}, by pipeline lemmas")
+    # SiLU's datapath (exp, adder, reciprocal, multiplier) is what its stream unit runs per element.
+    from ..golden.silu import silu
+    from ..hdl.silu import SiLUDatapath
+    yield Proof("silu-spec-e5m2", lambda: FunctionTableSpec("e5m2", silu), lambda: SiLUDatapath("e5m2"),
+                timeout=600.0, summary="SiLU datapath == its golden model tabulated, e5m2")
 
 
 def proofs() -> dict[str, Proof]:
