@@ -1,9 +1,11 @@
 """A stream around a fixed-latency elementwise datapath (the non-linear units of the decoder block).
 
 The datapath (ports ``a`` -> ``r``, ``latency`` register stages that never stall) accepts one
-element per cycle. Its results enter a FIFO of ``latency + 1`` entries (at least 2), and ``i.ready`` holds only
+element per cycle. Its results enter a FIFO of ``latency + 2`` entries, and ``i.ready`` holds only
 while the FIFO has room for every element already in flight, so nothing is ever dropped when
-``o`` stalls, and a full rate of one element per cycle holds while ``o`` is ready.
+``o`` stalls. While ``o`` is ready, ``latency`` elements are in the pipeline and one sits in the
+FIFO (a written entry is read the cycle after), so with room for one more the rate is one element
+per cycle: n elements take ``n + latency + 1`` cycles.
 """
 
 from amaranth import Module, Signal
@@ -27,8 +29,8 @@ class ElementwiseStream(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.datapath = dp = self.datapath
-        # latency + 1 entries suffice; at least 2, as a 1-entry FIFO has zero-width pointers.
-        depth = max(self.latency + 1, 2)
+        # The pipeline's elements, the one being read and the one arriving (module docstring).
+        depth = self.latency + 2
         m.submodules.fifo = fifo = SyncFIFO(width=len(dp.r.as_value()), depth=depth)
         accept = Signal()
         in_flight = Signal(range(depth + 1))

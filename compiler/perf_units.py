@@ -1,0 +1,42 @@
+"""Performance model of the decoder block's units (:mod:`lutforge.hdl.rmsnorm`, ``softmax``,
+``silu``, ``rope``, ``attention``): cycles of each, read off their RTL and pinned against simulated
+cycles by ``tests/compiler/test_perf_units.py`` (equal, and so within the 5 % the model promises).
+
+Every unit takes one element per cycle on its streams, with a consumer that is always ready:
+
+* **RMSNorm**, a row of K: ``2K + 1`` (the sum of squares while the row is stored, the rsqrt, a
+  second pass over the row buffer); rows follow each other without overlap.
+* **Softmax**, a row of n scores: ``3n + 1`` (the first maximum while the row is stored, exp and
+  the sum, the reciprocal, the products).
+* **Elementwise streams** (SiLU, RoPE: ``hdl.elementwise_stream``), n elements through a datapath
+  of ``latency`` register stages (the unit's ``total_latency``): ``n + latency + 1``.
+* **Attention**, one query over n cached keys of D elements, the cache in memory of
+  ``memory_latency`` cycles: ``2nD + n + 2D + 2 + memory_latency + max(0, memory_latency - n - 1)``
+  — the descriptor, the query's D elements, the first key word's round trip, nD score products, n
+  exponentials, the reciprocal, nD A·V products, D outputs; the value reads start with the
+  exponentials, so their round trip is hidden unless it is longer than the n + 1 cycles before
+  A·V. A refused descriptor costs one cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["rmsnorm_cycles", "softmax_cycles", "elementwise_cycles", "attention_cycles"]
+
+
+def rmsnorm_cycles(rows: int, k: int) -> int:
+    return rows * (2 * k + 1)
+
+
+def softmax_cycles(rows: int, n: int) -> int:
+    return rows * (3 * n + 1)
+
+
+def elementwise_cycles(n: int, latency: int) -> int:
+    return n + latency + 1
+
+
+def attention_cycles(keys: Iterable[int], d: int, memory_latency: int) -> int:
+    """Cycles of queries over ``keys`` cached tokens each (one entry per query), back to back."""
+    return sum(2 * n * d + n + 2 * d + 2 + memory_latency + max(0, memory_latency - n - 1) for n in keys)
