@@ -230,6 +230,7 @@ def _attention_params():
                          choices=FORMATS),
             "d": integer(16, "head dimension D", 2, 256),
             "max_keys": integer(16, "most cached tokens a query sees (the score buffer's depth)", 2, 4096),
+            "lanes": integer(1, "products per beat (divides d)", 1, 16),
             "mul": Param("exact", "the products of q·k and A·V: exact in acc, or L-Mul in the data format at "
                                   "the paper's offset", choices=("exact", "lmul")),
             "queries": integer(4, "queries drawn by the vector generator (the cache's last tokens)", 1, 64,
@@ -244,42 +245,59 @@ def _attention_check(params):
     except ValueError as error:
         raise UsageError(f"Block 'attention' parameters format={params['format']}, acc={params['acc']}: "
                          f"{error}") from None
+    if params["d"] % params["lanes"]:
+        raise UsageError(f"Block 'attention' parameter lanes={params['lanes']} does not divide d={params['d']}; "
+                         f"choose lanes dividing the head dimension.")
 
 
 def _attention_vectors(params, rng, count):
     """A prefill of ``queries`` tokens as that many descriptors over a cache of ``max_keys`` tokens
-    at bases past zero, plus one refused descriptor (no keys) that must change nothing."""
-    from ..golden.attention import descriptor_word
+    at bases past zero (garbage before them), plus one refused descriptor (no keys) that must
+    change nothing."""
+    from ..golden.attention import cache_words, descriptor_word
     from ..golden.convert import encode
-    fmt, d, s = get(params["format"]), params["d"], params["max_keys"]
+    fmt, d, s, lanes = get(params["format"]), params["d"], params["max_keys"], params["lanes"]
     t = min(params["queries"], s)
     k, v = (encode(rng.normal(size=(s, d)) * 2, fmt).astype(np.uint64) for _ in range(2))
     q = encode(rng.normal(size=(t, d)) * 2, fmt).astype(np.uint64)
-    k_base, v_base = 3, 3 + s * d + 5
-    descs = [descriptor_word(s - t + n + 1, k_base, v_base) for n in range(t)]
-    descs.insert(1, descriptor_word(0, k_base, v_base))
-    junk = rng.integers(0, 1 << fmt.width, 3 + s * d + 5, dtype=np.uint64)
-    return {"desc": np.array(descs, dtype=object), "q": q.ravel(),
-            "mem__k": np.concatenate([junk[:3], k.ravel()]), "mem__v": np.concatenate([junk, v.ravel()])}
+    k_words, v_words = cache_words(k, v, fmt, lanes)
+    junk = [int(x) for x in rng.integers(0, 1 << min(fmt.width * lanes, 63), GAP)]
+    descs = [descriptor_word(s - t + n + 1, GAP, GAP) for n in range(t)]
+    descs.insert(1, descriptor_word(0, GAP, GAP))
+    q_beats = [sum(int(e) << (fmt.width * lane) for lane, e in enumerate(row)) for row in q.reshape(-1, lanes)]
+    return {"desc": np.array(descs, dtype=object), "q": np.array(q_beats, dtype=object),
+            "mem__k": np.array(junk + k_words, dtype=object), "mem__v": np.array(junk + v_words, dtype=object)}
+
+
+# Words before the cache in the memory images: the unit must read from its bases.
+GAP = 3
 
 
 def _attention_golden(params, inputs):
     from ..golden.attention import attention
-    fmt, d, s = get(params["format"]), params["d"], params["max_keys"]
-    q = np.asarray(inputs["q"], np.uint64).astype(fmt.dtype).reshape(-1, d)
-    k = np.asarray(inputs["mem__k"][3:], np.uint64).astype(fmt.dtype).reshape(s, d)
-    v = np.asarray(inputs["mem__v"][-s * d:], np.uint64).astype(fmt.dtype).reshape(s, d)
-    return {"o": attention(q, k, v, fmt, acc=params["acc"], mul=params["mul"]).astype(np.uint64).ravel()}
+    fmt, d, s, lanes = get(params["format"]), params["d"], params["max_keys"], params["lanes"]
+
+    def elements(words):
+        mask = (1 << fmt.width) - 1
+        return np.array([[(int(w) >> (fmt.width * lane)) & mask for lane in range(lanes)] for w in words],
+                        np.uint64).ravel()
+
+    q = elements(inputs["q"]).astype(fmt.dtype).reshape(-1, d)
+    k = elements(inputs["mem__k"][GAP:]).astype(fmt.dtype).reshape(s, d)
+    v_blocks = elements(inputs["mem__v"][GAP:]).reshape(-1, d, lanes)
+    v = v_blocks.transpose(0, 2, 1).reshape(-1, d)[:s].astype(fmt.dtype)
+    return {"o": attention(q, k, v, fmt, acc=params["acc"], mul=params["mul"], lanes=lanes).astype(np.uint64).ravel()}
 
 
 def _build_attention(params):
     from ..hdl.attention import AttentionDecode
-    return AttentionDecode(params["format"], params["d"], params["max_keys"], acc=params["acc"], mul=params["mul"])
+    return AttentionDecode(params["format"], params["d"], params["max_keys"], acc=params["acc"], mul=params["mul"],
+                           lanes=params["lanes"])
 
 
 register(Block(
     name="attention", summary="One attention head over its KV cache, a query at a time (golden.attention, "
                               "exact or L-Mul products), its KV cache in memory (streams desc, q -> o; memory reads mem.k, mem.v).",
     build=_build_attention, params=_attention_params(), vectors=_attention_vectors, golden=_attention_golden,
-    streams=True, memories=("mem__k", "mem__v"), check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul"}),
+    streams=True, memories=("mem__k", "mem__v"), check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul", "lanes": "4"}),
 ))

@@ -10,12 +10,12 @@ Every unit takes one element per cycle on its streams, with a consumer that is a
   the sum, the reciprocal, the products).
 * **Elementwise streams** (SiLU, RoPE: ``hdl.elementwise_stream``), n elements through a datapath
   of ``latency`` register stages (the unit's ``total_latency``): ``n + latency + 1``.
-* **Attention**, one query over n cached keys of D elements, the cache in memory of
-  ``memory_latency`` cycles: ``2nD + n + 2D + 2 + memory_latency + max(0, memory_latency - n - 1)``
-  — the descriptor, the query's D elements, the first key word's round trip, nD score products, n
-  exponentials, the reciprocal, nD A·V products, D outputs; the value reads start with the
-  exponentials, so their round trip is hidden unless it is longer than the n + 1 cycles before
-  A·V. A refused descriptor costs one cycle.
+* **Attention**, one query over n cached keys of D elements, ``lanes`` products per beat, the
+  cache in memory of ``memory_latency`` cycles: ``D/lanes + n·D/lanes + n + ceil(n/lanes)·D + D +
+  2 + memory_latency + max(0, memory_latency - n - 1)`` — the query's beats, the score beats, n
+  exponentials, the A·V beats, D outputs, the descriptor and the reciprocal, the first key word's
+  round trip; the value reads start with the exponentials, so their round trip is hidden unless it
+  is longer than the n + 1 cycles before A·V. A refused descriptor costs one cycle.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def elementwise_cycles(n: int, latency: int) -> int:
     return n + latency + 1
 
 
-def attention_cycles(keys: Iterable[int], d: int, memory_latency: int) -> int:
+def attention_cycles(keys: Iterable[int], d: int, memory_latency: int, lanes: int = 1) -> int:
     """Cycles of queries over ``keys`` cached tokens each (one entry per query), back to back."""
-    return sum(2 * n * d + n + 2 * d + 2 + memory_latency + max(0, memory_latency - n - 1) for n in keys)
+    beats = d // lanes
+    return sum(beats + n * beats + n + -(-n // lanes) * d + d + 2 + memory_latency
+               + max(0, memory_latency - n - 1) for n in keys)

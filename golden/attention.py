@@ -38,7 +38,8 @@ from .lmul import lmul
 from .lmul_dot import accumulate, check_acc_format
 from .softmax import softmax, softmax_bound
 
-__all__ = ["MULS", "attention_scores", "attention", "attention_bound", "descriptor_fields", "descriptor_word"]
+__all__ = ["MULS", "attention_scores", "attention", "attention_bound", "descriptor_fields", "descriptor_word",
+           "cache_words"]
 
 MULS = ("exact", "lmul")
 
@@ -46,8 +47,36 @@ MULS = ("exact", "lmul")
 def descriptor_fields(addr_width: int = 32) -> tuple[tuple[str, int], ...]:
     """The attention unit's descriptor (one per query): (name, width) pairs, LSB first. ``keys``:
     the cached tokens the query sees; ``k_base``, ``v_base``: word addresses of the cached keys and
-    values (element i of token j at ``base + j·D + i``)."""
+    values, laid out by :func:`cache_words`."""
     return (("keys", 16), ("k_base", addr_width), ("v_base", addr_width))
+
+
+def cache_words(k, v, fmt, lanes: int = 1) -> tuple[list[int], list[int]]:
+    """The KV cache's memory words for the attention unit with ``lanes`` products per beat: keys
+    and values (S, D) as encodings of ``fmt``, each word ``lanes`` elements, element l at bits
+    ``l·w`` (w: the format's width).
+
+    * key word ``j·(D/lanes) + b`` holds ``k[j, b·lanes + l]``: a key's elements in beat order;
+    * value word ``c·D + d`` holds ``v[c·lanes + l, d]``: element d of a block of ``lanes``
+      consecutive tokens (tokens past S: 0), what one A·V beat multiplies.
+
+    With one lane both are ``j·D + i``. A token appended to the cache writes D/lanes key words and
+    one element of D value words."""
+    fmt = get(fmt)
+    k, v = (np.asarray(a).astype(np.uint64) for a in (k, v))
+    s_count, d = k.shape
+    lanes = check_int("lanes", lanes, 1, d, fix="a beat takes 1 to D products")
+    if d % lanes:
+        raise ValueError(f"The head dimension {d} is not a multiple of lanes={lanes}; choose lanes dividing {d}.")
+
+    def pack(rows):
+        return [sum(int(e) << (fmt.width * lane) for lane, e in enumerate(row)) for row in rows]
+
+    blocks = -(-s_count // lanes)
+    v_padded = np.zeros((blocks * lanes, d), np.uint64)
+    v_padded[:s_count] = v
+    return (pack(k.reshape(-1, lanes)),
+            pack(v_padded.reshape(blocks, lanes, d).transpose(0, 2, 1).reshape(-1, lanes)))
 
 
 def descriptor_word(keys: int, k_base: int, v_base: int, addr_width: int = 32) -> int:

@@ -22,7 +22,7 @@ from .fp_unpack import unpack
 from .lmul import LMulMultiplier
 from .round_pack import RoundPack, rejecting
 
-__all__ = ["FormatWiden", "LMulBeatSum", "LMulDot", "dot_input_layout"]
+__all__ = ["adder_tree", "FormatWiden", "LMulBeatSum", "LMulDot", "dot_input_layout"]
 
 
 class FormatWiden(wiring.Component):
@@ -70,19 +70,25 @@ class LMulBeatSum(wiring.Component):
                 m.d.comb += widen.a.eq(product)
                 product = widen.r
             level.append(product)
-        depth = 0
-        while len(level) > 1:
-            nxt = []
-            for pair in range(len(level) // 2):
-                add = FPAdder(self.acc_format)
-                m.submodules[f"add{depth}_{pair}"] = add
-                m.d.comb += [add.a.eq(level[2 * pair]), add.b.eq(level[2 * pair + 1])]
-                nxt.append(add.r)
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level, depth = nxt, depth + 1
-        m.d.comb += self.r.eq(level[0])
+        m.d.comb += self.r.eq(adder_tree(m, level, self.acc_format, "add"))
         return m
+
+
+def adder_tree(m, values, fmt: Format, name: str):
+    """The sum of ``values`` (``FloatLayout(fmt)`` values) by the fixed adder tree of
+    :func:`lutforge.golden.lmul_dot.tree_sum` (neighbours, the odd one moves up), combinational;
+    the adders are submodules ``{name}{depth}_{pair}`` of ``m``."""
+    level, depth = list(values), 0
+    while len(level) > 1:
+        nxt = []
+        for pair in range(len(level) // 2):
+            m.submodules[f"{name}{depth}_{pair}"] = add = FPAdder(fmt)
+            m.d.comb += [add.a.eq(level[2 * pair]), add.b.eq(level[2 * pair + 1])]
+            nxt.append(add.r)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    return level[0]
 
 
 def dot_input_layout(fmt: Format, lanes: int) -> data.StructLayout:

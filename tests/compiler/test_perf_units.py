@@ -49,3 +49,9 @@ def test_attention_queries_with_a_memory_of_any_latency(latency):
     _, inputs, cycles = _simulated("attention", given, memory_latency=latency)
     # The vectors' prefill: queries over 9, 10, 11 and 12 keys, and one refused descriptor (1 cycle).
     _close(attention_cycles([9, 10, 11, 12], 16, latency) + 1, cycles)
+
+
+def test_attention_with_lanes():
+    given = {"format": "bf16", "acc": "bf16", "d": "8", "max_keys": "7", "queries": "3", "lanes": "2"}
+    _, inputs, cycles = _simulated("attention", given, memory_latency=3)
+    _close(attention_cycles([5, 6, 7], 8, 3, lanes=2) + 1, cycles)

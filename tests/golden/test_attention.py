@@ -85,3 +85,18 @@ def test_descriptor_fields_are_packed_lsb_first_and_checked():
     with pytest.raises(ValueError, match=r"Attention descriptor field keys=65536 does not fit its 16 bits; "
                                          r"give 0 to 65535\."):
         descriptor_word(1 << 16, 0, 0)
+
+
+def test_cache_words_lay_keys_in_beat_order_and_values_in_blocks_of_tokens():
+    from lutforge.golden.attention import cache_words
+    k = (np.arange(5 * 4).reshape(5, 4) + 1).astype(object)
+    v = (np.arange(5 * 4).reshape(5, 4) + 100).astype(object)
+    keys, values = cache_words(k, v, "bf16", lanes=2)
+    # Key word j·2 + b holds k[j, 2b] (low 16 bits) and k[j, 2b + 1].
+    assert keys[3] == k[1, 2] | k[1, 3] << 16 and len(keys) == 10
+    # Value word c·4 + d holds v[2c, d] and v[2c + 1, d]; token 5 (past the cache) is 0.
+    assert values[1 * 4 + 3] == v[2, 3] | v[3, 3] << 16
+    assert values[2 * 4 + 1] == v[4, 1] and len(values) == 12
+    assert cache_words(k, v, "bf16") == ([int(x) for x in k.ravel()], [int(x) for x in v.ravel()])
+    with pytest.raises(ValueError, match=r"The head dimension 4 is not a multiple of lanes=3; choose lanes dividing 4\."):
+        cache_words(k, v, "bf16", lanes=3)

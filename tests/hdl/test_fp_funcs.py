@@ -138,6 +138,11 @@ def test_rope_stream_equals_golden_with_stalls(params, count):
 @pytest.mark.parametrize("params", [{"format": "bf16", "acc": "fp32", "d": "16", "max_keys": "12", "queries": "4"},
                                     {"format": "e5m2", "acc": "bf16", "d": "8", "max_keys": "10", "queries": "3",
                                      "mul": "lmul"},
+                                    # acc == data format, so the adder tree's order shows in the outputs.
+                                    {"format": "bf16", "acc": "bf16", "d": "8", "max_keys": "7", "queries": "3",
+                                     "lanes": "2"},
+                                    pytest.param({"format": "e5m2", "acc": "e5m2", "d": "8", "max_keys": "10",
+                                                  "queries": "3", "lanes": "4", "mul": "lmul"}, marks=slow),
                                     pytest.param({"format": "bf16", "acc": "fp32", "d": "16", "max_keys": "12",
                                                   "queries": "4", "mul": "lmul"}, marks=slow),
                                     pytest.param({"format": "fp32", "acc": "fp32", "d": "8", "max_keys": "20",
@@ -145,7 +150,8 @@ def test_rope_stream_equals_golden_with_stalls(params, count):
 def test_attention_decode_equals_golden_with_stalls(params):
     """A KV cache filled through its stream while queries wait for their keys; each query's
     outputs against golden.attention (prefill as decode steps) with random stalls, with exact
-    products and with L-Mul (the probabilities rounded into the data format first)."""
+    products and with L-Mul (the probabilities rounded into the data format first), one product
+    per beat or several (the adder tree; the last A·V beat's keys past n give +0)."""
     block = get_block("attention")
     result = self_check(block, block.resolve(params), "batch", count=1)
     assert result.passed, result.first_mismatch
@@ -155,6 +161,7 @@ def test_attention_decode_equals_golden_with_stalls(params):
     (dict(offset=3), r"An L-Mul offset \(3\) was given for exact products; give mul='lmul' or leave the offset out\."),
     (dict(mul="lmul", offset=1 << 15), r"L-Mul offset 32768 does not fit the 15-bit magnitude of bf16; use 0\.\.32767\."),
     (dict(mul="fma"), r"Attention multiplier 'fma' is not one of exact, lmul; choose one of them\."),
+    (dict(lanes=3), r"The head dimension 4 is not a multiple of lanes=3; choose lanes dividing 4\."),
 ])
 def test_attention_decode_refuses_bad_multipliers(kwargs, message):
     from lutforge.golden.attention import attention
