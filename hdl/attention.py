@@ -115,18 +115,19 @@ class AttentionDecode(wiring.Component):
         })
 
     def _widen(self, m, value, name):
-        if self.acc == self.format:
-            return value
-        m.submodules[name] = w = FormatWiden(self.format, self.acc)
-        m.d.comb += w.a.eq(value)
-        return w.r
+        """``value`` of the data format in ``acc`` (exact)."""
+        return self._convert(m, value, name, lambda: FormatWiden(self.format, self.acc))
 
     def _narrow(self, m, value, name):
+        """``value`` of ``acc`` rounded into the data format."""
+        return self._convert(m, value, name, lambda: FPConvert(self.acc, self.format))
+
+    def _convert(self, m, value, name, unit):
         if self.acc == self.format:
             return value
-        m.submodules[name] = n = FPConvert(self.acc, self.format)
-        m.d.comb += n.a.eq(value)
-        return n.r
+        m.submodules[name] = converter = unit()
+        m.d.comb += converter.a.eq(value)
+        return converter.r
 
     def _product(self, m, which: int, name, a, b, narrow_a: bool = False):
         """``a·b`` in ``acc`` (module docstring), on L-Mul unit ``which``: ``b`` is in the data
