@@ -301,3 +301,55 @@ register(Block(
     build=_build_attention, params=_attention_params(), vectors=_attention_vectors, golden=_attention_golden,
     streams=True, memories=("mem__k", "mem__v"), check=_attention_check, lint_examples=({}, {"format": "fp32", "acc": "fp32", "d": "4"}, {"mul": "lmul", "lanes": "4"}),
 ))
+
+
+def _writer_params():
+    return {"format": Param("bf16", "data format of the keys and values", choices=FORMATS),
+            "d": integer(16, "head dimension D", 2, 256),
+            "lanes": integer(1, "elements per memory word (the attention unit's lanes; divides d)", 1, 16),
+            "tokens": integer(6, "tokens appended by the vector generator", 1, 256, sim_only=True)}
+
+
+def _writer_check(params):
+    from ..support.errors import UsageError
+    if params["d"] % params["lanes"]:
+        raise UsageError(f"Block 'kv_cache_writer' parameter lanes={params['lanes']} does not divide "
+                         f"d={params['d']}; choose lanes dividing the head dimension.")
+
+
+def _writer_vectors(params, rng, count):
+    """Tokens appended at positions 1, 2, ... with a refused descriptor (no keys) after the first."""
+    from ..golden.attention import descriptor_word
+    fmt, d, lanes, t = get(params["format"]), params["d"], params["lanes"], params["tokens"]
+    k, v = (rng.integers(0, 1 << fmt.width, (t, d), dtype=np.uint64) for _ in range(2))
+    descs = [descriptor_word(j + 2, GAP, 2 * GAP) for j in range(t)]
+    descs.insert(1, descriptor_word(0, GAP, 2 * GAP))
+    k_beats = [sum(int(e) << (fmt.width * lane) for lane, e in enumerate(row)) for row in k.reshape(-1, lanes)]
+    return {"desc": np.array(descs, dtype=object), "k": np.array(k_beats, dtype=object), "v": v.ravel()}
+
+
+def _writer_golden(params, inputs):
+    from ..golden.attention import cache_writes
+    fmt, d, lanes = get(params["format"]), params["d"], params["lanes"]
+    aw, dw = 32, fmt.width * lanes
+    mask = (1 << fmt.width) - 1
+    k = np.array([[(int(w) >> (fmt.width * n)) & mask for n in range(lanes)] for w in inputs["k"]]).reshape(-1, d)
+    v = np.asarray(inputs["v"], np.uint64).reshape(-1, d)
+    out = {"mem__k__w": [], "mem__v__w": []}
+    for j in range(len(k)):
+        for name, writes in zip(out, cache_writes(k[j], v[j], j + 2, fmt, lanes, GAP, 2 * GAP)):
+            out[name] += [addr | data << aw | m << (aw + dw) for addr, data, m in writes]
+    return {name: np.array(words, dtype=object) for name, words in out.items()}
+
+
+def _build_writer(params):
+    from ..hdl.kv_cache_writer import KVCacheWriter
+    return KVCacheWriter(params["format"], params["d"], lanes=params["lanes"])
+
+
+register(Block(
+    name="kv_cache_writer", summary="Appends a token's keys and values to the KV cache in memory, in the attention "
+                                    "unit's layout (streams desc, k, v -> write streams mem.k.w, mem.v.w).",
+    build=_build_writer, params=_writer_params(), vectors=_writer_vectors, golden=_writer_golden,
+    streams=True, check=_writer_check, lint_examples=({}, {"lanes": "4"}),
+))

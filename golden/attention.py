@@ -39,7 +39,7 @@ from .lmul_dot import accumulate, check_acc_format
 from .softmax import softmax, softmax_bound
 
 __all__ = ["MULS", "attention_scores", "attention", "attention_bound", "descriptor_fields", "descriptor_word",
-           "cache_words"]
+           "cache_words", "cache_writes"]
 
 MULS = ("exact", "lmul")
 
@@ -77,6 +77,25 @@ def cache_words(k, v, fmt, lanes: int = 1) -> tuple[list[int], list[int]]:
     v_padded[:s_count] = v
     return (pack(k.reshape(-1, lanes)),
             pack(v_padded.reshape(blocks, lanes, d).transpose(0, 2, 1).reshape(-1, lanes)))
+
+
+def cache_writes(k, v, keys: int, fmt, lanes: int = 1, k_base: int = 0, v_base: int = 0):
+    """The memory writes that append one token to the cache of :func:`cache_words`: ``k`` and
+    ``v`` (D,) encodings of ``fmt`` of the token at position ``keys - 1`` (the descriptor's
+    ``keys`` after the append, the one its query sees). Returns the key writes and the value
+    writes, each a list of ``(address, data, lane mask)``: D/lanes whole key words, then one
+    element of each of D value words (its lane ``(keys - 1) mod lanes``, the others masked)."""
+    fmt = get(fmt)
+    k, v = (np.asarray(a).astype(np.uint64) for a in (k, v))
+    d = k.shape[0]
+    lanes = check_int("lanes", lanes, 1, d, fix="a beat takes 1 to D products")
+    j = check_int("keys", keys, 1, (1 << 16) - 1, fix="the cache holds 1 to 65535 tokens") - 1
+    beats, full = d // lanes, (1 << lanes) - 1
+    key_writes = [(k_base + j * beats + b, sum(int(e) << (fmt.width * n) for n, e in enumerate(k[b * lanes:(b + 1) * lanes])),
+                   full) for b in range(beats)]
+    lane = j % lanes
+    value_writes = [(v_base + (j // lanes) * d + e, int(v[e]) << (fmt.width * lane), 1 << lane) for e in range(d)]
+    return key_writes, value_writes
 
 
 def descriptor_word(keys: int, k_base: int, v_base: int, addr_width: int = 32) -> int:

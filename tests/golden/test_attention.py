@@ -100,3 +100,22 @@ def test_cache_words_lay_keys_in_beat_order_and_values_in_blocks_of_tokens():
     assert cache_words(k, v, "bf16") == ([int(x) for x in k.ravel()], [int(x) for x in v.ravel()])
     with pytest.raises(ValueError, match=r"The head dimension 4 is not a multiple of lanes=3; choose lanes dividing 4\."):
         cache_words(k, v, "bf16", lanes=3)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+def test_appending_tokens_by_their_writes_builds_the_cache_words(lanes):
+    """Two descriptions of one layout: every token's masked writes applied to an empty memory
+    give cache_words."""
+    from lutforge.golden.attention import cache_words, cache_writes
+    rng = np.random.default_rng(lanes)
+    k, v = (rng.integers(0, 1 << 16, (7, 8)) for _ in range(2))
+    memory = {"k": {}, "v": {}}
+    for j in range(7):
+        for name, writes in zip("kv", cache_writes(k[j], v[j], j + 1, "bf16", lanes)):
+            for addr, data, mask in writes:
+                old = memory[name].get(addr, 0)
+                keep = sum(0xFFFF << (16 * n) for n in range(lanes) if not mask >> n & 1)
+                memory[name][addr] = (old & keep) | data
+    keys, values = cache_words(k, v, "bf16", lanes)
+    assert [memory["k"][a] for a in range(len(keys))] == keys
+    assert [memory["v"].get(a, 0) for a in range(len(values))] == values
