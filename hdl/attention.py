@@ -181,10 +181,10 @@ class AttentionDecode(wiring.Component):
                      q_w.addr.eq(b), q_w.data.eq(self.q.payload.as_value()), o_w.addr.eq(e)]
         for port in s_r + s_w:
             m.d.comb += port.addr.eq(block)
-        with m.Switch(lane):
-            for n, port in enumerate(s_r):
-                with m.Case(n):
-                    m.d.comb += score.as_value().eq(port.data)
+        selected = s_r[0].data
+        for n in range(1, lanes):
+            selected = Mux(lane == n, s_r[n].data, selected)
+        m.d.comb += score.as_value().eq(selected)
 
         # Scores: a beat of products, its tree sum, the sum over beats, the scale.
         qk = adder_tree(m, [self._product(m, n, f"qk{n}", q_word[n], k_word[n]) for n in range(lanes)], acc, "qk_add")
