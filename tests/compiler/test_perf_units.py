@@ -52,6 +52,6 @@ def test_attention_queries_with_a_memory_of_any_latency(latency):
 
 
 def test_attention_with_lanes():
-    given = {"format": "bf16", "acc": "bf16", "d": "8", "max_keys": "7", "queries": "3", "lanes": "2"}
+    given = {"format": "e5m2", "acc": "e5m2", "d": "8", "max_keys": "10", "queries": "3", "lanes": "4", "mul": "lmul"}
     _, inputs, cycles = _simulated("attention", given, memory_latency=3)
-    _close(attention_cycles([5, 6, 7], 8, 3, lanes=2) + 1, cycles)
+    _close(attention_cycles([8, 9, 10], 8, 3, lanes=4) + 1, cycles)
