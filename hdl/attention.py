@@ -67,7 +67,12 @@ from .lmul_dot import FormatWiden, adder_tree
 from .round_pack import rejecting
 from .softmax import order_key
 
-__all__ = ["AttentionDecode"]
+__all__ = ["AttentionDecode", "descriptor_layout"]
+
+
+def descriptor_layout(addr_width: int = 32) -> data.StructLayout:
+    """The descriptor of one query (and of the token the KV cache writer appends for it)."""
+    return data.StructLayout({name: unsigned(width) for name, width in descriptor_fields(addr_width)})
 
 
 class AttentionDecode(wiring.Component):
@@ -104,8 +109,7 @@ class AttentionDecode(wiring.Component):
         f = FloatLayout(self.format)
         read = MemoryReadSignature(self.addr_width, self.format.width * self.lanes)
         super().__init__({
-            "desc": In(stream.Signature(data.StructLayout(
-                {name: unsigned(width) for name, width in descriptor_fields(self.addr_width)}))),
+            "desc": In(stream.Signature(descriptor_layout(self.addr_width))),
             "q": In(stream.Signature(data.ArrayLayout(f, self.lanes))),
             "o": Out(stream.Signature(f)),
             "mem": Out(wiring.Signature({"k": Out(read), "v": Out(read)})),
@@ -165,7 +169,8 @@ class AttentionDecode(wiring.Component):
         block = Signal(range(blocks_max))    # j div lanes (scores, softmax) or the key block (A·V)
         desc = Signal.like(self.desc.payload)
         keys = desc.keys
-        blocks = Signal(range(blocks_max + 1))  # ceil(keys / lanes)
+        # ceil(keys / lanes), registered with the descriptor: no divider on the A·V loop's path.
+        blocks = Signal(range(blocks_max + 1))
         total, r, best, run = (Signal(alay, name=n) for n in ("total", "r", "best", "run"))
         last_b, last_e, last_j = b == beats - 1, e == d - 1, j == keys - 1
         k_resp, v_resp = self.mem.k.resp, self.mem.v.resp

@@ -21,9 +21,9 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.attention import descriptor_fields
 from ..golden.formats import get
 from ..support.checks import check_int
+from .attention import descriptor_layout
 from .float_layout import FloatLayout
 from .round_pack import rejecting
 
@@ -51,8 +51,7 @@ class KVCacheWriter(wiring.Component):
         f = FloatLayout(self.format)
         write = MemoryWriteSignature(self.addr_width, self.format.width * self.lanes, self.lanes)
         super().__init__({
-            "desc": In(stream.Signature(data.StructLayout(
-                {name: unsigned(width) for name, width in descriptor_fields(self.addr_width)}))),
+            "desc": In(stream.Signature(descriptor_layout(self.addr_width))),
             "k": In(stream.Signature(data.ArrayLayout(f, self.lanes))),
             "v": In(stream.Signature(f)),
             "mem": Out(wiring.Signature({"k": Out(write), "v": Out(write)})),
