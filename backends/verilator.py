@@ -1,4 +1,5 @@
-"""The ``sim`` backend of the host driver: the cores' RTL in Verilator, no per-cycle Python.
+"""The ``sim`` backend of the host driver: the cores' RTL in Verilator, no per-cycle Python (and the
+decoder block's units: :mod:`lutforge.backends.decoder_units`).
 
 One :meth:`SimBackend.run_layer` call is one batch-harness job: the layer's memory images (the LUT
 core's three, the block core's two, the weight-only core's two) sit in simulated external memories (``memory_latency`` cycles,
@@ -21,6 +22,7 @@ from ..program.artifact import BlockActivations, BlockLoweredLayer, LoweredLayer
 from ..program.backend import LayerResult
 from ..program.core import GemvCoreParams
 from ..sim.batch import BatchSim
+from .decoder_units import SimDecoderUnits
 
 __all__ = ["SimBackend", "pack_activations"]
 
@@ -31,15 +33,16 @@ def pack_activations(x_q: np.ndarray) -> np.ndarray:
     return (b << (np.arange(b.shape[-1], dtype=np.uint64) * np.uint64(8))).sum(axis=-1, dtype=np.uint64)
 
 
-class SimBackend:
+class SimBackend(SimDecoderUnits):
     name = "sim"
 
     def __init__(self, core: GemvCoreParams = GemvCoreParams(), *, memory_latency: int = 4,
-                 max_cycles: int = 50_000_000):
+                 max_cycles: int = 50_000_000, decoder_max_keys: int = 256):
         """``core`` gives the build parameters a layer does not fix (``chains``, ``max_positions``,
         which is also the block core's ``max_chunks``); each layer's own quantization (or block
-        formats) and lanes complete them (:meth:`GemvCoreParams.for_layer`)."""
-        self.params = core
+        formats) and lanes complete them (:meth:`GemvCoreParams.for_layer`). ``decoder_max_keys``:
+        the attention unit's score buffer (:class:`lutforge.program.decoder.DecoderSpec`)."""
+        self.params, self.decoder_max_keys = core, decoder_max_keys
         self.memory_latency, self.max_cycles = memory_latency, max_cycles
         self._sims: dict[object, tuple[object, BatchSim]] = {}
         self.build_seconds = 0.0

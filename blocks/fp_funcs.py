@@ -353,3 +353,45 @@ register(Block(
     build=_build_writer, params=_writer_params(), vectors=_writer_vectors, golden=_writer_golden,
     streams=True, check=_writer_check, lint_examples=({}, {"lanes": "4"}),
 ))
+
+
+def _pair_payloads(a, b, fmt) -> np.ndarray:
+    return np.asarray(a).astype(np.uint64) | (np.asarray(b).astype(np.uint64) << np.uint64(fmt.width))
+
+
+def _binary_vectors(params, rng, count):
+    fmt = get(params["format"])
+    corners = corner_encodings(fmt)
+    a, b = (g.ravel() for g in np.meshgrid(corners, corners, indexing="ij"))
+    ra, rb = random_operands(fmt, rng, count, arity=2)
+    return {"i": _pair_payloads(np.concatenate([a, ra]), np.concatenate([b, rb]), fmt)}
+
+
+def _binary_golden(params, inputs):
+    from ..golden import fp
+    fmt = get(params["format"])
+    i = np.asarray(inputs["i"]).astype(np.uint64)
+    mask = np.uint64((1 << fmt.width) - 1)
+    a, b = (i & mask).astype(fmt.dtype), ((i >> np.uint64(fmt.width)) & mask).astype(fmt.dtype)
+    return {"o": getattr(fp, params["op"])(a, b, fmt).astype(np.uint64)}
+
+
+def _build_binary(params):
+    from ..hdl.fp_binary_stream import FPBinaryStream
+    return FPBinaryStream(params["format"], params["op"], latency=params["latency"])
+
+
+def _binary_exhaustive(params):
+    pairs = exhaustive_operands("ab")(params)
+    return None if pairs is None else {"i": _pair_payloads(pairs["a"], pairs["b"], get(params["format"]))}
+
+
+register(Block(
+    name="fp_stream", summary="Elementwise a + b (residual adds) or a · b (norm gains, SiLU(gate) · up) on a stream of "
+                              "operand pairs (golden.fp.add / mul) (streams i -> o).",
+    build=_build_binary,
+    params={"format": Param("bf16", "element format", choices=FORMATS),
+            "op": Param("add", "the operation", choices=("add", "mul")), "latency": LATENCY},
+    vectors=_binary_vectors, golden=_binary_golden, streams=True, exhaustive=_binary_exhaustive,
+    lint_examples=({}, {"op": "mul", "format": "fp32", "latency": "2"}),
+))

@@ -116,9 +116,12 @@ def cmd_generate(args) -> int:
     write_json(args.json, result)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(result.layer_kinds.items()))
     print(f"prompt ({len(result.prompt_tokens)} tokens): {result.prompt!r}")
-    print(f"{result.backend:>7} ({result.layers_on_hardware} linears on hardware: {kinds}): {result.text!r}")
+    where = ("; norms, RoPE, attention, SiLU and residual adds on the decoder units"
+             if result.blocks == "hardware" else "")
+    print(f"{result.backend:>7} ({result.layers_on_hardware} linears on hardware: {kinds}{where}): {result.text!r}")
     print(f"PyTorch fp32: {result.pytorch_text!r}")
-    print(f"{agreement(result.tokens, result.pytorch_tokens)} of {len(result.tokens)} tokens agree with PyTorch fp32; accumulators SHA-256 "
+    print(f"{agreement(result.tokens, result.pytorch_tokens)} of {len(result.tokens)} tokens agree with PyTorch fp32; "
+          f"{'accumulators and unit outputs' if result.blocks == 'hardware' else 'accumulators'} SHA-256 "
           f"{result.accumulators_sha256}; {result.seconds:.1f} s" +
           (f", {result.cycles} simulated cycles" if result.cycles is not None else "") + ".")
     return 0

@@ -34,6 +34,11 @@ A configuration file has five sections; every key is optional and defaults to th
         layers.0.mlp.down: {kind: mxint4, fit: gptq, act: mxint8}
     finetune:       # with lut_methods only: train the block-format layers before quantizing them
       steps: 200, lr: 1.0e-5, codebook_lr: 1.0e-4, window: 256, holdout: 4, eval_every: 25, seed: 0
+    blocks: host    # host: only the linears on the accelerator; hardware: whole decoder blocks
+                    # (lutforge.program.decoder), with the units' formats in the decoder section
+    decoder:        # with blocks: hardware only (lutforge.program.decoder.DecoderSpec)
+      norm_format: fp32, attention_format: bf16, attention_acc: fp32, attention_mul: exact,
+      attention_offset: null, attention_lanes: 1, mlp_format: bf16, max_keys: 256, seed_bits: 7
 
 Every layer is compiled for a core (``lutforge compile``/``demo``/``run``/``generate``, one path:
 :mod:`lutforge.compiler.steps`): with ``lut_methods`` each layer by its method (``lut`` on the LUT
@@ -56,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from ..program.core import GemvCoreParams
+from ..program.decoder import DecoderSpec
 from ..support.checks import check_choice, check_int
 from ..support.errors import UsageError
 from ..support.paths import REPO_ROOT
@@ -63,7 +69,7 @@ from ..support.cache import content_key
 from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
-           "TargetConfig", "MethodsConfig", "FinetuneConfig", "Config", "load_config", "parse_config", "default_config_path",
+           "TargetConfig", "MethodsConfig", "FinetuneConfig", "DecoderConfig", "Config", "BLOCKS", "load_config", "parse_config", "default_config_path",
            "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable"]
 
 
@@ -240,6 +246,21 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class DecoderConfig(DecoderSpec):
+    """The ``decoder`` section: the decoder block's unit formats (:class:`DecoderSpec`)."""
+
+    def validate(self) -> None:
+        try:
+            self.check()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+# Where the decoder blocks' non-linear operations run (the linears are on the cores either way).
+BLOCKS = ("host", "hardware")
+
+
+@dataclass(frozen=True)
 class MethodsConfig:
     """The ``lut_methods`` section: a :class:`~lutforge.compiler.lut_methods.LayerMethod` for every
     decoder linear, ``default`` unless ``layers`` names the layer."""
@@ -293,6 +314,8 @@ class Config:
     model: str = "smollm2"
     lut_methods: MethodsConfig | None = None
     finetune: FinetuneConfig | None = None
+    blocks: str = "host"
+    decoder: DecoderConfig | None = None  # set exactly when blocks is "hardware"
 
     def validate(self) -> "Config":
         for section in (self.quantization, self.core, self.calibration, self.evaluation, self.target):
@@ -331,9 +354,9 @@ class Config:
 
 _SECTIONS = {"quantization": QuantConfig, "core": CoreConfig, "calibration": CalibrationConfig,
              "evaluation": EvaluationConfig, "target": TargetConfig}
-_TOP_KEYS = ("name", "model", "lut_methods", "finetune")
+_TOP_KEYS = ("name", "model", "lut_methods", "finetune", "blocks", "decoder")
 # Sections that are absent unless given (None), unlike those above.
-_OPTIONAL = {"finetune": FinetuneConfig}
+_OPTIONAL = {"finetune": FinetuneConfig, "decoder": DecoderConfig}
 
 
 def _keys(cls) -> list[str]:
@@ -376,7 +399,7 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
     unknown = sorted(set(data) - set(_SECTIONS) - set(_TOP_KEYS), key=str)
     if unknown:
         raise ConfigError(f"Unknown section {unknown[0]!r} in {name}; allowed sections: "
-                          f"{', '.join(_SECTIONS)}, lut_methods, finetune.")
+                          f"{', '.join(_SECTIONS)}, lut_methods, finetune, blocks, decoder.")
     if "quantization" in data and "lut_methods" in data:
         raise ConfigError(f"{name} has both 'quantization' (one co-quantized LUT setting for every layer) and "
                           f"'lut_methods' (a method per layer); keep one of them.")
@@ -390,8 +413,17 @@ def parse_config(data: dict | None, name: str = "config") -> Config:
                               f"configuration, and {name} has none; add 'lut_methods' or remove 'finetune'.")
         finetune = FinetuneConfig(**_section(data, "finetune", name))
         finetune.validate()
+    blocks = _choice("blocks", data.get("blocks", "host"), BLOCKS)
+    decoder = None
+    if blocks == "hardware":
+        decoder = DecoderConfig(**_section(data, "decoder", name))
+        decoder.validate()
+    elif "decoder" in data:
+        raise ConfigError(f"Section 'decoder' in {name} sets the formats of the decoder block's units, which run "
+                          f"only with blocks: hardware, and {name} has blocks: host; add 'blocks: hardware' or "
+                          f"remove 'decoder'.")
     return Config(**sections, name=_name(data["name"], name) if "name" in data else name, model=model,
-                  lut_methods=methods, finetune=finetune).validate()
+                  lut_methods=methods, finetune=finetune, blocks=blocks, decoder=decoder).validate()
 
 
 # Options of a method that only a LUT method reads; on a numeric kind they would be ignored.

@@ -1,10 +1,12 @@
 """The job behind ``lutforge generate``: greedy text from the accelerator, next to PyTorch fp32's.
 
 Every decoder linear of every block runs on its core through one backend (``golden``: the golden
-models; ``sim``: the RTL in Verilator), token after token; the host keeps the embedding, the
-norms, RoPE, attention with its KV cache, SiLU and the LM head. The prompt is run once (prefill),
-then each new token alone. ``accumulators_sha256`` hashes every accumulator every hardware layer
-returned, in call order, so two backends are compared by one value.
+models; ``sim``: the RTL in Verilator), token after token. With ``blocks: host`` the host keeps
+the embedding, the norms, RoPE, attention with its KV cache, SiLU and the LM head; with ``blocks:
+hardware`` those run on the decoder block's units too (:mod:`lutforge.program.decoder`) and the
+host keeps only the embedding and the LM head. The prompt is run once (prefill), then each new
+token alone. ``accumulators_sha256`` hashes every accumulator every hardware layer returned and
+every output of every decoder unit, in call order, so two backends are compared by one value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..compiler.torch_reference import routed
+from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
 from ..compiler.bundled import load_model
 from ..compiler.config import Config
@@ -61,7 +64,8 @@ def on_hardware(ref, driver: HostDriver, prompt: list[int], tokens: int, *, prog
 def make_backend(name: str, cfg: Config, core_options: dict | None = None):
     """The backend ``name`` for a Program compiled with ``cfg`` (the sim backend with its core's build)."""
     if name == "sim":
-        return get_backend("sim", core=cfg.core_params, **{"memory_latency": cfg.core.memory_latency,
+        keys = {"decoder_max_keys": cfg.decoder.max_keys} if cfg.decoder else {}
+        return get_backend("sim", core=cfg.core_params, **{"memory_latency": cfg.core.memory_latency, **keys,
                                                            **(core_options or {})})
     return get_backend(name)
 
@@ -96,9 +100,20 @@ def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: s
     reference = greedy(ref, ids, tokens, progress=progress, desc="PyTorch fp32")
     t_ref = time.perf_counter() - t0
     driver = HostDriver(program, make_backend(backend, cfg, core_options))
-    out, seconds = on_hardware(ref, driver, ids, tokens, progress=progress, desc=f"generate ({backend})")
+    if cfg.blocks == "hardware":
+        if len(ids) + tokens > cfg.decoder.max_keys:
+            raise UsageError(f"The prompt has {len(ids)} tokens; with {tokens} new ones that exceeds the attention "
+                             f"unit's decoder.max_keys = {cfg.decoder.max_keys}, so shorten the prompt, ask for "
+                             f"fewer tokens or raise decoder.max_keys.")
+        t0 = time.perf_counter()
+        bar = lambda n: progress_bar(range(n), desc=f"generate ({backend}, whole blocks)",  # noqa: E731
+                                     disable=None if progress else True, leave=False)
+        out = DecoderRunner(ir, driver, cfg.decoder).greedy(ids, tokens, progress=bar)
+        seconds = time.perf_counter() - t0
+    else:
+        out, seconds = on_hardware(ref, driver, ids, tokens, progress=progress, desc=f"generate ({backend})")
     return GenerateResult(backend, prompt, tuple(ids), tuple(out), tok.decode(out), tuple(reference),
-                          tok.decode(reference), len(program.layers), layer_kinds(program),
+                          tok.decode(reference), len(program.layers), layer_kinds(program), cfg.blocks,
                           driver.accumulators.hexdigest(), seconds, t_ref,
                           driver.cycles if backend == "sim" else None, str(program.path))
 

@@ -140,6 +140,7 @@ class GenerateResult:
     pytorch_text: str
     layers_on_hardware: int
     layer_kinds: dict        # kind -> layers ("lut", "block")
+    blocks: str              # "host": only the linears on hardware; "hardware": whole decoder blocks
     accumulators_sha256: str
     seconds: float           # the backend's generation, prefill included
     pytorch_seconds: float

@@ -35,6 +35,12 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     from ..compiler.perplexity import perplexity
 
     check_choice("backend", backend, GENERATE_BACKENDS)
+    for cfg in configs:
+        if cfg.blocks == "hardware":
+            raise UsageError(f"Configuration {cfg.name!r} has blocks: hardware, and run measures perplexity with "
+                             f"the decoder blocks' non-linear operations on the host (whole blocks on the units "
+                             f"cost minutes per token: lutforge generate runs them); remove 'blocks' and "
+                             f"'decoder' from it for run.")
     windows, window = _slice(configs, [c.evaluation for c in configs], windows, window)
     check_data("valid", "test")
     ir, ref, tok = load_model(progress)

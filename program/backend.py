@@ -22,7 +22,7 @@ import numpy as np
 
 from .artifact import LoweredLayer
 
-__all__ = ["LayerResult", "Backend"]
+__all__ = ["LayerResult", "UnitResult", "Backend"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class LayerResult:
     acc: np.ndarray           # (T, runs, tiles * lanes) int64
     cycles: int | None = None  # simulated cycles for all T tokens (None: not a cycle model)
     requests: dict | None = None  # memory words read per channel (cb, tab, idx), when observed
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    out: np.ndarray            # the unit's outputs, encodings of its format, in the inputs' shape
+    cycles: int | None = None  # simulated cycles of the call (None: not a cycle model)
 
 
 class Backend(Protocol):

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..golden import fp
+from ..golden.attention import attention as golden_attention
 from ..golden.block_gemv import block_gemv
 from ..golden.centroid_search import search
+from ..golden.convert import encode
 from ..golden.lut_gemv import lut_gemv
+from ..golden.rmsnorm import rmsnorm as golden_rmsnorm
+from ..golden.rope import rope as golden_rope
+from ..golden.silu import silu as golden_silu
 from ..golden.tmac import tmac_dense_accumulators, tmac_weight_codes
 from .artifact import (BlockActivations, BlockLoweredLayer, LoweredLayer, TmacActivations, TmacLoweredLayer,
                        decode_block_layer, decode_layer, decode_tmac_layer)
-from .backend import LayerResult
+from .backend import LayerResult, UnitResult
 
 __all__ = ["GoldenBackend"]
 
@@ -65,3 +71,28 @@ class GoldenBackend:
         for r, (p0, sub, codes) in enumerate(runs):
             acc[:, r, : layer.out_features] = tmac_dense_accumulators(x.x_q[:, p0:p0 + sub.num_positions], sub, codes)
         return LayerResult(acc)
+
+    # -- the decoder block's units (lutforge.program.decoder) ---------------------------------
+
+    @staticmethod
+    def rmsnorm(x, fmt, *, eps: float, seed_bits: int = 7) -> UnitResult:
+        ones = encode(np.ones(np.shape(x)[-1]), fmt)
+        return UnitResult(golden_rmsnorm(x, ones, fmt, eps=eps, seed_bits=seed_bits))
+
+    @staticmethod
+    def binary(op: str, a, b, fmt) -> UnitResult:
+        return UnitResult({"add": fp.add, "mul": fp.mul}[op](a, b, fmt))
+
+    @staticmethod
+    def silu(x, fmt, *, seed_bits: int = 7) -> UnitResult:
+        return UnitResult(golden_silu(x, fmt, seed_bits=seed_bits))
+
+    @staticmethod
+    def rope(x, cos, sin, fmt) -> UnitResult:
+        return UnitResult(golden_rope(x, cos, sin, fmt))
+
+    @staticmethod
+    def attention(q, k, v, fmt, *, acc, mul: str, offset, lanes: int, seed_bits: int = 7) -> UnitResult:
+        group = q.shape[0] // k.shape[0]
+        return UnitResult(np.stack([golden_attention(q[h], k[h // group], v[h // group], fmt, acc=acc, mul=mul, lanes=lanes,
+                                              offset=offset, seed_bits=seed_bits) for h in range(q.shape[0])]))

@@ -69,6 +69,12 @@ class HostDriver:
             self._kept.setdefault(name, []).append(result.acc)
         return result
 
+    def record_unit(self, result) -> None:
+        """Count a decoder unit's call (:class:`~lutforge.program.backend.UnitResult`) in the hash
+        and the cycles, as :meth:`run_int` counts a core's."""
+        self.accumulators.update(np.ascontiguousarray(result.out, dtype="<u8").tobytes())
+        self.cycles += result.cycles or 0
+
     def kept(self) -> dict[str, np.ndarray]:
         """Per layer, the accumulators of every call, tokens of all calls in order (T, runs, rows)."""
         if self._kept is None:
