@@ -135,7 +135,7 @@ CASES = [
                    "calibration, evaluation, target); got int."),
     compile_config("config-unknown-section", "accelerator: {lanes: 4}\n",
                    "Unknown section 'accelerator' in {tmp}/c.yaml; allowed sections: quantization, core, "
-                   "calibration, evaluation, target, lut_methods, finetune."),
+                   "calibration, evaluation, target, lut_methods, finetune, blocks, decoder."),
     compile_config("config-unknown-key", "core: {lanez: 4}\n",
                    f"Unknown key core.lanez in {{tmp}}/c.yaml; allowed keys: {SECTION_KEYS['core']}."),
     compile_config("config-empty-section-braces", "quantization: {}\n",
@@ -213,10 +213,10 @@ CASES = [
          f"{SECTION_KEYS['core']}); fix the name."),
     Case("set-unknown-section", ("compile", "--set", "accel.lanes=4"),
          "lutforge: --set accel.lanes names no configuration key: the sections are quantization, core, "
-         "calibration, evaluation, target, finetune; fix the name."),
+         "calibration, evaluation, target, finetune, decoder; fix the name."),
     Case("set-no-section", ("compile", "--set", "lanes=4"),
          "lutforge: --set lanes names no configuration key: the sections are quantization, core, calibration, "
-         "evaluation, target, finetune; fix the name."),
+         "evaluation, target, finetune, decoder; fix the name."),
     Case("set-not-an-assignment", ("compile", "--set", "core.lanes"),
          "lutforge: --set takes NAME=VALUE, not 'core.lanes'."),
     Case("set-repeated", ("compile", "--set", "core.lanes=8", "--set", "core.lanes=16"),

@@ -57,7 +57,26 @@ def test_lut_methods_section():
      "scheme, granularity, head_rows, rounding, positions_per_run, iterations, seed."),
     ({"accelerator": {}},
      "Unknown section 'accelerator' in cfg.yaml; allowed sections: quantization, core, calibration, "
-     "evaluation, target, lut_methods, finetune."),
+     "evaluation, target, lut_methods, finetune, blocks, decoder."),
+    # The decoder units' formats: only where whole blocks run on hardware, and only what the units take.
+    ({"blocks": "fpga"}, "blocks='fpga' is not one of 'host', 'hardware'."),
+    ({"decoder": {"max_keys": 64}},
+     "Section 'decoder' in cfg.yaml sets the formats of the decoder block's units, which run only with blocks: "
+     "hardware, and cfg.yaml has blocks: host; add 'blocks: hardware' or remove 'decoder'."),
+    ({"blocks": "hardware", "decoder": {"attention_format": "e4m3"}},
+     "decoder.attention_format = 'e4m3': Format 'e4m3' cannot carry the function units: they need IEEE specials "
+     "(Inf for 1/0, NaN for invalid inputs), a sign and 1 to 23 mantissa bits; use fp32, bf16, fp16 or an e8mX "
+     "format."),
+    ({"blocks": "hardware", "decoder": {"attention_offset": 16248}},
+     "decoder.attention_offset = 16248 is given with exact products; set attention_mul: lmul or remove the "
+     "offset."),
+    ({"blocks": "hardware", "decoder": {"attention_mul": "approx"}},
+     "decoder.attention_mul = 'approx' is not one of exact, lmul; choose one of them."),
+    ({"blocks": "hardware", "decoder": {"max_keys": 1}},
+     "decoder.max_keys = 1 is outside 2 to 65535; give an integer in range."),
+    ({"blocks": "hardware", "decoder": {"norm": "fp32"}},
+     "Unknown key decoder.norm in cfg.yaml; allowed keys: norm_format, attention_format, attention_acc, "
+     "attention_mul, attention_offset, attention_lanes, mlp_format, max_keys, seed_bits."),
     ({"model": "llama"},
      "model='llama' is not one of 'smollm2'."),
     ({"lut_methods": {"default": "mxint4", "extra": 1}},
@@ -141,9 +160,9 @@ def test_yaml_file_errors_and_overrides(tmp_path):
     ("core.lanez", "--set core.lanez names no configuration key: section core has no key 'lanez' (its keys are "
                    "lanes, chains, max_positions, metric, memory_latency); fix the name."),
     ("lanes", "--set lanes names no configuration key: the sections are quantization, core, calibration, "
-              "evaluation, target, finetune; fix the name."),
+              "evaluation, target, finetune, decoder; fix the name."),
     ("name.x", "--set name.x names no configuration key: the sections are quantization, core, calibration, "
-               "evaluation, target, finetune; fix the name."),
+               "evaluation, target, finetune, decoder; fix the name."),
 ])
 def test_overrides_name_a_schema_key(override, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):

@@ -199,3 +199,16 @@ def test_attention_reads_its_cache_from_memory_with_latency_and_refuses_bad_quer
     seen = control_trace(unit, [{"keys": 7, "k_base": 0, "v_base": 0}, {"keys": 0, "k_base": 0, "v_base": 0}],
                          unit.mem.k.req, unit.q)
     assert seen == [(0, 1, 1, 0, 0), (0, 1, 1, 0, 0)]
+
+
+@pytest.mark.parametrize("params,count", [({"format": "e5m2", "op": "mul"}, None),
+                                          pytest.param({"format": "e5m2", "op": "add"}, None, marks=slow),
+                                          pytest.param({"format": "fp32", "op": "add", "latency": "2"}, 20_000,
+                                                       marks=slow)])
+def test_elementwise_pair_stream_equals_golden_with_stalls(params, count):
+    """The decoder block's add/mul unit (residual adds, norm gains, SiLU(gate)·up): every pair of
+    e5m2 encodings through the stream with random stalls; fp32 random plus every pair of corners."""
+    block = get_block("fp_stream")
+    result = self_check(block, block.resolve(params), "batch", count=count)
+    assert result.passed, result.first_mismatch
+    assert result.exhaustive == (count is None)
