@@ -15,7 +15,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec", "PairSpec"]
 
 
 class LMulSpec(wiring.Component):
@@ -170,4 +170,20 @@ class FunctionTableSpec(wiring.Component):
         bits = [Cat(*[hits[c] for c, v in enumerate(self.table) if v >> b & 1] or [Const(0)]).any()
                 for b in range(self.format.width)]
         m.d.comb += self.r.as_value().eq(Cat(*bits))
+        return m
+
+
+class PairSpec(wiring.Component):
+    """A two-operand reference block (ports ``a``, ``b``, ``r``) behind one ``{a, b}`` input port,
+    the port of the stream units' datapaths (:class:`lutforge.hdl.fp_binary_stream.FPBinaryDatapath`)."""
+
+    def __init__(self, reference):
+        from ..hdl.fp_binary_stream import binary_input_layout
+        self.reference = reference
+        super().__init__({"a": In(binary_input_layout(reference.format)), "r": Out(FloatLayout(reference.format))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reference = ref = self.reference
+        m.d.comb += [ref.a.eq(self.a.a), ref.b.eq(self.a.b), self.r.eq(ref.r)]
         return m

@@ -242,6 +242,14 @@ def _function_unit_proofs():
     from ..hdl.silu import SiLUDatapath
     yield Proof("silu-spec-e5m2", lambda: FunctionTableSpec("e5m2", silu), lambda: SiLUDatapath("e5m2"),
                 timeout=600.0, summary="SiLU datapath == its golden model tabulated, e5m2")
+    # The residual-add / gain-product unit's datapath against the plain reference adder and multiplier.
+    from ..hdl.fp_binary_stream import FPBinaryDatapath
+    from .reference_fp import ReferenceAdder, ReferenceMultiplier
+    from .specs import PairSpec
+    for op, ref in (("add", ReferenceAdder), ("mul", ReferenceMultiplier)):
+        yield Proof(f"fpstream-{op}-ref-e5m2", lambda r=ref: PairSpec(r("e5m2")),
+                    lambda o=op: FPBinaryDatapath("e5m2", o), fast=op == "mul", timeout=120.0,
+                    summary=f"fp_stream {op} datapath == plain reference RTL, e5m2")
 
 
 def proofs() -> dict[str, Proof]:
