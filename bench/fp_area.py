@@ -10,6 +10,12 @@ Usage: python bench/fp_area.py [--formats e4m3,bf16,fp32] [--units mul,add,fma,c
 function units; ``silu`` is its datapath, without the stream FIFO.)
 (``--units mx_dot --formats e4m3,e2m1`` measures the block dot-product unit; its stream ports are
 already registered, the wrapper adds its shift chain anyway.)
+(``--units block --formats bf16 --archs ecp5`` measures the decoder block's stream units as
+``configs/smollm2-block.yaml`` builds them for SmolLM2 — RMSNorm (fp32, K 576), the add and multiply
+streams (fp32 and bf16), RoPE, SiLU, the attention head (bf16 data, fp32 accumulation, D 64, 64 keys)
+and the KV cache writer — and their sum, the whole block's datapath: the units side by side, no
+sharing, so its area is the sum and its Fmax the slowest unit's. The RMSNorm's and attention's
+buffers become block RAMs, counted by yosys as cells, not LUTs.)
 """
 
 import argparse
@@ -51,6 +57,28 @@ def _unit(unit: str, fmt: str, latency: int):
     raise ValueError(f"Unit {unit!r} is unknown; use mul, add, fma, convert, mx_dot, {', '.join(functions)}.")
 
 
+# The decoder block's units for SmolLM2 (configs/smollm2-block.yaml): label -> builder.
+def _block_units():
+    from lutforge.hdl.attention import AttentionDecode
+    from lutforge.hdl.fp_binary_stream import FPBinaryStream
+    from lutforge.hdl.kv_cache_writer import KVCacheWriter
+    from lutforge.hdl.rmsnorm import RMSNorm
+    from lutforge.hdl.rope import RoPE
+    from lutforge.hdl.silu import SiLU
+    from lutforge.golden.convert import encode
+    import numpy as np
+    return {
+        "rmsnorm fp32 K576": lambda: RMSNorm("fp32", 576, encode(np.ones(576), "fp32"), eps=1e-5),
+        "add stream fp32": lambda: FPBinaryStream("fp32", "add"),
+        "mul stream fp32": lambda: FPBinaryStream("fp32", "mul"),
+        "rope bf16": lambda: RoPE("bf16"),
+        "attention bf16/fp32 D64 64 keys": lambda: AttentionDecode("bf16", 64, 64, acc="fp32"),
+        "kv writer bf16 D64": lambda: KVCacheWriter("bf16", 64),
+        "silu bf16": lambda: SiLU("bf16"),
+        "mul stream bf16": lambda: FPBinaryStream("bf16", "mul"),
+    }
+
+
 def _label(unit, fmt):
     if unit == "convert":
         return f"convert {CONVERT_SOURCE.get(fmt, 'fp32')}→{fmt}"
@@ -72,13 +100,27 @@ def main(argv=None):
         if arch not in TARGETS:
             parser.error(f"architecture {arch!r} is unknown; use {', '.join(TARGETS)}")
     rows = []
-    for unit, fmt, arch in progress(jobs, desc="synthesis"):
-        r = synthesize(_unit(unit, fmt, args.latency), arch)
-        rows.append({"unit": unit, "format": fmt, "label": _label(unit, fmt), "latency": args.latency,
-                     **r.to_json()})
+    # "block" stands for the decoder block's units (module docstring), whatever the format.
+    jobs = [job for unit, fmt, arch in jobs
+            for job in ([(label, "as built", arch) for label in _block_units()] if unit == "block" else
+                        [(unit, fmt, arch)])]
+    for unit, fmt, arch in progress(list(dict.fromkeys(jobs)), desc="synthesis"):
+        block_unit = _block_units().get(unit)
+        r = synthesize(block_unit() if block_unit else _unit(unit, fmt, args.latency), arch)
+        rows.append({"unit": unit, "format": fmt, "label": unit if block_unit else _label(unit, fmt),
+                     "latency": args.latency, **r.to_json()})
         print(f"{_label(unit, fmt):24s} {arch:5s} LUT {r.luts:6d} carry {r.carries:5d} DSP {r.dsps:2d} "
               f"FF {r.ffs:5d} cells {r.total_cells:6d} Fmax {r.fmax_mhz or 0:7.2f} MHz"
               f"{'  (' + r.pnr_error + ')' if r.pnr_error else ''}", file=sys.stderr, flush=True)
+    for arch in args.archs.split(","):
+        units = [r for r in rows if r["arch"] == arch and r["label"] in _block_units()]
+        if len(units) == len(_block_units()):
+            fmax = [r["fmax_mhz"] for r in units]
+            rows.append({"unit": "block", "format": "as built", "label": "whole block (units side by side)",
+                         "arch": arch, "latency": 0, **{k: sum(r[k] for r in units) for k in ("luts", "carries",
+                                                                                             "dsps", "ffs")},
+                         "fmax_mhz": None if None in fmax else min(fmax),
+                         "pnr_error": next((r["pnr_error"] for r in units if r["pnr_error"]), None)})
 
     header = (f"| unit | iCE40 LUT4 | iCE40 carry | iCE40 DSP | iCE40 Fmax MHz | ECP5 LUT4 | ECP5 carry "
               f"| ECP5 DSP | ECP5 Fmax MHz |")

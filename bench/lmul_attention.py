@@ -16,7 +16,11 @@ matrix products per head: equal to the elementwise sums up to fp32 rounding, tes
 L-Mul costs ~40 minutes per 512-token window on one core), softmax in fp32. 1/sqrt(64) is folded
 into q (exact).
 
-    python bench/lmul_attention.py --windows N [--window T] [--search-from JSON] [--json PATH] [--plot PATH]
+    python bench/lmul_attention.py --windows N [--window T] [--search-from JSON] [--config YAML] [--json PATH] [--plot PATH]
+
+``--config`` runs the linears as that configuration quantizes them, on the golden backend (the
+hardware arithmetic; the Program compiled under ``build/lmul_attention/<name>``), instead of fp32:
+the same question with the shipped quantized model.
 
 writes ``{"rows": [{"attention", "mul", "mantissa_bits", "offset", "perplexity"}], "windows", ...}``,
 the fp32 row first.
@@ -25,6 +29,7 @@ the fp32 row first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -71,6 +76,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--search-window", type=int, default=128, help="tokens per valid window (default 128)")
     ap.add_argument("--search-from", type=Path, metavar="JSON",
                     help="take the offset search from an earlier run's JSON instead of repeating it")
+    ap.add_argument("--config", type=Path, metavar="YAML",
+                    help="the linears quantized by this configuration, on the golden backend (default: fp32)")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--plot", type=Path, help="draw perplexity per row (PNG)")
     args = ap.parse_args(argv)
@@ -82,10 +89,32 @@ def main(argv=None) -> dict:
     from lutforge.compiler.data import wikitext2_tokens
 
     torch.set_grad_enabled(False)
-    _, model, tokenizer = load_model(progress=False)
+    ir, model, tokenizer = load_model(progress=False)
     test, _ = wikitext2_tokens("test", tokenizer)
     valid, _ = wikitext2_tokens("valid", tokenizer)
+    with contextlib.ExitStack() as stack:
+        if args.config:
+            stack.enter_context(quantized_linears(args.config, ir, model, tokenizer))
+        return measure(args, model, test, valid, tqdm)
 
+
+@contextlib.contextmanager
+def quantized_linears(path: Path, ir, model, tokenizer):
+    """Every linear of ``model`` as the configuration at ``path`` compiles it, on the golden backend."""
+    from lutforge.backends import get_backend
+    from lutforge.compiler.config import load_config
+    from lutforge.compiler.steps import Build, compile_model
+    from lutforge.compiler.torch_reference import routed
+    from lutforge.program.host import HostDriver
+
+    cfg = load_config(path)
+    program = compile_model(Build(Path("build/lmul_attention") / cfg.name, cfg, True), ir, model.linear_names,
+                            reference=model, tokenizer=tokenizer)
+    with routed(model, HostDriver(program, get_backend("golden"))):
+        yield
+
+
+def measure(args, model, test, valid, tqdm) -> dict:
     if args.search_from:
         done = json.loads(args.search_from.read_text())["offset_search"]
         args.search_windows, args.search_window = done["windows"], done["window"]
@@ -112,6 +141,7 @@ def main(argv=None) -> dict:
         rows[-1]["best_offset"] = numerics.mul == "lmul" and numerics.lmul_offset == best[numerics.format.man_bits]
         print(f"{numerics.label():32s} perplexity {ppl:9.3f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
     result = {"rows": rows, "windows": args.windows, "window": args.window,
+              "linears": str(args.config) if args.config else "fp32",
               "offset_search": {"split": "valid", "windows": args.search_windows, "window": args.search_window,
                                 "mean_nll": {str(m): {str(o): s for o, s in v.items()} for m, v in search.items()},
                                 "best": {str(m): o for m, o in best.items()}}}
@@ -119,11 +149,11 @@ def main(argv=None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
     if args.plot:
-        plot(rows, args.plot, args.windows, args.window)
+        plot(rows, args.plot, args.windows, args.window, args.config)
     return result
 
 
-def plot(rows: list[dict], path: Path, windows: int, window: int) -> None:
+def plot(rows: list[dict], path: Path, windows: int, window: int, config: Path | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +169,9 @@ def plot(rows: list[dict], path: Path, windows: int, window: int) -> None:
         ax.annotate(f"{r['perplexity']:.2f}", (x, c), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
     ax.set_ylabel(f"perplexity over fp32's {fp32:.2f} (%)")
-    ax.set_title(f"SmolLM2-135M, attention products only, WikiText-2 test ({windows} × {window} tokens)")
+    linears = f"linears {config.stem}" if config else "fp32 linears"
+    ax.set_title(f"SmolLM2-135M, {linears}, attention products varied, WikiText-2 test ({windows} × {window} tokens)",
+                 fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
