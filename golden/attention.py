@@ -155,26 +155,34 @@ def attention_scores(q, k, fmt, *, acc=None, mul: str = "exact", lanes: int = 1,
 
 def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None,
               seed_bits: int = 7) -> np.ndarray:
-    """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``."""
+    """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``.
+
+    Every query is computed at once over all S keys, with the keys it does not see masked so that
+    nothing changes (tested against the query-at-a-time form): their scores are -Inf, which the
+    softmax turns into exact zeros after the visible keys' sum; their A·V products are +0 where
+    the unit pads the query's last beat with +0, and -0 in the beats after it, whose tree sum is
+    -0 and whose addition to any sum is exact."""
     fmt, acc, lanes = _setup(fmt, acc, mul, lanes, offset)
     q, k, v = (np.asarray(a).astype(fmt.dtype) for a in (q, k, v))
     _check(q, k, v)
     t_count, d = q.shape
     s_count = k.shape[0]
-    inv_sqrt_d = encode(np.array(1 / math.sqrt(d)), acc)
-    out = []
-    for t in range(t_count):
-        n = s_count - t_count + t + 1
-        scores = attention_scores(q[t:t + 1], k[:n], fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
-        p = softmax(fp_mul(scores, inv_sqrt_d, acc), acc, seed_bits=seed_bits)  # (1, n)
-        if mul == "lmul":
-            p_fmt = p if acc == fmt else convert(p, acc, fmt)
-            prods = _products(p_fmt[:, None, :], v[:n].T[None], fmt, acc, "lmul", offset)  # (1, D, n)
-        else:
-            v_acc = v[:n] if acc == fmt else convert(v[:n], fmt, acc)
-            prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
-        out.append(accumulate(_pad(prods, lanes), acc, lanes)[0])
-    out = np.stack(out)
+    keys = s_count - t_count + np.arange(t_count) + 1  # the keys query t sees
+    j = np.arange(-(-s_count // lanes) * lanes)  # key positions padded to whole beats
+    visible = j[None, :] < keys[:, None]
+    scores = attention_scores(q, k, fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
+    scaled = fp_mul(scores, encode(np.array(1 / math.sqrt(d)), acc), acc)
+    p = softmax(np.where(visible[:, :s_count], scaled, encode(np.array(-np.inf), acc)), acc, seed_bits=seed_bits)
+    if mul == "lmul":
+        p_fmt = p if acc == fmt else convert(p, acc, fmt)
+        prods = _products(p_fmt[:, None, :], v.T[None], fmt, acc, "lmul", offset)  # (T, D, S)
+    else:
+        v_acc = v if acc == fmt else convert(v, fmt, acc)
+        prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
+    prods = _pad(prods, lanes)
+    in_last_beat = j[None, :] < -(-keys[:, None] // lanes) * lanes
+    hidden = np.where(in_last_beat, encode(np.array(0.0), acc), encode(np.array(-0.0), acc))
+    out = accumulate(np.where(visible[:, None, :], prods, hidden[:, None, :]), acc, lanes)
     return out if acc == fmt else convert(out, acc, fmt)
 
 

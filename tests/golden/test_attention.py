@@ -119,3 +119,48 @@ def test_appending_tokens_by_their_writes_builds_the_cache_words(lanes):
     keys, values = cache_words(k, v, "bf16", lanes)
     assert [memory["k"][a] for a in range(len(keys))] == keys
     assert [memory["v"].get(a, 0) for a in range(len(values))] == values
+
+
+def _one_query_at_a_time(q, k, v, fmt, acc, mul, lanes):
+    """The module's definition read literally: each query a decode step over the keys it sees,
+    scores, softmax over those keys only, and A·V over them padded with +0 to whole beats."""
+    from lutforge.golden.convert import convert
+    from lutforge.golden.formats import get
+    from lutforge.golden.fp import mul as fp_mul
+    from lutforge.golden.lmul import lmul
+    from lutforge.golden.lmul_dot import accumulate
+    from lutforge.golden.softmax import softmax
+
+    fmt, acc = get(fmt), get(acc)
+    t_count, d = q.shape
+    out = []
+    for t in range(t_count):
+        n = k.shape[0] - t_count + t + 1
+        scores = attention_scores(q[t:t + 1], k[:n], fmt, acc=acc, mul=mul, lanes=lanes)
+        p = softmax(fp_mul(scores, encode(np.array(1 / np.sqrt(d)), acc), acc), acc)[0]
+        if mul == "lmul":
+            prods = convert(lmul(convert(p, acc, fmt)[None, :], v[:n].T, fmt).astype(fmt.dtype), fmt, acc)
+        else:
+            prods = fp_mul(p[None, :], convert(v[:n], fmt, acc).T, acc)
+        pad = np.zeros((d, -n % lanes), acc.dtype)
+        out.append(accumulate(np.concatenate([prods, pad], 1), acc, lanes))
+    return convert(np.stack(out), acc, fmt)
+
+
+@pytest.mark.parametrize("fmt,acc,mul,lanes", [("bf16", "fp32", "exact", 1), ("bf16", "bf16", "exact", 4),
+                                               ("e5m2", "bf16", "lmul", 1), ("bf16", "bf16", "lmul", 3)])
+def test_all_queries_at_once_equal_one_query_at_a_time(fmt, acc, mul, lanes):
+    """The masked form (every query over all keys) against the literal one, bit for bit, with
+    values of -0 and +0 (where a masked +0 instead of -0 would turn a -0 sum into +0), values that
+    cancel, a NaN and an infinite score in some rows."""
+    rng = np.random.default_rng(7)
+    t, s, d = 6, 11, 6
+    q, k, v = (encode(rng.normal(size=shape) * 2, fmt) for shape in ((t, d), (s, d), (s, d)))
+    v[:, 0] = encode(np.array(-0.0), fmt)   # a column of -0: every A·V sum of it is -0
+    v[:, 1] = encode(np.array(0.0), fmt)
+    v[:3, 2] = v[3:6, 2] ^ np.asarray(1 << (encode(np.array(1.0), fmt).dtype.itemsize * 8 - 1), v.dtype)
+    q[1, 0] = encode(np.array(np.nan), fmt)
+    k[2, :] = encode(np.array(1e30 if fmt != "e5m2" else 5e4), fmt)
+    got = attention(q, k, v, fmt, acc=acc, mul=mul, lanes=lanes)
+    want = _one_query_at_a_time(q, k, v, fmt, acc, mul, lanes)
+    assert np.array_equal(got.astype(np.uint64), want.astype(np.uint64))
