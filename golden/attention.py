@@ -127,9 +127,10 @@ def _pad(products, lanes: int) -> np.ndarray:
 
 
 def _check(q, k, v):
-    if q.ndim != 2 or k.ndim != 2 or v.shape != k.shape or q.shape[1] != k.shape[1] or q.shape[0] > k.shape[0]:
-        raise ValueError(f"Attention needs q (T, D), k and v (S, D) with T <= S; got q {q.shape}, k {k.shape}, "
-                         f"v {v.shape}. Pass the cached keys and values with the new tokens' last.")
+    if (q.ndim < 2 or k.ndim != q.ndim or v.shape != k.shape or q.shape[:-2] != k.shape[:-2]
+            or q.shape[-1] != k.shape[-1] or q.shape[-2] > k.shape[-2]):
+        raise ValueError(f"Attention needs q (..., T, D), k and v (..., S, D) with T <= S; got q {q.shape}, "
+                         f"k {k.shape}, v {v.shape}. Pass the cached keys and values with the new tokens' last.")
 
 
 def _setup(fmt, acc, mul, lanes, offset):
@@ -147,15 +148,17 @@ def _setup(fmt, acc, mul, lanes, offset):
 
 
 def attention_scores(q, k, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None):
-    """Step 1: the (T, S) dot products ``q_t · k_j`` as encodings of ``acc`` (unscaled, unmasked)."""
+    """Step 1: the (..., T, S) dot products ``q_t · k_j`` as encodings of ``acc`` (unscaled, unmasked)."""
     fmt, acc, lanes = _setup(fmt, acc, mul, lanes, offset)
     q, k = (np.asarray(a).astype(fmt.dtype) for a in (q, k))
-    return accumulate(_pad(_products(q[:, None, :], k[None, :, :], fmt, acc, mul, offset), lanes), acc, lanes)
+    return accumulate(_pad(_products(q[..., :, None, :], k[..., None, :, :], fmt, acc, mul, offset), lanes), acc,
+                      lanes)
 
 
 def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, offset: int | None = None,
               seed_bits: int = 7) -> np.ndarray:
-    """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``.
+    """Causal attention of one head (module docstring); returns (T, D) encodings of ``fmt``. Leading
+    axes of q, k and v (..., T, D) are independent heads, computed together.
 
     Every query is computed at once over all S keys, with the keys it does not see masked so that
     nothing changes (tested against the query-at-a-time form): their scores are -Inf, which the
@@ -165,20 +168,21 @@ def attention(q, k, v, fmt, *, acc=None, mul: str = "exact", lanes: int = 1, off
     fmt, acc, lanes = _setup(fmt, acc, mul, lanes, offset)
     q, k, v = (np.asarray(a).astype(fmt.dtype) for a in (q, k, v))
     _check(q, k, v)
-    t_count, d = q.shape
-    s_count = k.shape[0]
+    t_count, d = q.shape[-2:]
+    s_count = k.shape[-2]
     keys = s_count - t_count + np.arange(t_count) + 1  # the keys query t sees
     j = np.arange(-(-s_count // lanes) * lanes)  # key positions padded to whole beats
     visible = j[None, :] < keys[:, None]
     scores = attention_scores(q, k, fmt, acc=acc, mul=mul, lanes=lanes, offset=offset)
     scaled = fp_mul(scores, encode(np.array(1 / math.sqrt(d)), acc), acc)
     p = softmax(np.where(visible[:, :s_count], scaled, encode(np.array(-np.inf), acc)), acc, seed_bits=seed_bits)
+    v_t = np.swapaxes(v, -1, -2)[..., None, :, :]  # (..., 1, D, S)
     if mul == "lmul":
         p_fmt = p if acc == fmt else convert(p, acc, fmt)
-        prods = _products(p_fmt[:, None, :], v.T[None], fmt, acc, "lmul", offset)  # (T, D, S)
+        prods = _products(p_fmt[..., :, None, :], v_t, fmt, acc, "lmul", offset)  # (..., T, D, S)
     else:
-        v_acc = v if acc == fmt else convert(v, fmt, acc)
-        prods = _products(p[:, None, :], v_acc.T[None], acc, acc, "exact", offset)
+        v_acc = v_t if acc == fmt else convert(v_t, fmt, acc)
+        prods = _products(p[..., :, None, :], v_acc, acc, acc, "exact", offset)
     prods = _pad(prods, lanes)
     in_last_beat = j[None, :] < -(-keys[:, None] // lanes) * lanes
     hidden = np.where(in_last_beat, encode(np.array(0.0), acc), encode(np.array(-0.0), acc))

@@ -93,6 +93,8 @@ class GoldenBackend:
 
     @staticmethod
     def attention(q, k, v, fmt, *, acc, mul: str, offset, lanes: int, seed_bits: int = 7) -> UnitResult:
+        # Query head h reads key/value head h // group; every head at once.
         group = q.shape[0] // k.shape[0]
-        return UnitResult(np.stack([golden_attention(q[h], k[h // group], v[h // group], fmt, acc=acc, mul=mul, lanes=lanes,
-                                              offset=offset, seed_bits=seed_bits) for h in range(q.shape[0])]))
+        k, v = (np.repeat(a, group, axis=0) for a in (k, v))
+        return UnitResult(golden_attention(q, k, v, fmt, acc=acc, mul=mul, lanes=lanes, offset=offset,
+                                           seed_bits=seed_bits))

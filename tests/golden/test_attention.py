@@ -73,8 +73,11 @@ def test_lmul_attention_differs_from_exact_and_stays_near_it():
 
 def test_bad_shapes_and_multipliers_are_refused_with_sentences():
     q, k, v, *_ = heads("fp32", 4, 3, 8, seed=0)
-    with pytest.raises(ValueError, match=r"Attention needs q \(T, D\), k and v \(S, D\) with T <= S; got q \(4, 8\)"):
+    with pytest.raises(ValueError, match=r"Attention needs q \(\.\.\., T, D\), k and v \(\.\.\., S, D\) with T <= S; "
+                                         r"got q \(4, 8\)"):
         attention(q, k, v, "fp32")
+    with pytest.raises(ValueError, match=r"got q \(2, 3, 8\), k \(3, 3, 8\)"):
+        attention(np.stack([q[:3]] * 2), np.stack([k] * 3), np.stack([v] * 3), "fp32")
     with pytest.raises(ValueError, match=r"Attention multiplier 'fma' is not one of exact, lmul"):
         attention(q[:2], k, v, "fp32", mul="fma")
 
@@ -164,3 +167,11 @@ def test_all_queries_at_once_equal_one_query_at_a_time(fmt, acc, mul, lanes):
     got = attention(q, k, v, fmt, acc=acc, mul=mul, lanes=lanes)
     want = _one_query_at_a_time(q, k, v, fmt, acc, mul, lanes)
     assert np.array_equal(got.astype(np.uint64), want.astype(np.uint64))
+
+
+def test_leading_axes_are_independent_heads():
+    rng = np.random.default_rng(3)
+    q, k, v = (encode(rng.normal(size=shape), "bf16") for shape in ((3, 4, 8), (3, 6, 8), (3, 6, 8)))
+    together = attention(q, k, v, "bf16", acc="fp32", lanes=2)
+    for h in range(3):
+        assert np.array_equal(together[h], attention(q[h], k[h], v[h], "bf16", acc="fp32", lanes=2))
