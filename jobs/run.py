@@ -2,7 +2,8 @@
 
 :func:`run_model` compiles every linear layer for each configuration (a ``quantization`` section
 or per-layer ``lut_methods``, one compile path), runs the whole model with all of them on the
-golden backend (equal bit for bit to the RTL; non-linear operations on the host) and reports
+golden backend (equal bit for bit to the RTL; non-linear operations on the host, or on the decoder
+units for a configuration with ``blocks: hardware``, each window from an empty KV cache) and reports
 perplexity on a fixed slice of WikiText-2 test next to fp32, in ``perplexity.md`` and
 ``perplexity.png``. ``backend="sim"`` runs the same Program on the RTL in Verilator instead: the
 same perplexity to the last bit (every accumulator is equal), slowly, so for short slices.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..compiler.torch_reference import routed
+from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
 from ..compiler.bundled import load_model
 from ..compiler.config import Config, EvaluationConfig
@@ -35,13 +37,12 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     from ..compiler.perplexity import perplexity
 
     check_choice("backend", backend, GENERATE_BACKENDS)
-    for cfg in configs:
-        if cfg.blocks == "hardware":
-            raise UsageError(f"Configuration {cfg.name!r} has blocks: hardware, and run measures perplexity with "
-                             f"the decoder blocks' non-linear operations on the host (whole blocks on the units "
-                             f"cost minutes per token: lutforge generate runs them); remove 'blocks' and "
-                             f"'decoder' from it for run.")
     windows, window = _slice(configs, [c.evaluation for c in configs], windows, window)
+    for cfg in configs:
+        if cfg.blocks == "hardware" and window > cfg.decoder.max_keys:
+            raise UsageError(f"Configuration {cfg.name!r} runs whole decoder blocks, whose attention unit sees at most "
+                             f"decoder.max_keys = {cfg.decoder.max_keys} tokens, and the windows have {window}; pass "
+                             f"--window {cfg.decoder.max_keys} or less, or raise decoder.max_keys.")
     check_data("valid", "test")
     ir, ref, tok = load_model(progress)
     ids, data = wikitext2_tokens("test", tok)
@@ -52,13 +53,30 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     for cfg in configs:
         program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
                                 reference=ref, tokenizer=tok)
-        with routed(ref, HostDriver(program, make_backend(backend, cfg))):
-            r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
+        driver = HostDriver(program, make_backend(backend, cfg))
+        if cfg.blocks == "hardware":
+            r = perplexity(_whole_blocks(ir, driver, cfg), ids, window=window, n_windows=windows, progress=progress)
+        else:
+            with routed(ref, driver):
+                r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
         rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
                                   None if cfg.lut_methods else vars(cfg.quantization)))
     result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend)
     _write_report(Path(build_root), result)
     return result
+
+
+def _whole_blocks(ir, driver: HostDriver, cfg: Config):
+    """The model as a callable for :func:`~lutforge.compiler.perplexity.perplexity` with every decoder
+    block on the units (``blocks: hardware``): each window from an empty KV cache."""
+    import torch
+
+    runner = DecoderRunner(ir, driver, cfg.decoder)
+
+    def model(chunk):
+        runner.reset()
+        return torch.from_numpy(runner.forward(chunk[0].numpy()))[None]
+    return model
 
 
 def _slice(configs, evaluations: list[EvaluationConfig], windows: int | None,

@@ -101,13 +101,34 @@ def test_blocks_through_verilator_equal_golden_and_the_cycle_model(smollm2_ir, t
     assert abs(model - sim.cycles) <= 0.05 * sim.cycles, (model, sim.cycles)
 
 
-def test_run_refuses_whole_blocks_before_loading_the_model(tmp_path):
+def test_run_refuses_windows_longer_than_the_attention_unit_before_loading_the_model(tmp_path):
     from lutforge.compiler.config import REPO_ROOT, load_config
     from lutforge.jobs.run import run_model
     from lutforge.support.errors import UsageError
 
     cfg = load_config(REPO_ROOT / "configs" / "smollm2-block.yaml")
     assert cfg.blocks == "hardware" and cfg.decoder.max_keys == 64
-    with pytest.raises(UsageError, match=r"^Configuration 'smollm2-block' has blocks: hardware, and run measures "
-                                         r"perplexity with the decoder blocks' non-linear operations on the host"):
+    with pytest.raises(UsageError, match=r"^Configuration 'smollm2-block' runs whole decoder blocks, whose attention "
+                                         r"unit sees at most decoder.max_keys = 64 tokens, and the windows have 512; "
+                                         r"pass --window 64 or less, or raise decoder.max_keys\.$"):
         run_model([cfg], tmp_path, progress=False)
+
+
+def test_run_scores_whole_blocks_window_by_window(two_blocks, tokenizer):
+    """run's model callable for blocks: hardware: each window from an empty KV cache, so fp32 units
+    give PyTorch fp32's perplexity up to the logits' rounding (the bound of the first test)."""
+    from lutforge.compiler.data import wikitext2_tokens
+    from lutforge.compiler.perplexity import perplexity
+    from lutforge.jobs.run import _whole_blocks
+
+    ids, _ = wikitext2_tokens("valid", tokenizer)
+    driver = HostDriver(NO_LINEARS, get_backend("golden"))
+    got = perplexity(_whole_blocks(two_blocks, driver, types.SimpleNamespace(decoder=FP32)), ids, window=12,
+                     n_windows=2, progress=False)
+    want = perplexity(ReferenceModel(two_blocks), ids, window=12, n_windows=2, progress=False)
+    assert got.n_tokens == want.n_tokens == 22
+    # A token's NLL moves by at most twice the largest logit error, bounded as in the first test.
+    scale = max(np.abs(_reference_logits(two_blocks, ids[w * 12:(w + 1) * 12])).max() for w in range(2))
+    bound = 2 * 2 * two_blocks.config.d_model * 2.0 ** -24 * scale
+    assert abs(got.nll - want.nll) <= bound, (got.nll, want.nll, bound)
+    assert np.allclose(got.window_nll, want.window_nll, rtol=0, atol=bound)
