@@ -2,21 +2,23 @@
 one batch-harness job per call (:mod:`lutforge.program.backend` lists the calls), each unit built
 once per parameter set and cached by :class:`lutforge.sim.batch.BatchSim` like the cores.
 
-The attention call is one job for every head and query: each key/value head's cache sits in one
-simulated memory at its own base (:func:`lutforge.golden.attention.cache_words`), and each query
-of each head is one descriptor ``{keys, k_base, v_base}`` (query t sees the keys up to its own
-position).
+The attention call is two jobs. The KV cache writer (:class:`lutforge.hdl.kv_cache_writer.
+KVCacheWriter`) writes every cached token of every key/value head into zeroed memory images, each
+head's cache at its own base (the layout of :func:`lutforge.golden.attention.cache_words`); the
+attention unit then reads them, every head and query in one job, one descriptor ``{keys, k_base,
+v_base}`` per query and head (query t sees the keys up to its own position).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..golden.attention import cache_words, descriptor_word
+from ..golden.attention import descriptor_word
 from ..golden.convert import encode
 from ..golden.formats import get
 from ..hdl.attention import AttentionDecode
 from ..hdl.fp_binary_stream import FPBinaryStream
+from ..hdl.kv_cache_writer import KVCacheWriter
 from ..hdl.rmsnorm import RMSNorm
 from ..hdl.rope import RoPE
 from ..hdl.silu import SiLU
@@ -104,22 +106,50 @@ class SimDecoderUnits:
                                    seed_bits=seed_bits)
         unit, sim = self._unit(("attention", fmt.name, get(acc).name, d, max_keys, mul, offset, lanes, seed_bits),
                                build)
-        k_image, v_image, k_bases, v_bases = [], [], [], []
-        for h in range(kv_heads):
-            k_words, v_words = cache_words(k[h], v[h], fmt, lanes)
-            k_bases.append(len(k_image))
-            v_bases.append(len(v_image))
-            k_image += k_words
-            v_image += v_words
+        k_image, v_image, k_bases, v_bases, write_cycles = self._write_cache(k, v, t, fmt, lanes, unit.addr_width)
         group = heads // kv_heads
         descs = [descriptor_word(s - t + j + 1, k_bases[h // group], v_bases[h // group], unit.addr_width)
                  for h in range(heads) for j in range(t)]
         q_beats = _fields(q.reshape(-1, lanes), fmt.width)
         result = sim.run_streams({"desc": np.array(descs, object), "q": q_beats}, {"o": heads * t * d},
-                                 memories={"mem__k": np.array(k_image, object), "mem__v": np.array(v_image, object)},
+                                 memories={"mem__k": k_image, "mem__v": v_image},
                                  memory_latency=self.memory_latency, max_cycles=self.max_cycles)
         if result.final["error"]:
             raise RuntimeError(f"The attention unit refused a descriptor ({s} cached keys, max_keys {max_keys}); "
                                f"build it with decoder.max_keys >= {s}.")
         out = np.asarray(result.outputs["o"]).astype(fmt.dtype)
-        return UnitResult(out.reshape(heads, t, d), int(result.cycles))
+        return UnitResult(out.reshape(heads, t, d), write_cycles + int(result.cycles))
+
+    def _write_cache(self, k, v, new: int, fmt, lanes: int, addr_width: int):
+        """Every token of every key/value head (k, v: (Hkv, S, D)) through the KV cache writer into
+        zeroed images: the S - ``new`` tokens cached before this call in one job (they only rebuild
+        what the accelerator's memory already holds, so their cycles are not counted), the ``new``
+        ones in another. Returns the images, each head's key and value bases, and the second job's
+        cycles."""
+        kv_heads, s, d = k.shape
+        _, sim = self._unit(("kv_cache_writer", fmt.name, d, lanes, addr_width),
+                            lambda: KVCacheWriter(fmt, d, lanes=lanes, addr_width=addr_width))
+        k_words, v_words = s * d // lanes, -(-s // lanes) * d  # per head
+        k_bases, v_bases = [h * k_words for h in range(kv_heads)], [h * v_words for h in range(kv_heads)]
+        word = fmt.width * lanes
+        images = {"mem__k__w": [0] * (kv_heads * k_words), "mem__v__w": [0] * (kv_heads * v_words)}
+        cycles = 0
+        for tokens in (range(s - new), range(s - new, s)):
+            if not len(tokens):
+                continue
+            descs = [descriptor_word(j + 1, k_bases[h], v_bases[h], addr_width) for h in range(kv_heads) for j in tokens]
+            result = sim.run_streams(
+                {"desc": np.array(descs, object), "k": _fields(k[:, tokens].reshape(-1, lanes), fmt.width),
+                 "v": v[:, tokens].astype(np.uint64).ravel()},
+                {"mem__k__w": kv_heads * len(tokens) * d // lanes, "mem__v__w": kv_heads * len(tokens) * d},
+                max_cycles=self.max_cycles)
+            cycles = int(result.cycles)
+            for stream, image in images.items():
+                for payload in result.outputs[stream]:
+                    payload = int(payload)
+                    addr, data = payload & ((1 << addr_width) - 1), (payload >> addr_width) & ((1 << word) - 1)
+                    mask = payload >> (addr_width + word)
+                    keep = sum(((1 << fmt.width) - 1) << (fmt.width * n) for n in range(lanes) if mask >> n & 1)
+                    image[addr] = (image[addr] & ~keep) | (data & keep)
+        k_image, v_image = (np.array(images[n], np.uint64 if word <= 64 else object) for n in images)
+        return k_image, v_image, k_bases, v_bases, cycles

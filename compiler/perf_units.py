@@ -16,6 +16,8 @@ Every unit takes one element per cycle on its streams, with a consumer that is a
   exponentials, the A·V beats, D outputs, the descriptor and the reciprocal, the first key word's
   round trip; the value reads start with the exponentials, so their round trip is hidden unless it
   is longer than the n + 1 cycles before A·V. A refused descriptor costs one cycle.
+* **KV cache writer**, n tokens of D elements back to back: ``n·(D + 2) - 1`` (a token's D value
+  words, its key words alongside, and two cycles around each descriptor but the last).
 
 :func:`decoder_units_cycles` adds them up for the units' calls of whole decoder blocks
 (:class:`lutforge.program.decoder.DecoderRunner`, one unit of each kind, combinational datapaths),
@@ -26,7 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["rmsnorm_cycles", "softmax_cycles", "elementwise_cycles", "attention_cycles", "decoder_units_cycles"]
+__all__ = ["rmsnorm_cycles", "softmax_cycles", "elementwise_cycles", "attention_cycles", "kv_writer_cycles",
+           "decoder_units_cycles"]
 
 
 def rmsnorm_cycles(rows: int, k: int) -> int:
@@ -48,16 +51,22 @@ def attention_cycles(keys: Iterable[int], d: int, memory_latency: int, lanes: in
                + max(0, memory_latency - n - 1) for n in keys)
 
 
+def kv_writer_cycles(tokens: int, d: int) -> int:
+    return tokens * (d + 2) - 1 if tokens else 0
+
+
 def decoder_units_cycles(model, t: int, start: int, memory_latency: int, lanes: int = 1) -> int:
     """Cycles of the decoder units (not the linears' cores) for ``t`` new tokens after ``start``
     cached ones through every block of ``model`` (a :class:`lutforge.compiler.model.LlamaConfig`)
-    and the final norm: per block two norms with their gain products, RoPE on q and k, attention
-    (query j of every head sees start + j + 1 keys), two residual adds, SiLU and the gate product."""
+    and the final norm: per block two norms with their gain products, RoPE on q and k, the KV cache
+    writer (the new tokens of every key/value head), attention (query j of every head sees start +
+    j + 1 keys), two residual adds, SiLU and the gate product."""
     d, hd = model.d_model, model.head_dim
     norm = rmsnorm_cycles(t, d) + elementwise_cycles(t * d, 0)
     rope = elementwise_cycles(t * model.n_heads * hd // 2, 0) + elementwise_cycles(t * model.n_kv_heads * hd // 2, 0)
-    attention = attention_cycles([start + j + 1 for _ in range(model.n_heads) for j in range(t)], hd,
-                                 memory_latency, lanes)
+    attention = (kv_writer_cycles(t * model.n_kv_heads, hd) +
+                 attention_cycles([start + j + 1 for _ in range(model.n_heads) for j in range(t)], hd, memory_latency,
+                                  lanes))
     mlp = 2 * elementwise_cycles(t * model.d_ff, 0)
     block = 2 * norm + rope + attention + 2 * elementwise_cycles(t * d, 0) + mlp
     return model.n_layers * block + norm

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from lutforge.blocks import get_block
-from lutforge.compiler.perf_units import attention_cycles, elementwise_cycles, rmsnorm_cycles, softmax_cycles
+from lutforge.compiler.perf_units import (attention_cycles, elementwise_cycles, kv_writer_cycles, rmsnorm_cycles,
+                                          softmax_cycles)
 from lutforge.sim.batch import BatchSim
 
 
@@ -55,3 +56,11 @@ def test_attention_with_lanes():
     given = {"format": "e5m2", "acc": "e5m2", "d": "8", "max_keys": "10", "queries": "3", "lanes": "4", "mul": "lmul"}
     _, inputs, cycles = _simulated("attention", given, memory_latency=3)
     _close(attention_cycles([8, 9, 10], 8, 3, lanes=4) + 1, cycles)
+
+
+@pytest.mark.parametrize("params", [{"format": "bf16", "d": "8", "lanes": "2", "tokens": "9"}])
+def test_kv_cache_writer_takes_d_plus_two_cycles_per_token(params):
+    # The vectors put a refused descriptor (1 cycle) after the first token.
+    _, inputs, cycles = _simulated("kv_cache_writer", params)
+    tokens = len(inputs["v"]) // int(params["d"])
+    _close(kv_writer_cycles(tokens, int(params["d"])) + 1, cycles)
