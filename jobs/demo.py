@@ -37,6 +37,7 @@ from ..compiler.perplexity import perplexity
 from ..compiler.perf import (TARGETS, LayerShape, block_layer_cost, layer_cost, program_cost, resolve_target,
                              tmac_layer_cost)
 from ..compiler.steps import Build, compile_model
+from ..support.errors import UsageError
 from ..support.checks import check_int
 from ..support.progress import progress as progress_bar, status
 from .generate import agreement, check_prompt, greedy, layer_kinds, make_backend, on_hardware, prompt_ids
@@ -95,6 +96,11 @@ def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int
     """The main job (see the module docstring). ``layers`` are the linears compiled and run on the
     accelerator (default: every decoder linear; the others stay fp32 on the host); ``model`` is
     ``load_model()``'s result, when loaded. The arguments are checked before the model is loaded."""
+    if cfg.blocks == "hardware":
+        raise UsageError(f"Configuration {cfg.name!r} has blocks: hardware, and the demo runs the linears alone on "
+                         f"the accelerator; run its whole blocks with lutforge generate --config CONFIG --backend "
+                         f"sim (and lutforge run --window {cfg.decoder.max_keys} for perplexity), or give the demo a "
+                         f"configuration without 'blocks'.")
     check_int("tokens", tokens, 1, MAX_TOKENS)
     check_int("sim_tokens", sim_tokens, 1, MAX_SIM_TOKENS,
               fix=f"Verilator runs every linear of each generated token; generate at most {MAX_SIM_TOKENS}")

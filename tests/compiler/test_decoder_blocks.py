@@ -134,3 +134,16 @@ def test_run_scores_whole_blocks_window_by_window(two_blocks, tokenizer):
     bound = 2 * 2 * two_blocks.config.d_model * 2.0 ** -24 * scale
     assert abs(got.nll - want.nll) <= bound, (got.nll, want.nll, bound)
     assert np.allclose(got.window_nll, want.window_nll, rtol=0, atol=bound)
+
+
+def test_the_demo_refuses_whole_blocks_before_loading_the_model(tmp_path):
+    from lutforge.compiler.config import REPO_ROOT, load_config
+    from lutforge.jobs.demo import demo
+    from lutforge.support.errors import UsageError
+
+    cfg = load_config(REPO_ROOT / "configs" / "smollm2-block.yaml")
+    with pytest.raises(UsageError, match=r"^Configuration 'smollm2-block' has blocks: hardware, and the demo runs "
+                                         r"the linears alone on the accelerator; run its whole blocks with lutforge "
+                                         r"generate --config CONFIG --backend sim \(and lutforge run --window 64 for "
+                                         r"perplexity\), or give the demo a configuration without 'blocks'\.$"):
+        demo(cfg, tmp_path, progress=False)
