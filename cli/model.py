@@ -124,6 +124,10 @@ def cmd_generate(args) -> int:
           f"{'accumulators and unit outputs' if result.blocks == 'hardware' else 'accumulators'} SHA-256 "
           f"{result.accumulators_sha256}; {result.seconds:.1f} s" +
           (f", {result.cycles} simulated cycles" if result.cycles is not None else "") + ".")
+    if result.unit_model_cycles is not None:
+        simulated = f"{result.unit_cycles} simulated, " if result.unit_cycles is not None else ""
+        print(f"decoder units: {simulated}{result.unit_model_cycles} by the performance model "
+              f"(compiler/perf_units.py).")
     return 0
 
 

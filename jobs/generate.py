@@ -18,6 +18,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..compiler.torch_reference import routed
+from ..compiler.perf_units import decoder_units_cycles
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
 from ..compiler.bundled import load_model
@@ -108,14 +109,20 @@ def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: s
         t0 = time.perf_counter()
         bar = lambda n: progress_bar(range(n), desc=f"generate ({backend}, whole blocks)",  # noqa: E731
                                      disable=None if progress else True, leave=False)
-        out = DecoderRunner(ir, driver, cfg.decoder).greedy(ids, tokens, progress=bar)
+        runner = DecoderRunner(ir, driver, cfg.decoder)
+        out = runner.greedy(ids, tokens, progress=bar)
         seconds = time.perf_counter() - t0
+        unit_model = sum(decoder_units_cycles(ir.config, t, start, cfg.core.memory_latency, cfg.decoder.attention_lanes)
+                         for t, start in runner.steps)
     else:
         out, seconds = on_hardware(ref, driver, ids, tokens, progress=progress, desc=f"generate ({backend})")
+        unit_model = None
     return GenerateResult(backend, prompt, tuple(ids), tuple(out), tok.decode(out), tuple(reference),
                           tok.decode(reference), len(program.layers), layer_kinds(program), cfg.blocks,
                           driver.accumulators.hexdigest(), seconds, t_ref,
-                          driver.cycles if backend == "sim" else None, str(program.path))
+                          driver.cycles if backend == "sim" else None,
+                          driver.unit_cycles if backend == "sim" and cfg.blocks == "hardware" else None, unit_model,
+                          str(program.path))
 
 
 def layer_kinds(program) -> dict[str, int]:

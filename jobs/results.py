@@ -144,7 +144,9 @@ class GenerateResult:
     accumulators_sha256: str
     seconds: float           # the backend's generation, prefill included
     pytorch_seconds: float
-    cycles: int | None       # simulated core cycles of every layer call (sim only)
+    cycles: int | None       # simulated cycles of every core and unit call (sim only)
+    unit_cycles: int | None  # the decoder units' part of them (sim, blocks: hardware)
+    unit_model_cycles: int | None  # the performance model's count of those (blocks: hardware)
     program: str
 
     def to_json(self) -> dict:

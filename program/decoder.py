@@ -100,6 +100,7 @@ class DecoderRunner:
         self.keys: dict[int, np.ndarray] = {}    # block -> (kv heads, S, D) encodings
         self.values: dict[int, np.ndarray] = {}
         self.length = 0
+        self.steps: list[tuple[int, int]] = []  # (new tokens, cached tokens before them) of each forward
 
     # -- one unit call each ---------------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class DecoderRunner:
         for i in range(cfg.n_layers):
             h = self._block(i, h, cos, sin)
         self.length = start + t
+        self.steps.append((t, start))
         x = decode(self._norm(h, "norm"), self.norm_fmt).astype(np.float32)
         head = self._w["embed" if cfg.tied_embeddings else "lm_head"]
         return x @ np.asarray(head, np.float32).T

@@ -45,6 +45,7 @@ class HostDriver:
         # layers on the same activations agree on this one value exactly when they agree bit for bit.
         self.accumulators = hashlib.sha256()
         self.cycles = 0  # simulated cycles of every call (0 from a backend without a cycle model)
+        self.unit_cycles = 0  # the part of them the decoder units took (blocks: hardware)
 
     def quantize(self, name: str, x: np.ndarray):
         layer = self.program.layers[name]
@@ -74,6 +75,7 @@ class HostDriver:
         and the cycles, as :meth:`run_int` counts a core's."""
         self.accumulators.update(np.ascontiguousarray(result.out, dtype="<u8").tobytes())
         self.cycles += result.cycles or 0
+        self.unit_cycles += result.cycles or 0
 
     def kept(self) -> dict[str, np.ndarray]:
         """Per layer, the accumulators of every call, tokens of all calls in order (T, runs, rows)."""
