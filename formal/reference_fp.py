@@ -18,7 +18,7 @@ from ..hdl.fp_unpack import exp_shape, unpack
 from ..hdl.round_pack import check_rtl_policy, rejecting
 from ..hdl.sig_mul import SignificandMultiplier
 
-__all__ = ["ReferenceMultiplier", "ReferenceAdder", "reference_round_pack"]
+__all__ = ["ReferenceMultiplier", "ReferenceAdder", "ReferenceFMA", "reference_round_pack"]
 
 
 def _bit_length(m, value, *, name: str):
@@ -174,4 +174,56 @@ class ReferenceAdder(_Reference):
             m.d.comb += sign.eq(a.sign & b.sign)
         m.d.comb += self.r.eq(self._pack(m, sign, magnitude, top - guard, sticky & ~nan, nan,
                                          a.inf | b.inf))
+        return m
+
+
+class ReferenceFMA(wiring.Component):
+    """``r = round(a × b + c)`` with one rounding, for the small formats: the exact product and the
+    addend placed in one integer whose least bit is the least exponent either can have, summed
+    exactly (no alignment, no sticky bit), then :func:`reference_round_pack`. The width grows with
+    the exponent range (66 bits for e5m2), so this reference is for proofs of 8-bit formats."""
+
+    def __init__(self, fmt, *, rounding="rne", overflow=None, subnormals="keep"):
+        with rejecting(self):
+            self.format = get(fmt)
+            self.overflow = check_rtl_policy(self.format, rounding, overflow, subnormals)
+            if self.format.width > 8:
+                raise ValueError(f"The reference FMA places every value of {self.format.name} in one integer; use "
+                                 f"it for formats of at most 8 bits.")
+        self.rounding, self.subnormals = rounding, subnormals
+        self.latency = 0
+        layout = FloatLayout(self.format)
+        super().__init__({"a": In(layout), "b": In(layout), "c": In(layout), "r": Out(layout)})
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, man = self.format, self.format.man_bits
+        a, b, c = (unpack(m, getattr(self, n), fmt, self.subnormals, name=n) for n in "abc")
+        low = 2 * (fmt.emin - man)  # the least bit of any product (and below any addend's)
+        width = 2 * (man + 1) + 2 * (fmt.emax - man) - low + 2
+        m.submodules.sig_mul = mul = SignificandMultiplier(man + 1, man + 1)
+        m.d.comb += [mul.a.eq(a.sig), mul.b.eq(b.sig)]
+        product, addend = Signal(width), Signal(width)
+        m.d.comb += [product.eq(mul.p << (a.exp + b.exp - low).as_unsigned()),
+                     addend.eq(c.sig << (c.exp - low).as_unsigned())]
+        sp = a.sign ^ b.sign
+        total = Signal(signed(width + 2))
+        m.d.comb += total.eq(Mux(sp, -product, product) + Mux(c.sign, -addend, addend))
+        magnitude = Signal(width + 1)
+        m.d.comb += magnitude.eq(Mux(total < 0, -total, total))
+        product_nan = a.nan | b.nan | (a.inf & b.zero) | (b.inf & a.zero)
+        product_inf = (a.inf | b.inf) & ~product_nan
+        nan, inf, sign = Signal(), Signal(), Signal()
+        m.d.comb += [nan.eq(product_nan | c.nan | (product_inf & c.inf & (sp != c.sign))),
+                     inf.eq((product_inf | c.inf) & ~nan)]
+        with m.If(inf):
+            m.d.comb += sign.eq(Mux(product_inf, sp, c.sign))
+        with m.Elif(total == 0):
+            # Exact cancellation is +0; two zeros of one sign keep it (the golden's rule).
+            m.d.comb += sign.eq(sp & c.sign)
+        with m.Else():
+            m.d.comb += sign.eq(total < 0)
+        m.d.comb += self.r.eq(reference_round_pack(m, fmt, sign, magnitude, Const(low, signed(16)), Const(0), nan,
+                                                   inf, rounding=self.rounding, overflow=self.overflow,
+                                                   subnormals=self.subnormals))
         return m

@@ -15,7 +15,7 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec", "PairSpec"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec", "PairSpec", "RoPESpec"]
 
 
 class LMulSpec(wiring.Component):
@@ -186,4 +186,30 @@ class PairSpec(wiring.Component):
         m = Module()
         m.submodules.reference = ref = self.reference
         m.d.comb += [ref.a.eq(self.a.a), ref.b.eq(self.a.b), self.r.eq(ref.r)]
+        return m
+
+
+class RoPESpec(wiring.Component):
+    """The RoPE rotation of one pair as :func:`lutforge.golden.rope.rope` writes it, from the plain
+    reference multiplier and FMA: ``y1 = RN(x1·c - RN(x2·s))``, ``y2 = RN(x2·c + RN(x1·s))``
+    (the ports of :class:`lutforge.hdl.rope.RoPEDatapath`)."""
+
+    def __init__(self, fmt):
+        from ..hdl.rope import rope_input_layout, rope_output_layout
+        self.format = get(fmt)
+        super().__init__({"a": In(rope_input_layout(self.format)), "r": Out(rope_output_layout(self.format))})
+
+    def elaborate(self, platform):
+        from .reference_fp import ReferenceFMA, ReferenceMultiplier
+        m = Module()
+        a, fmt = self.a, self.format
+        m.submodules.x2s = x2s = ReferenceMultiplier(fmt)
+        m.submodules.x1s = x1s = ReferenceMultiplier(fmt)
+        m.submodules.y1 = y1 = ReferenceFMA(fmt)
+        m.submodules.y2 = y2 = ReferenceFMA(fmt)
+        negated = x2s.r.as_value()
+        m.d.comb += [x2s.a.eq(a.x2), x2s.b.eq(a.s), x1s.a.eq(a.x1), x1s.b.eq(a.s),
+                     y1.a.eq(a.x1), y1.b.eq(a.c), y1.c.as_value().eq(Cat(negated[:-1], ~negated[-1])),
+                     y2.a.eq(a.x2), y2.b.eq(a.c), y2.c.eq(x1s.r),
+                     self.r.y1.eq(y1.r), self.r.y2.eq(y2.r)]
         return m

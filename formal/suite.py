@@ -246,6 +246,17 @@ def _function_unit_proofs():
     from ..hdl.fp_binary_stream import FPBinaryDatapath
     from .reference_fp import ReferenceAdder, ReferenceMultiplier
     from .specs import PairSpec
+    # The FMA the RoPE unit (and the function units) are built of, and RoPE's datapath, against
+    # the plain reference FMA (exact sum, one rounding) and multiplier.
+    if _have("fp_fma"):
+        from ..hdl.fp_fma import FPFusedMultiplyAdd
+        from ..hdl.rope import RoPEDatapath
+        from .reference_fp import ReferenceFMA
+        from .specs import RoPESpec
+        yield Proof("fpfma-ref-e5m2", lambda: ReferenceFMA("e5m2"), lambda: FPFusedMultiplyAdd("e5m2"), timeout=600.0,
+                    summary="fpfma == plain reference RTL (exact sum, one rounding), e5m2")
+        yield Proof("rope-ref-e5m2", lambda: RoPESpec("e5m2"), lambda: RoPEDatapath("e5m2"), timeout=600.0,
+                    summary="RoPE datapath == reference multipliers and FMAs, e5m2")
     for op, ref in (("add", ReferenceAdder), ("mul", ReferenceMultiplier)):
         yield Proof(f"fpstream-{op}-ref-e5m2", lambda r=ref: PairSpec(r("e5m2")),
                     lambda o=op: FPBinaryDatapath("e5m2", o), fast=op == "mul", timeout=120.0,
