@@ -11,6 +11,7 @@ every output of every decoder unit, in call order, so two backends are compared 
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -107,10 +108,9 @@ def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: s
                              f"unit's decoder.max_keys = {cfg.decoder.max_keys}, so shorten the prompt, ask for "
                              f"fewer tokens or raise decoder.max_keys.")
         t0 = time.perf_counter()
-        bar = lambda n: progress_bar(range(n), desc=f"generate ({backend}, whole blocks)",  # noqa: E731
-                                     disable=None if progress else True, leave=False)
         runner = DecoderRunner(ir, driver, cfg.decoder)
-        out = runner.greedy(ids, tokens, progress=bar)
+        out = runner.greedy(ids, tokens, progress=functools.partial(
+            progress_bar, desc=f"generate ({backend}, whole blocks)", disable=None if progress else True, leave=False))
         seconds = time.perf_counter() - t0
         unit_model = sum(decoder_units_cycles(ir.config, t, start, cfg.core.memory_latency, cfg.decoder.attention_lanes)
                          for t, start in runner.steps)

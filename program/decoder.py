@@ -69,6 +69,10 @@ class DecoderSpec:
         if self.attention_mul not in MULS:
             raise ValueError(f"decoder.attention_mul = {self.attention_mul!r} is not one of {', '.join(MULS)}; "
                              f"choose one of them.")
+        if self.attention_offset is not None and (isinstance(self.attention_offset, bool)
+                                                  or not isinstance(self.attention_offset, int)):
+            raise ValueError(f"decoder.attention_offset = {self.attention_offset!r} is not an integer; give L-Mul's "
+                             f"offset as an integer (the paper's for bf16 is 16248) or leave it out.")
         if self.attention_offset is not None and self.attention_mul != "lmul":
             raise ValueError(f"decoder.attention_offset = {self.attention_offset} is given with exact products; "
                              f"set attention_mul: lmul or remove the offset.")
@@ -175,10 +179,12 @@ class DecoderRunner:
         return self._record(self.backend.rope(rows, *tiled, self.att_fmt)).reshape(heads, t, d)
 
     def greedy(self, prompt: list[int], tokens: int, progress=None) -> list[int]:
-        """``tokens`` greedy tokens after ``prompt`` (ties: lowest id), from an empty cache."""
+        """``tokens`` greedy tokens after ``prompt`` (ties: lowest id), from an empty cache;
+        ``progress`` wraps the loop over the tokens (a progress bar)."""
         self.reset()
         out, step = [], list(prompt)
-        for _ in (progress or range)(tokens):
+        steps = range(tokens)
+        for _ in progress(steps) if progress else steps:
             logits = self.forward(step)[-1]
             out.append(int(np.argmax(logits)))
             step = [out[-1]]

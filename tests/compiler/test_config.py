@@ -70,6 +70,9 @@ def test_lut_methods_section():
     ({"blocks": "hardware", "decoder": {"attention_offset": 16248}},
      "decoder.attention_offset = 16248 is given with exact products; set attention_mul: lmul or remove the "
      "offset."),
+    ({"blocks": "hardware", "decoder": {"attention_mul": "lmul", "attention_offset": "paper"}},
+     "decoder.attention_offset = 'paper' is not an integer; give L-Mul's offset as an integer (the paper's for "
+     "bf16 is 16248) or leave it out."),
     ({"blocks": "hardware", "decoder": {"attention_mul": "approx"}},
      "decoder.attention_mul = 'approx' is not one of exact, lmul; choose one of them."),
     ({"blocks": "hardware", "decoder": {"max_keys": 1}},
