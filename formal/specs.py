@@ -15,7 +15,8 @@ from ..golden.formats import Format, get
 from ..golden.lmul import LMulPolicy, default_offset
 from ..hdl.float_layout import FloatLayout
 
-__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec", "PairSpec", "RoPESpec"]
+__all__ = ["LMulSpec", "ConvertSpec", "CentroidSearchSpec", "FunctionTableSpec", "PairSpec", "RoPESpec",
+           "KVCacheWriterSpec"]
 
 
 class LMulSpec(wiring.Component):
@@ -212,4 +213,55 @@ class RoPESpec(wiring.Component):
                      y1.a.eq(a.x1), y1.b.eq(a.c), y1.c.as_value().eq(Cat(negated[:-1], ~negated[-1])),
                      y2.a.eq(a.x2), y2.b.eq(a.c), y2.c.eq(x1s.r),
                      self.r.y1.eq(y1.r), self.r.y2.eq(y2.r)]
+        return m
+
+
+class KVCacheWriterSpec(wiring.Component):
+    """The KV cache writer as :func:`lutforge.golden.attention.cache_writes` writes it: the latched
+    descriptor, a count of the key writes and one of the value writes, and each write's address,
+    data and mask computed from them by the golden's formulas (``k_base + j·D/lanes + b``,
+    ``v_base + (j // lanes)·D + e``, lane ``j mod lanes``, with ``j = keys - 1``). Ports and
+    handshakes of :class:`lutforge.hdl.kv_cache_writer.KVCacheWriter`, which keeps running
+    addresses instead."""
+
+    def __init__(self, fmt, d: int, *, lanes: int = 1, addr_width: int = 32):
+        from ..hdl.kv_cache_writer import KVCacheWriter
+        self.format, self.d, self.lanes, self.addr_width = get(fmt), d, lanes, addr_width
+        # The writer's own signature, so the ports agree by construction; that writer is never built.
+        writer = KVCacheWriter(fmt, d, lanes=lanes, addr_width=addr_width)
+        writer._MustUse__silence = True
+        super().__init__(writer.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        d, lanes, width = self.d, self.lanes, self.format.width
+        beats = d // lanes
+        # keys starts at 1 (j = 0): idle payloads then equal the writer's, whose running addresses start at 0.
+        keys, k_base, v_base = Signal(16, init=1), Signal(self.addr_width), Signal(self.addr_width)
+        b, e = Signal(range(beats + 1)), Signal(range(d + 1))  # key and value writes done
+        busy, done, error = Signal(), Signal(), Signal()
+        j = Signal(16)
+        m.d.comb += j.eq(keys - 1)
+        kw, vw = self.mem.k.w, self.mem.v.w
+        k_open, v_open = busy & (b < beats), busy & (e < d)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(error), self.desc.ready.eq(~busy),
+                     kw.valid.eq(self.k.valid & k_open), self.k.ready.eq(kw.ready & k_open),
+                     kw.payload.addr.eq(k_base + j * beats + b), kw.payload.data.eq(self.k.payload.as_value()),
+                     kw.payload.mask.eq((1 << lanes) - 1),
+                     vw.valid.eq(self.v.valid & v_open), self.v.ready.eq(vw.ready & v_open),
+                     vw.payload.addr.eq(v_base + (j // lanes) * d + e),
+                     vw.payload.data.eq(self.v.payload.as_value() << ((j % lanes) * width)),
+                     vw.payload.mask.eq(1 << (j % lanes))]
+        with m.If(kw.valid & kw.ready):
+            m.d.sync += b.eq(b + 1)
+        with m.If(vw.valid & vw.ready):
+            m.d.sync += e.eq(e + 1)
+        with m.If(busy & (b == beats) & (e == d)):
+            m.d.sync += [busy.eq(0), done.eq(1)]
+        desc = self.desc.payload
+        with m.If(self.desc.valid & ~busy):
+            m.d.sync += [done.eq(desc.keys == 0), error.eq(desc.keys == 0)]
+            with m.If(desc.keys != 0):
+                m.d.sync += [busy.eq(1), b.eq(0), e.eq(0), keys.eq(desc.keys), k_base.eq(desc.k_base),
+                             v_base.eq(desc.v_base)]
         return m

@@ -36,12 +36,14 @@ class Proof:
     summary: str = ""
     assume: "str | None" = None
     cut: tuple[str, ...] = ()
+    depth: "int | None" = None
 
     def run(self, *, cache: bool = True, solver: str = "yices", timeout: "float | None" = None,
             engine: "str | None" = None) -> ProofResult:
         return prove_equivalent(self.gold(), self.gate(), name=self.name, gold_latency=self.gold_latency,
                                 gate_latency=self.gate_latency, engine=engine or self.engine, solver=solver,
-                                timeout=timeout or self.timeout, assume=self.assume, cut=self.cut, cache=cache)
+                                timeout=timeout or self.timeout, assume=self.assume, cut=self.cut, cache=cache,
+                                depth=self.depth)
 
 
 def _have(module: str) -> bool:
@@ -257,6 +259,15 @@ def _function_unit_proofs():
                     summary="fpfma == plain reference RTL (exact sum, one rounding), e5m2")
         yield Proof("rope-ref-e5m2", lambda: RoPESpec("e5m2"), lambda: RoPEDatapath("e5m2"), timeout=600.0,
                     summary="RoPE datapath == reference multipliers and FMAs, e5m2")
+    # The KV cache writer against the golden's address formulas, cycle for cycle under any stalls:
+    # 24 cycles from reset hold several appends, a refused descriptor among them.
+    from ..hdl.kv_cache_writer import KVCacheWriter
+    from .specs import KVCacheWriterSpec
+    for fmt, d, lanes in (("e5m2", 4, 2), ("bf16", 6, 1), ("e5m2", 8, 4)):
+        yield Proof(f"kvwriter-ref-{fmt}-d{d}-l{lanes}", lambda f=fmt, n=d, l=lanes: KVCacheWriterSpec(f, n, lanes=l),
+                    lambda f=fmt, n=d, l=lanes: KVCacheWriter(f, n, lanes=l), engine="bmc", depth=24,
+                    fast=lanes == 2, timeout=600.0,
+                    summary=f"KV cache writer == golden address formulas (bounded, 24 cycles), {fmt}, D {d}, {lanes} lanes")
     for op, ref in (("add", ReferenceAdder), ("mul", ReferenceMultiplier)):
         yield Proof(f"fpstream-{op}-ref-e5m2", lambda r=ref: PairSpec(r("e5m2")),
                     lambda o=op: FPBinaryDatapath("e5m2", o), fast=op == "mul", timeout=120.0,

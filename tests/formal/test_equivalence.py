@@ -161,7 +161,7 @@ def _passes_and_an_injected_fault_fails(proof):
     engine = "sby" if proof.cut else proof.engine
     statuses = [prove_equivalent(proof.gold(), bundle.netlist, gold_latency=proof.gold_latency,
                                  gate_latency=proof.gate_latency, fixed={"mutsel": m.index}, engine=engine,
-                                 assume=proof.assume, timeout=proof.timeout).status
+                                 assume=proof.assume, timeout=proof.timeout, depth=proof.depth).status
                 for m in bundle.mutants]
     assert FAIL in statuses, [str(m) for m in bundle.mutants]
 
@@ -214,3 +214,16 @@ def test_proofs_kill_95_percent_of_all_injected_mutants():
     totals = mutation_totals({name: mutation_campaign(target, count=40).summary()
                               for name, target in mutation_targets().items()})
     assert totals["proof_score_injected"] >= 0.95, (totals["equivalent_mutants"], totals["screened"])
+
+
+def test_bounded_writer_proof_kills_internal_faults_and_needs_a_depth():
+    """The KV cache writer's bounded proof tells every injected internal fault (address arithmetic,
+    counters, muxes, stuck bits) from the golden's address formulas."""
+    from lutforge.formal.specs import KVCacheWriterSpec
+    from lutforge.hdl.kv_cache_writer import KVCacheWriter
+    bundle = mutants(KVCacheWriter("e5m2", 4, lanes=2), count=8, seed=1)
+    statuses = [prove_equivalent(KVCacheWriterSpec("e5m2", 4, lanes=2), bundle.netlist, fixed={"mutsel": m.index},
+                                 engine="bmc", depth=24, timeout=600).status for m in bundle.mutants]
+    assert statuses == [FAIL] * 8, [str(m) for m in bundle.mutants]
+    with pytest.raises(ValueError, match=r"The bmc engine checks a bounded number of cycles; give the depth"):
+        prove_equivalent(KVCacheWriterSpec("e5m2", 4, lanes=2), KVCacheWriter("e5m2", 4, lanes=2), engine="bmc")

@@ -96,15 +96,17 @@ def test_silu_stream_equals_golden_with_stalls(params, count):
 
 
 @pytest.mark.parametrize("params,count", [({"format": "fp32", "k": "64", "rows": "6"}, 384),
+                                          ({"format": "e5m2", "k": "2"}, None),
                                           pytest.param({"format": "fp32", "k": "576", "rows": "4"}, 2304, marks=slow),
                                           pytest.param({"format": "bf16", "k": "64", "rows": "8"}, 512, marks=slow)])
 def test_rmsnorm_stream_equals_golden_with_stalls(params, count):
     """Whole rows through the norm unit with random stalls on both sides: the FMA chain's order,
-    the rsqrt and both products bit for bit."""
+    the rsqrt and both products bit for bit; every row of two e5m2 elements."""
     block = get_block("rmsnorm")
     result = self_check(block, block.resolve(params), "batch", count=count)
     assert result.passed, result.first_mismatch
-    assert result.vectors == count
+    assert result.vectors == (count or 2 * 256 ** 2)
+    assert result.exhaustive == (count is None)
 
 
 def test_rmsnorm_refuses_gains_of_another_length():
@@ -114,15 +116,18 @@ def test_rmsnorm_refuses_gains_of_another_length():
 
 
 @pytest.mark.parametrize("params,count", [({"format": "fp32", "n": "48", "rows": "8"}, 384),
+                                          pytest.param({"format": "e5m2", "n": "2"}, None, marks=slow),
                                           pytest.param({"format": "bf16", "n": "16", "rows": "16"}, 256, marks=slow)])
 def test_softmax_stream_equals_golden_with_stalls(params, count):
     """Rows with causal -Inf masks through the softmax unit with random stalls, after the
     comparator's corners (-0 against +0, NaN before the maximum, ties, a row of -Inf): the first
-    maximum, exp, the sum in index order, the reciprocal and the products bit for bit."""
+    maximum, exp, the sum in index order, the reciprocal and the products bit for bit; every row of
+    two e5m2 scores."""
     block = get_block("softmax")
     result = self_check(block, block.resolve(params), "batch", count=count)
     assert result.passed, result.first_mismatch
-    assert result.vectors == count
+    assert result.vectors == (count or 2 * 256 ** 2)
+    assert result.exhaustive == (count is None)
 
 
 @pytest.mark.parametrize("params,count", [({"format": "bf16", "latency": "1"}, 4096),
