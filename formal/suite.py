@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 from ..support.errors import UsageError
 from ..support.progress import progress
-from .engines import prove_equivalent
+from .engines import prove_equivalent, prove_properties
 from .pipeline import ENGINE as PIPELINE_LEMMAS
 from .results import ProofResult
 
 __all__ = ["Proof", "proofs", "run_proofs", "block_proof"]
 
 SMALL_FORMATS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1")
+PROPERTIES = "properties"
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,16 @@ class Proof:
     assume: "str | None" = None
     cut: tuple[str, ...] = ()
     depth: "int | None" = None
+    # engine "properties": ``gate`` builds one design with its own assertions (a unit and its spec,
+    # :func:`.engines.prove_properties`), ``gold`` is None and ``mutant`` builds the same check
+    # around a changed unit, which must fail.
+    mutant: "Callable[[], Any] | None" = None
 
     def run(self, *, cache: bool = True, solver: str = "yices", timeout: "float | None" = None,
             engine: "str | None" = None) -> ProofResult:
+        if self.engine == PROPERTIES:
+            return prove_properties(self.gate(), name=self.name, depth=self.depth, solver=solver,
+                                    timeout=timeout or self.timeout, cache=cache)
         return prove_equivalent(self.gold(), self.gate(), name=self.name, gold_latency=self.gold_latency,
                                 gate_latency=self.gate_latency, engine=engine or self.engine, solver=solver,
                                 timeout=timeout or self.timeout, assume=self.assume, cut=self.cut, cache=cache,
@@ -268,6 +276,14 @@ def _function_unit_proofs():
                     lambda f=fmt, n=d, l=lanes: KVCacheWriter(f, n, lanes=l), engine="bmc", depth=24,
                     fast=lanes == 2, timeout=600.0,
                     summary=f"KV cache writer == golden address formulas (bounded, 24 cycles), {fmt}, D {d}, {lanes} lanes")
+    # The attention unit on one query over up to two keys against its golden written as plain
+    # reference RTL: cover at step 14 without stalls, so 16 cycles hold the query and two stalls.
+    from ..hdl.attention import AttentionDecode
+    from .attention_check import AttentionCheck
+    yield Proof("attention-ref-e5m2-d2-k2", None, lambda: AttentionCheck("e5m2", 2, 2), engine=PROPERTIES, depth=16,
+                timeout=3600.0, mutant=lambda: AttentionCheck("e5m2", 2, 2, unit=AttentionDecode(
+                    "e5m2", 2, 2, acc="e5m2", mul="lmul", addr_width=4)),
+                summary="attention unit == golden as reference RTL, one query, D 2, 1-2 keys, e5m2 (bounded, 16 cycles)")
     for op, ref in (("add", ReferenceAdder), ("mul", ReferenceMultiplier)):
         yield Proof(f"fpstream-{op}-ref-e5m2", lambda r=ref: PairSpec(r("e5m2")),
                     lambda o=op: FPBinaryDatapath("e5m2", o), fast=op == "mul", timeout=120.0,
