@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 from ..support.errors import UsageError
-from .common import check_writable, number, write_json
+from .common import add_executor_arguments, check_writable, executor_from, number, write_json
 from .errors import message
 
 __all__ = ["register", "add_run_arguments", "run_board"]
 
 
 def cmd_bitstream(args) -> int:
-    from ..boards.bitstream import BitstreamError, build_bitstream, format_table, plot_reports
+    from ..boards.bitstream import format_table, plot_reports
     from ..boards.platforms import BOARDS, get_board
     from ..jobs.board import load_soc_config
 
@@ -36,12 +36,13 @@ def cmd_bitstream(args) -> int:
     names = list(BOARDS) if args.all else [args.board]
     configs = {name: load_soc_config(get_board(name), args.config) for name in names}
     reports, failed = [], []
-    for name, config in configs.items():
-        try:
-            report = build_bitstream(get_board(name), config, check_timing=not args.no_timing_check)
-        except BitstreamError as error:
-            # One board failing does not stop the others; the exit status says some failed.
-            print(f"lutforge: {message(error)}", file=sys.stderr)
+    # One task per board; a board that fails does not stop the others (the exit status says so).
+    outcomes = executor_from(args).map(_build_board, [(name, config, not args.no_timing_check)
+                                                      for name, config in configs.items()],
+                                       labels=list(configs), desc="bitstreams")
+    for name, (report, error) in zip(configs, outcomes):
+        if error:
+            print(f"lutforge: {error}", file=sys.stderr)
             failed.append(name)
             continue
         reports.append(report)
@@ -58,6 +59,17 @@ def cmd_bitstream(args) -> int:
         print(f"Wrote the plot to {args.plot}.")
     write_json(args.json, [r.to_json() for r in reports])
     return 1 if failed else 0
+
+
+def _build_board(task):
+    """``(report, None)`` for one board's bitstream, or ``(None, message)`` when it fails."""
+    from ..boards.bitstream import BitstreamError, build_bitstream
+    from ..boards.platforms import get_board
+    name, config, check_timing = task
+    try:
+        return build_bitstream(get_board(name), config, check_timing=check_timing), None
+    except BitstreamError as error:
+        return None, message(error)
 
 
 def check_plot_format(path: "str | None") -> None:
@@ -114,4 +126,5 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="PATH", help="write utilization and Fmax as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot utilization and Fmax (PNG, SVG, ...)")
     p.add_argument("--no-timing-check", action="store_true", help="keep a bitstream that misses timing")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_bitstream)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..support.errors import UsageError
 
-__all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "number", "no_repeats"]
+__all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "number", "no_repeats",
+           "add_executor_arguments", "executor_from"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -93,3 +94,20 @@ def no_repeats(values: "list[str] | None", option: str) -> "list[str] | None":
             raise UsageError(f"{option} {value} is given twice; give each once.")
         seen.add(value)
     return values
+
+
+def add_executor_arguments(p) -> None:
+    """``--executor``, ``--workers`` and ``--address``: where a command's independent tasks run
+    (:mod:`lutforge.support.executor`)."""
+    from ..support.executor import EXECUTORS
+    p.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
+                   help="local: a process pool on this machine (default); ray: a Ray cluster")
+    p.add_argument("--workers", type=number(int, 1, 4096), default=1, metavar="N",
+                   help="tasks at a time (default 1: one after another in this process)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto) for --executor ray")
+
+
+def executor_from(args):
+    from ..support.executor import get_executor
+    return get_executor(args.executor, workers=args.workers, address=args.address)

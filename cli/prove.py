@@ -5,7 +5,7 @@ import json
 
 from ..formal.engines import SOLVERS
 from ..support.errors import UsageError
-from .common import check_writable, number, parse_assignments, write_json
+from .common import add_executor_arguments, check_writable, executor_from, number, parse_assignments, write_json
 
 __all__ = ["register"]
 
@@ -67,14 +67,16 @@ def cmd_prove(args) -> int:
         return 0
     if args.mutants:
         _check_mutation_targets(selected)
-    results = run_proofs(selected, cache=not args.no_cache, solver=args.solver, timeout=args.timeout)
+    executor = executor_from(args)
+    results = run_proofs(selected, cache=not args.no_cache, solver=args.solver, timeout=args.timeout,
+                         executor=executor)
     for r in results:
         print(r)
     totals = None
     if args.mutants:
         per_block = {}
         for name, summary in mutation_summaries([p.name for p in selected], count=args.mutants,
-                                                cache=not args.no_cache):
+                                                cache=not args.no_cache, executor=executor):
             per_block[name] = summary
             print(f"{name}: mutants {json.dumps(summary)}")
         totals = mutation_totals(per_block)
@@ -99,4 +101,5 @@ def register(sub) -> None:
                    help=f"also run N injected faults per proof, 0 to {MAX_MUTANTS}")
     p.add_argument("--no-cache", action="store_true", help="ignore cached proof results")
     p.add_argument("--json", metavar="PATH", help="write results as JSON")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_prove)

@@ -9,7 +9,7 @@ the campaign runs on.
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -234,12 +234,20 @@ def mutation_campaign(target: MutationTarget, *, count: int = 40, seed: int = 0,
                           target.exhaustive, bundle.screened)
 
 
-def mutation_summaries(names, *, count: int, cache: bool = True) -> "Iterator[tuple[str, dict]]":
-    """``(name, MutationReport.summary())`` for each of ``names`` that is a mutation target, in turn."""
-    targets = mutation_targets()
-    for name in names:
-        if name in targets:
-            yield name, mutation_campaign(targets[name], count=count, cache=cache).summary()
+def mutation_summaries(names, *, count: int, cache: bool = True, executor=None) -> "list[tuple[str, dict]]":
+    """``(name, MutationReport.summary())`` for each of ``names`` that is a mutation target, one
+    task per target on ``executor`` (default: one after another here)."""
+    from ..support.executor import LocalExecutor
+    chosen = [name for name in names if name in mutation_targets()]
+    summaries = (executor or LocalExecutor()).map(_summary, [(name, count, cache) for name in chosen], labels=chosen,
+                                                  desc="mutation campaigns")
+    return list(zip(chosen, summaries))
+
+
+def _summary(task) -> dict:
+    """One target's campaign summary (a task: workers build the target by its name)."""
+    name, count, cache = task
+    return mutation_campaign(mutation_targets()[name], count=count, cache=cache).summary()
 
 
 def mutation_totals(per_block: "dict[str, dict]") -> dict:

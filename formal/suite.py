@@ -301,17 +301,32 @@ def proofs() -> dict[str, Proof]:
 
 
 def run_proofs(selected: "list[Proof]", *, cache: bool = True, solver: str = "yices",
-               timeout: "float | None" = None) -> list[ProofResult]:
+               timeout: "float | None" = None, executor=None) -> list[ProofResult]:
+    """Run ``selected`` on ``executor`` (:mod:`lutforge.support.executor`; default: one after
+    another here), their results in their order."""
+    from ..support.executor import LocalExecutor
     if not selected:
         raise UsageError("No proofs were selected, and proving nothing proves nothing; name a proof or a block.")
     if timeout is not None and not timeout > 0:
         raise UsageError(f"A proof timeout of {timeout!r} seconds is not allowed; give more than 0 seconds.")
+    # Workers build each proof from the registry by its name; a proof built from parameters
+    # (block_proof) is not in it, so a selection with one runs here.
+    if all(p.name in proofs() for p in selected):
+        return (executor or LocalExecutor()).map(
+            _run_registered, [(p.name, cache, solver, timeout) for p in selected], labels=[p.name for p in selected],
+            desc="proofs")
     results = []
     bar = progress(selected, desc="proofs", unit="proof")
     for proof in bar:
         bar.set_postfix_str(proof.name)
         results.append(proof.run(cache=cache, solver=solver, timeout=timeout))
     return results
+
+
+def _run_registered(task) -> ProofResult:
+    """One registered proof by name (a task: workers build the proof from the registry)."""
+    name, cache, solver, timeout = task
+    return proofs()[name].run(cache=cache, solver=solver, timeout=timeout)
 
 
 def _specs():
