@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..support.errors import UsageError
 from .board import add_run_arguments, run_board
-from .common import check_folder, check_writable, no_repeats, number, parse_assignments, write_json
+from .common import (add_executor_arguments, check_folder, check_writable, executor_from, no_repeats, number,
+                     parse_assignments, write_json)
 
 __all__ = ["register"]
 
@@ -137,7 +138,7 @@ def cmd_quantize(args) -> int:
     check_writable(args.output)
     check_writable(args.json)
     report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
-                             finetune_steps=args.finetune)
+                             finetune_steps=args.finetune, executor=executor_from(args))
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
     for d in report.dominant_layers[:5]:
@@ -281,6 +282,7 @@ def register(sub) -> None:
                         "configuration first (1 to 1000000)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("finetune", help="train a configuration's block-format layers for the hardware "

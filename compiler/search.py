@@ -162,7 +162,7 @@ def loss_weights(errors: dict[str, dict[str, float]], nll_increase: dict[str, tu
 
 
 def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows: int = 1,
-               progress: bool = True) -> dict[str, tuple[str, float]]:
+               progress: bool = True, executor=None) -> dict[str, tuple[str, float]]:
     """Model-level sensitivity: the NLL increase on WikiText-2 *valid* when only one layer takes
     its cheapest scored LUT candidate (co-quantized or weight-only; every other layer fp32), for
     every layer where one was scored. Cached as JSON next to the sensitivity table."""
@@ -180,10 +180,14 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
     if stored is not None:
         return {l: tuple(v) for l, v in stored.items()}
     base = s.perplexity(None, windows, split="valid").nll
-    out = {}
-    for l, c in tqdm(sorted(probes.items()), desc="loss probes", disable=not progress):
-        cfg = MethodConfig(f"probe-{l}", LayerMethod(kind="fp32"), {l: menu[c]})
-        out[l] = (c, s.perplexity(cfg, windows, split="valid").nll - base)
+    chosen = sorted(probes.items())
+    if _fans_out(executor):
+        spec = _SessionSpec.of(s)
+        nlls = executor.map(_probe, [(spec, l, menu[c], windows) for l, c in chosen],
+                            labels=[f"loss probe of {l}" for l, _ in chosen], desc="loss probes")
+    else:
+        nlls = [_probe_nll(s, l, menu[c], windows) for l, c in tqdm(chosen, desc="loss probes", disable=not progress)]
+    out = {l: (c, nll - base) for (l, c), nll in zip(chosen, nlls)}
     _write_json_entry(path, out)
     return out
 
@@ -216,8 +220,67 @@ def _scored(m: LayerMethod, bits: float, caps: dict[str, float], block: int, lut
     return m.kind != "lut" or (bits < caps["mxint4"] and block % lut_every == 0)
 
 
+def _layer_scores(s: "Session", name: str, menu: dict[str, LayerMethod], rows: int, lut_every: int):
+    """One layer's row of :func:`sensitivity`: (errors, bits) by candidate label."""
+    n, k = s.sizes[name]
+    bits = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
+    caps = {kind: streamed_bits(LayerMethod(kind=kind), n, k) for kind in ("mxint4", "nvfp4")}
+    block = int(name.split(".")[1])
+    errors = {lab: (s.layer_error(name, m, rows) if _scored(m, bits[lab], caps, block, lut_every) else float("inf"))
+              for lab, m in menu.items()}
+    return errors, bits
+
+
+@dataclass(frozen=True)
+class _SessionSpec:
+    """What a worker needs to build the same :class:`Session` (calibration, core, torch threads)."""
+    calibration: tuple
+    core: object
+    threads: int
+
+    @classmethod
+    def of(cls, s: "Session") -> "_SessionSpec":
+        import torch
+        return cls(tuple(sorted(s.cal_params.items())), s.core, torch.get_num_threads())
+
+
+_WORKER_SESSIONS: dict = {}
+
+
+def _worker_session(spec: _SessionSpec) -> "Session":
+    """The worker's session for ``spec``, built once per worker process (the model and its
+    calibration: seconds to load, gigabytes to hold)."""
+    if spec not in _WORKER_SESSIONS:
+        _WORKER_SESSIONS.clear()
+        _WORKER_SESSIONS[spec] = Session(dict(spec.calibration), progress=False, threads=spec.threads, core=spec.core)
+    return _WORKER_SESSIONS[spec]
+
+
+def _block_sensitivity(task) -> dict:
+    spec, names, menu, rows, lut_every = task
+    s = _worker_session(spec)
+    return {name: _layer_scores(s, name, menu, rows, lut_every) for name in names}
+
+
+def _probe_nll(s: "Session", layer: str, method: LayerMethod, windows: int) -> float:
+    """Valid NLL with only ``layer`` quantized (by ``method``), every other layer fp32."""
+    cfg = MethodConfig(f"probe-{layer}", LayerMethod(kind="fp32"), {layer: method})
+    return s.perplexity(cfg, windows, split="valid").nll
+
+
+def _probe(task) -> float:
+    spec, layer, method, windows = task
+    return _probe_nll(_worker_session(spec), layer, method, windows)
+
+
+def _fans_out(executor) -> bool:
+    """Whether ``executor`` runs tasks elsewhere than here (else the loops run in this session)."""
+    from ..support.executor import LocalExecutor
+    return executor is not None and not (isinstance(executor, LocalExecutor) and executor.workers == 1)
+
+
 def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
-                progress: bool = True, lut_every: int = 1) -> tuple[dict, dict]:
+                progress: bool = True, lut_every: int = 1, executor=None) -> tuple[dict, dict]:
     """Relative output MSE on held-out rows and streamed bits of every candidate on every layer
     (cached as JSON).
 
@@ -238,13 +301,21 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
     if stored is not None:
         return stored["errors"], stored["bits"]
     errors, bits = {}, {}
-    for name in tqdm(s.names, desc="sensitivity", disable=not progress):
-        n, k = s.sizes[name]
-        bits[name] = {lab: streamed_bits(m, n, k) for lab, m in menu.items()}
-        caps = {kind: streamed_bits(LayerMethod(kind=kind), n, k) for kind in ("mxint4", "nvfp4")}
-        block = int(name.split(".")[1])
-        errors[name] = {lab: (s.layer_error(name, m, rows) if _scored(m, bits[name][lab], caps, block, lut_every)
-                              else float("inf")) for lab, m in menu.items()}
+    if _fans_out(executor):
+        # One task per decoder block, each on a session of its own worker (same calibration, same
+        # torch threads, so the same arithmetic as here).
+        blocks: dict[str, list[str]] = {}
+        for name in s.names:
+            blocks.setdefault(name.split(".")[1], []).append(name)
+        spec = _SessionSpec.of(s)
+        rows_of = executor.map(_block_sensitivity, [(spec, names, menu, rows, lut_every) for names in blocks.values()],
+                               labels=[f"sensitivity of block {b}" for b in blocks], desc="sensitivity")
+        for block_rows in rows_of:
+            for name, (row_errors, row_bits) in block_rows.items():
+                errors[name], bits[name] = row_errors, row_bits
+    else:
+        for name in tqdm(s.names, desc="sensitivity", disable=not progress):
+            errors[name], bits[name] = _layer_scores(s, name, menu, rows, lut_every)
     _write_json_entry(path, {"errors": errors, "bits": bits})
     return errors, bits
 
@@ -289,7 +360,7 @@ def search_finetune(steps: int):
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    lut_every: int = 1, finetune_steps: int | None = None) -> QuantizeReport:
+                    lut_every: int = 1, finetune_steps: int | None = None, executor=None) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
@@ -312,9 +383,9 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     check_data("valid")
     s = Session(SEARCH_CALIBRATION, progress=progress)
     menu = candidates()
-    errors, bits = sensitivity(s, menu, rows, progress, lut_every)
+    errors, bits = sensitivity(s, menu, rows, progress, lut_every, executor)
     # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.
-    probes = probe_loss(s, errors, menu, progress=progress)
+    probes = probe_loss(s, errors, menu, progress=progress, executor=executor)
     alpha = loss_weights(errors, probes)
     weighted = {l: {c: alpha[l] * e for c, e in row.items()} for l, row in errors.items()}
     choice = search_budget(weighted, bits, s.sizes, budget)

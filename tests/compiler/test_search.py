@@ -3,6 +3,8 @@
 import math
 import types
 
+import pytest
+
 from lutforge.compiler import search
 from lutforge.compiler.lut_methods import LayerMethod, streamed_bits
 
@@ -40,3 +42,24 @@ def test_lut_candidates_are_scored_only_where_they_can_pay(tmp_path, monkeypatch
         ("layers.0.mlp.up", "tmac"), ("layers.1.mlp.up", "tmac"),  # every block, fewer bits than NVFP4
         ("layers.0.mlp.up", "lut")}  # block 0 only (every 2nd), where it streams fewer bits than MXINT4
     assert len(s.scored) == len(finite)
+
+
+@pytest.mark.slow
+def test_sensitivity_and_probes_on_two_workers_equal_the_sessions_own(tmp_path, monkeypatch):
+    """`lutforge quantize --workers 2`: each worker builds its own session of SmolLM2 and scores
+    whole decoder blocks; the table and the loss probes equal the ones computed in this session."""
+    from lutforge.compiler.session import Session
+    from lutforge.support.executor import LocalExecutor
+    menu = {"nvfp4": LayerMethod(kind="nvfp4"), "tmac": LayerMethod(kind="tmac", v=2, c_w=16, fit="kmeans")}
+    results = []
+    for workers in (1, 2):
+        # A cache of its own for each run, so that the second does not read the first's results.
+        monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / str(workers)))
+        s = Session({"windows": 1, "window": 32, "rows": 32}, progress=False)
+        s.names = s.names[:14]  # two decoder blocks
+        executor = LocalExecutor(workers=workers)
+        errors, bits = search.sensitivity(s, menu, 8, progress=False, executor=executor)
+        probes = search.probe_loss(s, errors, menu, progress=False, executor=executor)
+        results.append((errors, bits, probes))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 14 and results[0][2]
