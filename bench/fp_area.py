@@ -111,7 +111,8 @@ def main(argv=None):
                      "latency": args.latency, **r.to_json()})
         print(f"{_label(unit, fmt):24s} {arch:5s} LUT {r.luts:6d} carry {r.carries:5d} DSP {r.dsps:2d} "
               f"FF {r.ffs:5d} cells {r.total_cells:6d} Fmax {r.fmax_mhz or 0:7.2f} MHz"
-              f"{'  (' + r.pnr_error + ')' if r.pnr_error else ''}", file=sys.stderr, flush=True)
+              f"{'  (' + r.pnr_error + ')' if r.pnr_error else ''}{''.join('  [' + n + ']' for n in r.notes)}",
+              file=sys.stderr, flush=True)
     for arch in args.archs.split(","):
         units = [r for r in rows if r["arch"] == arch and r["label"] in _block_units()]
         if len(units) == len(_block_units()):
@@ -140,6 +141,9 @@ def main(argv=None):
     print(table)
     print("Inputs and outputs are registered by the wrapper (its flip-flops are in the FF counts, "
           "its output parity tree costs about one LUT per three output bits).")
+    for r in rows:
+        for note in r.get("notes", []):
+            print(f"{r['label']} ({r['arch']}): {note}.")
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fp_area.md").write_text(table + "\n")
