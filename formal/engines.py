@@ -73,6 +73,15 @@ def _store(result: ProofResult, result_file: Path) -> None:
         write_cached(result_file, json.dumps(result.to_json()).encode())
 
 
+def _fresh_workdir(cache_dir: Path) -> Path:
+    """An empty ``run`` folder in ``cache_dir`` (an earlier run's files removed)."""
+    work = cache_dir / "run"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    return work
+
+
 _SAT_ROW = re.compile(r"^\s*\\(\S+)\s+-?\d+\s+[0-9a-fx-]+\s+([01x]+)\s*$", re.M | re.I)
 
 
@@ -279,10 +288,7 @@ def prove_equivalent(gold, gate, *, name: str = "equivalence", gold_latency: int
     with file_lock(cache_dir):
         if cache and (found := _cached(result_file, name)):
             return found
-        work = cache_dir / "run"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir()
+        work = _fresh_workdir(cache_dir)
         (work / "gold.il").write_text(gold_n.text)
         (work / "gate.il").write_text(gate_n.text)
         (work / "miter.v").write_text(miter)
@@ -372,10 +378,7 @@ def prove_properties(design, *, name: str, depth: int, solver: str = "yices", ti
     with file_lock(cache_dir):
         if cache and (found := _cached(result_file, name)):
             return found
-        work = cache_dir / "run"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir()
+        work = _fresh_workdir(cache_dir)
         (work / "top.il").write_text(netlist.text)
         env = _wrapper_env(work, solver)
         start = time.perf_counter()

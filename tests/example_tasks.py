@@ -9,12 +9,19 @@ def square(item):
     return item * item
 
 
+def _first_call(folder: str, tag: str) -> bool:
+    """True the first time it is asked about ``tag`` (a marker file in ``folder``), across processes."""
+    marker = Path(folder) / tag
+    if marker.exists():
+        return False
+    marker.write_text("1")
+    return True
+
+
 def fails_once(item):
     """Raises on its first call for ``item = (marker_dir, n)``, then returns n squared."""
     folder, n = item
-    marker = Path(folder) / f"attempted-{n}"
-    if not marker.exists():
-        marker.write_text("1")
+    if _first_call(folder, f"attempted-{n}"):
         raise RuntimeError(f"first attempt at {n}")
     return n * n
 
@@ -22,9 +29,7 @@ def fails_once(item):
 def dies_once(item):
     """Ends its worker process on its first call for ``item = (marker_dir, n)``."""
     folder, n = item
-    marker = Path(folder) / f"died-{n}"
-    if not marker.exists():
-        marker.write_text("1")
+    if _first_call(folder, f"died-{n}"):
         os._exit(3)
     return n * n
 
