@@ -41,6 +41,11 @@ class Board:
     # Bytes of byte-wide block RAM on the FPGA: the SoC memory (a power of two) must fit below it.
     # An iCE40 EBR holds 512 bytes, an ECP5 EBR 2 KiB (2048 x 9 bits).
     block_ram: int
+    # Logic of the FPGA (its data sheet): LUT4s, multipliers (iCE40 SB_MAC16, ECP5 18x18) and block
+    # RAMs (iCE40 4 Kbit EBR, ECP5 18 Kbit EBR), what a design must fit (``lutforge explore``).
+    lut4: int
+    dsp: int
+    ebr: int
     gemv: GemvCoreParams = BOARD_GEMV  # the GEMV core's sizes, when core is "gemv"
 
     def platform(self):
@@ -69,11 +74,13 @@ BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
           # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
           "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32),
-          block_ram=30 * 512),
+          block_ram=30 * 512, lut4=5280, dsp=8, ebr=30),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
-          "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv", block_ram=208 * 2048),
+          "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv", block_ram=208 * 2048,
+          lut4=83640, dsp=156, ebr=208),
     Board("orangecrab-25f", "OrangeCrab r0.2 with LFE5U-25F", "ecp5",
-          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384, core="gemv", block_ram=56 * 2048),
+          "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", mem_size=16384, core="gemv", block_ram=56 * 2048,
+          lut4=24288, dsp=28, ebr=56),
 )}
 
 

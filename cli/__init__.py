@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import blocks, board, model
     from . import prove
     from . import cache
+    from . import explore
 
     parser = Parser(
         prog="lutforge",
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     prove.register(sub)
     cache.register(sub)
     board.register(sub)
+    explore.register(sub)
     return parser
 
 

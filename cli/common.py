@@ -10,7 +10,7 @@ from pathlib import Path
 from ..support.errors import UsageError
 
 __all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "number", "no_repeats",
-           "add_executor_arguments", "executor_from"]
+           "add_executor_arguments", "executor_from", "add_device_argument", "device_from"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -111,3 +111,15 @@ def add_executor_arguments(p) -> None:
 def executor_from(args):
     from ..support.executor import get_executor
     return get_executor(args.executor, workers=args.workers, address=args.address)
+
+
+def add_device_argument(p, default: str = "cpu", what: str = "the model's own operations") -> None:
+    """``--device auto|cpu|cuda``: where PyTorch runs ``what``."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default,
+                   help=f"where PyTorch runs {what} (default {default}; auto: CUDA when PyTorch sees one)")
+
+
+def device_from(args) -> str:
+    """The device ``--device`` names, refused at once when it is not there."""
+    from ..compiler.finetune import resolve_device
+    return resolve_device(args.device)

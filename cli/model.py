@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..support.errors import UsageError
 from .board import add_run_arguments, run_board
-from .common import (add_executor_arguments, check_folder, check_writable, executor_from, no_repeats, number,
-                     parse_assignments, write_json)
+from .common import (add_device_argument, add_executor_arguments, check_folder, check_writable, device_from,
+                     executor_from, no_repeats, number, parse_assignments, write_json)
 
 __all__ = ["register"]
 
@@ -74,7 +74,7 @@ def cmd_compile(args) -> int:
 
 # The options of each kind of run; one given to the other kind would be ignored.
 _MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
-              "build": "--build", "backend": "--backend"}
+              "build": "--build", "backend": "--backend", "device": "--device"}
 _BOARD_RUN = {"port": "--port", "soc_config": "--soc-config", "seed": "--seed"}
 
 
@@ -96,7 +96,7 @@ def cmd_run(args) -> int:
     build = args.build or "build/run"
     check_folder(build, "--build")
     result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32,
-                       backend=args.backend or "golden")
+                       backend=args.backend or "golden", device=device_from(args) if args.device else "cpu")
     write_json(args.json, result)
     print(f"Perplexity on {result.tokens} tokens of WikiText-2 test ({result.windows} windows "
           f"of {result.window}), {result.backend} backend:")
@@ -244,6 +244,10 @@ def register(sub) -> None:
                    help="tokens per window, 2 to 8192 (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
+    # No default: a device given to a board run would be ignored, and `run` refuses it then.
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where PyTorch runs the model's own operations (default cpu; auto: CUDA when PyTorch "
+                        "sees one); the quantized layers run on the golden backend or the RTL either way")
     # No default: a backend given to a board run would be ignored, and `run` refuses it then.
     p.add_argument("--backend", choices=("golden", "sim"),
                    help="golden models (default) or the RTL in Verilator: the same perplexity bit for bit, "
@@ -289,8 +293,7 @@ def register(sub) -> None:
                                         "arithmetic (resumable) and compile the trained model")
     p.add_argument("--config", required=True, help="config YAML with lut_methods and finetune sections")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to train (default: auto, CUDA when PyTorch sees one)")
+    add_device_argument(p, "auto", "the training")
     p.add_argument("--build", default="build/finetune", help="build directory (reports, loss plot, Program)")
     p.add_argument("--json", metavar="PATH", help="write the run's summary as JSON")
     p.set_defaults(func=cmd_finetune)

@@ -623,29 +623,3 @@ def to_lut_layers(fitted: FittedLayer) -> list:
             act_codebooks=acts, weight_codebooks=wcb, widx=widx.numpy().astype(np.uint8),
             tables=tables, table_codes=qt.codes, scales=qt.scales, zero_points=qt.zero_points))
     return out
-
-
-def perf_cost(m: LayerMethod, n: int, k: int, target: str = "v80", chains: int = 4) -> dict:
-    """Cycles and bytes of one GEMV of an N x K layer under ``m`` from
-    :func:`lutforge.compiler.perf.layer_cost` (a residual method is two core runs of the same
-    shape). Numerics layers run outside the LUT core: bytes are their streamed weight bits, no
-    core cycles."""
-    from ..program.core import GemvCoreParams
-    from .perf import LayerShape, TARGETS, layer_cost
-
-    t = TARGETS[target]
-    if m.kind == "tmac":
-        from .perf import tmac_layer_cost
-        cost = tmac_layer_cost(LayerShape("l", k, n), v=m.v, c_w=m.c_w, cb_bits=m.cb_bits, group_rows=m.group_rows,
-                               lanes=t.lanes, memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
-                               bandwidth_gbs=t.bandwidth_gbs)
-        return {"cycles": cost.cycles, "bytes": cost.bytes, "engine": "tmac"}
-    if m.kind != "lut":
-        return {"cycles": 0, "bytes": streamed_bits(m, n, k) * n * k / 8, "engine": "numerics"}
-    core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits or 32, lanes=t.lanes,
-                          chains=chains)
-    cost = layer_cost(LayerShape("l", k, n), core, memory_latency=t.memory_latency, clock_mhz=t.clock_mhz,
-                      bandwidth_gbs=t.bandwidth_gbs, positions_per_run=m.scale_positions
-                      if m.scales == "block" else 0)
-    stages = 2 if m.residual else 1
-    return {"cycles": stages * cost.cycles, "bytes": stages * cost.bytes, "engine": "lut"}

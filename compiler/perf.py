@@ -39,7 +39,7 @@ from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
            "block_layer_cost", "program_cost", "tmac_run_cycles", "tmac_layer_cost",
-           "MODEL_SHAPES", "PUBLISHED", "resolve_target"]
+           "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost"]
 
 
 @dataclass(frozen=True)
@@ -270,3 +270,57 @@ def block_run_cycles(chunks: int, out_features: int, lanes: int, memory_latency:
     """
     tiles = -(-out_features // lanes)
     return tiles * chunks + memory_latency + 4
+
+
+def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chains: int = 4) -> LayerCost:
+    """One GEMV of ``shape`` quantized by the layer method ``m`` (``compiler.lut_methods.LayerMethod``)
+    on the core that runs it, with ``lanes`` lanes: the co-quantized LUT core (a residual method is
+    two runs of the same shape), the weight-only core, or the block-format core."""
+    clock = dict(memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
+                 bandwidth_gbs=target.bandwidth_gbs)
+    if m.kind == "tmac":
+        return tmac_layer_cost(shape, v=m.v, c_w=m.c_w, cb_bits=m.cb_bits, group_rows=m.group_rows, lanes=lanes,
+                               **clock)
+    if m.kind == "lut":
+        core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits, lanes=lanes, chains=chains)
+        one = layer_cost(shape, core, positions_per_run=m.scale_positions if m.scales == "block" else 0, **clock)
+        stages = 2 if m.residual else 1
+        return LayerCost(shape.name, stages * one.cycles, stages * one.bytes, stages * one.seconds, one.bound)
+    from ..golden.block_gemv import BlockGemvFormat
+
+    try:
+        fmt = BlockGemvFormat(m.kind, m.act)
+    except ValueError as error:
+        raise ValueError(f"Layer kind {m.kind!r} runs on no core, so it has no cost: {error}") from None
+    return block_layer_cost(shape, fmt, lanes=lanes, **clock)
+
+
+@dataclass(frozen=True)
+class TokenCost:
+    """One decoded token's decoder linears on a target, every layer quantized by one method."""
+    model: str
+    target: str
+    lanes: int
+    cycles: int
+    bytes: int
+    seconds: float
+    bound: tuple[str, ...]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return 1.0 / self.seconds
+
+
+def method_token_cost(methods, model: str, target: Target, *, lanes: int | None = None, chains: int = 4) -> TokenCost:
+    """:func:`method_layer_cost` summed over one token's decoder linears of ``model`` (a key of
+    :data:`MODEL_SHAPES`), each layer quantized by ``methods``: one method for every layer, or a
+    function of the layer's name (``layers.3.attn.q``) such as ``MethodConfig.method``. The
+    target's lanes unless ``lanes`` is given."""
+    n_layers, block = MODEL_SHAPES[model]
+    lanes = lanes or target.lanes
+    method_of = methods if callable(methods) else (lambda name: methods)
+    costs = [method_layer_cost(method_of(f"layers.{i}.{n}"), LayerShape(f"layers.{i}.{n}", k, o), target,
+                               lanes=lanes, chains=chains)
+             for i in range(n_layers) for n, k, o in block]
+    return TokenCost(model, target.name, lanes, sum(c.cycles for c in costs), sum(c.bytes for c in costs),
+                     sum(c.seconds for c in costs), tuple(sorted({c.bound for c in costs})))

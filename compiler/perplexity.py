@@ -28,10 +28,11 @@ class PerplexityResult:
 
 
 def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: int = 512,
-               n_windows: int | None = None, progress: bool = True) -> PerplexityResult:
+               n_windows: int | None = None, progress: bool = True, device: str = "cpu") -> PerplexityResult:
     """Perplexity of `model` (token ids (1, T) -> logits (1, T, vocab)) on the first `n_windows`
     non-overlapping windows of `window` tokens (all whole windows if None). Each window starts
-    from an empty context, so its first token is not predicted."""
+    from an empty context, so its first token is not predicted. The tokens go to ``device``, where
+    the model must be (:func:`lutforge.compiler.torch_reference.on_device`)."""
     from ..support.progress import progress as progress_bar
 
     tokens = torch.tensor(np.asarray(tokens), dtype=torch.int64).reshape(-1)
@@ -50,7 +51,7 @@ def perplexity(model: Callable[[torch.Tensor], torch.Tensor], tokens, window: in
     with torch.inference_mode():
         for w in progress_bar(range(n_windows), desc=f"perplexity ({window}-token windows)",
                               disable=None if progress else True, leave=False):
-            chunk = tokens[w * window:(w + 1) * window][None]
+            chunk = tokens[w * window:(w + 1) * window][None].to(device)
             logits = model(chunk)
             nll = F.cross_entropy(logits[0, :-1].float(), chunk[0, 1:], reduction="sum")
             sums.append(float(nll))

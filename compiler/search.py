@@ -35,7 +35,7 @@ from ..support.cache import content_key, read_cached, source_hash, write_cached
 from ..support.checks import check_int
 from ..support.errors import UsageError
 from .lut_methods import LayerMethod, fit_cache_dir, fit_version, method_label, streamed_bits
-from .session import SCORING_SOURCES, MethodConfig, Session
+from .session import SCORING_SOURCES, MethodConfig, Session, SessionSpec, worker_session
 
 __all__ = ["search_budget", "write_method_config", "DominantLayer", "QuantizeReport", "minimum_budget",
            "SEARCH_CALIBRATION", "MAX_BUDGET", "quantize_search", "search_finetune"]
@@ -182,7 +182,7 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
     base = s.perplexity(None, windows, split="valid").nll
     chosen = sorted(probes.items())
     if _fans_out(executor):
-        spec = _SessionSpec.of(s)
+        spec = SessionSpec.of(s)
         nlls = executor.map(_probe, [(spec, l, menu[c], windows) for l, c in chosen],
                             labels=[f"loss probe of {l}" for l, _ in chosen], desc="loss probes")
     else:
@@ -231,34 +231,9 @@ def _layer_scores(s: "Session", name: str, menu: dict[str, LayerMethod], rows: i
     return errors, bits
 
 
-@dataclass(frozen=True)
-class _SessionSpec:
-    """What a worker needs to build the same :class:`Session` (calibration, core, torch threads)."""
-    calibration: tuple
-    core: object
-    threads: int
-
-    @classmethod
-    def of(cls, s: "Session") -> "_SessionSpec":
-        import torch
-        return cls(tuple(sorted(s.cal_params.items())), s.core, torch.get_num_threads())
-
-
-_WORKER_SESSIONS: dict = {}
-
-
-def _worker_session(spec: _SessionSpec) -> "Session":
-    """The worker's session for ``spec``, built once per worker process (the model and its
-    calibration: seconds to load, gigabytes to hold)."""
-    if spec not in _WORKER_SESSIONS:
-        _WORKER_SESSIONS.clear()
-        _WORKER_SESSIONS[spec] = Session(dict(spec.calibration), progress=False, threads=spec.threads, core=spec.core)
-    return _WORKER_SESSIONS[spec]
-
-
 def _block_sensitivity(task) -> dict:
     spec, names, menu, rows, lut_every = task
-    s = _worker_session(spec)
+    s = worker_session(spec)
     return {name: _layer_scores(s, name, menu, rows, lut_every) for name in names}
 
 
@@ -270,7 +245,7 @@ def _probe_nll(s: "Session", layer: str, method: LayerMethod, windows: int) -> f
 
 def _probe(task) -> float:
     spec, layer, method, windows = task
-    return _probe_nll(_worker_session(spec), layer, method, windows)
+    return _probe_nll(worker_session(spec), layer, method, windows)
 
 
 def _fans_out(executor) -> bool:
@@ -307,7 +282,7 @@ def sensitivity(s: "Session", menu: dict[str, LayerMethod], rows: int = 512,
         blocks: dict[str, list[str]] = {}
         for name in s.names:
             blocks.setdefault(name.split(".")[1], []).append(name)
-        spec = _SessionSpec.of(s)
+        spec = SessionSpec.of(s)
         rows_of = executor.map(_block_sensitivity, [(spec, names, menu, rows, lut_every) for names in blocks.values()],
                                labels=[f"sensitivity of block {b}" for b in blocks], desc="sensitivity")
         for block_rows in rows_of:

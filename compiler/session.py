@@ -24,7 +24,7 @@ from .lower import lower
 from .lut_methods import LayerMethod, streamed_bits
 
 __all__ = ["MethodConfig", "PerplexityResult", "Session", "load_method_config", "parse_method_config",
-           "method_config", "SCORING_SOURCES"]
+           "method_config", "SCORING_SOURCES", "SessionSpec", "worker_session"]
 
 
 @dataclass(frozen=True)
@@ -161,19 +161,20 @@ class Session:
         return {n: low for (n, _), low in kept.items()}
 
     def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512,
-                   split: str = "test") -> PerplexityResult:
+                   split: str = "test", device: str = "cpu") -> PerplexityResult:
         """Perplexity of ``cfg`` (None: fp32) in the hardware arithmetic on the first ``windows``
         windows of WikiText-2 ``split`` (``"valid"`` only for calibration-side measurements such as
-        the loss probes)."""
+        the loss probes). On ``device`` the model's own operations run there; the quantized layers
+        run on the golden backend, on the host, either way."""
         from .data import wikitext2_tokens
         from .perplexity import perplexity
-        from .torch_reference import routed
+        from .torch_reference import on_device, routed
 
         ids, data = wikitext2_tokens(split, self.tok)
         t0 = time.perf_counter()
         layers = {} if cfg is None else self.lower_all(cfg)
-        with routed(self.ref, self.driver(layers), list(layers)):
-            r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress)
+        with on_device(self.ref, device), routed(self.ref, self.driver(layers), list(layers)):
+            r = perplexity(self.ref, ids, window=window, n_windows=windows, progress=self.progress, device=device)
         return PerplexityResult("fp32" if cfg is None else cfg.name, r.ppl, r.nll,
                                 32.0 if cfg is None else self.bits(cfg), windows, window, r.n_tokens,
                                 str(data.path), time.perf_counter() - t0)
@@ -185,3 +186,28 @@ class Session:
         ref = x.astype(np.float64) @ self.weight(name).astype(np.float64).T
         y = self.driver({name: self.lower(name, m)}).linear(name, x)
         return float(((y - ref) ** 2).sum() / (ref ** 2).sum())
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a worker process needs to build the same :class:`Session` (calibration, core, torch
+    threads): the argument of fanned-out tasks that score layers or configurations."""
+    calibration: tuple
+    core: GemvCoreParams
+    threads: int
+
+    @classmethod
+    def of(cls, s: "Session") -> "SessionSpec":
+        return cls(tuple(sorted(s.cal_params.items())), s.core, torch.get_num_threads())
+
+
+_WORKER_SESSIONS: dict = {}
+
+
+def worker_session(spec: SessionSpec) -> Session:
+    """The worker's session for ``spec``, built once per worker process (the model and its
+    calibration: seconds to load, gigabytes to hold)."""
+    if spec not in _WORKER_SESSIONS:
+        _WORKER_SESSIONS.clear()
+        _WORKER_SESSIONS[spec] = Session(dict(spec.calibration), progress=False, threads=spec.threads, core=spec.core)
+    return _WORKER_SESSIONS[spec]

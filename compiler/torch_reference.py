@@ -193,10 +193,22 @@ class ReferenceModel(torch.nn.Module):
 def numpy_linear(fn: Callable[[np.ndarray], np.ndarray]) -> LinearFn:
     """Adapt a NumPy GEMV/GEMM `fn(x2d) -> y2d` (rows are tokens) to a `replace_linear` callable."""
     def run(x: torch.Tensor) -> torch.Tensor:
-        x2 = x.detach().reshape(-1, x.shape[-1]).numpy()
+        # The layer runs on the host whatever device the rest of the model is on.
+        x2 = x.detach().reshape(-1, x.shape[-1]).cpu().numpy()
         y2 = np.asarray(fn(x2), dtype=np.float32)
-        return torch.from_numpy(y2).reshape(*x.shape[:-1], y2.shape[-1])
+        return torch.from_numpy(y2).reshape(*x.shape[:-1], y2.shape[-1]).to(x.device)
     return run
+
+
+@contextmanager
+def on_device(model: "ReferenceModel", device: str):
+    """``model``'s weights on ``device`` while the context is open, on the CPU again after it (where
+    calibration, fits and lowering read them)."""
+    model.to_device(device)
+    try:
+        yield model
+    finally:
+        model.to_device("cpu")
 
 
 @contextmanager

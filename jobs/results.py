@@ -112,6 +112,7 @@ class RunResult:
     window: int
     rows: tuple[PerplexityRow, ...]
     backend: str = "golden"  # the configurations' backend ("golden" or "sim"); fp32 runs in PyTorch
+    device: str = "cpu"  # where PyTorch ran the model's own operations
 
     @property
     def tokens(self) -> int:
@@ -125,7 +126,7 @@ class RunResult:
         return {"perplexity": last.perplexity, "bits_per_weight": last.bits_per_weight, "config": last.config,
                 "data": self.data, "data_sha256": self.data_sha256, "windows": self.windows,
                 "window": self.window, "tokens": self.tokens, "backend": self.backend,
-                "rows": [r.to_json() for r in self.rows]}
+                "device": self.device, "rows": [r.to_json() for r in self.rows]}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..compiler.torch_reference import routed
+from ..compiler.torch_reference import on_device, routed
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
 from ..compiler.bundled import load_model
@@ -31,14 +31,18 @@ __all__ = ["run_model"]
 
 
 def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
-              progress: bool = True, fp32: bool = True, backend: str = "golden") -> RunResult:
-    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32."""
+              progress: bool = True, fp32: bool = True, backend: str = "golden", device: str = "cpu") -> RunResult:
+    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32; the
+    model's own operations (all of fp32's, the non-linear ones of a config) on ``device``."""
     from ..compiler.data import wikitext2_tokens
     from ..compiler.perplexity import perplexity
 
     check_choice("backend", backend, GENERATE_BACKENDS)
     windows, window = _slice(configs, [c.evaluation for c in configs], windows, window)
     for cfg in configs:
+        if cfg.blocks == "hardware" and device != "cpu":
+            raise UsageError(f"Configuration {cfg.name!r} runs whole decoder blocks on the units (blocks: hardware), "
+                             f"which leaves nothing of it for --device {device}; use --device cpu.")
         if cfg.blocks == "hardware" and window > cfg.decoder.max_keys:
             raise UsageError(f"Configuration {cfg.name!r} runs whole decoder blocks, whose attention unit sees at most "
                              f"decoder.max_keys = {cfg.decoder.max_keys} tokens, and the windows have {window}; pass "
@@ -48,7 +52,8 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     ids, data = wikitext2_tokens("test", tok)
     rows = []
     if fp32:
-        r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
+        with on_device(ref, device):
+            r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress, device=device)
         rows.append(PerplexityRow("fp32", r.ppl, r.nll, 32.0, r.seconds))
     for cfg in configs:
         program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
@@ -57,11 +62,11 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
         if cfg.blocks == "hardware":
             r = perplexity(_whole_blocks(ir, driver, cfg), ids, window=window, n_windows=windows, progress=progress)
         else:
-            with routed(ref, driver):
-                r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress)
+            with on_device(ref, device), routed(ref, driver):
+                r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress, device=device)
         rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
                                   None if cfg.lut_methods else vars(cfg.quantization)))
-    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend)
+    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend, device)
     _write_report(Path(build_root), result)
     return result
 
