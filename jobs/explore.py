@@ -205,10 +205,16 @@ def run_quality(task: QualityTask) -> dict:
 
 
 def run_area(task: tuple[CoreBuild, str]) -> dict:
-    """yosys + nextpnr of one core for one FPGA family (``boards.synth`` caches it by content)."""
-    from ..boards.synth import synthesize
+    """yosys + nextpnr of one core for one FPGA family (``boards.synth`` caches it by content). A
+    design yosys cannot synthesise is a result (``error``), not a failed task: running it again
+    would fail the same way, and the points on that core are reported as not fitting, with why."""
+    from ..boards.synth import SynthError, synthesize
     build, arch = task
-    return synthesize(build.component(), arch).to_json()
+    started = time.perf_counter()
+    try:
+        return synthesize(build.component(), arch).to_json()
+    except SynthError as error:
+        return {"error": str(error), "seconds": time.perf_counter() - started}
 
 
 def run_sim_check(task) -> tuple[int, int]:
@@ -262,7 +268,10 @@ def _assemble(point: SpacePoint, quality: dict, areas: list[tuple[CoreBuild, dic
     image_mib = quality["bits_per_weight"] * weights / 8 / 2**20
     why_not, notes = [], []
     lut4 = ff = dsp = ebr = fmax = None
-    if areas:
+    failed = [(b, a) for b, a in areas if "error" in a]
+    for build, a in failed:
+        why_not.append(f"no area: {a['error']}")
+    if areas and not failed:
         arch = _arch(target.name)
         lut4 = sum(a["luts"] + (2 * a["carries"] if arch == "ecp5" else 0) for _, a in areas)
         ff = sum(a["ffs"] for _, a in areas)
