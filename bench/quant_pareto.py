@@ -14,7 +14,9 @@ cover all 210 decoder linears. LUT points quantize the 7 linears of one decoder 
 codebooks for all 210 layers takes hours on a shared 2-core machine. Points are cached one JSON
 each under ``out/bench/quant_pareto/`` (keyed on the configuration, the windows and the code and
 library versions behind them), so the bench can be stopped and resumed and points run in separate
-processes. Writes ``--json PATH``, a markdown table and ``out/bench/quant_pareto.png``.
+processes. Points fan out on an executor (``--executor local|ray --workers N --address ADDR``,
+docs/scale-out.md): one task per point, each worker with its own session. Writes ``--json PATH``,
+a markdown table and ``out/bench/quant_pareto.png``.
 
     .venv/bin/python bench/quant_pareto.py --windows 16 --json out/bench/quant_pareto.json
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -75,29 +78,45 @@ def _cached(name: str, cfg, windows: int) -> Path:
     return OUT / "quant_pareto" / f"{_slug(name)}-w{windows}-{key}.json"
 
 
-def run_points(session, points, windows: int) -> list[dict]:
-    """Every point's row, computed unless cached; with no ``session``, only the cached rows."""
-    rows = []
+def _point_row(task) -> dict:
+    """One point's row (the hardware arithmetic on the golden backend), computed in a worker and
+    written to its cache file there."""
+    from lutforge.compiler.session import worker_session
+
+    spec, group, name, cfg, windows = task
+    session = worker_session(spec)
+    r = session.perplexity(cfg, windows).to_json()
+    if cfg is not None and cfg.default.kind == "fp32":
+        r["bits_per_weight"] = session.bits(cfg, only=list(cfg.layers))
+        r["layers"] = sorted(cfg.layers)
+    r.update(group=group, name=name,
+             method=None if cfg is None else (method_label(cfg.default) if not cfg.layers else "searched"))
+    path = _cached(name, cfg, windows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(r, indent=2) + "\n")
+    tmp.replace(path)  # atomic: an interrupted run leaves no half-written point
+    return r
+
+
+def run_points(spec, points, windows: int, executor=None) -> list[dict]:
+    """Every point's row, computed unless cached (on ``executor``: one task per point, each worker
+    with the session ``spec`` describes); with no ``spec``, only the cached rows."""
+    rows = {}
+    todo = []
     for group, name, cfg in points:
         path = _cached(name, cfg, windows)
         if path.is_file():
-            rows.append(json.loads(path.read_text()))
-            continue
-        if session is None:
-            continue
-        r = session.perplexity(cfg, windows).to_json()
-        if cfg is not None and cfg.default.kind == "fp32":
-            r["bits_per_weight"] = session.bits(cfg, only=list(cfg.layers))
-            r["layers"] = sorted(cfg.layers)
-        r.update(group=group, name=name,
-                 method=None if cfg is None else (method_label(cfg.default) if not cfg.layers else "searched"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(r, indent=2) + "\n")
-        tmp.replace(path)  # atomic: an interrupted run leaves no half-written point
-        print(f"{name}: ppl {r['perplexity']:.4g} at {r['bits_per_weight']:.3f} bits/weight", flush=True)
-        rows.append(r)
-    return rows
+            rows[name] = json.loads(path.read_text())
+        elif spec is not None:
+            todo.append((spec, group, name, cfg, windows))
+    if todo:
+        from lutforge.support.executor import get_executor
+        executor = executor or get_executor("local")
+        for r in executor.map(_point_row, todo, labels=[t[2] for t in todo], desc="Pareto points"):
+            print(f"{r['name']}: ppl {r['perplexity']:.4g} at {r['bits_per_weight']:.3f} bits/weight", flush=True)
+            rows[r["name"]] = r
+    return [rows[name] for _, name, _ in points if name in rows]
 
 
 def table(rows: list[dict]) -> str:
@@ -149,7 +168,10 @@ def main(argv=None) -> int:
     ap.add_argument("--config", action="append", default=[], help="searched method config(s) to add")
     ap.add_argument("--no-run", action="store_true", help="only tabulate and plot the cached points")
     ap.add_argument("--json", metavar="PATH")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per point")
+    ap.add_argument("--executor", default="local", choices=("local", "ray"))
+    ap.add_argument("--workers", type=int, default=1, help="points at a time (local processes or Ray tasks)")
+    ap.add_argument("--address", default=None, help="a running Ray cluster for --executor ray")
     ap.add_argument("--block", type=int, default=15,
                     help="decoder block whose 7 linears the LUT points quantize (others stay fp32)")
     args = ap.parse_args(argv)
@@ -167,11 +189,15 @@ def main(argv=None) -> int:
     for c in args.config:
         cfg = load_method_config(c)
         points.append(("5 budget configurations (whole model)", f"config: {cfg.name}", cfg))
-    session = None
+    spec = None
     if not args.no_run:
-        from lutforge.compiler.session import Session
-        session = Session(threads=args.threads)
-    rows = run_points(session, points, args.windows)
+        from lutforge.compiler.session import SessionSpec
+        from lutforge.program.core import GemvCoreParams
+        calibration = {"windows": 4, "window": 512, "rows": 2048}
+        spec = SessionSpec(tuple(sorted(calibration.items())), GemvCoreParams(), args.threads)
+    from lutforge.support.executor import get_executor
+    executor = get_executor(args.executor, workers=args.workers, address=args.address)
+    rows = run_points(spec, points, args.windows, executor)
     print(table(rows))
     plot(rows, OUT / "quant_pareto.png", args.windows)
     if args.json:
