@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .explore import ExploreResult, PointResult
+from .explore import ExploreResult, PointResult, front
 
 __all__ = ["markdown", "write_report"]
 
@@ -43,7 +43,9 @@ def markdown(result: ExploreResult) -> str:
     return "\n".join(lines)
 
 
-def _plot(points: list[PointResult], front: list[str], x, xlabel: str, title: str, path: Path) -> None:
+def _plot(points: list[PointResult], front_ids: list[str], x, speed, xlabel: str, title: str, path: Path) -> None:
+    """Perplexity against ``x`` per target, each target's own front as a step line (a board and a
+    datacenter card are different purchases), and the front over all targets labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,22 +54,24 @@ def _plot(points: list[PointResult], front: list[str], x, xlabel: str, title: st
     fig, ax = plt.subplots(figsize=(8, 5))
     targets = sorted({p.target for p in points})
     for i, target in enumerate(targets):
-        for fits, face in ((True, None), (False, "none")):
-            rows = [p for p in points if p.target == target and p.fits == fits and x(p) is not None]
+        color = f"C{i}"
+        mine = [p for p in points if p.target == target and x(p) is not None]
+        for fits, face in ((True, color), (False, "none")):
+            rows = [p for p in mine if p.fits == fits]
             if rows:
-                color = f"C{i}"
                 ax.scatter([x(p) for p in rows], [p.perplexity for p in rows], s=36, marker="o",
-                           edgecolors=color, facecolors=face or color,
-                           label=f"{target}" + ("" if fits else " (does not fit)"))
-    on = sorted((p for p in points if p.id in front), key=x)
-    if on:
-        ax.step([x(p) for p in on], [p.perplexity for p in on], where="post", color="k", lw=1, label="Pareto front")
-        for p in on:
+                           edgecolors=color, facecolors=face, label=f"{target}" + ("" if fits else " (does not fit)"))
+        own = set(front(mine, speed))
+        on = sorted((p for p in mine if p.id in own), key=x)
+        if len(on) > 1:
+            ax.step([x(p) for p in on], [p.perplexity for p in on], where="post", color=color, lw=1)
+    for p in points:
+        if p.id in front_ids:
             ax.annotate(p.label, (x(p), p.perplexity), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("perplexity (hardware arithmetic)")
-    ax.set_title(title)
+    ax.set_title(title + " (lines: each target's front; labels: the front over all)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -81,10 +85,10 @@ def write_report(result: ExploreResult, folder: Path) -> dict[str, Path]:
     paths = {"table": folder / "explore.md", "speed": folder / "pareto_speed.png",
              "area": folder / "pareto_area.png", "configs": folder / "configs"}
     paths["table"].write_text(markdown(result) + "\n")
-    _plot(result.points, result.pareto, lambda p: p.tokens_per_s, "decoded tokens/s (performance model)",
-          f"{result.space}: perplexity vs speed", paths["speed"])
-    _plot(result.points, result.pareto_area, lambda p: p.lut4, "LUT4s of the cores (yosys + nextpnr)",
-          f"{result.space}: perplexity vs area", paths["area"])
+    _plot(result.points, result.pareto, lambda p: p.tokens_per_s, lambda p: p.tokens_per_s,
+          "decoded tokens/s (performance model)", f"{result.space}: perplexity vs speed", paths["speed"])
+    _plot(result.points, result.pareto_area, lambda p: p.lut4, lambda p: -p.lut4 if p.lut4 is not None else None,
+          "LUT4s of the cores (yosys + nextpnr)", f"{result.space}: perplexity vs area", paths["area"])
     paths["configs"].mkdir(exist_ok=True)
     for old in paths["configs"].glob("*.yaml"):
         old.unlink()  # configurations of an earlier run's front are not this run's
