@@ -142,13 +142,14 @@ class ExploreResult:
     sim_checks: list[SimCheck]
     retried: list[str]
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"space": self.space, "sampler": self.sampler, "executor": self.executor, "workers": self.workers,
                 "points": [p.to_json() for p in self.points], "pareto": self.pareto,
                 "pareto_area": self.pareto_area,
                 "sim_checks": [{**dataclasses.asdict(c), "error": c.error} for c in self.sim_checks],
-                "retried": self.retried, "seconds": self.seconds}
+                "retried": self.retried, "seconds": self.seconds, "notes": self.notes}
 
 
 # ---- tasks: pure functions of their inputs, each cached by content --------------------------------
@@ -379,6 +380,11 @@ def explore(space: Space, executor, *, threads: int = 2, device: str = "cpu") ->
     else:
         points = grid_points(space) if space.sampler == "grid" else random_points(space)
         scored = list(zip(points, _score(points, executor, threads, known, device)))
+    notes = []
+    if len(scored) < (space.samples if space.sampler != "grid" else space.size):
+        notes.append(f"The {space.sampler} sampler kept proposing points it had scored and stopped after "
+                     f"{20 * space.samples} asks with {len(scored)} of the {space.samples} points asked for; "
+                     f"sample a larger space or ask for fewer.")
     checks = []
     if space.sim_check:
         chosen = random.Random(space.seed).sample(scored, min(space.sim_check, len(scored)))
@@ -392,4 +398,4 @@ def explore(space: Space, executor, *, threads: int = 2, device: str = "cpu") ->
                          front(results, lambda p: p.tokens_per_s),
                          front(results, lambda p: -p.lut4 if p.lut4 is not None else None),
                          checks, [f"{r.task} (attempt {r.attempt}): {r.error}" for r in executor.retried],
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, notes)

@@ -40,6 +40,8 @@ def markdown(result: ExploreResult) -> str:
                   for c in result.sim_checks]
     if result.retried:
         lines += ["", "Retried: " + "; ".join(result.retried)]
+    if result.notes:
+        lines += ["", *result.notes]
     return "\n".join(lines)
 
 

@@ -110,3 +110,21 @@ def test_bad_space(case, tmp_path, capsys):
 def test_a_bad_point_is_refused_when_the_space_is_loaded():
     with pytest.raises(ConfigError, match="^Point 0 of space s: core.lanes=0 is not an integer from 1 to 1024.$"):
         parse_space({"name": "s", "dimensions": {"core.lanes": [0]}})
+
+
+def test_a_sampler_that_stops_short_says_so(monkeypatch):
+    """TPE on a space of 2 points asked for 2: a sampler proposing only seen points stops after
+    20 x samples asks, and the result names the shortfall."""
+    from lutforge.jobs import explore as job
+    from lutforge.support.executor import get_executor
+
+    space = parse_space({"name": "s", "sampler": "tpe", "samples": 2, "base": {"model": "smollm2"},
+                         "dimensions": {"core.lanes": [1, 2]}})
+    first = space.point((0,))
+    scored = _point(first.id, 10.0, 1.0)
+    # Every proposal scores as the first point: no second point is ever seen.
+    monkeypatch.setattr(job, "_score", lambda points, *a: [scored for _ in points])
+    result = job.explore(space, get_executor("local"))
+    assert [p.id for p in result.points] == [first.id]
+    assert result.notes == ["The tpe sampler kept proposing points it had scored and stopped after 40 asks with 1 "
+                            "of the 2 points asked for; sample a larger space or ask for fewer."]
