@@ -130,10 +130,12 @@ class Session:
     def weight(self, name: str) -> np.ndarray:
         return self.ref.weight(name).numpy()
 
-    def lower(self, name: str, m: LayerMethod):
-        """Layer ``name`` quantized by ``m`` (fits from the cache) and lowered onto its core."""
+    def lower(self, name: str, m: LayerMethod, core: GemvCoreParams | None = None):
+        """Layer ``name`` quantized by ``m`` (fits from the cache) and lowered onto its core, with the
+        lanes and sizes of ``core`` (default: the session's)."""
+        core = core or self.core
         q = quantize_method(name, self.weight(name), self.calib.inputs[name], m)
-        return lower(name, q, self.core.lanes, self.core.max_positions)
+        return lower(name, q, core.lanes, core.max_positions)
 
     @staticmethod
     def driver(layers: dict) -> HostDriver:

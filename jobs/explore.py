@@ -224,7 +224,6 @@ def run_sim_check(task) -> tuple[int, int]:
     import numpy as np
 
     from ..backends import get_backend
-    from ..compiler.lower import lower
     from ..compiler.session import SessionSpec, worker_session
     from ..program.artifact import Program
     from ..program.core import GemvCoreParams
@@ -233,11 +232,10 @@ def run_sim_check(task) -> tuple[int, int]:
     quality, core, memory_latency, layer = task
     session = worker_session(SessionSpec(quality.calibration, GemvCoreParams(), quality.threads))
     m = quality.method_config().method(layer)
-    from ..compiler.layer_quant import quantize_method
-    q = quantize_method(layer, session.weight(layer), session.calib.inputs[layer], m)
-    low = lower(layer, q, core.lanes, core.max_positions)
-    backend = get_backend("sim", core=GemvCoreParams(chains=core.chains, max_positions=core.max_positions,
-                                                     metric=core.metric), memory_latency=memory_latency)
+    params = GemvCoreParams(lanes=core.lanes, chains=core.chains, max_positions=core.max_positions,
+                            metric=core.metric)
+    low = session.lower(layer, m, params)
+    backend = get_backend("sim", core=params, memory_latency=memory_latency)
     driver = HostDriver(Program(None, {}, {layer: low}), backend)
     x = session.calib.inputs[layer][:1].astype(np.float32)
     simulated = driver.run_int(layer, driver.quantize(layer, x)).cycles
