@@ -113,10 +113,11 @@ def executor_from(args):
     return get_executor(args.executor, workers=args.workers, address=args.address)
 
 
-def add_device_argument(p, default: str = "cpu", what: str = "the model's own operations") -> None:
-    """``--device auto|cpu|cuda``: where PyTorch runs ``what``."""
+def add_device_argument(p, default: "str | None" = "cpu", what: str = "the model's own operations") -> None:
+    """``--device auto|cpu|cuda``: where PyTorch runs ``what``. ``default=None`` (the CPU) lets a
+    command tell a device given from none, to refuse it where it would be ignored."""
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default,
-                   help=f"where PyTorch runs {what} (default {default}; auto: CUDA when PyTorch sees one)")
+                   help=f"where PyTorch runs {what} (default {default or 'cpu'}; auto: CUDA when PyTorch sees one)")
 
 
 def device_from(args) -> str:

@@ -3,7 +3,8 @@ Pareto fronts, and a configuration file for each front point."""
 
 from pathlib import Path
 
-from .common import add_device_argument, add_executor_arguments, device_from, check_folder, check_writable, executor_from, number, write_json
+from .common import (add_device_argument, add_executor_arguments, check_folder, check_writable, device_from,
+                     executor_from, number, write_json)
 
 __all__ = ["register"]
 

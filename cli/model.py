@@ -245,9 +245,8 @@ def register(sub) -> None:
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     # No default: a device given to a board run would be ignored, and `run` refuses it then.
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help="where PyTorch runs the model's own operations (default cpu; auto: CUDA when PyTorch "
-                        "sees one); the quantized layers run on the golden backend or the RTL either way")
+    add_device_argument(p, None, "the model's own operations (the quantized layers run on the golden backend "
+                                 "or the RTL either way)")
     # No default: a backend given to a board run would be ignored, and `run` refuses it then.
     p.add_argument("--backend", choices=("golden", "sim"),
                    help="golden models (default) or the RTL in Verilator: the same perplexity bit for bit, "

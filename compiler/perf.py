@@ -297,7 +297,7 @@ def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chain
 
 @dataclass(frozen=True)
 class TokenCost:
-    """One decoded token's decoder linears on a target, every layer quantized by one method."""
+    """One decoded token's decoder linears on a target, each layer on the core of its method."""
     model: str
     target: str
     lanes: int
