@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..support.errors import UsageError
-from .common import add_executor_arguments, check_writable, executor_from, number, write_json
+from .common import add_executor_arguments, check_writable, executor_from, number, print_timings, write_json
 from .errors import message
 
 __all__ = ["register", "add_run_arguments", "run_board"]
@@ -37,9 +37,9 @@ def cmd_bitstream(args) -> int:
     configs = {name: load_soc_config(get_board(name), args.config) for name in names}
     reports, failed = [], []
     # One task per board; a board that fails does not stop the others (the exit status says so).
-    outcomes = executor_from(args).map(_build_board, [(name, config, not args.no_timing_check)
-                                                      for name, config in configs.items()],
-                                       labels=list(configs), desc="bitstreams")
+    executor = executor_from(args)
+    outcomes = executor.map(_build_board, [(name, config, not args.no_timing_check) for name, config in configs.items()],
+                            labels=list(configs), desc="bitstreams")
     for name, (report, error) in zip(configs, outcomes):
         if error:
             print(f"lutforge: {error}", file=sys.stderr)
@@ -57,6 +57,7 @@ def cmd_bitstream(args) -> int:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot_reports(reports, args.plot)
         print(f"Wrote the plot to {args.plot}.")
+    print_timings(executor)
     write_json(args.json, [r.to_json() for r in reports])
     return 1 if failed else 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..support.errors import UsageError
 
 __all__ = ["parse_assignments", "write_json", "check_writable", "check_folder", "number", "no_repeats",
-           "add_executor_arguments", "executor_from", "add_device_argument", "device_from"]
+           "add_executor_arguments", "executor_from", "print_timings", "add_device_argument", "device_from"]
 
 
 def parse_assignments(pairs: "list[str] | None", option: str) -> dict[str, str]:
@@ -111,6 +111,13 @@ def add_executor_arguments(p) -> None:
 def executor_from(args):
     from ..support.executor import get_executor
     return get_executor(args.executor, workers=args.workers, address=args.address)
+
+
+def print_timings(executor) -> None:
+    """What each fan-out of a command cost: tasks, wall time and mean task time (the figures from
+    which the time on more workers is estimated, docs/scale-out.md)."""
+    for line in executor.timing_lines():
+        print(line)
 
 
 def add_device_argument(p, default: "str | None" = "cpu", what: str = "the model's own operations") -> None:

@@ -4,7 +4,7 @@ Pareto fronts, and a configuration file for each front point."""
 from pathlib import Path
 
 from .common import (add_device_argument, add_executor_arguments, check_folder, check_writable, device_from,
-                     executor_from, number, write_json)
+                     executor_from, number, print_timings, write_json)
 
 __all__ = ["register"]
 
@@ -17,13 +17,15 @@ def cmd_explore(args) -> int:
     check_writable(args.json)
     check_folder(args.out, "--out")
     space = load_space(args.space)
-    result = explore(space, executor_from(args), threads=args.threads, device=device_from(args))
+    executor = executor_from(args)
+    result = explore(space, executor, threads=args.threads, device=device_from(args))
     out = Path(args.out or Path("out") / "explore" / space.name)
     paths = write_report(result, out)
     write_json(args.json, result)
     print(markdown(result))
     print(f"\nTable {paths['table']}, plots {paths['speed']} and {paths['area']}, "
           f"configurations of the {len(set(result.pareto + result.pareto_area))} Pareto points in {paths['configs']}.")
+    print_timings(executor)
     return 0
 
 

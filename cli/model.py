@@ -10,7 +10,7 @@ from pathlib import Path
 from ..support.errors import UsageError
 from .board import add_run_arguments, run_board
 from .common import (add_device_argument, add_executor_arguments, check_folder, check_writable, device_from,
-                     executor_from, no_repeats, number, parse_assignments, write_json)
+                     executor_from, no_repeats, number, parse_assignments, print_timings, write_json)
 
 __all__ = ["register"]
 
@@ -137,10 +137,12 @@ def cmd_quantize(args) -> int:
 
     check_writable(args.output)
     check_writable(args.json)
+    executor = executor_from(args)
     report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
-                             finetune_steps=args.finetune, executor=executor_from(args))
+                             finetune_steps=args.finetune, executor=executor)
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
+    print_timings(executor)
     for d in report.dominant_layers[:5]:
         print(f"  {d.layer:20s} {d.method:40s} estimated NLL +{d.est_nll_increase:.3g} "
               f"(relative output MSE {d.rel_mse:.3g})")

@@ -5,7 +5,8 @@ import json
 
 from ..formal.engines import SOLVERS
 from ..support.errors import UsageError
-from .common import add_executor_arguments, check_writable, executor_from, number, parse_assignments, write_json
+from .common import (add_executor_arguments, check_writable, executor_from, number, parse_assignments, print_timings,
+                     write_json)
 
 __all__ = ["register"]
 
@@ -82,6 +83,7 @@ def cmd_prove(args) -> int:
         totals = mutation_totals(per_block)
         print(f"mutants: {totals['killed_by_proofs']} of {totals['total']} injected killed by the proofs, "
               f"{totals['killed_by_tests']} by the tests, {totals['equivalent']} equivalent")
+    print_timings(executor)
     report = ProveReport(tuple(results), totals)
     write_json(args.json, report)
     return 0 if report.passed else 1

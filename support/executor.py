@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -28,7 +29,7 @@ from typing import Any, Callable, Sequence
 from .errors import LutforgeError, UsageError
 from .progress import progress
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "TaskError", "Retry", "EXECUTORS", "get_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "TaskError", "Retry", "MapTiming", "EXECUTORS", "get_executor"]
 
 
 class TaskError(LutforgeError, RuntimeError):
@@ -43,23 +44,60 @@ class Retry:
     error: str
 
 
+@dataclass(frozen=True)
+class MapTiming:
+    """How long one :meth:`Executor.map` took: its wall time and each task's own time (measured in
+    the worker, from the call to the return of its last successful attempt), from which the time
+    on more workers can be estimated."""
+    desc: str
+    workers: int
+    wall_s: float
+    task_s: tuple[float, ...]
+
+    @property
+    def mean_s(self) -> float:
+        return sum(self.task_s) / len(self.task_s)
+
+    def line(self, executor: str) -> str:
+        return (f"{self.desc}: {len(self.task_s)} tasks on {self.workers} {executor} workers in {self.wall_s:.1f} s; "
+                f"each task {self.mean_s:.1f} s on average, {max(self.task_s):.1f} s at most, "
+                f"{sum(self.task_s):.1f} s in all.")
+
+
+def _timed(fn_and_item):
+    """Runs one task and says how long it took, where it ran."""
+    fn, item = fn_and_item
+    start = time.perf_counter()
+    result = fn(item)
+    return result, time.perf_counter() - start
+
+
 @dataclass
 class Executor(ABC):
     """Runs ``fn(item)`` for many items (module docstring)."""
     workers: int = 1
     retries: int = 2
     retried: list[Retry] = field(default_factory=list)
+    timings: list[MapTiming] = field(default_factory=list)
     name = "abstract"
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, labels: "Sequence[str] | None" = None,
             desc: str = "tasks") -> list:
-        """``[fn(item) for item in items]`` on this executor; ``labels`` name the tasks in errors."""
+        """``[fn(item) for item in items]`` on this executor; ``labels`` name the tasks in errors. The
+        map's wall time and its tasks' times are kept in :attr:`timings`."""
         items = list(items)
         labels = [str(label) for label in labels] if labels is not None else [repr(item)[:60] for item in items]
         if not items:
             return []
+        start = time.perf_counter()
         with progress(total=len(items), desc=f"{desc} ({self.name}, {self.workers} workers)", unit="task") as bar:
-            return self._map(fn, items, labels, bar)
+            timed = self._map(_timed, [(fn, item) for item in items], labels, bar)
+        self.timings.append(MapTiming(desc, self.workers, time.perf_counter() - start, tuple(t for _, t in timed)))
+        return [result for result, _ in timed]
+
+    def timing_lines(self) -> list[str]:
+        """One line per map run so far (:meth:`MapTiming.line`)."""
+        return [t.line(self.name) for t in self.timings]
 
     @abstractmethod
     def _map(self, fn, items: list, labels: list[str], bar) -> list: ...

@@ -26,6 +26,23 @@ def test_local_results_are_in_order_and_equal_to_a_plain_loop(workers):
     assert get_executor("local", workers=workers).map(example_tasks.square, ITEMS) == [i * i for i in ITEMS]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_map_keeps_its_wall_time_and_every_tasks_own_time(workers):
+    executor = get_executor("local", workers=workers)
+    naps = [0.05, 0.2, 0.05]
+    assert executor.map(example_tasks.slow_square, [(nap, n) for n, nap in enumerate(naps)], desc="naps") == [
+        (0, "head"), (1, "head"), (4, "head")]
+    executor.map(example_tasks.square, ITEMS, desc="squares")
+    naps_timing, squares_timing = executor.timings
+    assert (naps_timing.desc, naps_timing.workers, len(naps_timing.task_s)) == ("naps", workers, 3)
+    # Each task's own time holds at least its nap, and the map's wall time at least its longest task.
+    assert all(t >= nap for t, nap in zip(naps_timing.task_s, naps))
+    assert naps_timing.wall_s >= max(naps_timing.task_s)
+    assert len(squares_timing.task_s) == len(ITEMS)
+    line = executor.timing_lines()[0]
+    assert line.startswith(f"naps: 3 tasks on {workers} local workers in ") and " s at most, " in line
+
+
 def test_ray_results_equal_the_local_executors(ray_local):
     executor = get_executor("ray", workers=2)
     assert executor.map(example_tasks.square, ITEMS) == LocalExecutor(workers=2).map(example_tasks.square, ITEMS)
