@@ -139,7 +139,7 @@ def cmd_quantize(args) -> int:
     check_writable(args.json)
     executor = executor_from(args)
     report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
-                             finetune_steps=args.finetune, executor=executor)
+                             finetune_steps=args.finetune, executor=executor, device=device_from(args))
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
     print_timings(executor)
@@ -247,8 +247,8 @@ def register(sub) -> None:
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
     p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
     # No default: a device given to a board run would be ignored, and `run` refuses it then.
-    add_device_argument(p, None, "the model's own operations (the quantized layers run on the golden backend "
-                                 "or the RTL either way)")
+    add_device_argument(p, None, "calibration, fine-tuning, fits and the model's own operations (the quantized "
+                                 "layers run on the golden backend or the RTL either way)")
     # No default: a backend given to a board run would be ignored, and `run` refuses it then.
     p.add_argument("--backend", choices=("golden", "sim"),
                    help="golden models (default) or the RTL in Verilator: the same perplexity bit for bit, "
@@ -288,13 +288,14 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     add_executor_arguments(p)
+    add_device_argument(p, "cpu", "calibration, fits and the loss probes' model operations (on every worker)")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("finetune", help="train a configuration's block-format layers for the hardware "
                                         "arithmetic (resumable) and compile the trained model")
     p.add_argument("--config", required=True, help="config YAML with lut_methods and finetune sections")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
-    add_device_argument(p, "auto", "the training")
+    add_device_argument(p, "auto", "calibration, the training and the fits")
     p.add_argument("--build", default="build/finetune", help="build directory (reports, loss plot, Program)")
     p.add_argument("--json", metavar="PATH", help="write the run's summary as JSON")
     p.set_defaults(func=cmd_finetune)

@@ -21,7 +21,7 @@ from ..support.cache import cache_root, content_key, read_cached, source_hash, w
 from ..support.errors import CacheError
 from ..support.toolchain import tool_versions
 from .data import GGUFTokenizer, wikitext2_tokens
-from .torch_reference import ReferenceModel
+from .torch_reference import ReferenceModel, device_key, on_device
 
 # The code that turns a model file and text into layer inputs: the tokenizer, the weights' decoding,
 # the reference model and this module (which samples rows and writes the entry).
@@ -59,10 +59,11 @@ def _sample_positions(total: int, rows: int, seed: int) -> np.ndarray:
 def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_windows: int = 8,
                         window: int = 512, rows: int = 512, seed: int = 0,
                         layers: list[str] | None = None, cache: bool = True,
-                        progress: bool = True) -> CalibrationSet:
+                        progress: bool = True, device: str = "cpu") -> CalibrationSet:
     """Run the fp32 `model` over the first `n_windows` non-overlapping windows of `window` tokens
     of WikiText-2 valid and return `rows` input rows per linear layer (default: all layers),
-    the same seeded token positions for every layer."""
+    the same seeded token positions for every layer. The model runs on `device`; the rows are
+    returned on the CPU, and a capture on a GPU is cached apart from the CPU's."""
     from ..support.progress import progress as progress_bar
 
     if model.overrides:
@@ -80,7 +81,7 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
     positions = _sample_positions(n_windows * window, rows, seed)
     params = {"n_windows": n_windows, "window": window, "rows": rows, "seed": seed,
               "layers": names, "model": model.ir.source_hash, "data": data.sha256,
-              **calibration_version()}
+              **calibration_version(), **{"device": kind for kind in device_key(device)}}
     key = content_key(params)
     path = cache_root() / "calib" / f"{key}.npz"
     stored = read_cached(path) if cache else None
@@ -101,14 +102,14 @@ def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_wi
             shared[name] = state["owner"]
             return
         state["owner"] = name
-        chunks.setdefault(name, []).append(x[0, state["local"]].detach().numpy().copy())
+        chunks.setdefault(name, []).append(x[0, state["local"]].detach().cpu().numpy().copy())
 
-    with torch.inference_mode(), model.observe_linear_inputs(record):
+    with torch.inference_mode(), model.observe_linear_inputs(record), on_device(model, device):
         for w in progress_bar(range(n_windows), desc="calibration capture", disable=None if progress else True, leave=False):
             in_window = positions[(positions >= w * window) & (positions < (w + 1) * window)]
-            state["local"] = torch.from_numpy(in_window - w * window)
+            state["local"] = torch.from_numpy(in_window - w * window).to(device)
             state["x"] = None
-            model(torch.tensor(tokens[w * window:(w + 1) * window])[None])
+            model(torch.tensor(tokens[w * window:(w + 1) * window], device=device)[None])
 
     owned = {name: np.concatenate(c) for name, c in chunks.items()}
     if cache:

@@ -53,6 +53,7 @@ from ..support.errors import UsageError
 from ..support.toolchain import tool_versions
 from .fake_quant import fake_quantize
 from .lut_methods import BLOCK_KINDS
+from .torch_reference import device_key
 
 __all__ = ["FinetunePoint", "FinetuneRun", "finetune", "finetune_key", "trained_weights", "resolve_device",
            "FINETUNE_SOURCES"]
@@ -102,10 +103,11 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def finetune_key(cfg, ir) -> str:
-    # core: its max_positions sets the weight-only layers' runs, so their activation scales.
+def finetune_key(cfg, ir, device: str = "cpu") -> str:
+    # core: its max_positions sets the weight-only layers' runs, so their activation scales. A run
+    # on a GPU starts from that GPU's fits and rounds otherwise: its own entry (device_key).
     return content_key(ir.source_hash, cfg.hash("lut_methods", "finetune", "core"), source_hash(*FINETUNE_SOURCES),
-                       tool_versions("torch", "numpy"))
+                       tool_versions("torch", "numpy"), *device_key(device))
 
 
 def _paths(key: str) -> tuple[Path, Path]:
@@ -228,10 +230,12 @@ class _Student:
             if m.kind in BLOCK_KINDS:
                 self.blocks[name] = torch.nn.Parameter(w.detach().clone().to(device))
             elif m.kind == "tmac":
-                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m), device,
+                # The fits of the compile's quantize step (same device), whose weight indices the
+                # trained codebooks keep.
+                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m, device), device,
                                                  max_positions)
             else:
-                self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m), device)
+                self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m, device), device)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -285,7 +289,7 @@ def finetune(cfg, ir, model, tokenizer, calibration: dict, *, device: str = "aut
 
     ft = cfg.finetune
     device = resolve_device(device)
-    key = finetune_key(cfg, ir)
+    key = finetune_key(cfg, ir, device)
     done = trained_weights(key)
     if done is not None:
         return _run_from_record(done[1], from_cache=True)

@@ -87,16 +87,16 @@ def config_streamed_bits(cfg) -> float:
 
 
 def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *,
-                    codebooks: tuple | None = None) -> LutStages | BlockWeights | TmacWeights:
+                    codebooks: tuple | None = None, device: str = "cpu") -> LutStages | BlockWeights | TmacWeights:
     """Quantize layer ``name`` (weight (N, K), calibration inputs (n, K)) with the method ``m``;
-    fits come from the content-addressed fit cache. ``codebooks`` (activation codebooks, [weight
+    fits come from the content-addressed fit cache, made on ``device`` where missing. ``codebooks`` (activation codebooks, [weight
     codebooks per stage]) replace a LUT fit's own: trained ones (:mod:`lutforge.compiler.finetune`),
     with the fit's weight indices."""
     from .lut_methods import cached_fit, to_lut_layers
 
     check_lowerable(name, m)
     if m.kind == "lut":
-        fitted = cached_fit(weight, calibration, m)
+        fitted = cached_fit(weight, calibration, m, device)
         if codebooks is not None:
             import torch
 
@@ -110,7 +110,7 @@ def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *
     if m.kind == "tmac":
         from .lut_methods import to_tmac_layer
 
-        fitted = cached_fit(weight, calibration, m)
+        fitted = cached_fit(weight, calibration, m, device)
         if codebooks is not None:
             import torch
 
@@ -132,7 +132,7 @@ def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *
     if m.fit == "gptq":
         cal = np.zeros((calibration.shape[0], padded.shape[1]), dtype=np.float32)
         cal[:, :k] = calibration
-        blocks = _cached_gptq(padded, cal, fmt)
+        blocks = _cached_gptq(padded, cal, fmt, device)
     else:
         blocks = mx.quantize(padded, fmt)
     elements = np.asarray(blocks.elements, dtype=np.uint8).reshape(n, -1)
@@ -141,22 +141,23 @@ def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *
     return BlockWeights(fmt, m.act, k, elements, scales, ts)
 
 
-def _cached_gptq(weight: np.ndarray, calibration: np.ndarray, fmt: str):
-    """GPTQ block rounding through the content-addressed cache (a Hessian solve per layer)."""
+def _cached_gptq(weight: np.ndarray, calibration: np.ndarray, fmt: str, device: str):
+    """GPTQ block rounding through the content-addressed cache (a Hessian solve per layer, on ``device``)."""
     from ..golden import mx
     from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
     from ..support.toolchain import tool_versions
     from .gptq_blocks import gptq_blocks
+    from .torch_reference import device_key
 
     key = content_key(weight, calibration, fmt, source_hash("lutforge.compiler.gptq_blocks", "lutforge.golden.mx"),
-                      tool_versions("numpy", "torch"))
+                      tool_versions("numpy", "torch"), *device_key(device))
     path = cache_root() / "gptq_blocks" / f"{key}.npz"
     stored = read_cached(path)
     if stored is not None:
         with np.load(io.BytesIO(stored)) as f:
             ts = f["tensor_scale"]
             return mx.Blocks(f["elements"], f["scales"], None if ts.size == 0 else np.float32(ts[0]))
-    blocks = gptq_blocks(weight, calibration, fmt)
+    blocks = gptq_blocks(weight, calibration, fmt, device=device)
     write_cached(path, npz_bytes(elements=blocks.elements, scales=blocks.scales, tensor_scale=np.array(
         [] if blocks.tensor_scale is None else [blocks.tensor_scale], np.float32)))
     return blocks

@@ -70,6 +70,7 @@ import torch.nn.functional as F
 
 from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
 from ..support.toolchain import tool_versions
+from .torch_reference import device_key
 
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
            "fit_layer", "cached_fit", "fit_cache_dir", "NUMERIC_KINDS", "BLOCK_KINDS", "method_label",
@@ -274,11 +275,13 @@ def _kmeans(data: torch.Tensor, k: int, iterations: int, seed: int) -> tuple[tor
 
     Init: k distinct seeded rows per batch (k <= n), or all rows plus copies when n < k."""
     bsz, n, v = data.shape
+    # The seeded draw is the CPU generator's on every device, so each device starts from the same rows.
     gen = torch.Generator().manual_seed(seed)
     if n >= k:
         idx = torch.stack([torch.randperm(n, generator=gen)[:k] for _ in range(bsz)])
     else:
         idx = torch.arange(k)[None].expand(bsz, k) % n
+    idx = idx.to(data.device)
     cent = torch.gather(data, 1, idx[..., None].expand(bsz, k, v)).clone()
     assign = None
     for it in range(iterations + 1):
@@ -287,7 +290,8 @@ def _kmeans(data: torch.Tensor, k: int, iterations: int, seed: int) -> tuple[tor
         if it == iterations:
             break
         sums = torch.zeros_like(cent).scatter_add_(1, assign[..., None].expand(bsz, n, v), data)
-        cnt = torch.zeros(bsz, k, dtype=data.dtype).scatter_add_(1, assign, torch.ones_like(assign, dtype=data.dtype))
+        cnt = torch.zeros(bsz, k, dtype=data.dtype, device=data.device).scatter_add_(
+            1, assign, torch.ones_like(assign, dtype=data.dtype))
         cent = torch.where(cnt[..., None] > 0, sums / cnt.clamp(min=1)[..., None], cent)
     return cent, assign
 
@@ -343,13 +347,25 @@ class FittedLayer:
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fitted layer's float output (the fit's model, not the core's integer arithmetic)."""
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).float()
-        if self.method.kind != "lut":
-            y = x2 @ self.weight_q.T
-        else:
+        if self.method.kind == "lut":
             y = self._lut(x2)
+        elif self.method.kind == "tmac":
+            y = self._tmac(x2)
+        else:
+            y = x2 @ self.weight_q.T
         return y.reshape(*shape[:-1], self.out_features)
+
+    def _tmac(self, x: torch.Tensor) -> torch.Tensor:
+        """Weight-only LUT: the inputs (rotated as the weights were) times the codebook weights."""
+        m = self.method
+        cb, idx = self.weight_codebooks[0], self.widx[0]
+        blocks = torch.arange(self.out_features) // (m.group_rows or self.out_features)
+        w = cb[torch.arange(cb.shape[0])[None], blocks[:, None], idx].reshape(self.out_features, -1)
+        x = _pad(hadamard_t(x, m.hadamard) if m.hadamard else x, m.v)
+        return (x.double() @ w.double().T).float()
 
     def _lut(self, x: torch.Tensor) -> torch.Tensor:
         m = self.method
@@ -386,7 +402,7 @@ def _quantize_tables(tables: np.ndarray, m: LayerMethod) -> np.ndarray:
     return dequantize_tables(qt)
 
 
-def _numeric_weight(w: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> np.ndarray:
+def _numeric_weight(w: np.ndarray, calibration: np.ndarray, m: LayerMethod, device: str) -> np.ndarray:
     if m.kind == "fp32":
         return w
     if m.kind == "bf16":
@@ -394,22 +410,25 @@ def _numeric_weight(w: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> n
     from ..golden import mx
     if m.fit == "gptq":
         from .gptq_blocks import gptq_blocks
-        blocks = gptq_blocks(w, np.asarray(calibration, np.float32), m.kind)
+        blocks = gptq_blocks(w, np.asarray(calibration, np.float32), m.kind, device=device)
     else:
         blocks = mx.quantize(w, m.kind)
     return mx.dequantize(blocks, m.kind).astype(np.float32).reshape(w.shape)
 
 
-def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
-    """Fit ``m`` to ``weight`` (N, K) with calibration activations (n, K)."""
+def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod, device: str = "cpu") -> FittedLayer:
+    """Fit ``m`` to ``weight`` (N, K) with calibration activations (n, K). The tensor work (k-means,
+    Hessians, GPTQ) runs on ``device``; the fitted layer is returned on the CPU. A GPU's float
+    arithmetic differs from the CPU's in the last bits, so a fit made there can choose other
+    centroids: it is cached apart (:func:`fit_cache_path`)."""
     n_out, k = weight.shape
     if m.kind == "tmac":
-        return _fit_tmac(weight, calibration, m)
+        return _fit_tmac(weight, calibration, m, device)
     if m.kind != "lut":
         return FittedLayer(m, n_out, k, weight_q=torch.from_numpy(
-            np.array(_numeric_weight(np.asarray(weight, np.float32), calibration, m), dtype=np.float32)))
-    w = torch.from_numpy(np.array(weight, dtype=np.float32))
-    x = torch.from_numpy(np.array(calibration, dtype=np.float32))
+            np.array(_numeric_weight(np.asarray(weight, np.float32), calibration, m, device), dtype=np.float32)))
+    w = torch.from_numpy(np.array(weight, dtype=np.float32)).to(device)
+    x = torch.from_numpy(np.array(calibration, dtype=np.float32)).to(device)
     if m.hadamard:
         w, x = hadamard_t(w, m.hadamard), hadamard_t(x, m.hadamard)
     v = m.v
@@ -420,18 +439,19 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     # Activation codebooks: k-means per position on the calibration rows.
     # At most 1024 seeded calibration rows train the activation codebooks (4 rows per centroid at
     # C_a = 256); the GPTQ Hessian below uses every row.
-    rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(m.seed))[:1024]
+    rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(m.seed))[:1024].to(device)
     xs = x[rows].reshape(len(rows), p_count, v).transpose(0, 1).contiguous()  # (P, n, v)
     acts, _ = _kmeans(xs, m.c_a, m.iterations, m.seed)
-    fitted = FittedLayer(m, n_out, k, act_codebooks=acts.float())
+    fitted = FittedLayer(m, n_out, k, act_codebooks=acts.float().cpu())
+    # The centroid search is the core's int8 arithmetic (FittedLayer.act_indices), on the CPU.
     a = fitted.act_indices(torch.from_numpy(np.array(calibration, dtype=np.float32))) if m.fit == "gptq" else None
     stages_cb, stages_idx = [], []
     target = w
     if m.fit == "gptq":
-        xq = acts[torch.arange(p_count)[None], a].reshape(x.shape[0], -1).double()
+        xq = acts[torch.arange(p_count, device=device)[None], a.to(device)].reshape(x.shape[0], -1).double()
         h = xq.T @ xq
         damp = 0.01 * float(torch.diag(h).mean()) + 1e-8
-        h += damp * torch.eye(h.shape[0], dtype=torch.float64)
+        h += damp * torch.eye(h.shape[0], dtype=torch.float64, device=device)
         # Least-squares weights for the quantized activations: Xq W*^T ~ X W^T.
         target = torch.linalg.solve(h, xq.T @ (x.double() @ w.double().T)).T.float()
     residual = target
@@ -440,19 +460,19 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
             cb, idx, q = _gptq_vq(residual, h, m, g, ng, seed=m.seed + stage)
         else:
             cb, idx, q = _fit_kmeans(residual, x if m.fit == "act" else None, m, g, ng, seed=m.seed + stage)
-        stages_cb.append(cb)
-        stages_idx.append(idx)
+        stages_cb.append(cb.cpu())
+        stages_idx.append(idx.cpu())
         residual = residual - q
     fitted.weight_codebooks, fitted.widx = stages_cb, stages_idx
     return fitted
 
 
-def _fit_tmac(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
+def _fit_tmac(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod, device: str) -> FittedLayer:
     """Weight-only vector quantization: the LUT fits without activation codebooks (GPTQ's Hessian
     from the float calibration activations, which the core sees as int8 with one scale per row)."""
     n_out, k = weight.shape
-    w = torch.from_numpy(np.array(weight, dtype=np.float32))
-    x = torch.from_numpy(np.array(calibration, dtype=np.float32))
+    w = torch.from_numpy(np.array(weight, dtype=np.float32)).to(device)
+    x = torch.from_numpy(np.array(calibration, dtype=np.float32)).to(device)
     if m.hadamard:
         w, x = hadamard_t(w, m.hadamard), hadamard_t(x, m.hadamard)
     w, x = _pad(w, m.v), _pad(x, m.v)
@@ -460,11 +480,11 @@ def _fit_tmac(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Fi
     ng = _blocks(n_out, g)
     if m.fit == "gptq":
         h = x.double().T @ x.double()
-        h += (0.01 * float(torch.diag(h).mean()) + 1e-8) * torch.eye(h.shape[0], dtype=torch.float64)
+        h += (0.01 * float(torch.diag(h).mean()) + 1e-8) * torch.eye(h.shape[0], dtype=torch.float64, device=device)
         cb, idx, _ = _gptq_vq(w, h, m, g, ng, seed=m.seed)
     else:
         cb, idx, _ = _fit_kmeans(w, x if m.fit == "act" else None, m, g, ng, seed=m.seed)
-    return FittedLayer(m, n_out, k, weight_codebooks=[cb], widx=[idx])
+    return FittedLayer(m, n_out, k, weight_codebooks=[cb.cpu()], widx=[idx.cpu()])
 
 
 def to_tmac_layer(fitted: FittedLayer):
@@ -492,7 +512,7 @@ def _fit_kmeans(w: torch.Tensor, x: torch.Tensor | None, m: LayerMethod, g: int,
     n = w.shape[0]
     v = m.v
     p_count = w.shape[1] // v
-    scale = torch.ones(p_count, v)
+    scale = torch.ones(p_count, v, device=w.device)
     if x is not None:  # activation second moment per column: minimise E[(x . dw)^2] over the diagonal
         scale = torch.sqrt((x.double() ** 2).mean(0) + 1e-12).float().reshape(p_count, v)
     ws = w.reshape(n, p_count, v) * scale  # (N, P, v)
@@ -501,8 +521,8 @@ def _fit_kmeans(w: torch.Tensor, x: torch.Tensor | None, m: LayerMethod, g: int,
     cent, assign = _kmeans(data, m.c_w, m.iterations, seed)
     cb = (cent.reshape(p_count, ng, m.c_w, v) / scale[:, None, None, :])
     idx = assign.reshape(p_count, ng * g).T[:n]  # (N, P)
-    blk = torch.arange(n) // g
-    q = cb[torch.arange(p_count)[None], blk[:, None], idx].reshape(n, -1)
+    blk = torch.arange(n, device=w.device) // g
+    q = cb[torch.arange(p_count, device=w.device)[None], blk[:, None], idx].reshape(n, -1)
     return cb, idx, q
 
 
@@ -518,10 +538,10 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
     hinv = torch.cholesky_inverse(torch.linalg.cholesky(h))
     u = torch.linalg.cholesky(hinv, upper=True)  # hinv = u^T u
     w = w.double().clone()
-    cb = torch.zeros(p_count, ng, m.c_w, v, dtype=torch.float64)
-    idx = torch.zeros(n, p_count, dtype=torch.int64)
+    cb = torch.zeros(p_count, ng, m.c_w, v, dtype=torch.float64, device=w.device)
+    idx = torch.zeros(n, p_count, dtype=torch.int64, device=w.device)
     q_all = torch.zeros_like(w)
-    blk = torch.arange(n) // g
+    blk = torch.arange(n, device=w.device) // g
     for p0 in range(0, p_count, block_positions):
         p1 = min(p_count, p0 + block_positions)
         nb = p1 - p0
@@ -536,7 +556,7 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
         cb[p0:p1] = cent_w
         a = assign.reshape(nb, ng * g)[:, :n].T  # (N, nb)
         idx[:, p0:p1] = a
-        q = cent_w[torch.arange(nb)[None], blk[:, None], a].reshape(n, nb * v)
+        q = cent_w[torch.arange(nb, device=w.device)[None], blk[:, None], a].reshape(n, nb * v)
         q_all[:, c0:c1] = q
         if c1 < kp:
             err = torch.linalg.solve_triangular(u[c0:c1, c0:c1], w[:, c0:c1] - q, upper=True,
@@ -570,10 +590,12 @@ def fit_version(m: LayerMethod) -> str:
     return content_key(source_hash(*fit_sources(m)), tool_versions(*FIT_LIBRARIES))
 
 
-def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> Path:
+def fit_cache_path(root: Path, weight: np.ndarray, calibration: np.ndarray, m: LayerMethod,
+                   device: str = "cpu") -> Path:
     # Every element of both inputs: a key over a sample of rows would hand one layer's fit to another.
+    # A fit made on a GPU is its own entry (fit_layer); the CPU's keys name no device.
     key = content_key(np.asarray(weight, dtype=np.float32), np.asarray(calibration, dtype=np.float32),
-                      m.key(), fit_version(m))
+                      m.key(), fit_version(m), *device_key(device))
     return root / f"{key}.pt"
 
 
@@ -581,14 +603,14 @@ def fit_cache_dir() -> Path:
     return cache_root() / "lut_methods"
 
 
-def cached_fit(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod) -> FittedLayer:
-    """:func:`fit_layer`, through the content-addressed fit cache (an entry that fails its check is
-    refitted)."""
-    path = fit_cache_path(fit_cache_dir(), weight, calibration, m)
+def cached_fit(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod, device: str = "cpu") -> FittedLayer:
+    """:func:`fit_layer` on ``device``, through the content-addressed fit cache (an entry that fails
+    its check is refitted)."""
+    path = fit_cache_path(fit_cache_dir(), weight, calibration, m, device)
     stored = read_cached(path)
     if stored is not None:
         return torch.load(io.BytesIO(stored), weights_only=False)
-    fitted = fit_layer(weight, calibration, m)
+    fitted = fit_layer(weight, calibration, m, device)
     buffer = io.BytesIO()
     torch.save(dataclasses.replace(fitted, tables_q=None), buffer)
     write_cached(path, buffer.getvalue())

@@ -335,12 +335,14 @@ def search_finetune(steps: int):
 
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
-                    lut_every: int = 1, finetune_steps: int | None = None, executor=None) -> QuantizeReport:
+                    lut_every: int = 1, finetune_steps: int | None = None, executor=None,
+                    device: str = "cpu") -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
     a ``finetune`` section of ``finetune_steps`` steps when given, so that ``run`` trains it).
-    The arguments are checked before the model is loaded."""
+    Calibration, fits and the probes' model operations run on ``device`` (in every worker's session
+    too). The arguments are checked before the model is loaded."""
     from .config import model_linears
     from .data import check_data
 
@@ -356,7 +358,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
                          f"{_blocks_scored(lut_every)} and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
                          f"in that range.")
     check_data("valid")
-    s = Session(SEARCH_CALIBRATION, progress=progress)
+    s = Session(SEARCH_CALIBRATION, progress=progress, device=device)
     menu = candidates()
     errors, bits = sensitivity(s, menu, rows, progress, lut_every, executor)
     # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.

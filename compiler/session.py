@@ -90,21 +90,26 @@ class Session:
     """The model, its calibration inputs and the lowered layers of one run. Every score it gives
     (a layer's output error, a configuration's perplexity) is that of the hardware arithmetic: each
     quantized layer is lowered onto its core and run on the golden backend through the host driver,
-    exactly as ``lutforge run`` runs a compiled Program."""
+    exactly as ``lutforge run`` runs a compiled Program.
+
+    ``device`` is where the torch work runs: the calibration capture, the fits and the model's own
+    operations in :meth:`perplexity`; the quantized layers run on the golden backend, on the host,
+    wherever that is."""
 
     def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2,
-                 core: GemvCoreParams | None = None):
+                 core: GemvCoreParams | None = None, device: str = "cpu"):
         from .calibration import capture_calibration
         from .bundled import load_model
 
         torch.set_num_threads(threads)
         self.progress = progress
+        self.device = device
         self.core = core or GemvCoreParams()
         self.ir, self.ref, self.tok = load_model(progress)
         self.cal_params = calibration or {"windows": 4, "window": 512, "rows": 2048}
         c = self.cal_params
         self.calib = capture_calibration(self.ref, self.tok, n_windows=c["windows"], window=c["window"],
-                                         rows=c["rows"], progress=progress)
+                                         rows=c["rows"], progress=progress, device=device)
         self.names = list(self.ref.linear_names)
         self.sizes = {n: tuple(self.ref.weight(n).shape) for n in self.names}
         self._lowered: dict = {}
@@ -123,7 +128,8 @@ class Session:
             # The capture takes the first windows of valid; one more window than the calibration's,
             # every position of it, and only that last window kept.
             wider = capture_calibration(self.ref, self.tok, n_windows=c["windows"] + 1, window=c["window"],
-                                        rows=(c["windows"] + 1) * c["window"], progress=self.progress)
+                                        rows=(c["windows"] + 1) * c["window"], progress=self.progress,
+                                        device=self.device)
             self._heldout = {n: np.ascontiguousarray(x[-c["window"]:]) for n, x in wider.inputs.items()}
         return self._heldout
 
@@ -134,7 +140,7 @@ class Session:
         """Layer ``name`` quantized by ``m`` (fits from the cache) and lowered onto its core, with the
         lanes and sizes of ``core`` (default: the session's)."""
         core = core or self.core
-        q = quantize_method(name, self.weight(name), self.calib.inputs[name], m)
+        q = quantize_method(name, self.weight(name), self.calib.inputs[name], m, device=self.device)
         return lower(name, q, core.lanes, core.max_positions)
 
     @staticmethod
@@ -163,16 +169,17 @@ class Session:
         return {n: low for (n, _), low in kept.items()}
 
     def perplexity(self, cfg: MethodConfig | None, windows: int, window: int = 512,
-                   split: str = "test", device: str = "cpu") -> PerplexityResult:
+                   split: str = "test", device: str | None = None) -> PerplexityResult:
         """Perplexity of ``cfg`` (None: fp32) in the hardware arithmetic on the first ``windows``
         windows of WikiText-2 ``split`` (``"valid"`` only for calibration-side measurements such as
-        the loss probes). On ``device`` the model's own operations run there; the quantized layers
-        run on the golden backend, on the host, either way."""
+        the loss probes). On ``device`` (default: the session's) the model's own operations run
+        there; the quantized layers run on the golden backend, on the host, either way."""
         from .data import wikitext2_tokens
         from .perplexity import perplexity
         from .torch_reference import on_device, routed
 
         ids, data = wikitext2_tokens(split, self.tok)
+        device = device or self.device
         t0 = time.perf_counter()
         layers = {} if cfg is None else self.lower_all(cfg)
         with on_device(self.ref, device), routed(self.ref, self.driver(layers), list(layers)):
@@ -197,10 +204,11 @@ class SessionSpec:
     calibration: tuple
     core: GemvCoreParams
     threads: int
+    device: str = "cpu"
 
     @classmethod
     def of(cls, s: "Session") -> "SessionSpec":
-        return cls(tuple(sorted(s.cal_params.items())), s.core, torch.get_num_threads())
+        return cls(tuple(sorted(s.cal_params.items())), s.core, torch.get_num_threads(), s.device)
 
 
 _WORKER_SESSIONS: dict = {}
@@ -211,5 +219,6 @@ def worker_session(spec: SessionSpec) -> Session:
     calibration: seconds to load, gigabytes to hold)."""
     if spec not in _WORKER_SESSIONS:
         _WORKER_SESSIONS.clear()
-        _WORKER_SESSIONS[spec] = Session(dict(spec.calibration), progress=False, threads=spec.threads, core=spec.core)
+        _WORKER_SESSIONS[spec] = Session(dict(spec.calibration), progress=False, threads=spec.threads, core=spec.core,
+                                         device=spec.device)
     return _WORKER_SESSIONS[spec]

@@ -113,7 +113,9 @@ class Build:
     config: Config
     progress: bool = True
     log: list[str] = field(default_factory=list)
-    device: str = "auto"  # where the finetune step trains (lutforge.compiler.finetune.resolve_device)
+    # Where the torch work of the steps runs (calibration, fine-tuning, fits): cpu, cuda or auto
+    # (lutforge.compiler.finetune.resolve_device). What a GPU computes is cached apart (device_key).
+    device: str = "cpu"
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -168,7 +170,11 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     """
     from ..support.progress import progress as progress_bar
 
+    from .finetune import resolve_device
+    from .torch_reference import device_key
+
     cfg = build.config
+    device = resolve_device(build.device)
     t0 = time.perf_counter()
     inputs = sha256_hex(json.dumps([ir.source_hash, layers]).encode())[:16]
     build.finish("import", inputs, [], t0, source=ir.source, source_hash=ir.source_hash,
@@ -178,8 +184,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     t0 = time.perf_counter()
     from .calibration import calibration_version
 
-    cal_inputs = sha256_hex(json.dumps([inputs, dataclasses.asdict(cfg.calibration), calibration_version()],
-                                       sort_keys=True).encode())[:16]
+    cal_inputs = sha256_hex(json.dumps([inputs, dataclasses.asdict(cfg.calibration), calibration_version(),
+                                        *device_key(device)], sort_keys=True).encode())[:16]
     cal_path = build.root / "calibrate" / "calibration.npz"
     calib = None
     report = build.cached("calibrate", cal_inputs)
@@ -193,7 +199,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
         tokenizer = tokenizer or GGUFTokenizer(smollm2_path())
         c = cfg.calibration
         cs = capture_calibration(reference, tokenizer, n_windows=c.windows, window=c.window, rows=c.rows,
-                                 layers=layers, progress=build.progress)
+                                 layers=layers, progress=build.progress, device=device)
         owners = {n: cs.inputs[n] for n in layers if cs.shared.get(n, n) == n}
         atomic_write(cal_path, npz_bytes(__shared__=np.array(json.dumps(cs.shared)), **owners))
         build.finish("calibrate", cal_inputs, [cal_path], t0, key=cs.key, from_cache=cs.from_cache,
@@ -214,7 +220,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
 
     trained, ft_key = {}, None
     if cfg.finetune is not None:
-        trained, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer)
+        trained, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer, device)
 
     # quantize
     t0 = time.perf_counter()
@@ -230,7 +236,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
             t1 = time.perf_counter()
             if methods is not None:
                 layer, hit = quantize_method(name, trained.get(name, ir.weights[name]), calibration()[name],
-                                             methods.method(name), codebooks=trained_codebooks(trained, name)), None
+                                             methods.method(name), codebooks=trained_codebooks(trained, name),
+                                             device=device), None
             else:
                 lut, hit = quantize_layer(ir.weights[name], calibration()[name], cfg.quantization)
                 layer = LutStages((lut,))
@@ -267,7 +274,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     return program
 
 
-def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, tokenizer):
+def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, tokenizer, device: str):
     """The ``finetune`` step: the trained arrays (:meth:`lutforge.compiler.finetune._Student.weights`;
     training them unless the cache has them) and their cache key; the report, history and loss plot under ``<build>/finetune``."""
     from .finetune import finetune, finetune_key, trained_weights
@@ -278,7 +285,7 @@ def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, 
                          f"decoder linear; {len(layers)} of {len(every)} were selected: drop --layer, or remove "
                          f"the 'finetune' section.")
     t0 = time.perf_counter()
-    key = finetune_key(build.config, ir)
+    key = finetune_key(build.config, ir, device)
     done = trained_weights(key)
     if done is None:
         from .data import GGUFTokenizer
@@ -286,7 +293,7 @@ def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, 
         from .torch_reference import ReferenceModel
 
         finetune(build.config, ir, reference or ReferenceModel(ir), tokenizer or GGUFTokenizer(smollm2_path()),
-                 calibration(), device=build.device, progress=build.progress)
+                 calibration(), device=device, progress=build.progress)
         done = trained_weights(key)
     trained, record = done
     report = build.cached("finetune", key)

@@ -200,6 +200,15 @@ def numpy_linear(fn: Callable[[np.ndarray], np.ndarray]) -> LinearFn:
     return run
 
 
+def device_key(device: str) -> list[str]:
+    """What a cache key holds of the device its entry was computed on: nothing for the CPU (so the
+    CPU's keys are those of runs that named no device), else the kind of device, not its index (two
+    GPUs of one kind compute alike). A GPU's float arithmetic differs from the CPU's in the last
+    bits, so what it computes (calibration inputs, fits) is cached apart."""
+    kind = torch.device(device).type
+    return [] if kind == "cpu" else [kind]
+
+
 @contextmanager
 def on_device(model: "ReferenceModel", device: str):
     """``model``'s weights on ``device`` while the context is open, on the CPU again after it (where

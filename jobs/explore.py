@@ -162,7 +162,7 @@ class QualityTask:
     windows: int
     window: int
     threads: int = 2
-    device: str = "cpu"  # where PyTorch runs the model's own operations (quantized layers: the host)
+    device: str = "cpu"  # where PyTorch runs calibration, fits and the model's own operations
 
     def method_config(self):
         from ..compiler.session import MethodConfig
@@ -173,12 +173,11 @@ class QualityTask:
         from ..compiler.calibration import calibration_version
         from ..compiler.lut_methods import fit_version
         from ..compiler.session import SCORING_SOURCES
+        from ..compiler.torch_reference import device_key
         default, layers = self.methods
         fits = sorted({fit_version(m) for m in (default, *(m for _, m in layers))})
-        # A GPU's float operations are not the CPU's bit for bit: its results are kept apart.
-        device = [] if self.device == "cpu" else [self.device]
         key = content_key(repr(self.methods), self.model, self.calibration, self.windows, self.window, fits,
-                          source_hash(*SCORING_SOURCES), calibration_version(), *device)
+                          source_hash(*SCORING_SOURCES), calibration_version(), *device_key(self.device))
         return cache_root() / "explore" / "quality" / f"{key}.json"
 
 
@@ -197,8 +196,8 @@ def run_quality(task: QualityTask) -> dict:
     from ..program.core import GemvCoreParams
 
     t0 = time.perf_counter()
-    session = worker_session(SessionSpec(task.calibration, GemvCoreParams(), task.threads))
-    r = session.perplexity(task.method_config(), task.windows, task.window, device=task.device)
+    session = worker_session(SessionSpec(task.calibration, GemvCoreParams(), task.threads, task.device))
+    r = session.perplexity(task.method_config(), task.windows, task.window)
     out = {"perplexity": r.perplexity, "bits_per_weight": r.bits_per_weight, "tokens": r.tokens,
            "seconds": time.perf_counter() - t0}
     write_cached(task.cache_path(), json.dumps(out).encode())
@@ -230,7 +229,7 @@ def run_sim_check(task) -> tuple[int, int]:
     from ..program.host import HostDriver
 
     quality, core, memory_latency, layer = task
-    session = worker_session(SessionSpec(quality.calibration, GemvCoreParams(), quality.threads))
+    session = worker_session(SessionSpec(quality.calibration, GemvCoreParams(), quality.threads, quality.device))
     m = quality.method_config().method(layer)
     params = GemvCoreParams(lanes=core.lanes, chains=core.chains, max_positions=core.max_positions,
                             metric=core.metric)

@@ -32,8 +32,9 @@ __all__ = ["run_model"]
 
 def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
               progress: bool = True, fp32: bool = True, backend: str = "golden", device: str = "cpu") -> RunResult:
-    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32; the
-    model's own operations (all of fp32's, the non-linear ones of a config) on ``device``."""
+    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32; the torch
+    work on ``device``: each config's compile steps (calibration, fine-tuning, fits) and the model's
+    own operations (all of fp32's, the non-linear ones of a config)."""
     from ..compiler.data import wikitext2_tokens
     from ..compiler.perplexity import perplexity
 
@@ -56,7 +57,7 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
             r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress, device=device)
         rows.append(PerplexityRow("fp32", r.ppl, r.nll, 32.0, r.seconds))
     for cfg in configs:
-        program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress), ir, ref.linear_names,
+        program = compile_model(Build(Path(build_root) / cfg.name, cfg, progress, device=device), ir, ref.linear_names,
                                 reference=ref, tokenizer=tok)
         driver = HostDriver(program, make_backend(backend, cfg))
         if cfg.blocks == "hardware":

@@ -47,9 +47,9 @@ def content_changed(path) -> str:
 # -- fits ---------------------------------------------------------------------------------------------
 
 def fit_in_a_new_session(monkeypatch, m: LayerMethod, fits: list):
-    def counting_fit(weight, calibration, method):
+    def counting_fit(weight, calibration, method, device):
         fits.append(method)
-        return fit_layer(weight, calibration, method)
+        return fit_layer(weight, calibration, method, device)
 
     monkeypatch.setattr(lut_methods, "fit_layer", counting_fit)
     return lut_methods.cached_fit(W, X, m)

@@ -99,7 +99,7 @@ def test_the_search_scores_on_the_valid_window_after_the_calibration(smollm2_ref
 
     monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path))
     s = Session.__new__(Session)
-    s.ref, s.tok, s.progress, s._heldout = smollm2_ref, tokenizer, False, None
+    s.ref, s.tok, s.progress, s._heldout, s.device = smollm2_ref, tokenizer, False, None, "cpu"
     s.cal_params = {"windows": 2, "window": 16, "rows": 8}
     seen = {}
     module = hf_model.model.layers[2].mlp.down_proj

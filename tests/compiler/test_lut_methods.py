@@ -198,9 +198,9 @@ def test_changing_the_fitting_code_invalidates_cached_fits(monkeypatch, tmp_path
     lut, mx4 = LayerMethod(v=2, c_a=16, c_w=16, group_rows=16), LayerMethod(kind="mxint4")
     fits = []
 
-    def counting_fit(weight, calibration, m):
+    def counting_fit(weight, calibration, m, device):
         fits.append(m)
-        return fit_layer(weight, calibration, m)
+        return fit_layer(weight, calibration, m, device)
 
     monkeypatch.setattr(lut_methods, "fit_layer", counting_fit)
 
@@ -265,7 +265,7 @@ def test_the_search_scores_the_compiled_program_on_the_golden_backend(m, tmp_pat
     s.ref = types.SimpleNamespace(weight=lambda name: torch.from_numpy(w))
     s.calib = types.SimpleNamespace(inputs={"layers.0.mlp.up": x})
     s._heldout = {"layers.0.mlp.up": held}
-    s.core = GemvCoreParams(max_positions=64)
+    s.core, s.device = GemvCoreParams(max_positions=64), "cpu"
     score = s.layer_error("layers.0.mlp.up", m, rows=100)
 
     # Fitted on the calibration rows, scored on the first held-out ones.

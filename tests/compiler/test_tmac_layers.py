@@ -181,3 +181,23 @@ def test_verilator_runs_tmac_layers_bit_for_bit_and_as_fast_as_the_model_says(tm
                                 lanes=LANES, memory_latency=latency, clock_mhz=1.0, bandwidth_gbs=np.inf).cycles
                 for r in low.runs)
     assert s.cycles == 2 * model
+
+
+@pytest.mark.parametrize("hadamard_size", [0, 16])
+def test_a_fits_float_output_is_the_inputs_times_its_codebook_weights(hadamard_size):
+    # Oracle: the weight matrix rebuilt entry by entry from the codebooks (plain loops), rotated
+    # back by the orthonormal Hadamard of golden.mx; the fit's own output must equal it.
+    rng = np.random.default_rng(8)
+    w, cal = _layer(rng, n=12, k=48)
+    m = LayerMethod(kind="tmac", v=2, c_w=8, group_rows=8, hadamard=hadamard_size, fit="kmeans")
+    fitted = cached_fit(w, cal, m)
+    cb, idx = fitted.weight_codebooks[0].numpy(), fitted.widx[0].numpy()
+    rebuilt = np.zeros((12, 48))
+    for row in range(12):
+        for p in range(24):
+            rebuilt[row, 2 * p:2 * p + 2] = cb[p, row // 8, idx[row, p]]
+    if hadamard_size:
+        rebuilt = hadamard(rebuilt, hadamard_size)  # H/sqrt(n) is its own inverse
+    x = rng.standard_normal((3, 48)).astype(np.float32)
+    y = fitted.forward(torch.from_numpy(x)).double().numpy()
+    assert np.allclose(y, x.astype(np.float64) @ rebuilt.T, rtol=1e-5, atol=1e-5)
