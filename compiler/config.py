@@ -221,7 +221,7 @@ class TargetConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     """The ``finetune`` section (:mod:`lutforge.compiler.finetune`): Adam steps of one window of
-    WikiText-2 valid each, the first ``holdout`` windows held out and scored every ``eval_every``
+    WikiText-2 valid each, the last ``holdout`` windows held out and scored every ``eval_every``
     steps (the best scoring weights are kept)."""
     steps: int = 200
     lr: float = 1e-5            # block-format layers' weights

@@ -23,9 +23,11 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
 
 **Loss and data.** KL divergence of the student's next-token distribution from the fp32
 teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
-Adam step (``lr``). The first ``holdout`` windows never train: every ``eval_every`` steps they give
-the held-out perplexity, and the weights of the best held-out perplexity are the result (early
-stopping). WikiText-2 test is never read here.
+Adam step (``lr``). The last ``holdout`` windows of valid never train: every ``eval_every`` steps
+they give the held-out perplexity, and the weights of the best held-out perplexity are the result
+(early stopping). They are the last, not the first, because calibration and the search's held-out
+rows take the first windows of valid: text a GPTQ fit has seen would flatter it. WikiText-2 test is
+never read here.
 
 **Outputs.** The trained weights (float32, trained layers only) are a content-addressed cache
 entry keyed on the model, the ``lut_methods`` and ``finetune`` sections and the code and library
@@ -126,12 +128,14 @@ def trained_weights(key: str) -> tuple[dict[str, np.ndarray], dict] | None:
 
 
 def _windows(tokens: np.ndarray, window: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out windows, training windows) of ``window`` tokens: the last ``holdout`` whole windows
+    of valid, where no calibration reaches (module docstring), and every window before them."""
     count = len(tokens) // window
     if count < holdout + 1:
         raise UsageError(f"WikiText-2 valid holds {count} windows of {window} tokens, fewer than the "
                          f"{holdout} held out plus one to train on; lower finetune.window or finetune.holdout.")
     w = torch.from_numpy(np.array(tokens[:count * window], dtype=np.int64)).reshape(count, window)
-    return w[:holdout], w[holdout:]
+    return w[count - holdout:], w[:count - holdout]
 
 
 class _TrainableLut:

@@ -81,7 +81,9 @@ def test_bad_finetune_sections_are_refused(data, message):
 
 # -- a real (tiny) run on SmolLM2 --------------------------------------------------------------------
 
-TINY = {"steps": 2, "lr": 1e-4, "window": 16, "holdout": 1, "eval_every": 2, "seed": 3}
+# Seed 0: its two steps lower the held-out perplexity (1349 -> 1235), so early stopping keeps the
+# trained weights, which the tests compile; with seeds 1 and 3 the untrained weights are the best.
+TINY = {"steps": 2, "lr": 1e-4, "window": 16, "holdout": 1, "eval_every": 2, "seed": 0}
 
 
 def tiny_config():
@@ -201,3 +203,12 @@ def test_lut_codebooks_train_through_the_centroid_search_and_compile():
                         codebooks=(arrays["l#act"], [arrays["l#w0"]]))
     assert np.array_equal(q.stages[0].act_codebooks, arrays["l#act"])
     assert np.array_equal(q.stages[0].weight_codebooks, arrays["l#w0"])
+
+
+def test_the_held_out_windows_are_the_last_of_valid_where_no_calibration_reaches():
+    from lutforge.compiler.finetune import _windows
+
+    # 103 tokens make 10 whole windows of 10; the 3 left over are dropped.
+    held, train = _windows(np.arange(103), 10, 2)
+    assert held.tolist() == [list(range(80, 90)), list(range(90, 100))]
+    assert train.tolist() == [list(range(10 * i, 10 * i + 10)) for i in range(8)]
