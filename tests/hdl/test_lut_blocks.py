@@ -1,4 +1,4 @@
-"""The centroid search unit and the LUT GEMV engine alone, through the block catalogue's self-check
+"""The centroid search unit and the LUT GEMV engines (table rows multiplexed, tables in block RAM) alone, through the block catalogue's self-check
 (Verilator, one vector per cycle, against the golden search and a NumPy tile sum), and the GEMV
 core's control interface with random activity on every input."""
 
@@ -13,6 +13,8 @@ from lutforge.blocks.selfcheck import self_check
     ("centroid_search", {"v": "4", "c_a": "48", "metric": "l2", "chains": "3"}, 20_000),
     # Tiles closed at max_positions, bubbles, padding lanes masked.
     ("lut_gemv", {"c_w": "256", "lanes": "8", "max_positions": "20"}, 20_000),
+    # Tables loaded, then looked up from each lane's bank; tiles closed at positions.
+    ("lut_bram_gemv", {"c_a": "16", "c_w": "16", "lanes": "4", "positions": "12"}, 20_000),
 ])
 def test_block_matches_golden(name, params, count):
     block = get_block(name)
