@@ -29,7 +29,7 @@ change the tables it reads). Throughput: one lookup per cycle, ``lanes`` memory 
 ``acc`` sink that holds a full buffer stalls ``lookups``.
 """
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -43,6 +43,15 @@ __all__ = ["LutBramGemvEngine", "MAX_TABLE_ENTRIES"]
 # The largest table image of one bank: 2^22 entries (32 Mbit at 8 bits) is past any FPGA's block
 # RAM per lane, and keeps address arithmetic in 22 bits; generation time grows with the depth.
 MAX_TABLE_ENTRIES = 1 << 22
+
+
+def _power_of_two(count: int) -> bool:
+    return count & (count - 1) == 0
+
+
+def _log2(count: int) -> int:
+    """The bits of an index below ``count``, a power of two (0 for a single centroid)."""
+    return count.bit_length() - 1
 
 
 class LutBramGemvEngine(wiring.Component):
@@ -104,9 +113,12 @@ class LutBramGemvEngine(wiring.Component):
         position = Signal(self.p_bits)
         with m.If(take):
             m.d.sync += position.eq(Mux(look.last, 0, position + 1))
-        # The row of the table this position reads: (p * C_a + a) * C_w (the lane adds its index).
-        row_base = Signal(self.addr_bits)
-        m.d.comb += row_base.eq((position * self.c_a + look.a) * self.c_w)
+        # The table row this position reads, p * C_a + a, shared by the lanes; each lane's address is
+        # row * C_w + its weight index. Power-of-two centroid counts make both plain wiring (Cat),
+        # where an adder per lane would cost a carry chain of the address's width.
+        row = Signal(range(self.positions * self.c_a))
+        m.d.comb += row.eq(Cat(look.a[:_log2(self.c_a)], position) if _power_of_two(self.c_a)
+                           else position * self.c_a + look.a)
 
         with m.If(self.acc.valid & self.acc.ready):
             m.d.sync += self.acc.valid.eq(0)
@@ -120,7 +132,9 @@ class LutBramGemvEngine(wiring.Component):
             read = bank.read_port(transparent_for=())
             m.d.comb += [write.addr.eq(self.load.payload.addr), write.data.eq(self.load.payload.code),
                          write.en.eq(self.load.valid),
-                         read.addr.eq(row_base + look.widx[lane]), read.en.eq(~stall)]
+                         read.addr.eq(Cat(look.widx[lane][:_log2(self.c_w)], row) if _power_of_two(self.c_w)
+                                      else row * self.c_w + look.widx[lane]),
+                         read.en.eq(~stall)]
             acc = Signal(self.acc_width, name=f"acc{lane}")
             total = acc + Mux(s1_mask[lane], read.data, 0)
             with m.If(s1_valid & ~stall):

@@ -78,6 +78,8 @@ def _run(engine, layer, a, seed):
     (5, 9, 2, 4, 16, 8, 1),
     # One position per tile: a tile ends every cycle, so ends meet a full, stalled output buffer.
     (9, 2, 2, 4, 4, 4, 2),
+    # Centroid counts that are not powers of two: the addresses are computed, not wired.
+    (6, 10, 2, 12, 6, 8, 2),
 ])
 def test_every_tile_equals_the_golden_lut_gemv(shape):
     n, k, v, c_a, c_w, bits, lanes = shape
