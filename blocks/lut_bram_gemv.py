@@ -11,7 +11,7 @@ import numpy as np
 
 from . import Block, Param, integer, register
 from .centroid_search import MAX_CENTROIDS, pack_fields, unpack_fields
-from .lut_gemv import MAX_LANES
+from .lut_gemv import MAX_LANES, held_tile_sums, tile_ends
 
 
 def _build(params):
@@ -40,15 +40,7 @@ def _vectors(params, rng, count):
     load_payload = pack_fields([(rng.integers(0, depth, count), _bits(depth)), (rng.integers(0, 1 << bits, count), bits)])
     valid = np.zeros(count, dtype=np.uint64)
     valid[loads + 1:] = rng.random(count - loads - 1) < 0.8
-    last = (rng.random(count) < 1 / 8).astype(np.int64)
-    run = 0
-    for t in range(count):
-        if valid[t]:
-            run += 1
-            if run == params["positions"]:
-                last[t] = 1
-            if last[t]:
-                run = 0
+    last = tile_ends(rng, valid, params["positions"])
     mask = np.where(rng.random(count)[:, None] < 0.1, rng.integers(0, 2, (count, lanes)), 1)
     payload = pack_fields([(rng.integers(0, params["c_a"], count), _bits(params["c_a"])),
                            (rng.integers(0, params["c_w"], (count, lanes)), _bits(params["c_w"])), (mask, 1), (last, 1)])
@@ -59,7 +51,7 @@ def _vectors(params, rng, count):
 def _golden(params, inputs):
     from ..golden.lut_gemv import accumulator_width
 
-    lanes, c_a, c_w, depth = params["lanes"], params["c_a"], params["c_w"], _depth(params)
+    c_a, c_w, depth = params["c_a"], params["c_w"], _depth(params)
     # Every load comes before the first lookup, so the lookups read the tables as the loads left them.
     memory = np.zeros(depth, dtype=np.int64)
     addr, code = unpack_fields(inputs["load__payload"], [(1, _bits(depth)), (1, params["table_bits"])])
@@ -73,14 +65,7 @@ def _golden(params, inputs):
         position[t] = p
         p = 0 if last[t, 0] else p + 1
     entry = memory[(position[:, None] * c_a + a) * c_w + widx] * mask * valid[:, None]
-    ends = valid & (last[:, 0] == 1)
-    sums = np.cumsum(entry, axis=0)
-    end_at = np.flatnonzero(ends)
-    tile = sums[end_at] - np.vstack([np.zeros((1, lanes), dtype=np.int64), sums[end_at[:-1]]])
-    latest = np.searchsorted(end_at, np.arange(len(valid)), side="right") - 1
-    held = np.where(latest[:, None] >= 0, tile[np.maximum(latest, 0)] if len(tile) else 0, 0)
-    width = accumulator_width(params["positions"], params["table_bits"])
-    return {"acc__payload": pack_fields([(held, width)]), "acc__valid": ends.astype(np.uint64)}
+    return held_tile_sums(entry, valid, last[:, 0], accumulator_width(params["positions"], params["table_bits"]))
 
 
 def _check(params):

@@ -30,19 +30,38 @@ def _layout(params):
     return [(params["c_w"], params["table_bits"]), (params["lanes"], _widx_bits(params)), (params["lanes"], 1), (1, 1)]
 
 
-def _vectors(params, rng, count):
-    c_w, lanes, bits = params["c_w"], params["lanes"], params["table_bits"]
-    valid = (rng.random(count) < 0.8).astype(np.uint64)
-    last = (rng.random(count) < 1 / 8).astype(np.int64)
-    # Close a tile before it passes max_positions accepted rows.
+def tile_ends(rng, valid, limit: int) -> np.ndarray:
+    """``last`` flags for a stream of accepted rows (``valid``): at random, about one row in 8, and
+    on the row that would take a tile past ``limit`` rows (the engines' stated limit)."""
+    last = (rng.random(len(valid)) < 1 / 8).astype(np.int64)
     run = 0
-    for t in range(count):
+    for t in range(len(valid)):
         if valid[t]:
             run += 1
-            if run == params["max_positions"]:
+            if run == limit:
                 last[t] = 1
             if last[t]:
                 run = 0
+    return last
+
+
+def held_tile_sums(entry, valid, last, width: int) -> dict:
+    """The outputs of an engine that sums ``entry`` (cycles x lanes, 0 where not taken) per tile:
+    ``acc__valid`` on each cycle a tile ends, and ``acc__payload`` after cycle t holding the latest
+    tile that ended at or before t (0 before any); the block's latency shifts them."""
+    ends = valid & (last == 1)
+    sums = np.cumsum(entry, axis=0)
+    end_at = np.flatnonzero(ends)
+    tile = sums[end_at] - np.vstack([np.zeros((1, entry.shape[1]), dtype=np.int64), sums[end_at[:-1]]])
+    latest = np.searchsorted(end_at, np.arange(len(valid)), side="right") - 1
+    held = np.where(latest[:, None] >= 0, tile[np.maximum(latest, 0)] if len(tile) else 0, 0)
+    return {"acc__payload": pack_fields([(held, width)]), "acc__valid": ends.astype(np.uint64)}
+
+
+def _vectors(params, rng, count):
+    c_w, lanes, bits = params["c_w"], params["lanes"], params["table_bits"]
+    valid = (rng.random(count) < 0.8).astype(np.uint64)
+    last = tile_ends(rng, valid, params["max_positions"])
     mask = np.where(rng.random(count)[:, None] < 0.1, rng.integers(0, 2, (count, lanes)), 1)
     payload = pack_fields([(rng.integers(0, 1 << bits, (count, c_w)), bits),
                            (rng.integers(0, c_w, (count, lanes)), _widx_bits(params)), (mask, 1), (last, 1)])
@@ -50,18 +69,10 @@ def _vectors(params, rng, count):
 
 
 def _golden(params, inputs):
-    lanes, width = params["lanes"], _acc_width(params)
     row, widx, mask, last = unpack_fields(inputs["rows__payload"], _layout(params))
     valid = np.asarray(inputs["rows__valid"]).astype(bool)
     entry = np.take_along_axis(row, widx, axis=1) * mask * valid[:, None]
-    ends = valid & (last[:, 0] == 1)
-    sums = np.cumsum(entry, axis=0)
-    end_at = np.flatnonzero(ends)
-    tile = sums[end_at] - np.vstack([np.zeros((1, lanes), dtype=np.int64), sums[end_at[:-1]]])
-    # The payload after cycle t holds the latest tile that ended at or before t (0 before any).
-    latest = np.searchsorted(end_at, np.arange(len(valid)), side="right") - 1
-    held = np.where(latest[:, None] >= 0, tile[np.maximum(latest, 0)] if len(tile) else 0, 0)
-    return {"acc__payload": pack_fields([(held, width)]), "acc__valid": ends.astype(np.uint64)}
+    return held_tile_sums(entry, valid, last[:, 0], _acc_width(params))
 
 
 def _acc_width(params):
