@@ -139,7 +139,8 @@ def cmd_quantize(args) -> int:
     check_writable(args.json)
     executor = executor_from(args)
     report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
-                             finetune_steps=args.finetune, executor=executor, device=device_from(args))
+                             finetune_steps=args.finetune, executor=executor, device=device_from(args),
+                             threads=args.threads)
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
     print_timings(executor)
@@ -288,6 +289,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     add_executor_arguments(p)
+    p.add_argument("--threads", type=number(int, 1, 256), default=2,
+                   help="torch threads of the session and of each worker's (default 2; workers x threads "
+                        "above the cores oversubscribe them)")
     add_device_argument(p, "cpu", "calibration, fits and the loss probes' model operations (on every worker)")
     p.set_defaults(func=cmd_quantize)
 

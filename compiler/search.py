@@ -336,13 +336,14 @@ def search_finetune(steps: int):
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
                     lut_every: int = 1, finetune_steps: int | None = None, executor=None,
-                    device: str = "cpu") -> QuantizeReport:
+                    device: str = "cpu", threads: int = 2) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
     a ``finetune`` section of ``finetune_steps`` steps when given, so that ``run`` trains it).
-    Calibration, fits and the probes' model operations run on ``device`` (in every worker's session
-    too). The arguments are checked before the model is loaded."""
+    Calibration, fits and the probes' model operations run on ``device`` with ``threads`` torch
+    threads, in every worker's session too (the same count everywhere, so that every executor gives
+    the same sums). The arguments are checked before the model is loaded."""
     from .config import model_linears
     from .data import check_data
 
@@ -350,6 +351,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
               fix="the search scores candidates on one held-out window of valid, one row per token")
     blocks = len({name.split(".")[1] for name in model_linears()})
     check_int("lut_every", lut_every, 1, blocks, fix=f"SmolLM2-135M has {blocks} decoder blocks")
+    check_int("threads", threads, 1, 256, fix="give each session 1 or more torch threads")
     finetune = None if finetune_steps is None else search_finetune(finetune_steps)
     low = minimum_budget(lut_every)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
@@ -358,7 +360,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
                          f"{_blocks_scored(lut_every)} and MXINT8 everywhere streams {MAX_BUDGET:g}; choose a budget "
                          f"in that range.")
     check_data("valid")
-    s = Session(SEARCH_CALIBRATION, progress=progress, device=device)
+    s = Session(SEARCH_CALIBRATION, progress=progress, device=device, threads=threads)
     menu = candidates()
     errors, bits = sensitivity(s, menu, rows, progress, lut_every, executor)
     # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.
