@@ -37,18 +37,18 @@ from lutforge.support.progress import progress
 TARGETS = {"ecp5-85f": "ecp5", "ice40-up5k": "ice40"}
 DESIGNS = ("lut_mux", "lut_bram", "block_format", "mac_int8", "mac_bf16")
 BRAM_CELLS = ("DP16KD", "PDPW16KD", "SB_RAM40_4K")
-C_A, C_W, TABLE_BITS, V = 64, 16, 8, 2  # the LUT-LLM artifact's tables
+C_W, TABLE_BITS, V = 16, 8, 2  # the LUT-LLM artifact's tables (and C_a 64, --c-a)
 NVFP4_CHUNK = 16
 
 
-def build(design: str, per_cycle: int, positions: int):
+def build(design: str, per_cycle: int, positions: int, c_a: int = 64):
     """The component of ``design`` doing ``per_cycle`` lookups or MACs per cycle."""
     if design == "lut_mux":
         from lutforge.hdl.lut_gemv import LutGemvEngine
         return LutGemvEngine(C_W, TABLE_BITS, per_cycle, max_positions=positions)
     if design == "lut_bram":
         from lutforge.hdl.lut_bram_gemv import LutBramGemvEngine
-        return LutBramGemvEngine(C_A, C_W, TABLE_BITS, per_cycle, positions=positions)
+        return LutBramGemvEngine(c_a, C_W, TABLE_BITS, per_cycle, positions=positions)
     if design == "block_format":
         from lutforge.hdl.block_gemv import BlockGemvCore
         return BlockGemvCore("nvfp4", "mxint8", lanes=per_cycle // NVFP4_CHUNK, max_chunks=64, addr_width=16)
@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-cycle", type=int, default=16, help="lookups or MACs per cycle (a multiple of 16)")
     p.add_argument("--positions", type=int, default=4, help="positions of tables per block-RAM bank (and tile)")
+    p.add_argument("--c-a", type=int, default=64, help="activation centroids of the block-RAM engine's tables")
     p.add_argument("--designs", default=",".join(DESIGNS))
     p.add_argument("--targets", default=",".join(TARGETS))
     p.add_argument("--sweep", action="store_true", help="add the lanes sweep of both LUT engines (synthesis only)")
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     results: dict = {t: {} for t in targets}
     jobs = [(t, d) for t in targets for d in designs]
     for target, design in progress(jobs, desc="synthesis and place-and-route", unit="design"):
-        result = synthesize(build(design, args.per_cycle, args.positions), TARGETS[target])
+        result = synthesize(build(design, args.per_cycle, args.positions, args.c_a), TARGETS[target])
         results[target][design] = row(result, args.per_cycle)
     sweep = {}
     if args.sweep:
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         for target in targets:
             for design in ("lut_mux", "lut_bram"):
                 sweep.setdefault(target, {})[design] = {
-                    l: row(synthesize(build(design, l, args.positions), TARGETS[target], pnr=False), l)
+                    l: row(synthesize(build(design, l, args.positions, args.c_a), TARGETS[target], pnr=False), l)
                     for l in progress(lanes, desc=f"{design} lanes on {target}", unit="build")}
     print(f"{'target':<11} {'design':<13} {'LUT4':>7} {'carry':>6} {'FF':>6} {'BRAM':>5} {'DSP':>4} {'Fmax MHz':>9}")
     for target, rows in results.items():
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
             fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
             print(f"{target:<11} {design:<13} {r['lut4']:>7} {r['carries']:>6} {r['ff']:>6} {r['bram']:>5} {r['dsp']:>4} "
                   f"{fmax:>9}" + (f"  ({r['pnr_error']})" if r["pnr_error"] else ""))
-    out = {**results, "config": {"per_cycle": args.per_cycle, "positions": args.positions, "c_a": C_A, "c_w": C_W,
+    out = {**results, "config": {"per_cycle": args.per_cycle, "positions": args.positions, "c_a": args.c_a, "c_w": C_W,
                                  "table_bits": TABLE_BITS}}
     if sweep:
         out["sweep"] = sweep

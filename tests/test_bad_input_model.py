@@ -320,6 +320,8 @@ CASES = [
     argparse_error("quantize-lut-every-too-big", "quantize", ["--budget", "4", "--lut-every", "31", "-o",
                                                               "{tmp}/q.yaml"],
                    "argument --lut-every: 31 is not from 1 to 30"),
+    argparse_error("quantize-threads-0", "quantize", ["--budget", "4", "--threads", "0", "-o", "{tmp}/q.yaml"],
+                   "argument --threads: 0 is not from 1 to 256"),
     Case("quantize-output-is-folder", ("quantize", "--budget", "4", "-o", "{tmp}"),
          "lutforge: Output {tmp} is a directory; give a file path."),
     Case("quantize-output-under-file", ("quantize", "--budget", "4", "-o", "{tmp}/f/q.yaml"),
