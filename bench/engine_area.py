@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         for design, r in rows.items():
             fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
             print(f"{target:<11} {design:<13} {r['lut4']:>7} {r['carries']:>6} {r['ff']:>6} {r['bram']:>5} {r['dsp']:>4} "
-                  f"{fmax:>9}" + (f"  ({r['pnr_error']})" if r["pnr_error"] else ""))
+                  f"{fmax:>9}" + (f"  ({r['pnr_error'][:90]})" if r["pnr_error"] else ""))
     out = {**results, "config": {"per_cycle": args.per_cycle, "positions": args.positions, "c_a": args.c_a, "c_w": C_W,
                                  "table_bits": TABLE_BITS}}
     if sweep:
