@@ -55,13 +55,14 @@ from ..support.errors import UsageError
 from ..support.toolchain import tool_versions
 from .fake_quant import fake_quantize
 from .lut_methods import BLOCK_KINDS
+from .trainable import TrainableLut, TrainableTmac
 from .torch_reference import device_key
 
 __all__ = ["FinetunePoint", "FinetuneRun", "finetune", "finetune_key", "trained_weights", "resolve_device",
            "FINETUNE_SOURCES"]
 
 # The code a trained result depends on: part of its cache key.
-FINETUNE_SOURCES = ("lutforge.compiler.finetune", "lutforge.compiler.fake_quant", "lutforge.compiler.torch_reference",
+FINETUNE_SOURCES = ("lutforge.compiler.finetune", "lutforge.compiler.trainable", "lutforge.compiler.fake_quant", "lutforge.compiler.torch_reference",
                     "lutforge.compiler.data", "lutforge.compiler.lut_methods", "lutforge.golden.mx")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -138,86 +139,6 @@ def _windows(tokens: np.ndarray, window: int, holdout: int) -> tuple[np.ndarray,
     return w[count - holdout:], w[:count - holdout]
 
 
-class _TrainableLut:
-    """A fitted LUT layer whose codebooks are parameters (module docstring)."""
-
-    def __init__(self, fitted, device: str):
-        self.fitted = fitted
-        self.act = torch.nn.Parameter(fitted.act_codebooks.detach().float().clone().to(device))
-        self.weights = [torch.nn.Parameter(cb.detach().float().clone().to(device)) for cb in fitted.weight_codebooks]
-        self.widx = [w.to(device) for w in fitted.widx]
-
-    def params(self) -> list:
-        return [self.act, *self.weights]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from .lut_methods import hadamard_t
-
-        m, shape = self.fitted.method, x.shape
-        x2 = x.reshape(-1, shape[-1])
-        with torch.no_grad():
-            self.fitted.act_codebooks = self.act.detach().cpu()
-            a = self.fitted.act_indices(x2.detach().cpu()).to(x.device)  # (T, P), the core's search
-        xr = hadamard_t(x2, m.hadamard) if m.hadamard else x2
-        p_count, v = self.act.shape[0], m.v
-        xr = F.pad(xr, (0, p_count * v - xr.shape[-1]))
-        chosen = self.act[torch.arange(p_count, device=x.device)[None], a]  # (T, P, v), grads to the centroids
-        xq = (chosen + (xr - xr.detach()).reshape(chosen.shape)).reshape(x2.shape[0], -1)
-        n = self.widx[0].shape[0]
-        blocks = torch.arange(n, device=x.device) // (m.group_rows or n)
-        y = 0
-        for cb, widx in zip(self.weights, self.widx):
-            w = cb[torch.arange(p_count, device=x.device)[None], blocks[:, None], widx]  # (N, P, v)
-            y = y + xq @ w.reshape(n, -1).T
-        return y.reshape(*shape[:-1], n)
-
-    def arrays(self, name: str) -> dict[str, np.ndarray]:
-        out = {f"{name}#act": self.act.detach().cpu().numpy()}
-        out.update({f"{name}#w{i}": w.detach().cpu().numpy() for i, w in enumerate(self.weights)})
-        return out
-
-
-class _TrainableTmac:
-    """A fitted weight-only LUT layer whose weight codebooks are parameters (module docstring)."""
-
-    def __init__(self, fitted, device: str, max_positions: int):
-        self.fitted = fitted
-        self.weights = [torch.nn.Parameter(fitted.weight_codebooks[0].detach().float().clone().to(device))]
-        self.widx = fitted.widx[0].to(device)
-        p_count, blocks = self.weights[0].shape[:2]
-        # The lowering's runs (compiler.lower.lower_tmac_layer), each with its own activation scale.
-        per_run = max_positions // blocks
-        self.runs = [(p0, min(p_count, p0 + per_run)) for p0 in range(0, p_count, per_run)]
-
-    def params(self) -> list:
-        return self.weights
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from .lut_methods import hadamard_t
-
-        m, shape = self.fitted.method, x.shape
-        x2 = x.reshape(-1, shape[-1])
-        xr = hadamard_t(x2, m.hadamard) if m.hadamard else x2
-        cb = self.weights[0]
-        p_count, v = cb.shape[0], m.v
-        xr = F.pad(xr, (0, p_count * v - xr.shape[-1]))
-        # golden.tmac.tmac_activations per run and tmac_integer_layer, straight through.
-        scales = []
-        for p0, p1 in self.runs:
-            peak = xr.detach()[:, p0 * v:p1 * v].abs().amax(dim=-1, keepdim=True)
-            scales.append(torch.where(peak > 0, peak / 127.0, torch.ones_like(peak)).expand(-1, (p1 - p0) * v))
-        s_x = torch.cat(scales, dim=-1)
-        xq = xr + (torch.clamp(torch.round(xr.detach() / s_x), -127, 127) * s_x - xr.detach())
-        c_max = (1 << (m.cb_bits - 1)) - 1
-        peak_w = cb.detach().abs().amax(dim=(0, 2, 3))
-        s_w = torch.where(peak_w > 0, peak_w / c_max, torch.ones_like(peak_w))[None, :, None, None]
-        cbq = cb + (torch.clamp(torch.round(cb.detach() / s_w), -c_max, c_max) * s_w - cb.detach())
-        n = self.widx.shape[0]
-        blocks = torch.arange(n, device=x.device) // (m.group_rows or n)
-        w = cbq[torch.arange(p_count, device=x.device)[None], blocks[:, None], self.widx]  # (N, P, v)
-        return (xq @ w.reshape(n, -1).T).reshape(*shape[:-1], n)
-
-
 class _Student:
     """The trained layers' parameters, and the model's linears routed through their training
     arithmetic (module docstring)."""
@@ -227,7 +148,7 @@ class _Student:
 
         self.model, self.methods = model, methods
         self.blocks: dict[str, torch.nn.Parameter] = {}
-        self.luts: dict[str, _TrainableLut | _TrainableTmac] = {}
+        self.luts: dict[str, TrainableLut | TrainableTmac] = {}
         for name in model.linear_names:
             m = methods.method(name)
             w = model.weight(name)
@@ -236,10 +157,10 @@ class _Student:
             elif m.kind == "tmac":
                 # The fits of the compile's quantize step (same device), whose weight indices the
                 # trained codebooks keep.
-                self.luts[name] = _TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m, device), device,
+                self.luts[name] = TrainableTmac(cached_fit(w.cpu().numpy(), calibration[name], m, device), device,
                                                  max_positions)
             else:
-                self.luts[name] = _TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m, device), device)
+                self.luts[name] = TrainableLut(cached_fit(w.cpu().numpy(), calibration[name], m, device), device)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -248,7 +169,7 @@ class _Student:
     def named_params(self) -> dict[str, torch.nn.Parameter]:
         out = dict(self.blocks)
         for name, lut in self.luts.items():
-            if isinstance(lut, _TrainableLut):
+            if isinstance(lut, TrainableLut):
                 out[f"{name}#act"] = lut.act
             out.update({f"{name}#w{i}": w for i, w in enumerate(lut.weights)})
         return out

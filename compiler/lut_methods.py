@@ -74,13 +74,18 @@ from .torch_reference import device_key
 
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
            "fit_layer", "cached_fit", "fit_cache_dir", "NUMERIC_KINDS", "BLOCK_KINDS", "method_label",
-           "hadamard_t", "to_tmac_layer", "TMAC_OPTIONS"]
+           "hadamard_t", "to_tmac_layer", "TMAC_OPTIONS", "TUNE_OPTIONS", "MAX_TUNE_STEPS"]
 
 NUMERIC_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4", "bf16", "fp32")
 BLOCK_KINDS = ("mxint8", "mxint4", "mxfp4", "nvfp4")
 _KINDS = ("lut", "tmac") + NUMERIC_KINDS
 # The options a weight-only LUT method reads.
-TMAC_OPTIONS = ("kind", "v", "c_w", "group_rows", "fit", "hadamard", "iterations", "seed", "cb_bits")
+TMAC_OPTIONS = ("kind", "v", "c_w", "group_rows", "fit", "hadamard", "iterations", "seed", "cb_bits",
+                "tune_steps", "tune_lr")
+# Options of the fit's own codebook tuning (compiler.layer_tune): LUT kinds only.
+TUNE_OPTIONS = ("tune_steps", "tune_lr")
+# The most tuning steps a fit may take (each runs the layer on every calibration row).
+MAX_TUNE_STEPS = 10_000
 _SCALES = ("block", "layer", "artifact")
 _FITS = ("kmeans", "act", "gptq")
 
@@ -104,6 +109,10 @@ class LayerMethod:
     act: str = "mxint8"
     # tmac: signed bits of a weight-codebook entry (golden.tmac.check_codebook_bits).
     cb_bits: int = 8
+    # LUT kinds: Adam steps of the fit's codebook tuning on the layer's output (compiler.layer_tune),
+    # and the step size as a fraction of each codebook's mean magnitude. 0 steps: the fit as it is.
+    tune_steps: int = 0
+    tune_lr: float = 0.01
 
     def validate(self, key: str = "method") -> "LayerMethod":
         def bad(field, value, allowed):
@@ -130,8 +139,10 @@ class LayerMethod:
                 bad("hadamard", self.hadamard, "0 or a power of two that divides K")
             if isinstance(self.cb_bits, bool) or not isinstance(self.cb_bits, int) or not 2 <= self.cb_bits <= 16:
                 bad("cb_bits", self.cb_bits, "an integer from 2 to 16")
-            return self
+            return self._validate_tune(bad)
         if self.kind != "lut":
+            if self.tune_steps:
+                bad("tune_steps", self.tune_steps, "0: only LUT fits have codebooks to tune")
             if self.fit not in (("kmeans", "gptq") if self.kind in BLOCK_KINDS else ("kmeans",)):
                 bad("fit", self.fit, "gptq (error-compensated rounding) or leave it out (nearest rounding)"
                     if self.kind in BLOCK_KINDS else f"nothing: {self.kind} weights are not rounded to a grid")
@@ -154,12 +165,24 @@ class LayerMethod:
             bad("fit", self.fit, " | ".join(_FITS))
         if self.hadamard and (self.hadamard & (self.hadamard - 1) or self.hadamard < 2):
             bad("hadamard", self.hadamard, "0 or a power of two that divides K")
+        return self._validate_tune(bad)
+
+    def _validate_tune(self, bad) -> "LayerMethod":
+        if isinstance(self.tune_steps, bool) or not isinstance(self.tune_steps, int) \
+                or not 0 <= self.tune_steps <= MAX_TUNE_STEPS:
+            bad("tune_steps", self.tune_steps, f"an integer from 0 (no tuning) to {MAX_TUNE_STEPS}")
+        if isinstance(self.tune_lr, bool) or not isinstance(self.tune_lr, (int, float)) or not 0 < self.tune_lr <= 1:
+            bad("tune_lr", self.tune_lr, "a fraction of the codebooks' mean magnitude above 0 and at most 1")
         return self
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        if not self.tune_steps:
+            # Untuned fits keep the keys (and cache entries) they had before tuning existed.
+            for option in TUNE_OPTIONS:
+                d.pop(option)
         if self.kind == "tmac":
-            return {k: d[k] for k in TMAC_OPTIONS}
+            return {k: d[k] for k in TMAC_OPTIONS if k in d}
         if self.kind != "lut":
             out = {"kind": self.kind}
             if self.fit == "gptq":
@@ -190,7 +213,14 @@ def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
         if ignored:
             raise ValueError(f"{key}.{ignored[0]} has no effect on kind 'tmac' (a weight-only LUT layer has no "
                              f"activation codebooks or table quantization); remove it, or use kind: lut.")
-    elif "cb_bits" in data:
+    elif data.get("kind", "lut") != "lut" and set(TUNE_OPTIONS) & set(data):
+        option = sorted(set(TUNE_OPTIONS) & set(data))[0]
+        raise ValueError(f"{key}.{option} has no effect on kind {data['kind']!r} (only LUT fits have codebooks to "
+                         f"tune); remove it, or use kind: lut or tmac.")
+    if "tune_lr" in data and not data.get("tune_steps"):
+        raise ValueError(f"{key}.tune_lr has no effect without tune_steps (the fit is not tuned); set "
+                         f"{key}.tune_steps or remove tune_lr.")
+    if data.get("kind") != "tmac" and "cb_bits" in data:
         raise ValueError(f"{key}.cb_bits has no effect on kind {data.get('kind', 'lut')!r} (only weight-only "
                          f"LUT methods read it); remove it or use kind: tmac.")
     return LayerMethod(**data).validate(key)
@@ -199,7 +229,7 @@ def parse_method(data: dict | str, key: str = "method") -> LayerMethod:
 def method_label(m: LayerMethod) -> str:
     if m.kind == "tmac":
         return " ".join([f"tmac v{m.v} Cw{m.c_w}", f"G{m.group_rows or 'N'}", f"cb{m.cb_bits}", m.fit]
-                        + ([f"H{m.hadamard}"] if m.hadamard else []))
+                        + ([f"H{m.hadamard}"] if m.hadamard else []) + _tune_label(m))
     if m.kind != "lut":
         return " ".join([m.kind] + (["gptq"] if m.fit == "gptq" else []) + ([f"x{m.act}"] if m.act != "mxint8" else []))
     parts = [f"v{m.v} Ca{m.c_a} Cw{m.c_w}", f"G{m.group_rows or 'N'}",
@@ -209,7 +239,12 @@ def method_label(m: LayerMethod) -> str:
         parts.append("res")
     if m.hadamard:
         parts.append(f"H{m.hadamard}")
-    return " ".join(parts)
+    return " ".join(parts + _tune_label(m))
+
+
+def _tune_label(m: LayerMethod) -> list[str]:
+    return [f"tuned {m.tune_steps}" + (f" lr {m.tune_lr:g}" if m.tune_lr != LayerMethod.tune_lr else "")] \
+        if m.tune_steps else []
 
 
 def _blocks(n: int, g: int) -> int:
@@ -422,6 +457,11 @@ def fit_layer(weight: np.ndarray, calibration: np.ndarray, m: LayerMethod, devic
     arithmetic differs from the CPU's in the last bits, so a fit made there can choose other
     centroids: it is cached apart (:func:`fit_cache_path`)."""
     n_out, k = weight.shape
+    if m.tune_steps:
+        from .layer_tune import tune_fitted
+        fitted = fit_layer(weight, calibration, dataclasses.replace(m, tune_steps=0), device)
+        fitted.method = m
+        return tune_fitted(fitted, weight, calibration, device)
     if m.kind == "tmac":
         return _fit_tmac(weight, calibration, m, device)
     if m.kind != "lut":
@@ -578,7 +618,8 @@ FIT_LIBRARIES = ("torch", "numpy")
 def fit_sources(m: LayerMethod) -> tuple[str, ...]:
     """The modules (dotted names) whose code computes a fit of ``m``."""
     if m.kind in ("lut", "tmac"):
-        return _LUT_FIT_SOURCES
+        from .layer_tune import TUNE_SOURCES
+        return _LUT_FIT_SOURCES + (TUNE_SOURCES if m.tune_steps else ())
     if m.kind in BLOCK_KINDS and m.fit == "gptq":
         return _NUMERIC_FIT_SOURCES + ("lutforge.compiler.gptq_blocks",)
     return _NUMERIC_FIT_SOURCES

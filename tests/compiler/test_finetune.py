@@ -166,7 +166,7 @@ def test_devices_resolve_and_a_missing_gpu_is_named(monkeypatch):
 
 
 def test_lut_codebooks_train_through_the_centroid_search_and_compile():
-    from lutforge.compiler.finetune import _TrainableLut
+    from lutforge.compiler.trainable import TrainableLut
     from lutforge.compiler.layer_quant import quantize_method
     from lutforge.compiler.lut_methods import LayerMethod, fit_layer
 
@@ -175,7 +175,7 @@ def test_lut_codebooks_train_through_the_centroid_search_and_compile():
     x = (rng.standard_normal((400, 16)) * np.linspace(0.5, 2.0, 16)).astype(np.float32)
     m = LayerMethod(v=2, c_a=8, c_w=8, group_rows=16, table_bits=0, hadamard=8)
     fitted = fit_layer(w, x, m)
-    lut = _TrainableLut(fitted, "cpu")
+    lut = TrainableLut(fitted, "cpu")
     xt = torch.from_numpy(x)
     # At the fit, the training forward is the float-table LUT layer (centroid products summed).
     want = fitted.forward(xt).double()

@@ -140,7 +140,7 @@ def test_tmac_options_are_checked_by_name():
 
 
 def test_the_training_forward_pass_is_the_hardware_arithmetic(tmp_path):
-    from lutforge.compiler.finetune import _TrainableTmac
+    from lutforge.compiler.trainable import TrainableTmac
 
     rng = np.random.default_rng(6)
     w, cal = _layer(rng, n=16, k=48)
@@ -149,7 +149,7 @@ def test_the_training_forward_pass_is_the_hardware_arithmetic(tmp_path):
     x = rng.standard_normal((5, 48)).astype(np.float32)
     x[:, 5] = 40.0  # an outlier in the first run: the runs' scales differ
     # Tables of 10 rows, 2 row blocks: runs of 5 positions, as the lowering cuts them.
-    train = _TrainableTmac(fitted, "cpu", 10)
+    train = TrainableTmac(fitted, "cpu", 10)
     assert train.runs == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24)]
     y_train = train(torch.from_numpy(x)).detach().numpy()
     low = lower("l", quantize_method("l", w, cal, m), LANES, 10)
