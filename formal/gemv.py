@@ -122,11 +122,8 @@ class GemvProof(wiring.Component):
         m.d.sync += held.eq(now)
         return now
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.engine = engine = self.engine
-        rows, acc = engine.rows, engine.acc
-
+    def _operands_and_stalls(self, m):
+        """The cycle counter, the held operands, and the stall choices this cycle may use."""
         cycle = Signal(range(self.deadline + 1))
         with m.If(cycle < self.deadline):
             m.d.sync += cycle.eq(cycle + 1)
@@ -145,6 +142,13 @@ class GemvProof(wiring.Component):
         m.d.comb += [use_gap.eq(self.gap & can_stall), use_hold.eq(self.hold & can_stall)]
         with m.If(use_gap | use_hold):
             m.d.sync += spent.eq(spent + 1)
+        return cycle, (table, act, widx, mask), use_gap, use_hold
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self.engine
+        rows = engine.rows
+        cycle, (table, act, widx, mask), use_gap, use_hold = self._operands_and_stalls(m)
 
         # The row stream: tile t, position p; a row once offered stays offered until taken.
         t = Signal(range(self.tiles + 1))
@@ -166,8 +170,15 @@ class GemvProof(wiring.Component):
             with m.Else():
                 m.d.sync += p.eq(p + 1)
 
+        m.d.comb += self.ok.eq(self._verdict(m, cycle, use_hold, table, act, widx, mask))
+        return m
+
+    def _verdict(self, m, cycle, use_hold, table, act, widx, mask):
+        """Collect the engine's output tiles and say whether the GEMV is right so far: 0 once it is
+        late, wrong, or says more than the tiles asked for (module docstring)."""
+        acc = self.engine.acc
         # The output stream: tile after tile into `results`, until every tile has come.
-        results = Signal(data.ArrayLayout(data.ArrayLayout(unsigned(engine.acc_width), self.lanes), self.tiles))
+        results = Signal(data.ArrayLayout(data.ArrayLayout(unsigned(self.engine.acc_width), self.lanes), self.tiles))
         received = Signal(range(self.tiles + 1))
         done = received >= self.tiles
         m.d.comb += acc.ready.eq(~use_hold)
@@ -186,5 +197,4 @@ class GemvProof(wiring.Component):
         late = (cycle >= self.deadline) & ~done
         wrong = done & ~agree
         extra = done & acc.valid
-        m.d.comb += self.ok.eq(~(late | wrong | extra))
-        return m
+        return ~(late | wrong | extra)

@@ -199,6 +199,27 @@ def _gemv_proofs():
                             f"up to {stalls} stall cycles")
 
 
+# (C_a, C_w, table bits, lanes, positions, tiles, stall cycles) of the block-RAM engine's proofs: its
+# tables are loaded entry by entry first, so C_a * C_w * positions cycles come before the lookups.
+BRAM_GEMV_CONFIGS = ((2, 2, 2, 2, 2, 1, 1), (2, 2, 2, 2, 2, 2, 1))
+
+
+def _bram_gemv_proofs():
+    if not _have("lut_bram_gemv"):
+        return
+    from .bram_gemv import BramGemvProof, bram_deadline
+    from .gemv import Holds, harness_signature
+    for c_a, c_w, bits, lanes, positions, tiles, stalls in BRAM_GEMV_CONFIGS:
+        shape = dict(c_a=c_a, c_w=c_w, table_bits=bits, lanes=lanes, positions=positions, tiles=tiles)
+        yield Proof(f"bramgemv-a{c_a}-c{c_w}-b{bits}-l{lanes}-p{positions}-t{tiles}-s{stalls}",
+                    lambda s=shape: Holds(harness_signature(**s)), lambda s=shape, k=stalls: BramGemvProof(**s, stalls=k),
+                    0, bram_deadline(c_a=c_a, c_w=c_w, positions=positions, tiles=tiles, stalls=stalls),
+                    fast=tiles == 1, timeout=600.0,
+                    summary=f"block-RAM LUT GEMV engine == plain MAC reference over a whole GEMV, tables loaded "
+                            f"first, C_a={c_a}, C_w={c_w}, {bits}-bit entries, {lanes} lanes, {positions} positions, "
+                            f"{tiles} tiles, any lane masks, up to {stalls} stall cycles")
+
+
 def _block_gemv_proofs():
     if not _have("block_gemv"):
         return
@@ -294,7 +315,7 @@ def proofs() -> dict[str, Proof]:
     """Every registered proof by name."""
     found = {}
     for source in (_lmul_proofs, _fp_pipeline_proofs, _fp_reference_proofs, _convert_proofs, _centroid_proofs,
-                   _gemv_proofs, _block_gemv_proofs, _function_unit_proofs):
+                   _gemv_proofs, _bram_gemv_proofs, _block_gemv_proofs, _function_unit_proofs):
         for proof in source():
             found[proof.name] = proof
     return found
