@@ -140,7 +140,7 @@ def cmd_quantize(args) -> int:
     executor = executor_from(args)
     report = quantize_search(args.budget, args.output, rows=args.rows, lut_every=args.lut_every,
                              finetune_steps=args.finetune, executor=executor, device=device_from(args),
-                             threads=args.threads)
+                             threads=args.threads, tune_steps=args.tune)
     write_json(args.json, report)
     print(f"Wrote {args.output}: {report.bits_per_weight:.3f} streamed bits/weight (budget {args.budget}).")
     print_timings(executor)
@@ -194,6 +194,11 @@ def _max_new_tokens():
 def _max_budget():
     from ..compiler.search import MAX_BUDGET
     return MAX_BUDGET
+
+
+def _max_tune_steps():
+    from ..compiler.lut_methods import MAX_TUNE_STEPS
+    return MAX_TUNE_STEPS
 
 
 def _max_rows():
@@ -286,6 +291,9 @@ def register(sub) -> None:
     p.add_argument("--finetune", type=number(int, 1, 1_000_000), metavar="STEPS",
                    help="write a finetune section of STEPS steps, so that `run` trains the chosen "
                         "configuration first (1 to 1000000)")
+    p.add_argument("--tune", type=number(int, 0, _max_tune_steps), default=0, metavar="STEPS",
+                   help="tune every LUT candidate's codebooks STEPS Adam steps on its layer's output before "
+                        "scoring it (default 0: the fits as they are; bench/layer_tune.py measures what it buys)")
     p.add_argument("-o", "--output", required=True, metavar="CONFIG.yaml")
     p.add_argument("--json", metavar="PATH", help="write the sensitivity table and choice as JSON")
     add_executor_arguments(p)

@@ -34,7 +34,7 @@ import yaml
 from ..support.cache import content_key, read_cached, source_hash, write_cached
 from ..support.checks import check_int
 from ..support.errors import UsageError
-from .lut_methods import LayerMethod, fit_cache_dir, fit_version, method_label, streamed_bits
+from .lut_methods import MAX_TUNE_STEPS, LayerMethod, fit_cache_dir, fit_version, method_label, streamed_bits
 from .session import SCORING_SOURCES, MethodConfig, Session, SessionSpec, worker_session
 
 __all__ = ["search_budget", "write_method_config", "DominantLayer", "QuantizeReport", "minimum_budget",
@@ -192,8 +192,11 @@ def probe_loss(s: "Session", errors: dict, menu: dict[str, LayerMethod], windows
     return out
 
 
-def candidates() -> dict[str, LayerMethod]:
-    """The per-layer menu the search chooses from (labels -> methods)."""
+def candidates(tune_steps: int = 0) -> dict[str, LayerMethod]:
+    """The per-layer menu the search chooses from (labels -> methods); with ``tune_steps``, every LUT
+    candidate's codebooks are tuned that many steps on its layer's output after the fit
+    (:mod:`lutforge.compiler.layer_tune`), so the search scores, and the configuration compiles,
+    the tuned fits."""
     # GPTQ-rounded block formats are not offered: they cut the layer output error 1.5-6x on held-out
     # calibration rows, yet raise MXINT4's whole-model perplexity (docs/quantization.md), so an
     # output-error search would choose them everywhere and be misled.
@@ -209,6 +212,8 @@ def candidates() -> dict[str, LayerMethod]:
             LayerMethod(kind="tmac", v=1, c_w=16, fit="gptq", hadamard=64),
             LayerMethod(kind="tmac", v=2, c_w=16, fit="gptq", hadamard=64),
             LayerMethod(kind="tmac", v=2, c_w=64, fit="gptq", hadamard=64)]
+    if tune_steps:
+        menu = [dataclasses.replace(m, tune_steps=tune_steps) if m.kind in ("lut", "tmac") else m for m in menu]
     return {method_label(m): m for m in menu}
 
 
@@ -336,11 +341,12 @@ def search_finetune(steps: int):
 
 def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int = 512,
                     lut_every: int = 1, finetune_steps: int | None = None, executor=None,
-                    device: str = "cpu", threads: int = 2) -> QuantizeReport:
+                    device: str = "cpu", threads: int = 2, tune_steps: int = 0) -> QuantizeReport:
     """``lutforge quantize``: per-layer sensitivity (relative output MSE of every candidate on
     held-out rows, weighted per layer by the model loss it costs: :func:`probe_loss`,
     :func:`loss_weights`), the budgeted search, and the chosen configuration written as YAML (with
-    a ``finetune`` section of ``finetune_steps`` steps when given, so that ``run`` trains it).
+    a ``finetune`` section of ``finetune_steps`` steps when given, so that ``run`` trains it). With
+    ``tune_steps`` the LUT candidates are the tuned ones (:func:`candidates`).
     Calibration, fits and the probes' model operations run on ``device`` with ``threads`` torch
     threads, in every worker's session too (the same count everywhere, so that every executor gives
     the same sums). The arguments are checked before the model is loaded."""
@@ -352,6 +358,8 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
     blocks = len({name.split(".")[1] for name in model_linears()})
     check_int("lut_every", lut_every, 1, blocks, fix=f"SmolLM2-135M has {blocks} decoder blocks")
     check_int("threads", threads, 1, 256, fix="give each session 1 or more torch threads")
+    check_int("tune_steps", tune_steps, 0, MAX_TUNE_STEPS,
+              fix="0 scores the fits as they are; each step runs a layer on its calibration rows")
     finetune = None if finetune_steps is None else search_finetune(finetune_steps)
     low = minimum_budget(lut_every)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= MAX_BUDGET:
@@ -361,7 +369,7 @@ def quantize_search(budget: float, out_path, *, progress: bool = True, rows: int
                          f"in that range.")
     check_data("valid")
     s = Session(SEARCH_CALIBRATION, progress=progress, device=device, threads=threads)
-    menu = candidates()
+    menu = candidates(tune_steps)
     errors, bits = sensitivity(s, menu, rows, progress, lut_every, executor)
     # Output MSE alone ranks layers alike; weight each layer by its measured loss per unit MSE.
     probes = probe_loss(s, errors, menu, progress=progress, executor=executor)

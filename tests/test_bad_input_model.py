@@ -320,6 +320,8 @@ CASES = [
     argparse_error("quantize-lut-every-too-big", "quantize", ["--budget", "4", "--lut-every", "31", "-o",
                                                               "{tmp}/q.yaml"],
                    "argument --lut-every: 31 is not from 1 to 30"),
+    argparse_error("quantize-tune-negative", "quantize", ["--budget", "4", "--tune", "-1", "-o", "{tmp}/q.yaml"],
+                   "argument --tune: -1 is not from 0 to 10000"),
     argparse_error("quantize-threads-0", "quantize", ["--budget", "4", "--threads", "0", "-o", "{tmp}/q.yaml"],
                    "argument --threads: 0 is not from 1 to 256"),
     Case("quantize-output-is-folder", ("quantize", "--budget", "4", "-o", "{tmp}"),

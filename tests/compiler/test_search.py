@@ -44,6 +44,17 @@ def test_lut_candidates_are_scored_only_where_they_can_pay(tmp_path, monkeypatch
     assert len(s.scored) == len(finite)
 
 
+def test_tuned_menu_tunes_the_lut_candidates_only():
+    plain, tuned = search.candidates(), search.candidates(tune_steps=20)
+    assert len(plain) == len(tuned)
+    for m in tuned.values():
+        assert m.tune_steps == (20 if m.kind in ("lut", "tmac") else 0)
+    # Tuning changes no candidate's bits, so the budgets the search can meet stay the same.
+    assert [m.kind for m in plain.values()] == [m.kind for m in tuned.values()]
+    assert all(streamed_bits(a, 1536, 576) == streamed_bits(b, 1536, 576)
+               for a, b in zip(plain.values(), tuned.values()))
+
+
 @pytest.mark.slow
 def test_sensitivity_and_probes_on_two_workers_equal_the_sessions_own(tmp_path, monkeypatch):
     """`lutforge quantize --workers 2`: each worker builds its own session of SmolLM2 and scores
