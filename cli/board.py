@@ -2,8 +2,9 @@
 
     lutforge bitstream --board icebreaker [--config soc.yaml] [--json report.json] [-o top.bin]
     lutforge bitstream --all --json bitstreams.json --plot bitstreams.png
-    lutforge run --board icebreaker --port /dev/ttyUSB1     # a layer on the board, checked
-    lutforge run --board icebreaker --port sim              # the same, the SoC in Verilator
+    lutforge run --board icebreaker --port /dev/ttyUSB1     # a check layer on the board, against golden
+    lutforge run --board icebreaker --transport sim         # the same, the SoC in Verilator
+    lutforge run --board ulx3s-85f --transport sim --program build/ulx3s/program --layer layers.0.attn.k
 """
 
 import shutil
@@ -87,14 +88,31 @@ def check_plot_format(path: "str | None") -> None:
 
 
 def run_board(args) -> int:
-    """``run --board``: a check layer on the board's core (or its simulation) against golden."""
-    from ..jobs.board import check_board
+    """``run --board``: a check layer, or a compiled Program's layer (``--program``, ``--layer``), on
+    the board's core or its simulation, against golden."""
+    from ..jobs.board import check_board, run_program_layer
 
-    if not args.port:
-        raise UsageError(f"Running on board {args.board!r} needs --port: a serial device, or 'sim' for its "
-                         f"simulation.")
+    if args.transport == "sim" and args.port:
+        raise UsageError(f"--transport sim runs the board's SoC in Verilator and opens no serial port, so "
+                         f"--port {args.port} would be ignored; remove one of them.")
+    if args.transport != "sim" and not args.port:
+        raise UsageError(f"Running on board {args.board!r} needs --port DEVICE (its serial port) or --transport sim "
+                         f"(its SoC in Verilator).")
+    if (args.program is None) != (args.layer is None):
+        given, missing = ("--program", "--layer") if args.layer is None else ("--layer", "--program")
+        raise UsageError(f"{given} needs {missing}: a board runs one layer of a compiled Program "
+                         f"(--program DIR --layer NAME), or its own check layer when both are left out.")
+    if args.program is None and args.tokens is not None:
+        raise UsageError("--tokens applies to a Program's layer (--program DIR --layer NAME); the check layer "
+                         "always runs 2 tokens. Remove it or name a layer.")
     check_writable(args.json)
-    result = check_board(args.board, args.port, args.soc_config, 0 if args.seed is None else args.seed)
+    port = "sim" if args.transport == "sim" else args.port
+    seed = 0 if args.seed is None else args.seed
+    if args.program is not None:
+        result = run_program_layer(args.board, port, args.program, args.layer, args.soc_config, seed,
+                                   tokens=args.tokens or 1)
+    else:
+        result = check_board(args.board, port, args.soc_config, seed)
     print(f"{result.board} over {result.port}: {result.what}; {result.frames} frames, {result.retries} retries "
           f"({result.naks} NAKs), {result.seconds:.1f} s")
     write_json(args.json, result)
@@ -109,11 +127,20 @@ def add_run_arguments(p) -> None:
     """The board options of ``run``, which it shares with the whole-model golden run."""
     from ..boards.platforms import BOARDS
 
-    p.add_argument("--board", choices=list(BOARDS), help="run a check layer on this board")
-    p.add_argument("--port", help="serial device, or 'sim' for the Verilator SoC (with --board)")
+    p.add_argument("--board", choices=list(BOARDS), help="run a layer on this board (or its simulation)")
+    # No defaults: a value given to a run without --board would be ignored, and `run` refuses it then.
+    p.add_argument("--transport", choices=("serial", "sim"),
+                   help="with --board: serial (the board on --port; the default) or sim (its SoC in Verilator "
+                        "behind a simulated UART)")
+    p.add_argument("--port", help="with --board: the board's serial device")
     p.add_argument("--soc-config", metavar="YAML", help="the SoC settings the bitstream was built with")
-    # No default: a seed given to a run without --board would be ignored, and `run` refuses it then.
-    p.add_argument("--seed", type=number(int, 0), help="seed of the check layer (with --board), 0 or more; default 0")
+    p.add_argument("--program", metavar="DIR", help="with --board and --layer: a compiled Program (lutforge compile)")
+    p.add_argument("--layer", metavar="NAME", help="with --board and --program: the layer to run, bit-exact "
+                                                   "against golden")
+    p.add_argument("--tokens", type=number(int, 1, 64),
+                   help="with --program: activation rows (seeded) to run, 1 to 64; default 1")
+    p.add_argument("--seed", type=number(int, 0), help="seed of the layer's activations (with --board), 0 or more; "
+                                                       "default 0")
 
 
 def register(sub) -> None:

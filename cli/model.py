@@ -75,7 +75,8 @@ def cmd_compile(args) -> int:
 # The options of each kind of run; one given to the other kind would be ignored.
 _MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
               "build": "--build", "backend": "--backend", "device": "--device"}
-_BOARD_RUN = {"port": "--port", "soc_config": "--soc-config", "seed": "--seed"}
+_BOARD_RUN = {"transport": "--transport", "port": "--port", "soc_config": "--soc-config", "program": "--program",
+              "layer": "--layer", "tokens": "--tokens", "seed": "--seed"}
 
 
 def cmd_run(args) -> int:

@@ -12,7 +12,7 @@ from ..support.errors import MissingFileError, UsageError
 from ..support.yamlfile import load_yaml
 from .results import BoardCheck
 
-__all__ = ["load_soc_config", "check_board"]
+__all__ = ["load_soc_config", "check_board", "run_program_layer"]
 
 
 # The SoC settings a YAML file may change; the clock and the GEMV core's sizes are the board's.
@@ -47,31 +47,93 @@ def _check_port(port: str) -> None:
     """Refuse a serial device that is not there before any work (pyserial's own error names no fix)."""
     if port != "sim" and "://" not in port and os.name == "posix" and not Path(port).exists():
         raise MissingFileError(f"Serial port {port} does not exist; plug in the board and check the device name "
-                               f"(e.g. /dev/ttyUSB1), or pass --port sim to run its simulation.")
+                               f"(e.g. /dev/ttyUSB1), or pass --transport sim to run its simulation.")
+
+
+def _board_config(board_name: str, port: str, soc_config_path: "str | None"):
+    """(board, SoC configuration), the port checked, before anything is started."""
+    from ..boards.platforms import get_board
+
+    board = get_board(board_name)
+    _check_port(port)
+    return board, load_soc_config(board, soc_config_path)
+
+
+def _transport(port: str, config):
+    """The link to ``port``: a serial device, or ``"sim"`` for the SoC in Verilator behind a
+    simulated UART."""
+    if port == "sim":
+        from ..boards.sim_transport import open_sim
+        return open_sim(config)
+    from ..boards.serial_transport import open_serial
+    return open_serial(port, config.baud)
+
+
+def _result(board, port, transport, what, mismatches, started) -> BoardCheck:
+    stats = transport.stats
+    return BoardCheck(board.name, port, what, mismatches, stats.frames, stats.retries, stats.naks,
+                      time.monotonic() - started)
 
 
 def check_board(board_name: str, port: str, soc_config_path: "str | None" = None, seed: int = 0) -> BoardCheck:
     """Run a check layer on ``board_name``'s core over ``port`` (a serial device, or ``"sim"`` for
     the SoC in Verilator) and compare it with the golden model."""
-    from ..boards.platforms import get_board
-
     check_int("seed", seed, 0, fix="seeds are 0 or more")
-    board = get_board(board_name)
-    _check_port(port)
-    config = load_soc_config(board, soc_config_path)
-    if port == "sim":
-        from ..boards.sim_transport import open_sim
-        transport = open_sim(config)
-    else:
-        from ..boards.serial_transport import open_serial
-        transport = open_serial(port, config.baud)
+    board, config = _board_config(board_name, port, soc_config_path)
+    transport = _transport(port, config)
     started = time.monotonic()
     with transport:
         check = _run_gemv if config.core == "gemv" else _run_lmul
         what, mismatches = check(transport, config, seed)
-    stats = transport.stats
-    return BoardCheck(board.name, port, what, mismatches, stats.frames, stats.retries, stats.naks,
-                      time.monotonic() - started)
+    return _result(board, port, transport, what, mismatches, started)
+
+
+def run_program_layer(board_name: str, port: str, program_dir: str, layer_name: str,
+                      soc_config_path: "str | None" = None, seed: int = 0, *, tokens: int = 1) -> BoardCheck:
+    """Run layer ``layer_name`` of the Program in ``program_dir`` on ``board_name``'s GEMV core over
+    ``port`` (a serial device, or ``"sim"``) for ``tokens`` rows of seeded activations, through the
+    board memory one core run at a time when it does not fit at once, and compare every accumulator
+    with the golden backend's."""
+    import numpy as np
+
+    from ..backends.board import BoardBackend
+    from ..program.artifact import read_program
+    from ..program.golden import GoldenBackend
+    from ..program.host import HostDriver
+
+    check_int("seed", seed, 0, fix="seeds are 0 or more")
+    check_int("tokens", tokens, 1, 64, fix="a board run checks 1 to 64 activation rows")
+    program = read_program(program_dir)
+    if layer_name not in program.layers:
+        names = list(program.layers)
+        raise UsageError(f"The Program in {program_dir} has no layer {layer_name!r}; it holds {len(names)}: "
+                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}.")
+    layer = program.layers[layer_name]
+    board, config = _board_config(board_name, port, soc_config_path)
+    if config.core != "gemv":
+        raise UsageError(f"A Program's layer runs on the GEMV core, and this {board.name} SoC carries "
+                         f"{config.core!r}; set core: gemv in --soc-config.")
+    if layer.kind != "lut":
+        raise UsageError(f"Layer {layer_name} runs on the {layer.kind} core, which the {board.name} SoC does not "
+                         f"carry (it holds the LUT core only); compile it as a LUT layer "
+                         f"(configs/{board.name}.yaml) or run it with --backend golden or sim.")
+    x = np.random.default_rng(seed).standard_normal((tokens, layer.in_features))
+    golden = HostDriver(program, GoldenBackend())
+    want = golden.run_int(layer_name, golden.quantize(layer_name, x)).acc
+    transport = _transport(port, config)
+    started = time.monotonic()
+    with transport:
+        device = HostDriver(program, BoardBackend(transport, config.gemv))
+        got = device.run_int(layer_name, device.quantize(layer_name, x))
+    what = (f"layer {layer_name} ({layer.in_features} x {layer.out_features}, {len(layer.runs)} core runs), "
+            f"{tokens} token{'s' if tokens > 1 else ''}, in {got.cycles} core cycles")
+    bad = np.argwhere(got.acc != want)
+    mismatches = ""
+    if bad.size:
+        t, r, i = bad[0]
+        mismatches = (f"{len(bad)} accumulators differ from golden; first: token {t} run {r} row {i}: "
+                      f"expected {want[t, r, i]}, got {got.acc[t, r, i]}.")
+    return _result(board, port, transport, what, mismatches, started)
 
 
 def _run_lmul(transport, config, seed):

@@ -351,24 +351,43 @@ BITSTREAM_CASES = [
 
 RUN_BOARD_CASES = [
     Case("run-board-without-port", ("run", "--board", "icebreaker"),
-         "lutforge: Running on board 'icebreaker' needs --port: a serial device, or 'sim' for its simulation."),
-    Case("run-board-unknown", ("run", "--board", "de0", "--port", "sim"),
+         "lutforge: Running on board 'icebreaker' needs --port DEVICE (its serial port) or --transport sim (its SoC "
+         "in Verilator)."),
+    Case("run-board-unknown", ("run", "--board", "de0", "--transport", "sim"),
          _argparse("run", f"argument --board: invalid choice: 'de0' (choose from {BOARD_NAMES})")),
     Case("run-board-missing-serial-port", ("run", "--board", "icebreaker", "--port", "{tmp}/ttyUSB9"),
          "lutforge: Serial port {tmp}/ttyUSB9 does not exist; plug in the board and check the device name (e.g. "
-         "/dev/ttyUSB1), or pass --port sim to run its simulation."),
-    Case("run-board-negative-seed", ("run", "--board", "icebreaker", "--port", "sim", "--seed", "-3"),
+         "/dev/ttyUSB1), or pass --transport sim to run its simulation."),
+    Case("run-board-negative-seed", ("run", "--board", "icebreaker", "--transport", "sim", "--seed", "-3"),
          _argparse("run", "argument --seed: -3 is not 0 or more")),
-    Case("run-board-soc-missing", ("run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"),
+    Case("run-board-soc-missing", ("run", "--board", "icebreaker", "--transport", "sim", "--soc-config", "{tmp}/soc.yaml"),
          "lutforge: The SoC configuration file {tmp}/soc.yaml does not exist; check the path."),
-    Case("run-board-soc-baud-zero", ("run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"),
+    Case("run-board-soc-baud-zero", ("run", "--board", "icebreaker", "--transport", "sim", "--soc-config", "{tmp}/soc.yaml"),
          "lutforge: {tmp}/soc.yaml: SoC baud=0 is not an integer 1200 or more; the UART runs at a standard rate such "
          "as 115200.", files={"soc.yaml": "baud: 0\n"}),
-    Case("run-board-soc-duplicate-key", ("run", "--board", "ulx3s-85f", "--port", "sim", "--soc-config",
+    Case("run-board-soc-duplicate-key", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--soc-config",
                                          "{tmp}/soc.yaml"),
          "lutforge: {tmp}/soc.yaml, line 2: key 'mem_size' is given twice (first on line 1); keep one of them.",
          files={"soc.yaml": "mem_size: 4096\nmem_size: 8192\n"}),
-    Case("run-board-json-under-file", ("run", "--board", "icebreaker", "--port", "sim", "--json",
+    Case("run-board-sim-and-port", ("run", "--board", "icebreaker", "--transport", "sim", "--port", "/dev/ttyUSB1"),
+         "lutforge: --transport sim runs the board's SoC in Verilator and opens no serial port, so --port "
+         "/dev/ttyUSB1 would be ignored; remove one of them."),
+    Case("run-board-program-without-layer", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--program",
+                                             "{tmp}"),
+         "lutforge: --program needs --layer: a board runs one layer of a compiled Program (--program DIR --layer "
+         "NAME), or its own check layer when both are left out."),
+    Case("run-board-layer-without-program", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--layer", "x"),
+         "lutforge: --layer needs --program: a board runs one layer of a compiled Program (--program DIR --layer "
+         "NAME), or its own check layer when both are left out."),
+    Case("run-board-tokens-without-program", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--tokens", "2"),
+         "lutforge: --tokens applies to a Program's layer (--program DIR --layer NAME); the check layer always runs "
+         "2 tokens. Remove it or name a layer."),
+    Case("run-board-tokens-too-many", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--tokens", "65"),
+         _argparse("run", "argument --tokens: 65 is not from 1 to 64")),
+    Case("run-board-program-missing", ("run", "--board", "ulx3s-85f", "--transport", "sim", "--program",
+                                       "{tmp}/nothing", "--layer", "x"),
+         "lutforge: Program directory {tmp}/nothing does not exist; compile one with `lutforge compile`."),
+    Case("run-board-json-under-file", ("run", "--board", "icebreaker", "--transport", "sim", "--json",
                                        "{tmp}/file/r.json"),
          "lutforge: Output {tmp}/file/r.json cannot be written: {tmp}/file is a file, not a directory; choose "
          "another path.", files={"file": ""}),

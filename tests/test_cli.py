@@ -50,7 +50,8 @@ def test_every_registered_block_is_lint_clean(name, example):
 def test_board_run_without_port_says_what_to_pass(capsys):
     assert main(["run", "--board", "icebreaker"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "lutforge: Running on board 'icebreaker' needs --port: a serial device, or 'sim' for its simulation.")
+        "lutforge: Running on board 'icebreaker' needs --port DEVICE (its serial port) or --transport sim (its SoC "
+         "in Verilator).")
 
 
 def _bad_yaml(tmp_path):
@@ -86,7 +87,7 @@ ERRORS = [
     pytest.param(["demo", "--set", "core.lanes=["],
                  "The value of --set core.lanes, line 1, column 2 is not valid YAML: expected the node "
                  "content, but found '<stream end>'; quote it or give a plain value.", id="set-not-yaml"),
-    pytest.param(["run", "--board", "icebreaker", "--port", "sim", "--soc-config", "{tmp}/soc.yaml"],
+    pytest.param(["run", "--board", "icebreaker", "--transport", "sim", "--soc-config", "{tmp}/soc.yaml"],
                  "The SoC configuration file {tmp}/soc.yaml does not exist; check the path.",
                  id="missing-soc-config"),
     pytest.param(["bitstream", "--board", "icebreaker", "--config", _bad_yaml],

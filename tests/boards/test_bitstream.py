@@ -72,7 +72,7 @@ def test_cli_registers_both_commands():
     parser = build_parser()
     args = parser.parse_args(["bitstream", "--board", "icebreaker"])
     assert args.func.__name__ == "cmd_bitstream"
-    args = parser.parse_args(["run", "--board", "ulx3s-85f", "--port", "sim"])
+    args = parser.parse_args(["run", "--board", "ulx3s-85f", "--transport", "sim"])
     assert args.func.__name__ == "cmd_run" and args.board == "ulx3s-85f"
 
 
@@ -106,5 +106,5 @@ def test_overfull_design_is_named_with_the_numbers():
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "orangecrab-25f"])
 def test_run_command_on_the_simulated_board(board, capsys):
-    assert main(["run", "--board", board, "--port", "sim"]) == 0
+    assert main(["run", "--board", board, "--transport", "sim"]) == 0
     assert "All results equal the golden model." in capsys.readouterr().out

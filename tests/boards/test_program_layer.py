@@ -1,0 +1,61 @@
+"""A real SmolLM2 layer, compiled for a board's GEMV core, run on that board's whole SoC in
+Verilator over the simulated UART, bit-exact against golden: `lutforge compile` then
+`lutforge run --board ulx3s-85f --transport sim --program DIR --layer NAME`. The layer's images are
+larger than the SoC's 32 KiB memory, so it goes through it one core run at a time."""
+
+from pathlib import Path
+
+import pytest
+
+from lutforge.cli import main
+from lutforge.compiler.config import load_config
+from lutforge.program.artifact import read_program
+
+LAYER = "layers.0.attn.k"
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ulx3s-85f.yaml")
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    build = tmp_path_factory.mktemp("ulx3s")
+    assert main(["compile", "--config", CONFIG, "--layer", LAYER, "--build", str(build)]) == 0
+    return build / "program"
+
+
+def test_the_board_config_compiles_for_the_core_the_board_carries():
+    from lutforge.boards.platforms import get_board
+
+    cfg = load_config(CONFIG)
+    built = get_board("ulx3s-85f").soc_config().gemv
+    assert (cfg.quantization.v, cfg.quantization.c_a, cfg.quantization.c_w, cfg.quantization.table_bits) == (
+        built.v, built.c_a, built.c_w, built.table_bits)
+    assert (cfg.core.lanes, cfg.core.chains, cfg.core.max_positions, cfg.core.metric) == (
+        built.lanes, built.chains, built.max_positions, built.metric)
+
+
+def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_path, capsys):
+    layer = read_program(program).layers[LAYER]
+    assert layer.tab.nbytes > 32768 and len(layer.runs) == 5  # more than the SoC's memory: run by run
+    # The UART at clk/8 instead of the bitstream's 115200 baud: the same SoC, its memory and core, with
+    # the tables loaded in seconds (the slow test below runs the bitstream's own baud).
+    fast = tmp_path / "fast-uart.yaml"
+    fast.write_text("baud: 3125000\n")
+    assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program), "--layer", LAYER,
+                 "--soc-config", str(fast), "--tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"layer {LAYER} (576 x 192, 5 core runs), 2 tokens" in out
+    assert "All results equal the golden model." in out
+
+
+def test_a_layer_the_program_lacks_is_named(program, capsys):
+    assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program),
+                 "--layer", "layers.0.attn.q"]) == 2
+    assert capsys.readouterr().err == (f"lutforge: The Program in {program} has no layer 'layers.0.attn.q'; it holds "
+                                       f"1: {LAYER}.\n")
+
+
+@pytest.mark.slow  # the bitstream's 115200 baud: about 150 KB of tables over the simulated UART, minutes
+def test_the_acceptance_command_at_the_bitstreams_baud(program, capsys):
+    assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program),
+                 "--layer", LAYER]) == 0
+    assert "All results equal the golden model." in capsys.readouterr().out
