@@ -25,8 +25,16 @@ chip), indices as above, activations and results.
 
 A layer's time on a target is ``max(cycles / clock, bytes / bandwidth)`` (the core overlaps its
 memory requests with its work); a token is the sum over the linear layers, non-linear operations
-excluded (they run on the host here). Target presets give clock, memory bandwidth and lanes; the
-board presets' bandwidths are our estimates of their external memories, not measurements.
+excluded (they run on the host here). Target presets give clock, memory bandwidth and lanes.
+
+**Board targets** describe the SoC that ``lutforge bitstream`` builds for the board
+(:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
+clock, its GEMV core's lanes, its block-RAM memory, and that memory's one byte-wide port
+(``port = "byte"``, :class:`lutforge.boards.soc.GemvShell`), which serves every channel in turn: a
+word of ``s`` bytes takes ``1 + 2 s`` cycles (a cycle to choose the channel, two per byte), a
+result tile ``1 + 4 L`` (one per byte written). A LUT run on such a target takes
+``max(core cycles, port cycles)``; the simulated SoC's cycles on a SmolLM2 layer are within 5 % of
+it (the same test). The boards' external memories (SPRAM, SDRAM, DDR3) are not served yet.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from dataclasses import dataclass
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
-           "block_layer_cost", "program_cost", "tmac_run_cycles", "tmac_layer_cost",
+           "block_layer_cost", "program_cost", "byte_port_cycles", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost"]
 
 
@@ -51,17 +59,21 @@ class Target:
     memory_latency: int
     memory_mib: float | None
     note: str
+    # "stream": memory words arrive at ``bandwidth_gbs``; "byte": the board SoC's byte port (module
+    # docstring), whose cycles bound each run.
+    port: str = "stream"
 
 
 TARGETS = {
     "sim": Target("sim", 100.0, math.inf, 16, 4, None,
                   "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
-    "icebreaker": Target("icebreaker", 12.0, 0.024, 4, 2, 0.125,
-                         "iCE40UP5K: 128 KiB SPRAM (16 bit at 12 MHz) as the only memory"),
-    "ulx3s-85f": Target("ulx3s-85f", 25.0, 0.1, 16, 8, 32.0,
-                        "ECP5-85F: 32 MiB SDRAM, 16 bit at 50 MHz"),
-    "orangecrab-25f": Target("orangecrab-25f", 48.0, 0.4, 16, 16, 128.0,
-                             "ECP5-25F: 128 MiB DDR3, 16 bit, ~0.4 GB/s usable"),
+    # The board SoCs as built: clock, lanes, block-RAM memory, one byte per two cycles at most.
+    "icebreaker": Target("icebreaker", 12.0, 12e6 / 2 / 1e9, 2, 1, 4096 / 2**20,
+                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 4 KiB block RAM on a byte port", "byte"),
+    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 2 / 1e9, 4, 1, 32768 / 2**20,
+                        "ECP5-85F SoC: 25 MHz, 4 lanes, 32 KiB block RAM on a byte port", "byte"),
+    "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 2 / 1e9, 4, 1, 16384 / 2**20,
+                             "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a byte port", "byte"),
     "v80": Target("v80", 250.0, 820.0, 1024, 64, 32768.0,
                   "V80-class: 250 MHz, 820 GB/s HBM, 1024 lanes (our choice), 32 GiB"),
 }
@@ -71,7 +83,7 @@ def resolve_target(cfg) -> Target:
     """A :class:`Target` from a ``target`` config section (preset plus overrides)."""
     base = TARGETS[cfg.preset]
     return Target(base.name, cfg.clock_mhz or base.clock_mhz, cfg.bandwidth_gbs or base.bandwidth_gbs,
-                  cfg.lanes or base.lanes, base.memory_latency, base.memory_mib, base.note)
+                  cfg.lanes or base.lanes, base.memory_latency, base.memory_mib, base.note, base.port)
 
 
 @dataclass(frozen=True)
@@ -106,10 +118,19 @@ def run_requests(positions: int, out_features: int, lanes: int) -> dict[str, int
     return {"cb": positions, "tab": tiles * positions, "idx": tiles * positions}
 
 
+def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams) -> int:
+    """Cycles the board SoC's byte port (module docstring) spends on one core run's words."""
+    words = dict(run_requests(positions, out_features, core.lanes), x=positions)
+    tiles = -(-out_features // core.lanes)
+    return (sum(n * (1 + 2 * core.strides[k]) for k, n in words.items())
+            + tiles * (1 + 4 * core.lanes))
+
+
 def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
-               bandwidth_gbs: float, positions_per_run: int = 0) -> LayerCost:
+               bandwidth_gbs: float, positions_per_run: int = 0, port: str = "stream") -> LayerCost:
     """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes and chains), in runs of at
-    most ``positions_per_run`` positions (0: one run)."""
+    most ``positions_per_run`` positions (0: one run), its words served by ``port`` (module
+    docstring)."""
     v, c_a, c_w, b = core.v, core.c_a, core.c_w, core.table_bits
     lanes, chains = core.lanes, core.chains
     p_total = -(-shape.in_features // v)
@@ -120,12 +141,18 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
     acc_w = (max(runs) * ((1 << b) - 1)).bit_length()
     cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
                             memory_latency=memory_latency) for p in runs)
+    if port == "byte":
+        served = sum(byte_port_cycles(p, shape.out_features, core) for p in runs)
+        bound = "memory" if served > cycles else "compute"
+        cycles = max(cycles, served)
     nbytes = 0
     for p in runs:
         words = run_requests(p, shape.out_features, lanes)
         nbytes += (words["cb"] * c_a * v * 8 + words["tab"] * c_w * b + words["idx"] * lanes * wb
                    + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
+    if port == "byte":
+        return LayerCost(shape.name, cycles, nbytes, t_compute, bound)
     t_memory = nbytes / (bandwidth_gbs * 1e9)
     return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),
                      "compute" if t_compute >= t_memory else "memory")
@@ -187,7 +214,7 @@ def model_cost(model: str, core: GemvCoreParams, target: Target, *, group_rows: 
     core = dataclasses.replace(core, lanes=target.lanes)
     costs = [layer_cost(LayerShape(n, k, o), core, memory_latency=target.memory_latency,
                         clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs,
-                        positions_per_run=positions_per_run)
+                        positions_per_run=positions_per_run, port=target.port)
              for n, k, o in block]
     seconds = n_layers * sum(c.seconds for c in costs)
     nbytes = n_layers * sum(c.bytes for c in costs)
@@ -248,7 +275,7 @@ def program_cost(program, target: Target, *, chains: int = 4, model: str = "Smol
         for run in layer.runs:
             costs.append(layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features), core,
                                     memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
-                                    bandwidth_gbs=target.bandwidth_gbs))
+                                    bandwidth_gbs=target.bandwidth_gbs, port=target.port))
         stored += sum(words.size * 4 for words in (layer.cb, layer.tab, layer.idx))
     seconds = sum(c.seconds for c in costs)
     return {"model": model, "target": target.name, "cycles_per_token": sum(c.cycles for c in costs),

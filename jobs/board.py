@@ -69,10 +69,10 @@ def _transport(port: str, config):
     return open_serial(port, config.baud)
 
 
-def _result(board, port, transport, what, mismatches, started) -> BoardCheck:
+def _result(board, port, transport, what, mismatches, started, cycles) -> BoardCheck:
     stats = transport.stats
     return BoardCheck(board.name, port, what, mismatches, stats.frames, stats.retries, stats.naks,
-                      time.monotonic() - started)
+                      time.monotonic() - started, cycles)
 
 
 def check_board(board_name: str, port: str, soc_config_path: "str | None" = None, seed: int = 0) -> BoardCheck:
@@ -84,8 +84,8 @@ def check_board(board_name: str, port: str, soc_config_path: "str | None" = None
     started = time.monotonic()
     with transport:
         check = _run_gemv if config.core == "gemv" else _run_lmul
-        what, mismatches = check(transport, config, seed)
-    return _result(board, port, transport, what, mismatches, started)
+        what, mismatches, cycles = check(transport, config, seed)
+    return _result(board, port, transport, what, mismatches, started, cycles)
 
 
 def run_program_layer(board_name: str, port: str, program_dir: str, layer_name: str,
@@ -133,7 +133,7 @@ def run_program_layer(board_name: str, port: str, program_dir: str, layer_name: 
         t, r, i = bad[0]
         mismatches = (f"{len(bad)} accumulators differ from golden; first: token {t} run {r} row {i}: "
                       f"expected {want[t, r, i]}, got {got.acc[t, r, i]}.")
-    return _result(board, port, transport, what, mismatches, started)
+    return _result(board, port, transport, what, mismatches, started, got.cycles)
 
 
 def _run_lmul(transport, config, seed):
@@ -157,8 +157,8 @@ def _run_lmul(transport, config, seed):
         i = bad[0]
         return f"{n} L-Mul products", (
             f"{bad.size} of {n} results differ from golden; first at {i}: a={a[i]:#04x} b={b[i]:#04x} "
-            f"expected {expected[i]:#04x}, got {result[i]:#04x}.")
-    return f"{n} e4m3 L-Mul products in {cycles} cycles", ""
+            f"expected {expected[i]:#04x}, got {result[i]:#04x}."), cycles
+    return f"{n} e4m3 L-Mul products in {cycles} cycles", "", cycles
 
 
 def _run_gemv(transport, config, seed):
@@ -189,5 +189,5 @@ def _run_gemv(transport, config, seed):
     if bad.size:
         t, r, i = bad[0]
         return what, (f"{len(bad)} accumulators differ from golden; first: token {t} run {r} row {i}: "
-                      f"expected {want[t, r, i]}, got {got.acc[t, r, i]}.")
-    return what, ""
+                      f"expected {want[t, r, i]}, got {got.acc[t, r, i]}."), got.cycles
+    return what, "", got.cycles

@@ -190,7 +190,8 @@ class FinetuneResult:
 
 @dataclass(frozen=True)
 class BoardCheck:
-    """``run --board``: a check layer on the board's core (or its simulation) against golden."""
+    """``run --board``: a check layer, or a Program's layer, on the board's core (or its simulation)
+    against golden."""
     board: str
     port: str
     what: str  # the work done, in words
@@ -199,6 +200,7 @@ class BoardCheck:
     retries: int
     naks: int
     seconds: float
+    core_cycles: int  # the device's cycles from each run's start to its done, summed (not the UART's)
 
     @property
     def passed(self) -> bool:

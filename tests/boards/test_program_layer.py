@@ -47,6 +47,38 @@ def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_pat
     assert "All results equal the golden model." in out
 
 
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f", "orangecrab-25f"])
+def test_each_board_target_of_the_performance_model_is_the_soc_that_is_built(name):
+    from lutforge.boards.platforms import get_board
+    from lutforge.compiler.perf import TARGETS
+
+    board, target = get_board(name), TARGETS[name]
+    soc = board.soc_config()
+    assert target.clock_mhz * 1e6 == board.platform().default_clk_frequency == soc.clk_freq
+    assert target.lanes == soc.gemv.lanes
+    assert target.memory_mib * 2**20 == soc.mem_size
+    assert target.port == "byte" and target.bandwidth_gbs * 1e9 == soc.clk_freq / 2  # one byte per two cycles
+
+
+def test_the_projection_for_the_board_is_the_simulated_socs_cycles(program, tmp_path):
+    from lutforge.compiler.perf import TARGETS, program_cost
+    from lutforge.jobs.board import run_program_layer
+
+    fast = tmp_path / "fast-uart.yaml"
+    fast.write_text("baud: 3125000\n")
+    run = run_program_layer("ulx3s-85f", "sim", str(program), LAYER, str(fast), tokens=1)
+    assert run.passed
+    chains = load_config(CONFIG).core.chains
+    projected = program_cost(read_program(program), TARGETS["ulx3s-85f"], chains=chains)
+    # The byte port bounds every run (2 cycles per byte, 1 per word); what the model leaves out is
+    # each run's start, its descriptor and the core's own stalls.
+    assert projected["bound"] == ["memory"]
+    error = projected["cycles_per_token"] / run.core_cycles - 1
+    print(f"{LAYER} on the simulated ulx3s-85f SoC: {run.core_cycles} cycles, projected "
+          f"{projected['cycles_per_token']} ({error:+.1%})")
+    assert abs(error) <= 0.05
+
+
 def test_a_layer_the_program_lacks_is_named(program, capsys):
     assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program),
                  "--layer", "layers.0.attn.q"]) == 2

@@ -25,7 +25,7 @@ def test_projection_is_the_sum_of_layer_costs_and_names_its_bound():
     assert p["bound"] == ["compute"]
     assert math.isclose(p["tokens_per_s"], 250e6 / (p["weights"] / 2 / 1024), rel_tol=0.05)
     assert p["published"]["seconds_128_prefill_256_decode"] == 1.410
-    # A 16-bit DDR3 board is memory bound.
+    # The OrangeCrab SoC as built (block RAM behind a byte-wide port) is memory bound.
     assert model_cost("SmolLM2-135M", cfg.core_params, TARGETS["orangecrab-25f"],
                       group_rows=cfg.quantization.group_rows)["bound"] == ["memory"]
 
