@@ -310,7 +310,8 @@ def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chain
                                **clock)
     if m.kind == "lut":
         core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits, lanes=lanes, chains=chains)
-        one = layer_cost(shape, core, positions_per_run=m.scale_positions if m.scales == "block" else 0, **clock)
+        one = layer_cost(shape, core, positions_per_run=m.scale_positions if m.scales == "block" else 0,
+                         port=target.port, **clock)
         stages = 2 if m.residual else 1
         return LayerCost(shape.name, stages * one.cycles, stages * one.bytes, stages * one.seconds, one.bound)
     from ..golden.block_gemv import BlockGemvFormat
