@@ -62,25 +62,9 @@ class BramGemvProof(GemvProof):
         with m.If(load.valid & load.ready):
             m.d.sync += address.eq(address + 1)
 
-        # Then the lookups: tile t, position p; one once offered stays offered until taken.
-        t = Signal(range(self.tiles + 1))
-        p = Signal(range(self.positions))
-        offered = Signal()
-        sent_all = t >= self.tiles
-        last = p >= self.positions - 1
-        m.d.comb += [
-            lookups.valid.eq(loaded & ~sent_all & (offered | ~use_gap)),
-            lookups.payload.a.eq(act[p]),
-            lookups.payload.widx.eq(widx[t][p]),
-            lookups.payload.mask.eq(mask[t][p]),
-            lookups.payload.last.eq(last),
-        ]
-        m.d.sync += offered.eq(lookups.valid & ~lookups.ready)
-        with m.If(lookups.valid & lookups.ready):
-            with m.If(last):
-                m.d.sync += [p.eq(0), t.eq(t + 1)]
-            with m.Else():
-                m.d.sync += p.eq(p + 1)
+        # Then the lookups: each position's activation index beside the tile's indices and mask.
+        p = self._tile_stream(m, lookups, loaded, use_gap, widx, mask)
+        m.d.comb += lookups.payload.a.eq(act[p])
 
         m.d.comb += self.ok.eq(self._verdict(m, cycle, use_hold, table, act, widx, mask))
         return m

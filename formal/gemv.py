@@ -150,28 +150,35 @@ class GemvProof(wiring.Component):
         rows = engine.rows
         cycle, (table, act, widx, mask), use_gap, use_hold = self._operands_and_stalls(m)
 
-        # The row stream: tile t, position p; a row once offered stays offered until taken.
+        # The row stream: each position's table row beside the tile's indices and mask.
+        p = self._tile_stream(m, rows, Const(1), use_gap, widx, mask)
+        m.d.comb += rows.payload.row.eq(table[p][act[p]])
+
+        m.d.comb += self.ok.eq(self._verdict(m, cycle, use_hold, table, act, widx, mask))
+        return m
+
+    def _tile_stream(self, m, port, start, use_gap, widx, mask):
+        """Drive ``port`` with tile t, position p (``widx``, ``mask``, ``last``) from the cycle ``start``
+        holds, until every tile is sent; one once offered stays offered until taken. Returns the
+        position, for the payload fields that differ between engines."""
         t = Signal(range(self.tiles + 1))
         p = Signal(range(self.positions))
         offered = Signal()
         sent_all = t >= self.tiles
         last = p >= self.positions - 1
         m.d.comb += [
-            rows.valid.eq(~sent_all & (offered | ~use_gap)),
-            rows.payload.row.eq(table[p][act[p]]),
-            rows.payload.widx.eq(widx[t][p]),
-            rows.payload.mask.eq(mask[t][p]),
-            rows.payload.last.eq(last),
+            port.valid.eq(start & ~sent_all & (offered | ~use_gap)),
+            port.payload.widx.eq(widx[t][p]),
+            port.payload.mask.eq(mask[t][p]),
+            port.payload.last.eq(last),
         ]
-        m.d.sync += offered.eq(rows.valid & ~rows.ready)
-        with m.If(rows.valid & rows.ready):
+        m.d.sync += offered.eq(port.valid & ~port.ready)
+        with m.If(port.valid & port.ready):
             with m.If(last):
                 m.d.sync += [p.eq(0), t.eq(t + 1)]
             with m.Else():
                 m.d.sync += p.eq(p + 1)
-
-        m.d.comb += self.ok.eq(self._verdict(m, cycle, use_hold, table, act, widx, mask))
-        return m
+        return p
 
     def _verdict(self, m, cycle, use_hold, table, act, widx, mask):
         """Collect the engine's output tiles and say whether the GEMV is right so far: 0 once it is
