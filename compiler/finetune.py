@@ -62,7 +62,8 @@ __all__ = ["FinetunePoint", "FinetuneRun", "finetune", "finetune_key", "trained_
            "FINETUNE_SOURCES"]
 
 # The code a trained result depends on: part of its cache key.
-FINETUNE_SOURCES = ("lutforge.compiler.finetune", "lutforge.compiler.trainable", "lutforge.compiler.fake_quant", "lutforge.compiler.torch_reference",
+FINETUNE_SOURCES = ("lutforge.compiler.finetune", "lutforge.compiler.trainable", "lutforge.compiler.hadamard",
+                    "lutforge.compiler.fake_quant", "lutforge.compiler.torch_reference",
                     "lutforge.compiler.data", "lutforge.compiler.lut_methods", "lutforge.golden.mx")
 DEVICES = ("auto", "cpu", "cuda")
 

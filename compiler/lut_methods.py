@@ -70,6 +70,7 @@ import torch.nn.functional as F
 
 from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
 from ..support.toolchain import tool_versions
+from .hadamard import hadamard_t
 from .torch_reference import device_key
 
 __all__ = ["LayerMethod", "parse_method", "streamed_bits", "codebook_bits", "FittedLayer",
@@ -283,21 +284,6 @@ def codebook_bits(m: LayerMethod, n: int, k: int) -> float:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def hadamard_t(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Rotate each run of ``size`` values of the last axis by H_size / sqrt(size) (as golden.mx.hadamard)."""
-    shape = x.shape
-    if shape[-1] % size:
-        raise ValueError(f"Hadamard size {size} does not divide the {shape[-1]} features; pick a size "
-                         f"that divides K.")
-    y = x.reshape(-1, size)
-    h = 1
-    while h < size:
-        y = y.reshape(-1, size // (2 * h), 2, h)
-        y = torch.stack([y[:, :, 0] + y[:, :, 1], y[:, :, 0] - y[:, :, 1]], dim=2).reshape(-1, size)
-        h *= 2
-    return (y / math.sqrt(size)).reshape(shape)
-
 
 def _pad(x: torch.Tensor, v: int) -> torch.Tensor:
     k = x.shape[-1]
@@ -608,7 +594,8 @@ def _gptq_vq(w: torch.Tensor, h: torch.Tensor, m: LayerMethod, g: int, ng: int, 
 # The modules whose code computes a fit, by method kind; their source is part of the fit's cache
 # key, so a fit made by older code is never reused (a hand-kept version number let stale fits
 # survive code changes, and a published perplexity could not be reproduced from an empty cache).
-_LUT_FIT_SOURCES = ("lutforge.compiler.lut_methods", "lutforge.golden.lut_tables", "lutforge.golden.codebooks")
+_LUT_FIT_SOURCES = ("lutforge.compiler.lut_methods", "lutforge.compiler.hadamard", "lutforge.golden.lut_tables",
+                    "lutforge.golden.codebooks")
 _NUMERIC_FIT_SOURCES = ("lutforge.compiler.lut_methods", "lutforge.golden.mx", "lutforge.golden.fp",
                         "lutforge.golden.convert", "lutforge.golden.formats")
 # The libraries whose arithmetic the fit runs on.

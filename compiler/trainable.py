@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .lut_methods import hadamard_t
+from .hadamard import hadamard_t
 
 __all__ = ["TrainableLut", "TrainableTmac"]
 
