@@ -39,7 +39,7 @@ class BoardBackend:
         self.params = params
         self.timeout = timeout
         self.cycles = 0
-        self._loaded = None  # (id of the layer, which part of it) the memory holds
+        self._loaded = None  # (the layer, which part of it) the memory holds
 
     def _check(self, layer) -> None:
         p = self.params
@@ -104,12 +104,13 @@ class BoardBackend:
             plan.append((images, layout, [(r, run, dict(run.descriptor, cb_base=0, tab_base=0, idx_base=0))]))
         return plan
 
-    def _load(self, images: dict, layout: dict, key) -> None:
-        if self._loaded == key:
+    def _load(self, layer, part, images: dict, layout: dict) -> None:
+        # The layer itself is kept (not its id): a freed layer's id can be a new layer's.
+        if self._loaded is not None and self._loaded[0] is layer and self._loaded[1] == part:
             return
         for name, words in images.items():
             self.acc.load_memory(layout[name], words.view(np.uint8).ravel())
-        self._loaded = key
+        self._loaded = (layer, part)
 
     def run_layer(self, layer, x_q: np.ndarray):
         from ..program.backend import LayerResult
@@ -125,7 +126,7 @@ class BoardBackend:
         cycles = 0
         plan = self._plan(layer)
         for part, (images, layout, runs) in enumerate(plan):
-            self._load(images, layout, (id(layer), part if len(plan) > 1 else "all"))
+            self._load(layer, part if len(plan) > 1 else "all", images, layout)
             for r, run, d in runs:
                 for i in range(t):
                     x = x_q[i, run.first_position:run.first_position + run.positions]
