@@ -39,7 +39,12 @@ def always_fails(item):
 
 
 def slow_square(item):
-    """``item = (seconds, n)``: n squared after a nap, with the node that ran it."""
+    """``item = (seconds, n)``: n squared after a nap, with the node that ran it. Where
+    ``LUTFORGE_TEST_MARKERS`` names a folder, a file ``NODE-n`` there says the nap has begun."""
     seconds, n = item
+    node = os.environ.get("LUTFORGE_TEST_NODE", "head")
+    markers = os.environ.get("LUTFORGE_TEST_MARKERS")
+    if markers:
+        open(os.path.join(markers, f"{node}-{n}"), "w").close()
     time.sleep(seconds)
-    return n * n, os.environ.get("LUTFORGE_TEST_NODE", "head")
+    return n * n, node

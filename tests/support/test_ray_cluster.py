@@ -61,6 +61,9 @@ def test_a_sweep_survives_its_worker_node_dying():
     common = ["--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     # A short folder: Ray's socket paths under it must fit the 107 bytes of a Unix socket name.
     temp = tempfile.mkdtemp(prefix="lfray", dir="/tmp")
+    markers = Path(temp) / "markers"
+    markers.mkdir()
+    env["LUTFORGE_TEST_MARKERS"] = str(markers)
     started = subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--include-dashboard", "false",
                               "--temp-dir", temp, *common], env=env, capture_output=True, text=True)
     assert started.returncode == 0, started.stderr[-2000:]
@@ -71,8 +74,12 @@ def test_a_sweep_survives_its_worker_node_dying():
         report_path = Path(temp) / "report.json"
         driver = subprocess.Popen([sys.executable, "-c", DRIVER, address, str(report_path)],
                                   env=dict(env, PYTHONPATH=os.pathsep.join([tests_dir, env.get("PYTHONPATH", "")])))
-        # Both nodes hold a 3-second task once the driver has started: kill the worker node then.
-        time.sleep(6)
+        # Kill the worker node as soon as it has begun a task (each naps 3 s), so that it dies
+        # holding one, however long the driver takes to start on a busy machine.
+        deadline = time.monotonic() + 180
+        while not any(m.name.startswith("worker-") for m in markers.iterdir()):
+            assert time.monotonic() < deadline and driver.poll() is None, "no task began on the worker node"
+            time.sleep(0.05)
         worker = _raylets_with(f"--node_manager_port={worker_port}")
         assert worker, "the worker node's raylet is not running"
         for pid in worker:
