@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     import torch
     from tqdm import tqdm
 
-    from lutforge.compiler.bundled import load_model
+    from lutforge.compiler.checkpoint import load_model
     from lutforge.compiler.data import wikitext2_tokens
 
     torch.set_grad_enabled(False)

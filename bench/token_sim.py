@@ -21,7 +21,7 @@ from lutforge.backends import get_backend
 from lutforge.compiler.torch_reference import routed
 from lutforge.program.host import HostDriver
 from lutforge.cli.common import write_json
-from lutforge.compiler.bundled import load_model
+from lutforge.compiler.checkpoint import load_model
 from lutforge.compiler.config import load_config
 from lutforge.compiler.steps import Build, compile_model
 from lutforge.compiler.torch_reference import KVCache

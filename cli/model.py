@@ -1,4 +1,5 @@
-"""``lutforge demo``, ``compile``, ``run``, ``generate``, ``quantize`` and ``finetune``: SmolLM2 through the compiler.
+"""``lutforge demo``, ``compile``, ``run``, ``generate``, ``quantize`` and ``finetune``: SmolLM2 (or a Llama /
+Qwen3 checkpoint given with ``--model``) through the compiler.
 
 Every argument, configuration and output path is checked before the model is loaded: a bad one
 costs a second, not the minutes of a compile.
@@ -66,14 +67,14 @@ def cmd_compile(args) -> int:
 
     _check_outputs(args)
     no_repeats(args.layer, "--layer")
-    result = compile_job(_config(args), args.build, args.layer)
+    result = compile_job(_config(args), args.build, args.layer, checkpoint=args.model)
     write_json(args.json, result)
     print(f"Program: {result.program} ({len(result.layers)} layers).")
     return 0
 
 
 # The options of each kind of run; one given to the other kind would be ignored.
-_MODEL_RUN = {"config": "--config", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
+_MODEL_RUN = {"config": "--config", "model": "--model", "windows": "--windows", "window": "--window", "no_fp32": "--no-fp32",
               "build": "--build", "backend": "--backend", "device": "--device"}
 _BOARD_RUN = {"transport": "--transport", "port": "--port", "soc_config": "--soc-config", "program": "--program",
               "layer": "--layer", "tokens": "--tokens", "seed": "--seed"}
@@ -97,7 +98,8 @@ def cmd_run(args) -> int:
     build = args.build or "build/run"
     check_folder(build, "--build")
     result = run_model(configs, build, windows=args.windows, window=args.window, fp32=not args.no_fp32,
-                       backend=args.backend or "golden", device=device_from(args) if args.device else "cpu")
+                       backend=args.backend or "golden", device=device_from(args) if args.device else "cpu",
+                       checkpoint=args.model)
     write_json(args.json, result)
     print(f"Perplexity on {result.tokens} tokens of WikiText-2 test ({result.windows} windows "
           f"of {result.window}), {result.backend} backend:")
@@ -108,13 +110,18 @@ def cmd_run(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from ..compiler.config import shipped_config_path
+    from ..compiler.checkpoint import model_source
+    from ..compiler.config import default_config_path, shipped_config_path
     from ..jobs.generate import agreement, generate
 
     _check_outputs(args)
     if args.config is None:
-        args.config = str(shipped_config_path())
-    result = generate(_config(args), args.build, args.prompt, args.tokens, backend=args.backend)
+        # The shipped configuration is tuned (and fine-tuned) for SmolLM2's layers; another checkpoint
+        # takes the default one, which names no layer.
+        args.config = str(shipped_config_path() if model_source(args.model).kind == "bundled"
+                          else default_config_path())
+    result = generate(_config(args), args.build, args.prompt, args.tokens, backend=args.backend,
+                      checkpoint=args.model)
     write_json(args.json, result)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(result.layer_kinds.items()))
     print(f"prompt ({len(result.prompt_tokens)} tokens): {result.prompt!r}")
@@ -217,6 +224,13 @@ def _config_arguments(p) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
 
 
+def _model_argument(p) -> None:
+    # No default: a board run refuses a --model it would ignore.
+    p.add_argument("--model", metavar="PATH", help="a Llama or Qwen3 checkpoint: a GGUF file, a safetensors file or a "
+                                                   "Hugging Face-style directory, with its tokenizer (default: the "
+                                                   "bundled SmolLM2-135M, also named 'smollm2')")
+
+
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the main job: compile every SmolLM2 linear for the accelerator, generate "
                                     "text in Verilator, check against golden and PyTorch")
@@ -237,8 +251,9 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("compile", help="compile SmolLM2 linear layers into a Program directory")
+    p = sub.add_parser("compile", help="compile a model's linear layers into a Program directory")
     _config_arguments(p)
+    _model_argument(p)
     p.add_argument("--layer", action="append", help="linear layer(s) (default: all)")
     p.add_argument("--build", default="build/compile", help="build directory")
     p.add_argument("--json", metavar="PATH", help="write the Program's path and layers as JSON")
@@ -252,7 +267,7 @@ def register(sub) -> None:
     p.add_argument("--window", type=number(int, 2, _eval_limit("EVAL_WINDOW")),
                    help="tokens per window, 2 to 8192 (default: from the config)")
     p.add_argument("--no-fp32", action="store_true", help="skip the fp32 reference row")
-    p.add_argument("--model", choices=("smollm2",), default="smollm2", help="the model (SmolLM2-135M)")
+    _model_argument(p)
     # No default: a device given to a board run would be ignored, and `run` refuses it then.
     add_device_argument(p, None, "calibration, fine-tuning, fits and the model's own operations (the quantized "
                                  "layers run on the golden backend or the RTL either way)")
@@ -267,8 +282,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("generate", help="greedy text with every decoder linear on the accelerator (golden "
                                         "models or the RTL in Verilator), next to PyTorch fp32's")
-    p.add_argument("--config", help="config YAML (default: configs/smollm2-lut.yaml, the best shipped one)")
+    p.add_argument("--config", help="config YAML (default: configs/smollm2-lut.yaml, the best shipped one, for "
+                                    "SmolLM2; configs/default.yaml for another --model)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    _model_argument(p)
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--tokens", type=number(int, 1, _max_new_tokens), default=8, help="new tokens, 1 to 256")
     p.add_argument("--backend", choices=("golden", "sim"), default="golden",

@@ -20,7 +20,7 @@ import torch
 from ..support.cache import cache_root, content_key, read_cached, source_hash, write_cached
 from ..support.errors import CacheError
 from ..support.toolchain import tool_versions
-from .data import GGUFTokenizer, wikitext2_tokens
+from .data import Tokenizer, wikitext2_tokens
 from .torch_reference import ReferenceModel, device_key, on_device
 
 # The code that turns a model file and text into layer inputs: the tokenizer, the weights' decoding,
@@ -56,7 +56,7 @@ def _sample_positions(total: int, rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=rows, replace=False))
 
 
-def capture_calibration(model: ReferenceModel, tokenizer: GGUFTokenizer, *, n_windows: int = 8,
+def capture_calibration(model: ReferenceModel, tokenizer: Tokenizer, *, n_windows: int = 8,
                         window: int = 512, rows: int = 512, seed: int = 0,
                         layers: list[str] | None = None, cache: bool = True,
                         progress: bool = True, device: str = "cpu") -> CalibrationSet:

@@ -70,7 +70,8 @@ from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
            "TargetConfig", "MethodsConfig", "FinetuneConfig", "DecoderConfig", "Config", "BLOCKS", "load_config", "parse_config", "default_config_path",
-           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable"]
+           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable",
+           "check_config_for"]
 
 
 class ConfigError(UsageError):
@@ -276,31 +277,48 @@ class MethodsConfig:
 MODELS = {"smollm2": "SmolLM2-135M"}
 
 
-def model_linears(model: str = "smollm2") -> dict[str, tuple[int, int]]:
+def model_linears(model="smollm2") -> dict[str, tuple[int, int]]:
     """The decoder linears of ``model`` (the layers a configuration or ``--layer`` may name), with
-    their (out_features, in_features), known without loading the model."""
+    their (out_features, in_features), known without loading the model: ``model`` is a key of
+    :data:`MODELS` or a loaded checkpoint's :class:`~lutforge.compiler.model.LlamaConfig`."""
+    if not isinstance(model, str):
+        from .model import linear_shapes
+        return linear_shapes(model)
     from .perf import MODEL_SHAPES
     blocks, shapes = MODEL_SHAPES[MODELS[model]]
     return {f"layers.{i}.{name}": (n, k) for i in range(blocks) for name, k, n in shapes}
 
 
-def check_layers(names, model: str = "smollm2", what: str = "Layer", error: type = UsageError) -> None:
-    """Refuse a name that is not a decoder linear of ``model`` (naming the valid ones), one given
-    twice, or no names at all (a run over no layers checks nothing)."""
+def _model_name(model) -> str:
+    return MODELS[model] if isinstance(model, str) else f"the {model.arch} checkpoint ({model.n_layers} blocks)"
+
+
+def check_layers(names, model="smollm2", what: str = "Layer", error: type = UsageError) -> None:
+    """Refuse a name that is not a decoder linear of ``model`` (as for :func:`model_linears`;
+    naming the valid ones), one given twice, or no names at all (a run over no layers checks
+    nothing)."""
     if not names:
-        raise error(f"No layers are named; name at least one linear layer of {MODELS[model]}, or none "
+        raise error(f"No layers are named; name at least one linear layer of {_model_name(model)}, or none "
                     f"to take the default ones.")
     valid = model_linears(model)
     seen = set()
     for name in names:
         if name not in valid:
             first, last = next(iter(valid)), list(valid)[-1]
-            raise error(f"{what} {name!r} is not a linear layer of {MODELS[model]}; its linear layers are "
+            raise error(f"{what} {name!r} is not a linear layer of {_model_name(model)}; its linear layers are "
                         f"{first!r} ... {last!r} (layers.N.attn.q, .attn.k, .attn.v, .attn.o, .mlp.gate, "
                         f".mlp.up or .mlp.down).")
         if name in seen:
             raise error(f"{what} {name!r} is given twice; give each layer once.")
         seen.add(name)
+
+
+def check_config_for(cfg: "Config", model) -> None:
+    """Refuse a configuration whose per-layer methods name layers ``model`` (a checkpoint's
+    :class:`~lutforge.compiler.model.LlamaConfig`) does not have: they would be silently unused."""
+    if cfg.lut_methods is not None and cfg.lut_methods.layers:
+        check_layers(cfg.lut_methods.layers, model, what=f"lut_methods.layers in {cfg.name}: layer",
+                     error=ConfigError)
 
 
 @dataclass(frozen=True)

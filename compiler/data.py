@@ -1,4 +1,5 @@
-"""Evaluation and calibration data: the tokenizer stored in a GGUF file, and WikiText-2.
+"""Evaluation and calibration data: a model's tokenizer (stored in its GGUF file, or a Hugging Face
+``tokenizer.json`` beside its weights), and WikiText-2.
 
 WikiText-2 ships in the package as `data/wikitext-2/{valid,test}.txt` (licence and checksums in
 its README.md); `$LUTFORGE_DATA`, if set, names another folder holding `wikitext-2/`. `valid` is
@@ -23,8 +24,12 @@ SPLITS = ("valid", "test")
 SHIPPED_SHA256 = {"valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
                   "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"}
 
-# llama.cpp's "smollm" pre-tokenizer: every digit on its own, then GPT-2's byte-level regex.
-_PRE_TOKENIZERS = {"smollm", "gpt2", "default"}
+# llama.cpp's pre-tokenizers (``tokenizer.ggml.pre``) this loader rebuilds: "smollm" splits every digit
+# on its own, then GPT-2's byte-level regex; "qwen2" splits with Qwen2's own regex (one digit per
+# piece, letters with one leading non-letter), then maps bytes without GPT-2's regex.
+_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+_PRE_TOKENIZERS = {"smollm", "gpt2", "default", "qwen2"}
 _CONTROL = 3  # llama.cpp token type of special (control) tokens
 
 
@@ -76,12 +81,32 @@ def check_data(*splits: str) -> None:
         wikitext2(split)
 
 
-class GGUFTokenizer:
+class Tokenizer:
+    """What the compiler needs of a model's tokenizer (a `tokenizers.Tokenizer` inside):
+    ``encode``, ``decode``, ``token_to_id`` and ``vocab_size``."""
+
+    def __init__(self, tok, vocab_size: int):
+        self._tok = tok
+        self._split_tokens: dict[tuple[str, str], np.ndarray] = {}
+        self.vocab_size = vocab_size
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+
+class GGUFTokenizer(Tokenizer):
     """The byte-level BPE tokenizer stored in a GGUF file (tokens, merges, token types), built
     with the `tokenizers` package; nothing is downloaded."""
 
     def __init__(self, path: str | Path):
-        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+        from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+        from tokenizers import Tokenizer as BPETokenizer
 
         from .gguf_frontend import open_gguf
 
@@ -103,32 +128,45 @@ class GGUFTokenizer:
         tokens = get("tokenizer.ggml.tokens")
         types = get("tokenizer.ggml.token_type")
         merges = [tuple(m.split(" ", 1)) for m in get("tokenizer.ggml.merges")]
-        tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
-                                   ignore_merges=False))
-        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        tok.pre_tokenizer = (pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level])
-            if pre == "smollm" else byte_level)
+        tok = BPETokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
+                                      ignore_merges=False))
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pre != "qwen2")
+        if pre == "smollm":
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level])
+        elif pre == "qwen2":
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"), byte_level])
+        else:
+            tok.pre_tokenizer = byte_level
         tok.decoder = decoders.ByteLevel()
         tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
                                 for t, ty in zip(tokens, types) if ty == _CONTROL])
-        self._tok = tok
-        self._split_tokens: dict[tuple[str, str], np.ndarray] = {}
-        self.vocab_size = len(tokens)
+        super().__init__(tok, len(tokens))
         self.bos_id = int(fields["tokenizer.ggml.bos_token_id"].contents()) if "tokenizer.ggml.bos_token_id" in fields else None
         self.eos_id = int(fields["tokenizer.ggml.eos_token_id"].contents()) if "tokenizer.ggml.eos_token_id" in fields else None
 
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=False).ids
 
-    def decode(self, ids) -> str:
-        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+class HFTokenizer(Tokenizer):
+    """A Hugging Face ``tokenizer.json`` (the file a model directory carries), read by the
+    `tokenizers` package."""
 
-    def token_to_id(self, token: str) -> int | None:
-        return self._tok.token_to_id(token)
+    def __init__(self, path: str | Path):
+        from tokenizers import Tokenizer as HFFile
+
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"The tokenizer {path} does not exist; a model directory must hold its "
+                                   f"tokenizer.json beside config.json.")
+        try:
+            tok = HFFile.from_file(str(path))
+        except Exception as error:  # tokenizers raises its own Exception subclass with serde's words
+            raise UsageError(f"The tokenizer {path} cannot be read ({str(error).splitlines()[0]}); replace it with "
+                             f"the model's own tokenizer.json.") from None
+        super().__init__(tok, tok.get_vocab_size(with_added_tokens=True))
 
 
-def wikitext2_tokens(split: str, tokenizer: GGUFTokenizer) -> tuple[np.ndarray, TextData]:
+def wikitext2_tokens(split: str, tokenizer: Tokenizer) -> tuple[np.ndarray, TextData]:
     """A whole WikiText-2 split tokenized in one piece (no BOS: the GGUF sets add_bos_token false),
     read-only and remembered per tokenizer."""
     data = wikitext2(split)

@@ -1,8 +1,11 @@
-"""GGUF frontend: a llama.cpp model file to a `ModelIR` with fp32 weights.
+"""GGUF frontend: a llama.cpp model file (architecture ``llama`` or ``qwen3``) to a `ModelIR` with
+fp32 weights.
 
-llama.cpp's convert script stores the Q and K projections with their rows permuted for its
-interleaved (GPT-J style) RoPE kernel; `unpermute_rope_rows` undoes that so the weights follow the
-Hugging Face (half-split, NeoX style) layout that `torch_reference` implements.
+For ``llama``, llama.cpp's convert script stores the Q and K projections with their rows permuted
+for its interleaved (GPT-J style) RoPE kernel; `unpermute_rope_rows` undoes that so the weights
+follow the Hugging Face (half-split, NeoX style) layout that `torch_reference` implements. ``qwen3``
+files keep Hugging Face's row order (llama.cpp runs them with NeoX RoPE), and add the QK-norm
+weights ``attn_q_norm`` / ``attn_k_norm``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import LlamaConfig, ModelIR
+from .model import ARCHITECTURES, LlamaConfig, ModelIR
 from ..support.cache import file_sha256
 from ..support.errors import MissingFileError, UsageError
 
@@ -21,7 +24,7 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _BLOCK = {
     "attn_norm": "attn_norm", "attn_q": "attn.q", "attn_k": "attn.k", "attn_v": "attn.v",
-    "attn_output": "attn.o", "ffn_norm": "mlp_norm", "ffn_gate": "mlp.gate", "ffn_up": "mlp.up",
+    "attn_output": "attn.o", "attn_q_norm": "attn.q_norm", "attn_k_norm": "attn.k_norm", "ffn_norm": "mlp_norm", "ffn_gate": "mlp.gate", "ffn_up": "mlp.up",
     "ffn_down": "mlp.down",
 }
 
@@ -85,28 +88,40 @@ def _field(reader, key: str, default=None):
 
 def read_config(reader) -> LlamaConfig:
     arch = _field(reader, "general.architecture")
-    if arch != "llama":
-        raise ValueError(f"general.architecture is {arch!r}; only 'llama' GGUF files are supported.")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"general.architecture is {arch!r}; supported GGUF architectures are "
+                         f"{', '.join(ARCHITECTURES)}.")
     names = {t.name for t in reader.tensors}
-    n_heads = int(_field(reader, "llama.attention.head_count"))
-    d_model = int(_field(reader, "llama.embedding_length"))
-    rope_dims = int(_field(reader, "llama.rope.dimension_count", d_model // n_heads))
-    if rope_dims != d_model // n_heads:
-        raise ValueError(f"llama.rope.dimension_count = {rope_dims} differs from the head dimension "
-                         f"{d_model // n_heads}; partial RoPE is not supported.")
+    n_heads = int(_field(reader, f"{arch}.attention.head_count"))
+    d_model = int(_field(reader, f"{arch}.embedding_length"))
+    head_dim = int(_field(reader, f"{arch}.attention.key_length", d_model // n_heads))
+    value_dim = int(_field(reader, f"{arch}.attention.value_length", head_dim))
+    if value_dim != head_dim:
+        raise ValueError(f"{arch}.attention.value_length = {value_dim} differs from key_length = {head_dim}; "
+                         f"keys and values of different sizes are not supported.")
+    if arch == "llama" and head_dim != d_model // n_heads:
+        raise ValueError(f"llama.attention.key_length = {head_dim} differs from embedding_length / heads = "
+                         f"{d_model // n_heads}; decoupled head dimensions are supported for qwen3 only.")
+    rope_dims = int(_field(reader, f"{arch}.rope.dimension_count", head_dim))
+    if rope_dims != head_dim:
+        raise ValueError(f"{arch}.rope.dimension_count = {rope_dims} differs from the head dimension "
+                         f"{head_dim}; partial RoPE is not supported.")
     tokens = reader.fields.get("tokenizer.ggml.tokens")
-    vocab = int(_field(reader, "llama.vocab_size", len(tokens.data) if tokens else None))
+    vocab = int(_field(reader, f"{arch}.vocab_size", len(tokens.data) if tokens else None))
     return LlamaConfig(
-        n_layers=int(_field(reader, "llama.block_count")),
+        n_layers=int(_field(reader, f"{arch}.block_count")),
         n_heads=n_heads,
-        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", n_heads)),
+        n_kv_heads=int(_field(reader, f"{arch}.attention.head_count_kv", n_heads)),
         d_model=d_model,
-        d_ff=int(_field(reader, "llama.feed_forward_length")),
+        d_ff=int(_field(reader, f"{arch}.feed_forward_length")),
         vocab_size=vocab,
-        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
-        rms_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon")),
+        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        rms_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon")),
         tied_embeddings="output.weight" not in names,
-        context_length=int(_field(reader, "llama.context_length", 2048)),
+        context_length=int(_field(reader, f"{arch}.context_length", 2048)),
+        head_size=None if head_dim == d_model // n_heads else head_dim,
+        qk_norm=arch == "qwen3",
+        arch=arch,
     )
 
 
@@ -120,14 +135,14 @@ def _ir_name(gguf_name: str) -> str:
     parts = gguf_name.split(".")
     if len(parts) == 4 and parts[0] == "blk" and parts[3] == "weight" and parts[2] in _BLOCK:
         return f"layers.{int(parts[1])}.{_BLOCK[parts[2]]}"
-    raise ValueError(f"GGUF tensor {gguf_name!r} is not part of the Llama layout this frontend "
-                     f"maps; only bias-free Llama models are supported.")
+    raise ValueError(f"GGUF tensor {gguf_name!r} is not part of the Llama or Qwen3 layout this frontend "
+                     f"maps; only bias-free Llama and Qwen3 models are supported.")
 
 
 def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
-    """Load a Llama GGUF file (default: the bundled SmolLM2-135M-Instruct Q4_1) into a `ModelIR`.
-    Every tensor is dequantized to fp32 with `gguf.quants.dequantize` (Q4_1, Q8_0, F16, ... as
-    present); the Q and K rows are un-permuted to the Hugging Face RoPE layout."""
+    """Load a Llama or Qwen3 GGUF file (default: the bundled SmolLM2-135M-Instruct Q4_1) into a
+    `ModelIR`. Every tensor is dequantized to fp32 with `gguf.quants.dequantize` (Q4_1, Q8_0, F16,
+    ... as present); a Llama file's Q and K rows are un-permuted to the Hugging Face RoPE layout."""
     import gguf
     from ..support.progress import progress as progress_bar
 
@@ -141,9 +156,9 @@ def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
         # GGUF lists dimensions fastest-first; NumPy wants them slowest-first.
         shape = tuple(int(d) for d in reversed(t.shape))
         w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False).reshape(shape)
-        if name.endswith("attn.q"):
+        if cfg.arch == "llama" and name.endswith("attn.q"):
             w = unpermute_rope_rows(w, cfg.n_heads)
-        elif name.endswith("attn.k"):
+        elif cfg.arch == "llama" and name.endswith("attn.k"):
             w = unpermute_rope_rows(w, cfg.n_kv_heads)
         # F32 tensors come back as read-only views of the memory-mapped file; own the data.
         weights[name] = np.array(w, dtype=np.float32, order="C", copy=None if w.flags.writeable else True)

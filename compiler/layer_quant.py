@@ -69,9 +69,10 @@ class TmacWeights:
 _TMAC_ARRAYS = ("codes", "scales", "widx")
 
 
-def config_streamed_bits(cfg) -> float:
-    """Streamed bits per weight of a configuration over its model's decoder linears (weighted by
-    weight count): each layer's method, or for a ``quantization`` section the same LUT layer on
+def config_streamed_bits(cfg, model=None) -> float:
+    """Streamed bits per weight of a configuration over the decoder linears of ``model`` (as for
+    :func:`~lutforge.compiler.config.model_linears`; default: the configuration's), weighted by
+    weight count: each layer's method, or for a ``quantization`` section the same LUT layer on
     every linear."""
     from .lut_methods import LayerMethod, streamed_bits
 
@@ -80,7 +81,7 @@ def config_streamed_bits(cfg) -> float:
         every = LayerMethod(v=q.v, c_a=q.c_a, c_w=q.c_w, group_rows=q.group_rows, table_bits=q.table_bits,
                             scales="block" if q.granularity == "block" else "layer",
                             scale_positions=q.positions_per_run)
-    sizes = model_linears(cfg.model)
+    sizes = model_linears(cfg.model if model is None else model)
     total = sum(n * k for n, k in sizes.values())
     return sum(streamed_bits(every if cfg.lut_methods is None else cfg.lut_methods.method(name), n, k) * n * k
                for name, (n, k) in sizes.items()) / total

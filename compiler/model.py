@@ -6,6 +6,7 @@ stable naming. Linear weights are stored as (out_features, in_features), like `t
     embed                        token embedding, (vocab, d_model)
     layers.{i}.attn_norm         RMSNorm weight before attention, (d_model,)
     layers.{i}.attn.{q,k,v,o}    attention projections; q/k rows in Hugging Face (half-split) RoPE order
+    layers.{i}.attn.{q,k}_norm   Qwen3's QK-norm: RMSNorm weights over each head, (head_dim,)
     layers.{i}.mlp_norm          RMSNorm weight before the MLP, (d_model,)
     layers.{i}.mlp.{gate,up,down}
     norm                         final RMSNorm weight, (d_model,)
@@ -14,6 +15,7 @@ stable naming. Linear weights are stored as (out_features, in_features), like `t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,14 @@ from ..support.cache import content_key
 BLOCK_LINEARS = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down")
 
 
+ARCHITECTURES = ("llama", "qwen3")
+
+
 @dataclass(frozen=True)
 class LlamaConfig:
+    """A Llama-family decoder: Llama itself, or Qwen3 (``arch="qwen3"``), which adds an RMSNorm over
+    each head of q and k before RoPE (``qk_norm``) and may decouple the head dimension from
+    ``d_model / n_heads`` (``head_size``; None: ``d_model // n_heads``)."""
     n_layers: int
     n_heads: int
     n_kv_heads: int
@@ -36,13 +44,19 @@ class LlamaConfig:
     rms_eps: float
     tied_embeddings: bool
     context_length: int = 2048
+    head_size: int | None = None
+    qk_norm: bool = False
+    arch: str = "llama"
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_size or self.d_model // self.n_heads
 
     def __post_init__(self):
-        if self.d_model % self.n_heads:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"Architecture {self.arch!r} is not supported; supported ones are "
+                             f"{', '.join(ARCHITECTURES)}.")
+        if self.head_size is None and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model = {self.d_model} is not a multiple of n_heads = {self.n_heads}; "
                 f"the head dimension must be an integer, so fix the model's config.")
@@ -115,11 +129,19 @@ def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
             p + "attn.v": (cfg.n_kv_heads * hd, d),
             p + "attn.o": (d, cfg.n_heads * hd),
             p + "mlp_norm": (d,),
+            **({p + "attn.q_norm": (hd,), p + "attn.k_norm": (hd,)} if cfg.qk_norm else {}),
             p + "mlp.gate": (cfg.d_ff, d),
             p + "mlp.up": (cfg.d_ff, d),
             p + "mlp.down": (d, cfg.d_ff),
         })
     return shapes
+
+
+def linear_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, int]]:
+    """The decoder linears of a model with config ``cfg``, in execution order, with their
+    (out_features, in_features)."""
+    shapes = expected_shapes(cfg)
+    return {f"layers.{i}.{kind}": shapes[f"layers.{i}.{kind}"] for i in range(cfg.n_layers) for kind in BLOCK_LINEARS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +184,8 @@ def precheck(ir: ModelIR) -> PrecheckReport:
         p = f"layers.{i}."
         host += [
             HostOp(p + "attn_norm", "RMSNorm", "host", _NOT_GEMV),
+            *([HostOp(p + "attn.qk_norm", "QK-norm", "host", _NOT_GEMV + "; RMSNorm over each head of q and k")]
+              if cfg.qk_norm else []),
             HostOp(p + "attn.rope", "RoPE", "host", f"{_NOT_GEMV}; theta = {cfg.rope_theta:g}"),
             HostOp(p + "attn.qk", "attention QK^T", "host",
                    "both operands are activations, there is no fixed weight to tabulate"),
@@ -190,6 +214,8 @@ _HF_BLOCK = {
     "self_attn.k_proj.weight": "attn.k",
     "self_attn.v_proj.weight": "attn.v",
     "self_attn.o_proj.weight": "attn.o",
+    "self_attn.q_norm.weight": "attn.q_norm",
+    "self_attn.k_norm.weight": "attn.k_norm",
     "post_attention_layernorm.weight": "mlp_norm",
     "mlp.gate_proj.weight": "mlp.gate",
     "mlp.up_proj.weight": "mlp.up",
@@ -211,26 +237,36 @@ def _hf_name(key: str) -> str | None:
 
 
 def config_from_hf(hf: dict) -> LlamaConfig:
-    """A `LlamaConfig` from a Hugging Face Llama `config.json` dictionary."""
-    if hf.get("model_type", "llama") != "llama":
-        raise ValueError(f"model_type {hf['model_type']!r} is not supported; only 'llama' is.")
+    """A `LlamaConfig` from a Hugging Face Llama or Qwen3 `config.json` dictionary; a feature the
+    reference model does not implement (biases, scaled RoPE, sliding windows) is refused by name."""
+    arch = hf.get("model_type", "llama")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"model_type {arch!r} is not supported; supported ones are {', '.join(ARCHITECTURES)} "
+                         f"(set model_type in config.json, or convert the model to one of them).")
     rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
     if rope.get("rope_type", rope.get("type", "default")) != "default":
         raise ValueError(
             f"rope_type {rope.get('rope_type', rope.get('type'))!r} is not supported; only plain "
             f"('default') RoPE is implemented.")
+    for flag in ("attention_bias", "mlp_bias", "use_sliding_window"):
+        if hf.get(flag):
+            raise ValueError(f"{flag} is true in the model's config; the reference model implements neither "
+                             f"biases nor sliding-window attention, so this checkpoint is not supported.")
     theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
     n_heads = hf["num_attention_heads"]
-    if "head_dim" in hf and hf["head_dim"] not in (None, hf["hidden_size"] // n_heads):
-        raise ValueError(f"head_dim = {hf['head_dim']} differs from hidden_size / heads; "
-                         f"decoupled head dimensions are not supported.")
+    head_dim = hf.get("head_dim")
+    if head_dim not in (None, hf["hidden_size"] // n_heads) and arch == "llama":
+        raise ValueError(f"head_dim = {head_dim} differs from hidden_size / heads = {hf['hidden_size'] // n_heads}; "
+                         f"decoupled head dimensions are supported for Qwen3 only.")
     return LlamaConfig(
         n_layers=hf["num_hidden_layers"], n_heads=n_heads,
         n_kv_heads=hf.get("num_key_value_heads") or n_heads,
         d_model=hf["hidden_size"], d_ff=hf["intermediate_size"], vocab_size=hf["vocab_size"],
         rope_theta=float(theta), rms_eps=float(hf["rms_norm_eps"]),
         tied_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        context_length=hf.get("max_position_embeddings", 2048))
+        context_length=hf.get("max_position_embeddings", 2048),
+        head_size=None if head_dim in (None, hf["hidden_size"] // n_heads) else int(head_dim),
+        qk_norm=arch == "qwen3", arch=arch)
 
 
 def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:
@@ -238,7 +274,7 @@ def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:
 
 
 def from_state_dict(state_dict: dict, config: LlamaConfig | dict, source: str = "state dict") -> ModelIR:
-    """A `ModelIR` from a Hugging Face Llama state dict (torch tensors or NumPy arrays).
+    """A `ModelIR` from a Hugging Face Llama or Qwen3 state dict (torch tensors or NumPy arrays).
     `config` is a `LlamaConfig` or a Hugging Face config dictionary. Keys the Llama layout does
     not use (rotary caches) are ignored; unknown weights are an error."""
     cfg = config if isinstance(config, LlamaConfig) else config_from_hf(config)
@@ -255,18 +291,20 @@ def from_state_dict(state_dict: dict, config: LlamaConfig | dict, source: str = 
             value = value.detach().to("cpu").float().numpy()
         weights[name] = np.ascontiguousarray(value, dtype=np.float32)
     if unknown:
-        raise ValueError(f"{source} has tensors outside the Llama layout: {unknown[:8]}; only "
-                         f"Llama-family checkpoints (no biases) are supported.")
+        raise ValueError(f"{source} has tensors outside the {cfg.arch} layout: {unknown[:8]}; only "
+                         f"Llama and Qwen3 checkpoints (no biases) are supported.")
     if cfg.tied_embeddings and "lm_head" in weights:
         if not np.array_equal(weights["lm_head"], weights["embed"]):
             raise ValueError(f"{source} says tie_word_embeddings but lm_head.weight differs from "
                              f"the embedding; set tie_word_embeddings to false.")
         del weights["lm_head"]
-    return ModelIR(cfg, weights, source, _hash_arrays(weights))
+    # The config is hashed with the weights: the same weights under another RoPE theta or eps are
+    # another model, and must not share its calibration or Programs.
+    return ModelIR(cfg, weights, source, content_key(_hash_arrays(weights), dataclasses.asdict(cfg)))
 
 
 def from_safetensors(path: str | Path, config: LlamaConfig | dict | str | Path | None = None) -> ModelIR:
-    """A `ModelIR` from a safetensors file (or a directory of shards) in Hugging Face Llama layout.
+    """A `ModelIR` from a safetensors file (or a directory of shards) in Hugging Face Llama or Qwen3 layout.
     `config` defaults to `config.json` next to the weights."""
     from safetensors.numpy import load_file
 

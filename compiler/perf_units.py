@@ -58,7 +58,7 @@ def kv_writer_cycles(tokens: int, d: int) -> int:
 def decoder_units_cycles(model, t: int, start: int, memory_latency: int, lanes: int = 1) -> int:
     """Cycles of the decoder units (not the linears' cores) for ``t`` new tokens after ``start``
     cached ones through every block of ``model`` (a :class:`lutforge.compiler.model.LlamaConfig`)
-    and the final norm: per block two norms with their gain products, RoPE on q and k, the KV cache
+    and the final norm: per block two norms with their gain products (four with Qwen3's QK-norm), RoPE on q and k, the KV cache
     writer (the new tokens of every key/value head), attention (query j of every head sees start +
     j + 1 keys), two residual adds, SiLU and the gate product."""
     d, hd = model.d_model, model.head_dim
@@ -68,5 +68,8 @@ def decoder_units_cycles(model, t: int, start: int, memory_latency: int, lanes: 
                  attention_cycles([start + j + 1 for _ in range(model.n_heads) for j in range(t)], hd, memory_latency,
                                   lanes))
     mlp = 2 * elementwise_cycles(t * model.d_ff, 0)
-    block = 2 * norm + rope + attention + 2 * elementwise_cycles(t * d, 0) + mlp
+    # Qwen3's QK-norm: one rmsnorm call and one gain product over the rows of every head of q, then of k.
+    qk_norm = sum(rmsnorm_cycles(t * heads, hd) + elementwise_cycles(t * heads * hd, 0)
+                  for heads in (model.n_heads, model.n_kv_heads)) if model.qk_norm else 0
+    block = 2 * norm + qk_norm + rope + attention + 2 * elementwise_cycles(t * d, 0) + mlp
     return model.n_layers * block + norm

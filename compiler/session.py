@@ -99,7 +99,7 @@ class Session:
     def __init__(self, calibration: dict | None = None, progress: bool = True, threads: int = 2,
                  core: GemvCoreParams | None = None, device: str = "cpu"):
         from .calibration import capture_calibration
-        from .bundled import load_model
+        from .checkpoint import load_model
 
         torch.set_num_threads(threads)
         self.progress = progress

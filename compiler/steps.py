@@ -162,11 +162,11 @@ class Build:
             print(text, flush=True)
 
 
-def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokenizer=None) -> Program:
+def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) -> Program:
     """Run the four steps for ``layers`` of the model ``ir``; return the Program (``<build>/program``).
 
-    ``reference`` / ``tokenizer`` (a ReferenceModel and GGUFTokenizer) are built when calibration
-    has to run and are not given.
+    ``reference`` / ``tokenizer``: the model's ReferenceModel and tokenizer
+    (:func:`lutforge.compiler.checkpoint.load_model`), used when calibration or fine-tuning runs.
     """
     from ..support.progress import progress as progress_bar
 
@@ -191,12 +191,7 @@ def compile_model(build: Build, ir, layers: list[str], *, reference=None, tokeni
     report = build.cached("calibrate", cal_inputs)
     if report is None:
         from .calibration import capture_calibration
-        from .data import GGUFTokenizer
-        from .gguf_frontend import smollm2_path
-        from .torch_reference import ReferenceModel
 
-        reference = reference or ReferenceModel(ir)
-        tokenizer = tokenizer or GGUFTokenizer(smollm2_path())
         c = cfg.calibration
         cs = capture_calibration(reference, tokenizer, n_windows=c.windows, window=c.window, rows=c.rows,
                                  layers=layers, progress=build.progress, device=device)
@@ -288,12 +283,7 @@ def _finetune_step(build: Build, ir, layers: list[str], calibration, reference, 
     key = finetune_key(build.config, ir, device)
     done = trained_weights(key)
     if done is None:
-        from .data import GGUFTokenizer
-        from .gguf_frontend import smollm2_path
-        from .torch_reference import ReferenceModel
-
-        finetune(build.config, ir, reference or ReferenceModel(ir), tokenizer or GGUFTokenizer(smollm2_path()),
-                 calibration(), device=device, progress=build.progress)
+        finetune(build.config, ir, reference, tokenizer, calibration(), device=device, progress=build.progress)
         done = trained_weights(key)
     trained, record = done
     report = build.cached("finetune", key)

@@ -1,4 +1,4 @@
-"""Plain PyTorch fp32 Llama, built from a `ModelIR`: the float reference every quantized or
+"""Plain PyTorch fp32 Llama (or Qwen3, with its QK-norm), built from a `ModelIR`: the float reference every quantized or
 hardware path is compared with.
 
 Every decoder linear layer goes through one call site, so a layer can be replaced by any callable
@@ -168,8 +168,12 @@ class ReferenceModel(torch.nn.Module):
         for i in range(cfg.n_layers):
             p = f"layers.{i}."
             x = rms_norm(h, self._w[p + "attn_norm"], cfg.rms_eps)
-            q = self.linear(p + "attn.q", x).view(b, t, nh, hd).transpose(1, 2)
-            k = self.linear(p + "attn.k", x).view(b, t, nkv, hd).transpose(1, 2)
+            q = self.linear(p + "attn.q", x).view(b, t, nh, hd)
+            k = self.linear(p + "attn.k", x).view(b, t, nkv, hd)
+            if cfg.qk_norm:  # Qwen3: every head of q and k normalised before RoPE
+                q = rms_norm(q, self._w[p + "attn.q_norm"], cfg.rms_eps)
+                k = rms_norm(k, self._w[p + "attn.k_norm"], cfg.rms_eps)
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
             v = self.linear(p + "attn.v", x).view(b, t, nkv, hd).transpose(1, 2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             if cache is not None:

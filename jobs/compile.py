@@ -1,9 +1,10 @@
-"""The job behind ``lutforge compile``: SmolLM2's linear layers into a Program directory."""
+"""The job behind ``lutforge compile``: a model's linear layers into a Program directory."""
 
 from __future__ import annotations
 
-from ..compiler.bundled import load_model
-from ..compiler.config import Config, check_layers
+from ..compiler.checkpoint import load_model
+from ..compiler.checkpoint import model_config
+from ..compiler.config import Config, check_config_for, check_layers
 from ..compiler.data import check_data
 from ..compiler.steps import Build, compile_model
 from .results import CompileResult
@@ -11,13 +12,17 @@ from .results import CompileResult
 __all__ = ["compile_job"]
 
 
-def compile_job(cfg: Config, build_dir, layers: list[str] | None = None, progress: bool = True) -> CompileResult:
-    """Compile ``layers`` (default: every linear layer) under ``build_dir``; the layer names and
-    the calibration data are checked before the model is loaded."""
+def compile_job(cfg: Config, build_dir, layers: list[str] | None = None, progress: bool = True,
+                checkpoint: str | None = None) -> CompileResult:
+    """Compile ``layers`` (default: every linear layer) of ``checkpoint`` (default: the bundled
+    SmolLM2-135M; :mod:`lutforge.compiler.checkpoint`) under ``build_dir``; the layer names, the
+    configuration's and the calibration data are checked before the model is loaded."""
+    llama = model_config(checkpoint)
     if layers is not None:
-        check_layers(layers, cfg.model)
+        check_layers(layers, llama)
+    check_config_for(cfg, llama)
     check_data("valid")
-    ir, ref, tok = load_model(progress)
+    ir, ref, tok = load_model(checkpoint, progress)
     program = compile_model(Build(build_dir, cfg, progress), ir, ref.linear_names if layers is None else layers,
                             reference=ref,
                             tokenizer=tok)

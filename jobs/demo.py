@@ -27,7 +27,7 @@ import numpy as np
 from ..backends import get_backend
 from ..compiler.torch_reference import routed
 from ..program.host import HostDriver
-from ..compiler.bundled import load_model
+from ..compiler.checkpoint import load_model
 from ..compiler.config import Config, EvaluationConfig, check_layers, model_linears
 from ..compiler.data import check_data, wikitext2_tokens
 from ..compiler.evaluate import first_mismatch, float_metrics, markdown_table, plot_layer_errors

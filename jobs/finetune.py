@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ..compiler.bundled import load_model
+from ..compiler.checkpoint import load_model
 from ..compiler.config import Config
 from ..compiler.data import check_data
 from ..compiler.finetune import resolve_device

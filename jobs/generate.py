@@ -22,8 +22,8 @@ from ..compiler.torch_reference import routed
 from ..compiler.perf_units import decoder_units_cycles
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
-from ..compiler.bundled import load_model
-from ..compiler.config import Config
+from ..compiler.checkpoint import load_model, model_config
+from ..compiler.config import Config, check_config_for
 from ..compiler.data import check_data
 from ..compiler.steps import Build, compile_model
 from ..support.checks import check_choice, check_int
@@ -87,14 +87,18 @@ def prompt_ids(tok, ir, prompt: str, tokens: int) -> list[int]:
 
 
 def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: str = "golden",
-             progress: bool = True, model=None, core_options: dict | None = None) -> GenerateResult:
+             progress: bool = True, model=None, core_options: dict | None = None,
+             checkpoint: str | None = None) -> GenerateResult:
     """Greedy ``tokens`` tokens after ``prompt`` on ``backend``, and PyTorch fp32's for comparison
-    (arguments checked before the model is loaded)."""
+    (arguments checked before the model is loaded). The model is ``model`` (a loaded (ir, reference,
+    tokenizer)), else ``checkpoint`` (default: the bundled SmolLM2-135M)."""
     check_int("tokens", tokens, 1, MAX_NEW_TOKENS)
     check_choice("backend", backend, GENERATE_BACKENDS)
     check_prompt(prompt)
+    if model is None:
+        check_config_for(cfg, model_config(checkpoint))
     check_data("valid")
-    ir, ref, tok = model or load_model(progress)
+    ir, ref, tok = model or load_model(checkpoint, progress)
     ids = prompt_ids(tok, ir, prompt, tokens)
     program = compile_model(Build(Path(build_dir), cfg, progress), ir, ref.linear_names, reference=ref,
                             tokenizer=tok)

@@ -113,6 +113,7 @@ class RunResult:
     rows: tuple[PerplexityRow, ...]
     backend: str = "golden"  # the configurations' backend ("golden" or "sim"); fp32 runs in PyTorch
     device: str = "cpu"  # where PyTorch ran the model's own operations
+    model: str = "SmolLM2-135M"  # the bundled model, or the checkpoint's path
 
     @property
     def tokens(self) -> int:

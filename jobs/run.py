@@ -16,8 +16,8 @@ from pathlib import Path
 from ..compiler.torch_reference import on_device, routed
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
-from ..compiler.bundled import load_model
-from ..compiler.config import Config, EvaluationConfig
+from ..compiler.checkpoint import load_model, model_config, model_source
+from ..compiler.config import Config, EvaluationConfig, check_config_for
 from ..compiler.data import check_data
 from ..compiler.evaluate import markdown_table
 from ..compiler.layer_quant import config_streamed_bits
@@ -31,10 +31,12 @@ __all__ = ["run_model"]
 
 
 def run_model(configs: list[Config], build_root, *, windows: int | None = None, window: int | None = None,
-              progress: bool = True, fp32: bool = True, backend: str = "golden", device: str = "cpu") -> RunResult:
-    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32; the torch
-    work on ``device``: each config's compile steps (calibration, fine-tuning, fits) and the model's
-    own operations (all of fp32's, the non-linear ones of a config)."""
+              progress: bool = True, fp32: bool = True, backend: str = "golden", device: str = "cpu",
+              checkpoint: str | None = None) -> RunResult:
+    """Whole-model perplexity on ``backend`` (golden or sim) for each config, and for fp32, of
+    ``checkpoint`` (default: the bundled SmolLM2-135M); the torch work on ``device``: each config's
+    compile steps (calibration, fine-tuning, fits) and the model's own operations (all of fp32's,
+    the non-linear ones of a config)."""
     from ..compiler.data import wikitext2_tokens
     from ..compiler.perplexity import perplexity
 
@@ -48,8 +50,11 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
             raise UsageError(f"Configuration {cfg.name!r} runs whole decoder blocks, whose attention unit sees at most "
                              f"decoder.max_keys = {cfg.decoder.max_keys} tokens, and the windows have {window}; pass "
                              f"--window {cfg.decoder.max_keys} or less, or raise decoder.max_keys.")
+    llama = model_config(checkpoint)
+    for cfg in configs:
+        check_config_for(cfg, llama)
     check_data("valid", "test")
-    ir, ref, tok = load_model(progress)
+    ir, ref, tok = load_model(checkpoint, progress)
     ids, data = wikitext2_tokens("test", tok)
     rows = []
     if fp32:
@@ -65,9 +70,10 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
         else:
             with on_device(ref, device), routed(ref, driver):
                 r = perplexity(ref, ids, window=window, n_windows=windows, progress=progress, device=device)
-        rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg), r.seconds,
+        rows.append(PerplexityRow(cfg.name, r.ppl, r.nll, config_streamed_bits(cfg, ir.config), r.seconds,
                                   None if cfg.lut_methods else vars(cfg.quantization)))
-    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend, device)
+    result = RunResult(str(data.path), data.sha256, windows, window, tuple(rows), backend, device,
+                       model_source(checkpoint).name)
     _write_report(Path(build_root), result)
     return result
 
@@ -109,7 +115,7 @@ def _write_report(root: Path, result: RunResult) -> None:
     table = markdown_table(["config", "perplexity", "NLL (nats)", "streamed bits/weight"],
                            [[r.config, r.perplexity, r.nll, r.bits_per_weight] for r in result.rows])
     (root / "perplexity.md").write_text(
-        f"# Whole-model perplexity, SmolLM2-135M, {result.backend} backend\n\nWikiText-2 test, first {result.windows} "
+        f"# Whole-model perplexity, {result.model}, {result.backend} backend\n\nWikiText-2 test, first {result.windows} "
         f"windows of {result.window} tokens ({result.tokens} predicted tokens).\n\n{table}\n\n"
         f"![perplexity](perplexity.png)\n")
     _plot(root / "perplexity.png", result.rows)

@@ -7,6 +7,8 @@ encodings of ``norm_format``)::
 
     x  = rmsnorm(h) · attn_norm              rmsnorm unit (unit gains), then the mul unit
     q, k, v = linears(x)                     GEMV cores (the Program); into attention_format
+    q, k = qk_norm(q), qk_norm(k)            Qwen3 only: rmsnorm and mul units over each head
+                                             (in norm_format), then into attention_format
     q, k = rope(q), rope(k)                  RoPE unit, tables rounded into attention_format
     cache[k, v] += k, v                      the KV cache in the accelerator's memory
     o  = attention(q, cache)                 attention unit, one descriptor per query and head
@@ -153,7 +155,12 @@ class DecoderRunner:
         t, hd, nh, nkv = h.shape[0], cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
         nf, af, mf = self.norm_fmt, self.att_fmt, self.mlp_fmt
         x = self._norm(h, p + "attn_norm")
-        q, k, v = (self._linear(p + name, x, nf, af) for name in ("attn.q", "attn.k", "attn.v"))
+        if cfg.qk_norm:
+            q, k = (self._head_norm(self._linear(p + f"attn.{n}", x, nf, nf), p + f"attn.{n}_norm", t, heads)
+                    for n, heads in (("q", nh), ("k", nkv)))
+            v = self._linear(p + "attn.v", x, nf, af)
+        else:
+            q, k, v = (self._linear(p + name, x, nf, af) for name in ("attn.q", "attn.k", "attn.v"))
         q = self._rope(q.reshape(t, nh, hd), cos, sin)
         k = self._rope(k.reshape(t, nkv, hd), cos, sin)
         v = v.reshape(t, nkv, hd).transpose(1, 0, 2)
@@ -170,6 +177,12 @@ class DecoderRunner:
         g = self._record(self.backend.silu(gate, mf, seed_bits=self.spec.seed_bits))
         g = self._record(self.backend.binary("mul", g, up, mf))
         return self._record(self.backend.binary("add", h, self._linear(p + "mlp.down", g, mf, nf), nf))
+
+    def _head_norm(self, x, gain_name, t, heads):
+        """Qwen3's QK-norm: every head's row of ``x`` (encodings of norm_format) through the rmsnorm
+        and mul units, then rounded into attention_format for RoPE."""
+        rows = self._norm(x.reshape(t * heads, -1), gain_name)
+        return encode(decode(rows, self.norm_fmt), self.att_fmt).reshape(t, -1)
 
     def _rope(self, x, cos, sin):
         """(T, heads, D) -> (heads, T, D), each row rotated by its position's tables."""

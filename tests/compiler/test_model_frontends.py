@@ -59,7 +59,7 @@ def test_frontend_errors():
     hf = tiny_llama(tied=True)
     cfg = hf.config.to_dict()
     sd = dict(hf.state_dict())
-    with pytest.raises(ValueError, match=r"tensors outside the Llama layout: \['model.layers.0.self_attn.q_proj.bias'\]"):
+    with pytest.raises(ValueError, match=r"tensors outside the llama layout: \['model.layers.0.self_attn.q_proj.bias'\]"):
         from_state_dict({**sd, "model.layers.0.self_attn.q_proj.bias": torch.zeros(48)}, cfg)
     del sd["model.layers.1.mlp.up_proj.weight"]
     with pytest.raises(ValueError, match=r"missing \['layers.1.mlp.up'\]"):

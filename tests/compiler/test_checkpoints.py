@@ -1,0 +1,190 @@
+"""Llama and Qwen3 checkpoints through ``--model``: tiny random models the tests write themselves
+(tests/tiny_checkpoints.py), as a Hugging Face directory and as a GGUF file.
+
+Oracles we did not write: transformers' own models on the same files (its safetensors and its GGUF
+import, its GGUF tokenizer conversion); then the whole compile path on them, the Verilator backend
+bit for bit against the golden one.
+"""
+
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from tiny_checkpoints import CONFIGS, train_tokenizer, write_gguf, write_hf_dir
+
+from lutforge.backends import get_backend
+from lutforge.cli import main
+from lutforge.compiler.checkpoint import load_model, model_config
+from lutforge.compiler.torch_reference import ReferenceModel
+from lutforge.program.decoder import DecoderRunner, DecoderSpec
+from lutforge.program.host import HostDriver
+from lutforge.support.errors import UsageError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TEXT = "The capital of France is Paris; it's 2,140,526 people.\n\n  Isn't it?"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """{arch: (directory, gguf file)} of the same weights (seed 0) and tokenizer."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    tok = train_tokenizer()
+    return {arch: (write_hf_dir(root / arch, arch, tokenizer=tok), write_gguf(root / f"{arch}.gguf", arch, tokenizer=tok))
+            for arch in CONFIGS}
+
+
+@pytest.mark.parametrize("arch", list(CONFIGS))
+def test_both_files_load_the_model_transformers_loads(checkpoints, arch):
+    import transformers
+
+    directory, gguf_file = checkpoints[arch]
+    ir, ref, tok = load_model(directory, progress=False)
+    g_ir, g_ref, g_tok = load_model(gguf_file, progress=False)
+    assert ir.config.arch == arch and ir.config.qk_norm is (arch == "qwen3")
+    assert ir.config.head_dim == CONFIGS[arch].get("head_dim", 16)
+    assert ir.config.tied_embeddings is CONFIGS[arch]["tie_word_embeddings"]
+    # GGUF stores eps as float32: the same value in the model's fp32 arithmetic.
+    assert np.float32(g_ir.config.rms_eps) == np.float32(ir.config.rms_eps)
+    assert dataclasses.replace(g_ir.config, rms_eps=ir.config.rms_eps) == ir.config
+    assert sorted(g_ir.weights) == sorted(ir.weights)
+    for name, w in ir.weights.items():  # Llama's q/k rows un-permuted, Qwen3's left as they are
+        np.testing.assert_array_equal(g_ir.weights[name], w, err_msg=name)
+
+    ids = tok.encode(TEXT)
+    assert g_tok.encode(TEXT) == ids and tok.decode(ids) == TEXT
+    hf_tok = transformers.AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    assert hf_tok.encode(TEXT, add_special_tokens=False) == ids
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    hf_gguf = transformers.AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
+                                                                dtype=torch.float32).eval()
+    with torch.inference_mode():
+        ours = ref(torch.tensor(ids))[0]
+        for theirs in (hf(torch.tensor([ids])).logits[0], hf_gguf(torch.tensor([ids])).logits[0]):
+            # fp32 both ways, the same operations in another order: a few units of 2^-24 per sum of
+            # up to 128 terms through two blocks; 1e-5 of the logits' norm leaves ten times that.
+            assert float((ours - theirs).norm() / theirs.norm()) <= 1e-5
+
+
+def test_qk_norm_is_the_reference_models_own(checkpoints):
+    """The QK-norm weights matter: scaling one head's q gains changes the logits (a model that
+    skipped them would not see it)."""
+    ir, ref, tok = load_model(checkpoints["qwen3"][0], progress=False)
+    ids = torch.tensor(tok.encode(TEXT))
+    with torch.inference_mode():
+        before = ref(ids).clone()
+        ir.weights["layers.1.attn.q_norm"] = ir.weights["layers.1.attn.q_norm"] * 3
+        assert not torch.allclose(ReferenceModel(ir)(ids), before, atol=1e-3)
+
+
+def test_qwen3_blocks_on_the_fp32_units_follow_pytorch(checkpoints):
+    """``blocks: hardware``: QK-norm on the rmsnorm and mul units, with every other op, against
+    PyTorch fp32 (bound as for SmolLM2's blocks: two sums of d_model terms' rounding)."""
+    ir, ref, tok = load_model(checkpoints["qwen3"][0], progress=False)
+    ids = tok.encode(TEXT)
+    spec = DecoderSpec(norm_format="fp32", attention_format="fp32", attention_acc="fp32", mlp_format="fp32")
+    logits = DecoderRunner(ir, HostDriver(types.SimpleNamespace(layers={}), get_backend("golden")), spec).forward(ids)
+    with torch.inference_mode():
+        want = ref(torch.tensor(ids))[0].numpy()
+    bound = 2 * max(ir.config.d_model, ir.config.head_dim) * 2.0 ** -24 * np.abs(want).max()
+    assert np.abs(logits - want).max() <= bound
+    assert np.array_equal(logits.argmax(-1), want.argmax(-1))
+
+
+def test_compile_and_generate_on_the_simulated_accelerator(checkpoints, tmp_path, capsys):
+    """The acceptance commands: ``compile --model DIR`` and ``generate --model FILE.gguf --backend sim
+    --tokens 2``; the generation on Verilator equals the golden one accumulator for accumulator."""
+    directory, gguf_file = checkpoints["qwen3"]
+    assert main(["compile", "--model", str(directory), "--build", str(tmp_path / "c"),
+                 "--json", str(tmp_path / "c.json")]) == 0
+    compiled = json.loads((tmp_path / "c.json").read_text())
+    assert len(compiled["layers"]) == 2 * 7
+    runs = {}
+    for backend in ("golden", "sim"):
+        assert main(["generate", "--model", str(gguf_file), "--backend", backend, "--tokens", "2", "--prompt",
+                     "The capital of France is", "--build", str(tmp_path / "g"),
+                     "--json", str(tmp_path / f"{backend}.json")]) == 0
+        runs[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
+    assert len(runs["sim"]["tokens"]) == 2
+    assert runs["sim"]["tokens"] == runs["golden"]["tokens"]
+    assert runs["sim"]["accumulators_sha256"] == runs["golden"]["accumulators_sha256"]
+    assert runs["sim"]["layer_kinds"] == {"lut": 14}
+
+
+def test_a_layer_the_checkpoint_lacks_is_named_before_loading(checkpoints, tmp_path, capsys):
+    directory, _ = checkpoints["llama"]
+    assert main(["compile", "--model", str(directory), "--layer", "layers.2.attn.q", "--build", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "lutforge: Layer 'layers.2.attn.q' is not a linear layer of the llama checkpoint (2 blocks); its linear "
+        "layers are 'layers.0.attn.q' ... 'layers.1.mlp.down' (layers.N.attn.q, .attn.k, .attn.v, .attn.o, "
+        ".mlp.gate, .mlp.up or .mlp.down).")
+
+
+def _edited_dir(checkpoints, tmp_path, **changes):
+    """A copy of the tiny Llama directory with ``changes`` in its config.json."""
+    import shutil
+
+    directory = tmp_path / "m"
+    shutil.copytree(checkpoints["llama"][0], directory)
+    cfg = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**cfg, **changes}))
+    return directory
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model_type": "mistral"}, "model_type 'mistral' is not supported; supported ones are llama, qwen3 (set "
+                                "model_type in config.json, or convert the model to one of them)."),
+    ({"attention_bias": True}, "attention_bias is true in the model's config; the reference model implements neither "
+                               "biases nor sliding-window attention, so this checkpoint is not supported."),
+    ({"head_dim": 32}, "head_dim = 32 differs from hidden_size / heads = 16; decoupled head dimensions are supported "
+                       "for Qwen3 only."),
+], ids=["architecture", "bias", "llama-head-dim"])
+def test_an_unsupported_config_is_one_line_naming_it(checkpoints, tmp_path, changes, message):
+    directory = _edited_dir(checkpoints, tmp_path, **changes)
+    with pytest.raises(UsageError) as error:
+        model_config(directory)
+    assert str(error.value) == f"The model {directory} cannot be used: {message}"
+
+
+def test_an_unsupported_tensor_or_gguf_architecture_is_named(checkpoints, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    directory = _edited_dir(checkpoints, tmp_path)
+    weights = load_file(directory / "model.safetensors")
+    save_file({**weights, "model.layers.0.self_attn.q_proj.bias": np.zeros(64, np.float32)},
+              str(directory / "model.safetensors"))
+    with pytest.raises(UsageError, match=r"^The model .* cannot be used: .* has tensors outside the llama layout: "
+                                         r"\['model.layers.0.self_attn.q_proj.bias'\]; only Llama and Qwen3 "
+                                         r"checkpoints \(no biases\) are supported\.$"):
+        load_model(directory, progress=False)
+
+    import gguf
+    path = tmp_path / "gpt2.gguf"
+    w = gguf.GGUFWriter(str(path), "gpt2")
+    w.add_tensor("token_embd.weight", np.zeros((4, 2), np.float32))
+    w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
+    with pytest.raises(UsageError, match=r"^The model .*gpt2.gguf cannot be used: general.architecture is 'gpt2'; "
+                                         r"supported GGUF architectures are llama, qwen3\.$"):
+        model_config(path)
+
+
+@pytest.mark.slow
+def test_qwen3_blocks_through_verilator_equal_golden_and_the_cycle_model(checkpoints):
+    """``blocks: hardware`` with QK-norm: the units in Verilator against golden (same tokens, same hash
+    over every unit output) and the units' cycle model (QK-norm's calls included) equal to simulation."""
+    from lutforge.compiler.perf_units import decoder_units_cycles
+
+    ir, _, tok = load_model(checkpoints["qwen3"][0], progress=False)
+    ids = tok.encode("The capital of France is")
+    spec = DecoderSpec(max_keys=16)
+    golden = HostDriver(types.SimpleNamespace(layers={}), get_backend("golden"))
+    sim = HostDriver(types.SimpleNamespace(layers={}), get_backend("sim", decoder_max_keys=16, memory_latency=4))
+    g_tokens = DecoderRunner(ir, golden, spec).greedy(ids, 2)
+    assert DecoderRunner(ir, sim, spec).greedy(ids, 2) == g_tokens
+    assert sim.accumulators.hexdigest() == golden.accumulators.hexdigest()
+    steps = [(len(ids), 0), (1, len(ids))]
+    assert sum(decoder_units_cycles(ir.config, t, start, 4) for t, start in steps) == sim.unit_cycles == sim.cycles
