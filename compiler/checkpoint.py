@@ -22,7 +22,7 @@ from ..support.cache import content_key, file_sha256
 from ..support.errors import MissingFileError, UsageError
 from .model import LlamaConfig
 
-__all__ = ["BUNDLED", "ModelSource", "model_source", "model_config", "load_model"]
+__all__ = ["BUNDLED", "ModelSource", "model_source", "model_config", "model_key", "load_model"]
 
 BUNDLED = "smollm2"
 
@@ -98,9 +98,17 @@ def model_config(model: str | Path | None) -> LlamaConfig:
         return config_from_hf(hf)
     except UsageError:
         raise
-    except (ValueError, KeyError) as error:
-        raise _named(source, error if isinstance(error, ValueError) else
-                     ValueError(f"its config has no {error}")) from None
+    except KeyError as error:
+        raise UsageError(f"{source.hf_config} has no key {error}, which every Llama or Qwen3 config.json has; "
+                         f"use the checkpoint's own config.json.") from None
+    except ValueError as error:
+        raise _named(source, error) from None
+
+
+def model_key(model: str | Path | None):
+    """What :func:`~lutforge.compiler.config.model_linears` and ``check_layers`` take for ``model``:
+    the bundled model's name (its shapes are known without opening it), else the checkpoint's config."""
+    return BUNDLED if model_source(model).kind == "bundled" else model_config(model)
 
 
 def load_model(model: str | Path | None = None, progress: bool = True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..compiler.checkpoint import load_model
-from ..compiler.checkpoint import model_config
+from ..compiler.checkpoint import model_key
 from ..compiler.config import Config, check_config_for, check_layers
 from ..compiler.data import check_data
 from ..compiler.steps import Build, compile_model
@@ -17,10 +17,10 @@ def compile_job(cfg: Config, build_dir, layers: list[str] | None = None, progres
     """Compile ``layers`` (default: every linear layer) of ``checkpoint`` (default: the bundled
     SmolLM2-135M; :mod:`lutforge.compiler.checkpoint`) under ``build_dir``; the layer names, the
     configuration's and the calibration data are checked before the model is loaded."""
-    llama = model_config(checkpoint)
+    layers_of = model_key(checkpoint)
     if layers is not None:
-        check_layers(layers, llama)
-    check_config_for(cfg, llama)
+        check_layers(layers, layers_of)
+    check_config_for(cfg, layers_of)
     check_data("valid")
     ir, ref, tok = load_model(checkpoint, progress)
     program = compile_model(Build(build_dir, cfg, progress), ir, ref.linear_names if layers is None else layers,

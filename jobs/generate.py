@@ -22,7 +22,7 @@ from ..compiler.torch_reference import routed
 from ..compiler.perf_units import decoder_units_cycles
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
-from ..compiler.checkpoint import load_model, model_config
+from ..compiler.checkpoint import load_model, model_key
 from ..compiler.config import Config, check_config_for
 from ..compiler.data import check_data
 from ..compiler.steps import Build, compile_model
@@ -96,7 +96,7 @@ def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: s
     check_choice("backend", backend, GENERATE_BACKENDS)
     check_prompt(prompt)
     if model is None:
-        check_config_for(cfg, model_config(checkpoint))
+        check_config_for(cfg, model_key(checkpoint))
     check_data("valid")
     ir, ref, tok = model or load_model(checkpoint, progress)
     ids = prompt_ids(tok, ir, prompt, tokens)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..compiler.torch_reference import on_device, routed
 from ..program.decoder import DecoderRunner
 from ..program.host import HostDriver
-from ..compiler.checkpoint import load_model, model_config, model_source
+from ..compiler.checkpoint import load_model, model_key, model_source
 from ..compiler.config import Config, EvaluationConfig, check_config_for
 from ..compiler.data import check_data
 from ..compiler.evaluate import markdown_table
@@ -50,9 +50,9 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
             raise UsageError(f"Configuration {cfg.name!r} runs whole decoder blocks, whose attention unit sees at most "
                              f"decoder.max_keys = {cfg.decoder.max_keys} tokens, and the windows have {window}; pass "
                              f"--window {cfg.decoder.max_keys} or less, or raise decoder.max_keys.")
-    llama = model_config(checkpoint)
+    layers_of = model_key(checkpoint)
     for cfg in configs:
-        check_config_for(cfg, llama)
+        check_config_for(cfg, layers_of)
     check_data("valid", "test")
     ir, ref, tok = load_model(checkpoint, progress)
     ids, data = wikitext2_tokens("test", tok)

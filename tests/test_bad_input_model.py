@@ -100,6 +100,33 @@ CASES = [
     Case("compile-layer-norm", ("compile", "--layer", "layers.0.attn_norm"),
          f"lutforge: Layer 'layers.0.attn_norm' is not a linear layer of SmolLM2-135M; its linear layers are "
          f"{LAYERS}."),
+    # -- compile / generate / run --model: the checkpoint ---------------------------------------
+    Case("compile-model-missing", ("compile", "--model", "{tmp}/none"),
+         "lutforge: The model {tmp}/none does not exist; give a GGUF file, a safetensors file or a model directory "
+         "(or 'smollm2' for the bundled SmolLM2-135M)."),
+    Case("compile-model-other-file", ("compile", "--model", "{tmp}/m.bin"),
+         "lutforge: The model {tmp}/m.bin is neither a .gguf nor a .safetensors file nor a directory; give one of "
+         "those (or 'smollm2' for the bundled SmolLM2-135M).", {"m.bin": "weights"}),
+    Case("compile-model-no-weights", ("compile", "--model", "{tmp}/d"),
+         "lutforge: The model directory {tmp}/d holds no *.safetensors files; give a directory with config.json, "
+         "tokenizer.json and the weights, or a GGUF file.", {"d/config.json": "{}"}),
+    Case("generate-model-no-tokenizer", ("generate", "--prompt", "x", "--model", "{tmp}/d"),
+         "lutforge: The model {tmp}/d has no tokenizer.json beside its weights ({tmp}/d/tokenizer.json); copy the "
+         "checkpoint's tokenizer.json there.", {"d/config.json": "{}", "d/model.safetensors": b""}),
+    Case("run-model-config-not-json", ("run", "--model", "{tmp}/d"),
+         "lutforge: {tmp}/d/config.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 "
+         "column 2 (char 1)); replace it with the model's config.json.",
+         {"d/config.json": "{", "d/model.safetensors": b"", "d/tokenizer.json": "{}"}),
+    Case("compile-model-config-key-missing", ("compile", "--model", "{tmp}/w.safetensors"),
+         "lutforge: {tmp}/config.json has no key 'num_attention_heads', which every Llama or Qwen3 config.json has; "
+         "use the checkpoint's own config.json.",
+         {"config.json": "{}", "w.safetensors": b"", "tokenizer.json": "{}"}),
+    Case("compile-model-gguf-truncated", ("compile", "--model", "{tmp}/m.gguf"),
+         "lutforge: The GGUF model file {tmp}/m.gguf cannot be read (GGUF magic invalid): it is truncated or not a "
+         "GGUF file; replace it with a complete GGUF file.", {"m.gguf": "not a GGUF file at all, just text"}),
+    Case("run-board-model", ("run", "--board", "icebreaker", "--model", "{tmp}/d"),
+         "lutforge: --model does not apply to a board run (--board icebreaker); remove it, or remove --board to run "
+         "the whole model."),
     Case("compile-layer-repeated", ("compile", "--layer", "layers.1.mlp.up", "--layer", "layers.1.mlp.up"),
          "lutforge: --layer layers.1.mlp.up is given twice; give each once."),
     Case("compile-json-is-folder", ("compile", "--json", "{tmp}"),
