@@ -8,6 +8,8 @@ costs a second, not the minutes of a compile.
 import time
 from pathlib import Path
 
+from ..compiler.perf import TARGETS
+from ..compiler.shape_only import NOT_QUALITY
 from ..support.errors import UsageError
 from .board import add_run_arguments, run_board
 from .common import (add_device_argument, add_executor_arguments, check_folder, check_writable, device_from,
@@ -67,9 +69,29 @@ def cmd_compile(args) -> int:
 
     _check_outputs(args)
     no_repeats(args.layer, "--layer")
-    result = compile_job(_config(args), args.build, args.layer, checkpoint=args.model)
+    result = compile_job(_config(args), args.build, args.layer, checkpoint=args.model, weights=args.weights)
     write_json(args.json, result)
-    print(f"Program: {result.program} ({len(result.layers)} layers).")
+    print(f"Program: {result.program} ({len(result.layers)} layers"
+          f"{'; ' + NOT_QUALITY if result.weights == 'random' else ''}).")
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from ..jobs.estimate import estimate
+
+    _check_outputs(args)
+    contexts = no_repeats(args.context, "--context") or [128, 384]
+    result = estimate(_config(args), args.build, checkpoint=args.model, weights=args.weights, target=args.target,
+                      prompt=args.prompt, new=args.new, contexts=contexts, host_bandwidth_gbs=args.host_bandwidth)
+    write_json(args.json, result)
+    if result.note:
+        print(f"{result.model}: {result.note}.")
+    at = ", ".join(f"{ms:.3f} ms at {c}" for c, ms in result.ms_per_token_decode_at_context.items())
+    print(f"{result.model} on {result.target}: {result.ms_per_token_decode:.3f} ms per decoded token ({at} cached "
+          f"tokens); {result.prompt} in / {result.new} out in {result.latency_s:.4f} s"
+          + (f" (LUT-LLM's artifact: {result.artifact_latency_s} s)" if result.artifact_latency_s else "")
+          + f"; bound: {result.bound}.")
+    print(f"Report: {Path(args.build) / 'estimate.md'}")
     return 0
 
 
@@ -224,11 +246,17 @@ def _config_arguments(p) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
 
 
-def _model_argument(p) -> None:
+def _model_argument(p, weights: bool = False) -> None:
     # No default: a board run refuses a --model it would ignore.
     p.add_argument("--model", metavar="PATH", help="a Llama or Qwen3 checkpoint: a GGUF file, a safetensors file or a "
                                                    "Hugging Face-style directory, with its tokenizer (default: the "
-                                                   "bundled SmolLM2-135M, also named 'smollm2')")
+                                                   "bundled SmolLM2-135M, also named 'smollm2')"
+                                                   + ("; or a named architecture of configs/models (qwen3-1.7b) "
+                                                      "with --weights random" if weights else ""))
+    if weights:
+        p.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint",
+                       help="the checkpoint's weights (default), or random ones in its shapes: a shape-only Program "
+                            "for projections, not a quality figure")
 
 
 def register(sub) -> None:
@@ -253,11 +281,26 @@ def register(sub) -> None:
 
     p = sub.add_parser("compile", help="compile a model's linear layers into a Program directory")
     _config_arguments(p)
-    _model_argument(p)
+    _model_argument(p, weights=True)
     p.add_argument("--layer", action="append", help="linear layer(s) (default: all)")
     p.add_argument("--build", default="build/compile", help="build directory")
     p.add_argument("--json", metavar="PATH", help="write the Program's path and layers as JSON")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("estimate", help="compile a model (or its shapes only) and project the whole token on a "
+                                        "target: ms per decoded token, prefill + decode latency, what bounds it")
+    _config_arguments(p)
+    _model_argument(p, weights=True)
+    p.add_argument("--target", choices=sorted(TARGETS), help="target preset (default: the configuration's)")
+    p.add_argument("--prompt", type=number(int, 1, 1 << 20), default=128, help="prompt tokens of the latency (default 128)")
+    p.add_argument("--new", type=number(int, 2, 1 << 20), default=256, help="generated tokens of the latency (default 256)")
+    p.add_argument("--context", type=number(int, 0, 1 << 20), action="append",
+                   help="cached tokens of a decode estimate, repeatable (default: 128 and 384)")
+    p.add_argument("--host-bandwidth", type=number(float, 0.001, 1e6), default=100.0, metavar="GB/S",
+                   help="memory bandwidth of the host, for what runs there (default 100, assumed)")
+    p.add_argument("--build", default="build/estimate", help="build directory (Program, estimate.md, estimate.png)")
+    p.add_argument("--json", metavar="PATH", help="write the estimate as JSON")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("run", help="run the whole model on the golden backend (or the RTL) and report perplexity; "
                                    "with --board, run a check layer on a board or its simulation")

@@ -8,6 +8,10 @@ A checkpoint is one of
 * a Hugging Face-style directory holding ``config.json``, ``tokenizer.json`` and the
   ``*.safetensors`` shards.
 
+A named architecture (``configs/models/NAME.json``, e.g. ``qwen3-1.7b``) is a config without
+weights: with ``weights="random"`` (``--weights random``) it, or any checkpoint's config, becomes a
+shape-only model (:mod:`lutforge.compiler.shape_only`) for projections.
+
 :func:`model_config` reads only the config (no weights), so a command can check layer names and
 options against the model before it spends the seconds to minutes of loading it.
 """
@@ -22,24 +26,37 @@ from ..support.cache import content_key, file_sha256
 from ..support.errors import MissingFileError, UsageError
 from .model import LlamaConfig
 
-__all__ = ["BUNDLED", "ModelSource", "model_source", "model_config", "model_key", "load_model"]
+__all__ = ["BUNDLED", "WEIGHTS", "ModelSource", "model_source", "model_config", "model_key", "load_model",
+           "architectures", "check_weights"]
 
 BUNDLED = "smollm2"
+WEIGHTS = ("checkpoint", "random")
+
+
+def architectures() -> dict[str, Path]:
+    """The named architectures that ship: name -> its config.json."""
+    from ..support.paths import REPO_ROOT
+    return {p.stem: p for p in sorted((REPO_ROOT / "configs" / "models").glob("*.json"))}
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from: ``kind`` is ``bundled``, ``gguf``, ``safetensors`` (one file) or
-    ``directory``; ``path`` is the file or directory (None for the bundled model)."""
+    """Where a model comes from: ``kind`` is ``bundled``, ``gguf``, ``safetensors`` (one file),
+    ``directory`` or ``architecture`` (a named config without weights); ``path`` is the file or
+    directory (None for the bundled model)."""
     kind: str
     path: Path | None
 
     @property
     def name(self) -> str:
+        if self.kind == "architecture":
+            return self.path.stem
         return "SmolLM2-135M" if self.path is None else self.path.name
 
     @property
     def hf_config(self) -> Path:
+        if self.kind == "architecture":
+            return self.path
         return (self.path if self.kind == "directory" else self.path.parent) / "config.json"
 
     @property
@@ -53,9 +70,13 @@ def model_source(model: str | Path | None) -> ModelSource:
     if model is None or str(model) == BUNDLED:
         return ModelSource("bundled", None)
     path = Path(model).expanduser().resolve()
+    named = architectures()
+    if not path.exists() and str(model) in named:
+        return ModelSource("architecture", named[str(model)])
     if not path.exists():
         raise MissingFileError(f"The model {model} does not exist; give a GGUF file, a safetensors file or a "
-                               f"model directory (or {BUNDLED!r} for the bundled SmolLM2-135M).")
+                               f"model directory, {BUNDLED!r} for the bundled SmolLM2-135M, or a named "
+                               f"architecture with --weights random ({', '.join(named)}).")
     if path.is_dir():
         source = ModelSource("directory", path)
         if not any(path.glob("*.safetensors")):
@@ -90,6 +111,7 @@ def model_config(model: str | Path | None) -> LlamaConfig:
     try:
         if source.kind in ("bundled", "gguf"):
             return read_config(open_gguf(source.path or smollm2_path()))
+        # A checkpoint's config.json, or a named architecture's.
         try:
             hf = json.loads(source.hf_config.read_text())
         except json.JSONDecodeError as error:
@@ -111,15 +133,29 @@ def model_key(model: str | Path | None):
     return BUNDLED if model_source(model).kind == "bundled" else model_config(model)
 
 
-def load_model(model: str | Path | None = None, progress: bool = True):
-    """(ModelIR, ReferenceModel, tokenizer) of ``model`` (None: the bundled SmolLM2-135M)."""
+def check_weights(model: str | Path | None, weights: str) -> None:
+    """Refuse a named architecture without ``weights="random"`` (it has no weights to load)."""
+    if weights not in WEIGHTS:
+        raise UsageError(f"weights = {weights!r} is not one of {', '.join(WEIGHTS)}; use 'checkpoint' or 'random'.")
+    if weights == "checkpoint" and model_source(model).kind == "architecture":
+        raise UsageError(f"{model} is a named architecture ({model_source(model).path.name}) without weights; add "
+                         f"--weights random for a shape-only compile (not a quality figure), or give a checkpoint.")
+
+
+def load_model(model: str | Path | None = None, progress: bool = True, weights: str = "checkpoint"):
+    """(ModelIR, ReferenceModel, tokenizer) of ``model`` (None: the bundled SmolLM2-135M); with
+    ``weights="random"``, (ShapeOnlyModel, None, None): its config with random weights."""
     from .data import GGUFTokenizer, HFTokenizer
     from .gguf_frontend import load_gguf, smollm2_path
     from .model import from_safetensors
+    from .shape_only import ShapeOnlyModel
     from .torch_reference import ReferenceModel
 
+    check_weights(model, weights)
     source = model_source(model)
-    model_config(model)  # a bad config is refused before the weights are read
+    config = model_config(model)  # a bad config is refused before the weights are read
+    if weights == "random":
+        return ShapeOnlyModel(config, source.name), None, None
     try:
         if source.kind in ("bundled", "gguf"):
             ir = load_gguf(source.path, progress=progress)

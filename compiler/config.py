@@ -340,6 +340,8 @@ class Config:
             section.validate()
         _choice("model", self.model, tuple(MODELS))
         q, c = self.quantization, self.core
+        if self.lut_methods is not None:
+            return self  # the quantization section is unused: each layer has its own method
         if q.group_rows % c.lanes:
             raise ConfigError(
                 f"quantization.group_rows = {q.group_rows} is not a multiple of core.lanes = {c.lanes}; "

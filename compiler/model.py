@@ -85,6 +85,8 @@ class ModelIR:
     # Content hash of what the weights came from; caches (calibration, Programs) are keyed on it.
     source_hash: str
     metadata: dict = field(default_factory=dict)
+    # Real weights (a shape-only model, :mod:`lutforge.compiler.shape_only`, has random ones).
+    shape_only = False
 
     def __post_init__(self):
         expected = expected_shapes(self.config)

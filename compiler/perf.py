@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
-           "block_layer_cost", "program_cost", "byte_port_cycles", "tmac_run_cycles", "tmac_layer_cost",
+           "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost"]
 
 
@@ -249,34 +249,40 @@ def block_layer_cost(shape: LayerShape, fmt, *, lanes: int, memory_latency: int,
                      "compute" if t_compute >= t_memory else "memory")
 
 
-def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M") -> dict:
-    """Per-token decode cost of a Program's layers on ``target`` (each layer on its core, with the
-    target's lanes): the projection of what was compiled, whatever mix of LUT and block layers."""
+def program_layer_costs(program, target: Target, *, lanes: int | None = None, chains: int = 4) -> tuple[list, float]:
+    """The :class:`LayerCost` of every run of every layer of a Program for one token on ``target``
+    (each layer on its core, with ``lanes`` lanes; default: the target's), and the bytes its
+    images occupy."""
+    lanes = lanes or target.lanes
+    clock = dict(memory_latency=target.memory_latency, clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs)
     costs, stored = [], 0.0
     for layer in program.layers.values():
         shape = LayerShape(layer.name, layer.in_features, layer.out_features)
         if layer.kind == "block":
             fmt = layer.format
-            costs.append(block_layer_cost(shape, fmt, lanes=target.lanes, memory_latency=target.memory_latency,
-                                          clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs))
+            costs.append(block_layer_cost(shape, fmt, lanes=lanes, **clock))
             stored += layer.out_features * layer.chunks * fmt.chunk * (fmt.weight_bits + 8 / fmt.chunk) / 8
             continue
         if layer.kind == "tmac":
             for run in layer.runs:
                 costs.append(tmac_layer_cost(
                     LayerShape(layer.name, run.positions * layer.v, layer.out_features), v=layer.v, c_w=layer.c_w,
-                    cb_bits=layer.cb_bits, group_rows=layer.group_rows, lanes=target.lanes,
-                    memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
-                    bandwidth_gbs=target.bandwidth_gbs))
+                    cb_bits=layer.cb_bits, group_rows=layer.group_rows, lanes=lanes, **clock))
             stored += sum(words.size * 4 for words in (layer.cb, layer.idx))
             continue
         core = GemvCoreParams(v=layer.v, c_a=layer.c_a, c_w=layer.c_w, table_bits=layer.table_bits,
-                              lanes=target.lanes, chains=chains)
+                              lanes=lanes, chains=chains)
         for run in layer.runs:
             costs.append(layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features), core,
-                                    memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
-                                    bandwidth_gbs=target.bandwidth_gbs, port=target.port))
+                                    port=target.port, **clock))
         stored += sum(words.size * 4 for words in (layer.cb, layer.tab, layer.idx))
+    return costs, stored
+
+
+def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M") -> dict:
+    """Per-token decode cost of a Program's layers on ``target`` (each layer on its core, with the
+    target's lanes): the projection of what was compiled, whatever mix of LUT and block layers."""
+    costs, stored = program_layer_costs(program, target, chains=chains)
     seconds = sum(c.seconds for c in costs)
     return {"model": model, "target": target.name, "cycles_per_token": sum(c.cycles for c in costs),
             "bytes_per_token": sum(c.bytes for c in costs), "seconds_per_token": seconds,

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = ["rmsnorm_cycles", "softmax_cycles", "elementwise_cycles", "attention_cycles", "kv_writer_cycles",
-           "decoder_units_cycles"]
+           "decoder_units_cycles", "decoder_units_breakdown"]
 
 
 def rmsnorm_cycles(rows: int, k: int) -> int:
@@ -55,21 +55,32 @@ def kv_writer_cycles(tokens: int, d: int) -> int:
     return tokens * (d + 2) - 1 if tokens else 0
 
 
-def decoder_units_cycles(model, t: int, start: int, memory_latency: int, lanes: int = 1) -> int:
-    """Cycles of the decoder units (not the linears' cores) for ``t`` new tokens after ``start``
-    cached ones through every block of ``model`` (a :class:`lutforge.compiler.model.LlamaConfig`)
-    and the final norm: per block two norms with their gain products (four with Qwen3's QK-norm), RoPE on q and k, the KV cache
-    writer (the new tokens of every key/value head), attention (query j of every head sees start +
-    j + 1 keys), two residual adds, SiLU and the gate product."""
-    d, hd = model.d_model, model.head_dim
+def decoder_units_breakdown(model, t: int, start: int, memory_latency: int, lanes: int = 1) -> dict[str, int]:
+    """:func:`decoder_units_cycles` by kind of work: ``rmsnorm`` (the two norms of every block and
+    the final one, with their gain products), ``qk_norm`` (Qwen3), ``rope``, ``kv_cache`` (the
+    writer), ``attention``, ``residual`` (the two adds of every block) and ``silu_mul``."""
+    d, hd, n = model.d_model, model.head_dim, model.n_layers
     norm = rmsnorm_cycles(t, d) + elementwise_cycles(t * d, 0)
-    rope = elementwise_cycles(t * model.n_heads * hd // 2, 0) + elementwise_cycles(t * model.n_kv_heads * hd // 2, 0)
-    attention = (kv_writer_cycles(t * model.n_kv_heads, hd) +
-                 attention_cycles([start + j + 1 for _ in range(model.n_heads) for j in range(t)], hd, memory_latency,
-                                  lanes))
-    mlp = 2 * elementwise_cycles(t * model.d_ff, 0)
     # Qwen3's QK-norm: one rmsnorm call and one gain product over the rows of every head of q, then of k.
     qk_norm = sum(rmsnorm_cycles(t * heads, hd) + elementwise_cycles(t * heads * hd, 0)
                   for heads in (model.n_heads, model.n_kv_heads)) if model.qk_norm else 0
-    block = 2 * norm + qk_norm + rope + attention + 2 * elementwise_cycles(t * d, 0) + mlp
-    return model.n_layers * block + norm
+    return {
+        "rmsnorm": n * 2 * norm + norm,
+        "qk_norm": n * qk_norm,
+        "rope": n * (elementwise_cycles(t * model.n_heads * hd // 2, 0)
+                     + elementwise_cycles(t * model.n_kv_heads * hd // 2, 0)),
+        "kv_cache": n * kv_writer_cycles(t * model.n_kv_heads, hd),
+        "attention": n * attention_cycles([start + j + 1 for _ in range(model.n_heads) for j in range(t)], hd,
+                                          memory_latency, lanes),
+        "residual": n * 2 * elementwise_cycles(t * d, 0),
+        "silu_mul": n * 2 * elementwise_cycles(t * model.d_ff, 0),
+    }
+
+
+def decoder_units_cycles(model, t: int, start: int, memory_latency: int, lanes: int = 1) -> int:
+    """Cycles of the decoder units (not the linears' cores) for ``t`` new tokens after ``start``
+    cached ones through every block of ``model`` (a :class:`lutforge.compiler.model.LlamaConfig`)
+    and the final norm: per block two norms with their gain products (four with Qwen3's QK-norm),
+    RoPE on q and k, the KV cache writer (the new tokens of every key/value head), attention (query
+    j of every head sees start + j + 1 keys), two residual adds, SiLU and the gate product."""
+    return sum(decoder_units_breakdown(model, t, start, memory_latency, lanes).values())

@@ -166,7 +166,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
     """Run the four steps for ``layers`` of the model ``ir``; return the Program (``<build>/program``).
 
     ``reference`` / ``tokenizer``: the model's ReferenceModel and tokenizer
-    (:func:`lutforge.compiler.checkpoint.load_model`), used when calibration or fine-tuning runs.
+    (:func:`lutforge.compiler.checkpoint.load_model`), used when calibration or fine-tuning runs;
+    None for a shape-only model (:mod:`lutforge.compiler.shape_only`), which calibrates on random rows.
     """
     from ..support.progress import progress as progress_bar
 
@@ -189,7 +190,12 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
     cal_path = build.root / "calibrate" / "calibration.npz"
     calib = None
     report = build.cached("calibrate", cal_inputs)
-    if report is None:
+    if ir.shape_only:
+        # Random weights have no activations worth capturing (lutforge.compiler.shape_only).
+        calib = {n: ir.calibration_rows(n, cfg.calibration.rows) for n in layers}
+        build.finish("calibrate", cal_inputs, [], t0, random_rows=cfg.calibration.rows)
+        build.say(f"calibrate: {len(layers)} layers, {cfg.calibration.rows} random rows each (shape only)")
+    elif report is None:
         from .calibration import capture_calibration
 
         c = cfg.calibration
@@ -214,6 +220,10 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
         return calib
 
     trained, ft_key = {}, None
+    if cfg.finetune is not None and ir.shape_only:
+        raise UsageError(f"The configuration {cfg.name} has a finetune section, and the model has random weights "
+                         f"(--weights random), which training would not make a model of; remove the section or "
+                         f"compile a checkpoint.")
     if cfg.finetune is not None:
         trained, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer, device)
 
@@ -262,7 +272,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
     lowered = [lower(n, from_bytes((q_dir / f"{n}.npz").read_bytes()), cfg.core.lanes, cfg.core.max_positions)
                for n in progress_bar(layers, desc="emit", disable=None if build.progress else True, leave=False)]
     program = write_program(p_dir, lowered, config=cfg.to_dict(),
-                            source={"model": ir.source, "sha256": ir.source_hash})
+                            source={"model": ir.source, "sha256": ir.source_hash,
+                                    "weights": "random" if ir.shape_only else "checkpoint"})
     outputs = [p_dir / "manifest.yaml"] + sorted((p_dir / "layers").rglob("*.bin"))
     build.finish("emit", e_inputs, outputs, t0, layers={lay.name: lay.kind for lay in lowered})
     build.say(f"emit: Program with {len(lowered)} layers in {p_dir}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..compiler.evaluate import Mismatch
 
 __all__ = ["LayerCheck", "DemoSeconds", "DemoGeneration", "DemoResult", "PerplexityRow", "RunResult", "GenerateResult",
-           "CompileResult", "BoardCheck"]
+           "CompileResult", "BoardCheck", "EstimateResult"]
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,10 @@ class CompileResult:
     config: str
     program: str  # the Program directory
     layers: tuple[str, ...]
+    weights: str = "checkpoint"  # "random": a shape-only Program (lutforge.compiler.shape_only)
 
     def to_json(self) -> dict:
-        return {"config": self.config, "program": self.program, "layers": list(self.layers)}
+        return {"config": self.config, "program": self.program, "layers": list(self.layers), "weights": self.weights}
 
 
 @dataclass(frozen=True)
@@ -209,3 +210,34 @@ class BoardCheck:
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """``estimate``: the whole token of a compiled model on a target (lutforge.compiler.estimate)."""
+    model: str
+    weights: str                 # "random": a shape-only Program, not a quality figure
+    config: str
+    target: str
+    lanes: int
+    clock_mhz: float
+    bandwidth_gbs: float
+    host_bandwidth_gbs: float    # assumed, for the operations left on the host
+    blocks: str                  # where the non-linear operations run: "hardware" (units) or "host"
+    prompt: int
+    new: int
+    ms_per_token_decode: float   # mean over the decode passes of the generation
+    ms_per_token_decode_at_context: dict  # cached tokens -> ms
+    prefill_s: float
+    latency_s: float             # prefill and decode of the generation
+    bound: str
+    units: dict                  # unit -> where, bound, ms_per_token, cycles_per_token (mean decoded token)
+    lm_head_on_core_ms: float    # the LM head on the core with the default method (not compiled there)
+    artifact_latency_s: float | None
+    h200_linears_ms: float
+    program: str
+    note: str                    # what the figures are not (shape only), or ""
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), f"prefill_{self.prompt}_decode_{self.new}_s": self.latency_s,
+                "ms_per_token_decode_at_context": {str(c): ms for c, ms in self.ms_per_token_decode_at_context.items()}}

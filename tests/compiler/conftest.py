@@ -95,3 +95,15 @@ def hf_gguf_model():
     model = transformers.AutoModelForCausalLM.from_pretrained(
         path.parent, gguf_file=path.name, dtype=torch.float32)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """Tiny random Llama and Qwen3 checkpoints (tests/tiny_checkpoints.py): {arch: (directory, gguf
+    file)}, the same weights (seed 0) and tokenizer in both."""
+    from tiny_checkpoints import CONFIGS, train_tokenizer, write_gguf, write_hf_dir
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    tok = train_tokenizer()
+    return {arch: (write_hf_dir(root / arch, arch, tokenizer=tok), write_gguf(root / f"{arch}.gguf", arch, tokenizer=tok))
+            for arch in CONFIGS}

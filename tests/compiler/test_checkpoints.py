@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from tiny_checkpoints import CONFIGS, train_tokenizer, write_gguf, write_hf_dir
+from tiny_checkpoints import CONFIGS
 
 from lutforge.backends import get_backend
 from lutforge.cli import main
@@ -26,15 +26,6 @@ from lutforge.support.errors import UsageError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEXT = "The capital of France is Paris; it's 2,140,526 people.\n\n  Isn't it?"
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """{arch: (directory, gguf file)} of the same weights (seed 0) and tokenizer."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    tok = train_tokenizer()
-    return {arch: (write_hf_dir(root / arch, arch, tokenizer=tok), write_gguf(root / f"{arch}.gguf", arch, tokenizer=tok))
-            for arch in CONFIGS}
 
 
 @pytest.mark.parametrize("arch", list(CONFIGS))
@@ -171,20 +162,3 @@ def test_an_unsupported_tensor_or_gguf_architecture_is_named(checkpoints, tmp_pa
                                          r"supported GGUF architectures are llama, qwen3\.$"):
         model_config(path)
 
-
-@pytest.mark.slow
-def test_qwen3_blocks_through_verilator_equal_golden_and_the_cycle_model(checkpoints):
-    """``blocks: hardware`` with QK-norm: the units in Verilator against golden (same tokens, same hash
-    over every unit output) and the units' cycle model (QK-norm's calls included) equal to simulation."""
-    from lutforge.compiler.perf_units import decoder_units_cycles
-
-    ir, _, tok = load_model(checkpoints["qwen3"][0], progress=False)
-    ids = tok.encode("The capital of France is")
-    spec = DecoderSpec(max_keys=16)
-    golden = HostDriver(types.SimpleNamespace(layers={}), get_backend("golden"))
-    sim = HostDriver(types.SimpleNamespace(layers={}), get_backend("sim", decoder_max_keys=16, memory_latency=4))
-    g_tokens = DecoderRunner(ir, golden, spec).greedy(ids, 2)
-    assert DecoderRunner(ir, sim, spec).greedy(ids, 2) == g_tokens
-    assert sim.accumulators.hexdigest() == golden.accumulators.hexdigest()
-    steps = [(len(ids), 0), (1, len(ids))]
-    assert sum(decoder_units_cycles(ir.config, t, start, 4) for t, start in steps) == sim.unit_cycles == sim.cycles
