@@ -138,8 +138,9 @@ def check_weights(model: str | Path | None, weights: str) -> None:
     if weights not in WEIGHTS:
         raise UsageError(f"weights = {weights!r} is not one of {', '.join(WEIGHTS)}; use 'checkpoint' or 'random'.")
     if weights == "checkpoint" and model_source(model).kind == "architecture":
-        raise UsageError(f"{model} is a named architecture ({model_source(model).path.name}) without weights; add "
-                         f"--weights random for a shape-only compile (not a quality figure), or give a checkpoint.")
+        raise UsageError(f"{model} is a named architecture ({model_source(model).path.name}) without weights; give a "
+                         f"checkpoint, or compile its shapes only with `lutforge compile` or `lutforge estimate` and "
+                         f"--weights random (not a quality figure).")
 
 
 def load_model(model: str | Path | None = None, progress: bool = True, weights: str = "checkpoint"):

@@ -175,6 +175,10 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
     from .torch_reference import device_key
 
     cfg = build.config
+    if cfg.finetune is not None and ir.shape_only:
+        raise UsageError(f"The configuration {cfg.name} has a finetune section, and the model has random weights "
+                         f"(--weights random), which training would not make a model of; remove the section or "
+                         f"compile a checkpoint.")
     device = resolve_device(build.device)
     t0 = time.perf_counter()
     inputs = sha256_hex(json.dumps([ir.source_hash, layers]).encode())[:16]
@@ -220,10 +224,6 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
         return calib
 
     trained, ft_key = {}, None
-    if cfg.finetune is not None and ir.shape_only:
-        raise UsageError(f"The configuration {cfg.name} has a finetune section, and the model has random weights "
-                         f"(--weights random), which training would not make a model of; remove the section or "
-                         f"compile a checkpoint.")
     if cfg.finetune is not None:
         trained, ft_key = _finetune_step(build, ir, layers, calibration, reference, tokenizer, device)
 

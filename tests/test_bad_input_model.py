@@ -127,6 +127,28 @@ CASES = [
     Case("run-board-model", ("run", "--board", "icebreaker", "--model", "{tmp}/d"),
          "lutforge: --model does not apply to a board run (--board icebreaker); remove it, or remove --board to run "
          "the whole model."),
+    Case("compile-model-architecture-without-weights", ("compile", "--model", "qwen3-1.7b"),
+         "lutforge: qwen3-1.7b is a named architecture (qwen3-1.7b.json) without weights; give a checkpoint, or "
+         "compile its shapes only with `lutforge compile` or `lutforge estimate` and --weights random (not a quality "
+         "figure)."),
+    Case("generate-model-architecture", ("generate", "--prompt", "x", "--model", "qwen3-1.7b"),
+         "lutforge: qwen3-1.7b is a named architecture (qwen3-1.7b.json) without weights; give a checkpoint, or "
+         "compile its shapes only with `lutforge compile` or `lutforge estimate` and --weights random (not a quality "
+         "figure)."),
+    Case("estimate-context-past-the-attention-unit", ("estimate", "--model", "qwen3-1.7b", "--weights", "random",
+                                                      "--config", "configs/v80-qwen3.yaml", "--context", "600"),
+         "lutforge: The estimate reaches 601 tokens of context, more than the attention unit of v80-qwen3 holds "
+         "(decoder.max_keys = 512); raise decoder.max_keys or ask for a shorter prompt, fewer new tokens or smaller "
+         "--context."),
+    Case("estimate-past-the-models-context", ("estimate", "--model", "qwen3-1.7b", "--weights", "random",
+                                              "--prompt", "40960"),
+         "lutforge: The estimate reaches 41215 tokens of context, more than the model's context_length = 40960; ask "
+         "for a shorter prompt, fewer new tokens or smaller --context."),
+    Case("estimate-random-weights-finetune", ("estimate", "--model", "qwen3-1.7b", "--weights", "random",
+                                              "--config", "configs/smollm2-nvfp4-finetune.yaml", "--build", "{tmp}/b"),
+         "lutforge: The configuration smollm2-nvfp4-finetune has a finetune section, and the model has random weights "
+         "(--weights random), which training would not make a model of; remove the section or compile a checkpoint."),
+    argparse_error("estimate-new-1", "estimate", ["--new", "1"], "argument --new: 1 is not from 2 to 1048576"),
     Case("compile-layer-repeated", ("compile", "--layer", "layers.1.mlp.up", "--layer", "layers.1.mlp.up"),
          "lutforge: --layer layers.1.mlp.up is given twice; give each once."),
     Case("compile-json-is-folder", ("compile", "--json", "{tmp}"),
