@@ -143,7 +143,7 @@ def check_weights(model: str | Path | None, weights: str) -> None:
                          f"--weights random (not a quality figure).")
 
 
-def load_model(model: str | Path | None = None, progress: bool = True, weights: str = "checkpoint"):
+def load_model(model: str | Path | None = None, *, progress: bool = True, weights: str = "checkpoint"):
     """(ModelIR, ReferenceModel, tokenizer) of ``model`` (None: the bundled SmolLM2-135M); with
     ``weights="random"``, (ShapeOnlyModel, None, None): its config with random weights."""
     from .data import GGUFTokenizer, HFTokenizer

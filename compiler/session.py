@@ -105,7 +105,7 @@ class Session:
         self.progress = progress
         self.device = device
         self.core = core or GemvCoreParams()
-        self.ir, self.ref, self.tok = load_model(progress)
+        self.ir, self.ref, self.tok = load_model(progress=progress)
         self.cal_params = calibration or {"windows": 4, "window": 512, "rows": 2048}
         c = self.cal_params
         self.calib = capture_calibration(self.ref, self.tok, n_windows=c["windows"], window=c["window"],

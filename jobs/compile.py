@@ -24,7 +24,7 @@ def compile_job(cfg: Config, build_dir, layers: list[str] | None = None, progres
     check_config_for(cfg, layers_of)
     if weights == "checkpoint":
         check_data("valid")
-    ir, ref, tok = load_model(checkpoint, progress, weights)
+    ir, ref, tok = load_model(checkpoint, progress=progress, weights=weights)
     names = [layer.name for layer in ir.linear_layers()]
     program = compile_model(Build(build_dir, cfg, progress), ir, names if layers is None else layers,
                             reference=ref,

@@ -111,7 +111,7 @@ def demo(cfg: Config, build_dir, *, layers: list[str] | None = None, tokens: int
     check_data("valid", "test")
     start = time.perf_counter()
     build_dir = Path(build_dir)
-    ir, ref, tok = model or load_model(progress)
+    ir, ref, tok = model or load_model(progress=progress)
     ids = prompt_ids(tok, ir, prompt, sim_tokens)
     layers = list(ref.linear_names) if layers is None else layers
     program = compile_model(Build(build_dir, cfg, progress), ir, layers, reference=ref, tokenizer=tok)

@@ -24,7 +24,7 @@ def finetune_job(cfg: Config, build_dir, *, device: str = "auto", progress: bool
                          f"add one (steps, lr, codebook_lr, window, holdout, eval_every, seed; see configs/smollm2-nvfp4-finetune.yaml).")
     device = resolve_device(device)
     check_data("valid")
-    ir, ref, tok = load_model(progress)
+    ir, ref, tok = load_model(progress=progress)
     build = Build(build_dir, cfg, progress, device=device)
     program = compile_model(build, ir, ref.linear_names, reference=ref, tokenizer=tok)
     report = json.loads(build.report_path("finetune").read_text())

@@ -98,7 +98,7 @@ def generate(cfg: Config, build_dir, prompt: str, tokens: int = 8, *, backend: s
     if model is None:
         check_config_for(cfg, model_key(checkpoint))
     check_data("valid")
-    ir, ref, tok = model or load_model(checkpoint, progress)
+    ir, ref, tok = model or load_model(checkpoint, progress=progress)
     ids = prompt_ids(tok, ir, prompt, tokens)
     program = compile_model(Build(Path(build_dir), cfg, progress), ir, ref.linear_names, reference=ref,
                             tokenizer=tok)

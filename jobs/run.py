@@ -54,7 +54,7 @@ def run_model(configs: list[Config], build_root, *, windows: int | None = None, 
     for cfg in configs:
         check_config_for(cfg, layers_of)
     check_data("valid", "test")
-    ir, ref, tok = load_model(checkpoint, progress)
+    ir, ref, tok = load_model(checkpoint, progress=progress)
     ids, data = wikitext2_tokens("test", tok)
     rows = []
     if fp32:
