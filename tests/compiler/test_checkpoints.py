@@ -162,3 +162,16 @@ def test_an_unsupported_tensor_or_gguf_architecture_is_named(checkpoints, tmp_pa
                                          r"supported GGUF architectures are llama, qwen3\.$"):
         model_config(path)
 
+
+
+def test_run_reports_the_checkpoints_perplexity(checkpoints, tmp_path):
+    """``run --model``: the checkpoint's own tokenizer on WikiText-2, its name in the report; a random
+    model predicts about as well as a uniform guess over its vocabulary."""
+    directory, _ = checkpoints["llama"]
+    assert main(["run", "--model", str(directory), "--windows", "1", "--window", "32", "--build", str(tmp_path),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert set(rows) == {"fp32", "default"}
+    vocab = CONFIGS["llama"]["vocab_size"]
+    assert vocab / 100 < rows["fp32"]["perplexity"] < vocab * 100
+    assert f"# Whole-model perplexity, {directory.name}, golden backend" in (tmp_path / "perplexity.md").read_text()
