@@ -24,8 +24,9 @@ Bytes: codebook words ``NG * P_r * C_w * v * cb_bits / 8`` (read once: the table
 chip), indices as above, activations and results.
 
 A layer's time on a target is ``max(cycles / clock, bytes / bandwidth)`` (the core overlaps its
-memory requests with its work); a token is the sum over the linear layers, non-linear operations
-excluded (they run on the host here). Target presets give clock, memory bandwidth and lanes.
+memory requests with its work); a token here is the sum over the linear layers (the whole token,
+with the decoder units, the host and the LM head: :mod:`lutforge.compiler.estimate`). Target
+presets give clock, memory bandwidth and lanes.
 
 **Board targets** describe the SoC that ``lutforge bitstream`` builds for the board
 (:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
