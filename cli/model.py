@@ -186,7 +186,7 @@ def cmd_finetune(args) -> int:
 
     _check_outputs(args)
     resolve_device(args.device)
-    result = finetune_job(_config(args), args.build, device=args.device)
+    result = finetune_job(_config(args), args.build, device=args.device, checkpoint=args.model)
     write_json(args.json, result)
     print(f"finetune {result.config} on {result.device}: {result.steps} steps, {result.tokens_seen} tokens, "
           f"{result.train_seconds:.0f} s; held-out perplexity (WikiText-2 valid) "
@@ -368,6 +368,7 @@ def register(sub) -> None:
                                         "arithmetic (resumable) and compile the trained model")
     p.add_argument("--config", required=True, help="config YAML with lut_methods and finetune sections")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    _model_argument(p)
     add_device_argument(p, "auto", "calibration, the training and the fits")
     p.add_argument("--build", default="build/finetune", help="build directory (reports, loss plot, Program)")
     p.add_argument("--json", metavar="PATH", help="write the run's summary as JSON")
