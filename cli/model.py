@@ -77,9 +77,12 @@ def cmd_compile(args) -> int:
 
 
 def cmd_estimate(args) -> int:
+    from ..compiler.config import REPO_ROOT
     from ..jobs.estimate import estimate
 
     _check_outputs(args)
+    if args.config is None:
+        args.config = str(REPO_ROOT / "configs" / "v80.yaml")
     contexts = no_repeats(args.context, "--context") or [128, 384]
     result = estimate(_config(args), args.build, checkpoint=args.model, weights=args.weights, target=args.target,
                       prompt=args.prompt, new=args.new, contexts=contexts, host_bandwidth_gbs=args.host_bandwidth)
@@ -289,7 +292,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("estimate", help="compile a model (or its shapes only) and project the whole token on a "
                                         "target: ms per decoded token, prefill + decode latency, what bounds it")
-    _config_arguments(p)
+    p.add_argument("--config", help="config YAML (default: configs/v80.yaml, block-format linears and whole blocks "
+                                    "on the units for the V80 preset)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
     _model_argument(p, weights=True)
     p.add_argument("--target", choices=sorted(TARGETS), help="target preset (default: the configuration's)")
     p.add_argument("--prompt", type=number(int, 1, 1 << 20), default=128, help="prompt tokens of the latency (default 128)")

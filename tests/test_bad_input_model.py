@@ -136,8 +136,8 @@ CASES = [
          "compile its shapes only with `lutforge compile` or `lutforge estimate` and --weights random (not a quality "
          "figure)."),
     Case("estimate-context-past-the-attention-unit", ("estimate", "--model", "qwen3-1.7b", "--weights", "random",
-                                                      "--config", "configs/v80-qwen3.yaml", "--context", "600"),
-         "lutforge: The estimate reaches 601 tokens of context, more than the attention unit of v80-qwen3 holds "
+                                                      "--context", "600"),
+         "lutforge: The estimate reaches 601 tokens of context, more than the attention unit of v80 holds "
          "(decoder.max_keys = 512); raise decoder.max_keys or ask for a shorter prompt, fewer new tokens or smaller "
          "--context."),
     Case("estimate-past-the-models-context", ("estimate", "--model", "qwen3-1.7b", "--weights", "random",
