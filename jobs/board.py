@@ -107,7 +107,8 @@ def run_program_layer(board_name: str, port: str, program_dir: str, layer_name: 
     if layer_name not in program.layers:
         names = list(program.layers)
         raise UsageError(f"The Program in {program_dir} has no layer {layer_name!r}; it holds {len(names)}: "
-                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}.")
+                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}; name one of them, or compile "
+                         f"the layer with `lutforge compile --layer {layer_name}`.")
     layer = program.layers[layer_name]
     board, config = _board_config(board_name, port, soc_config_path)
     if config.core != "gemv":

@@ -83,7 +83,8 @@ def test_a_layer_the_program_lacks_is_named(program, capsys):
     assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program),
                  "--layer", "layers.0.attn.q"]) == 2
     assert capsys.readouterr().err == (f"lutforge: The Program in {program} has no layer 'layers.0.attn.q'; it holds "
-                                       f"1: {LAYER}.\n")
+                                       f"1: {LAYER}; name one of them, or compile the layer with `lutforge compile "
+                                       f"--layer layers.0.attn.q`.\n")
 
 
 @pytest.mark.slow  # the bitstream's 115200 baud: about 150 KB of tables over the simulated UART, minutes
