@@ -21,6 +21,7 @@ from ..support.cache import file_sha256
 from ..support.errors import MissingFileError, UsageError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ROPE_FREQS = "rope_freqs.weight"
 
 _BLOCK = {
     "attn_norm": "attn_norm", "attn_q": "attn.q", "attn_k": "attn.k", "attn_v": "attn.v",
@@ -106,6 +107,8 @@ def read_config(reader) -> LlamaConfig:
     if rope_dims != head_dim:
         raise ValueError(f"{arch}.rope.dimension_count = {rope_dims} differs from the head dimension "
                          f"{head_dim}; partial RoPE is not supported.")
+    # Llama 3's scaled RoPE: llama.cpp stores one divisor per frequency as the tensor rope_freqs.
+    freqs = next((t for t in reader.tensors if t.name == ROPE_FREQS), None)
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     vocab = int(_field(reader, f"{arch}.vocab_size", len(tokens.data) if tokens else None))
     return LlamaConfig(
@@ -122,6 +125,7 @@ def read_config(reader) -> LlamaConfig:
         head_size=None if head_dim == d_model // n_heads else head_dim,
         qk_norm=arch == "qwen3",
         arch=arch,
+        rope_freq_factors=None if freqs is None else tuple(float(x) for x in np.asarray(freqs.data, np.float64).ravel()),
     )
 
 
@@ -151,7 +155,8 @@ def load_gguf(path: str | Path | None = None, progress: bool = True) -> ModelIR:
     cfg = read_config(reader)
     weights: dict[str, np.ndarray] = {}
     quant: dict[str, str] = {}
-    for t in progress_bar(reader.tensors, desc=f"dequantize {path.name}", disable=None if progress else True, leave=False):
+    tensors = [t for t in reader.tensors if t.name != ROPE_FREQS]  # read into the config
+    for t in progress_bar(tensors, desc=f"dequantize {path.name}", disable=None if progress else True, leave=False):
         name = _ir_name(t.name)
         # GGUF lists dimensions fastest-first; NumPy wants them slowest-first.
         shape = tuple(int(d) for d in reversed(t.shape))

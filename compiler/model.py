@@ -47,6 +47,9 @@ class LlamaConfig:
     head_size: int | None = None
     qk_norm: bool = False
     arch: str = "llama"
+    # Llama 3's scaled RoPE as llama.cpp's rope_freqs holds it: frequency i of every head divided by
+    # factor i (head_dim / 2 of them); None: plain RoPE.
+    rope_freq_factors: tuple[float, ...] | None = None
 
     @property
     def head_dim(self) -> int:
@@ -64,6 +67,9 @@ class LlamaConfig:
             raise ValueError(
                 f"n_heads = {self.n_heads} is not a multiple of n_kv_heads = {self.n_kv_heads}; "
                 f"grouped-query attention needs whole groups, so fix the model's config.")
+        if self.rope_freq_factors is not None and len(self.rope_freq_factors) != self.head_dim // 2:
+            raise ValueError(f"The RoPE frequency factors are {len(self.rope_freq_factors)}, and head_dim / 2 = "
+                             f"{self.head_dim // 2} frequencies need one each; fix the model's rope scaling.")
         if self.head_dim % 2:
             raise ValueError(
                 f"head_dim = {self.head_dim} is odd; RoPE rotates pairs of dimensions and needs "
@@ -246,10 +252,11 @@ def config_from_hf(hf: dict) -> LlamaConfig:
         raise ValueError(f"model_type {arch!r} is not supported; supported ones are {', '.join(ARCHITECTURES)} "
                          f"(set model_type in config.json, or convert the model to one of them).")
     rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) != "default":
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in ("default", "llama3"):
         raise ValueError(
-            f"rope_type {rope.get('rope_type', rope.get('type'))!r} is not supported; only plain "
-            f"('default') RoPE is implemented.")
+            f"rope_type {rope_type!r} is not supported; plain ('default') RoPE and Llama 3's ('llama3') are "
+            f"implemented.")
     for flag in ("attention_bias", "mlp_bias", "use_sliding_window"):
         if hf.get(flag):
             raise ValueError(f"{flag} is true in the model's config; the reference model implements neither "
@@ -257,6 +264,7 @@ def config_from_hf(hf: dict) -> LlamaConfig:
     theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
     n_heads = hf["num_attention_heads"]
     head_dim = hf.get("head_dim")
+    dim = head_dim or hf["hidden_size"] // n_heads
     if head_dim not in (None, hf["hidden_size"] // n_heads) and arch == "llama":
         raise ValueError(f"head_dim = {head_dim} differs from hidden_size / heads = {hf['hidden_size'] // n_heads}; "
                          f"decoupled head dimensions are supported for Qwen3 only.")
@@ -268,7 +276,27 @@ def config_from_hf(hf: dict) -> LlamaConfig:
         tied_embeddings=bool(hf.get("tie_word_embeddings", False)),
         context_length=hf.get("max_position_embeddings", 2048),
         head_size=None if head_dim in (None, hf["hidden_size"] // n_heads) else int(head_dim),
-        qk_norm=arch == "qwen3", arch=arch)
+        qk_norm=arch == "qwen3", arch=arch,
+        rope_freq_factors=llama3_freq_factors(rope, float(theta), dim) if rope_type == "llama3" else None)
+
+
+def llama3_freq_factors(rope: dict, theta: float, head_dim: int) -> tuple[float, ...]:
+    """Llama 3's RoPE scaling as one divisor per frequency (llama.cpp's ``rope_freqs``): long
+    wavelengths (beyond original_max_position_embeddings / low_freq_factor) divided by ``factor``,
+    short ones (below ... / high_freq_factor) kept, the band between blended smoothly."""
+    factor, low, high = (float(rope[k]) for k in ("factor", "low_freq_factor", "high_freq_factor"))
+    old_context = float(rope["original_max_position_embeddings"])
+    out = []
+    for i in range(0, head_dim, 2):
+        wavelength = 2 * np.pi * theta ** (i / head_dim)
+        if wavelength < old_context / high:
+            out.append(1.0)
+        elif wavelength > old_context / low:
+            out.append(factor)
+        else:
+            smooth = (old_context / wavelength - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return tuple(out)
 
 
 def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:

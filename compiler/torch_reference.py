@@ -39,9 +39,12 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float,
+                 freq_factors: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float()
                                 / head_dim))
+    if freq_factors is not None:  # Llama 3's scaled RoPE: frequency i divided by its factor
+        inv_freq = inv_freq / torch.tensor(freq_factors, dtype=torch.float32, device=positions.device)
     freqs = positions.float()[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos(), emb.sin()
@@ -161,7 +164,8 @@ class ReferenceModel(torch.nn.Module):
             raise ValueError(f"The sequence has {start + t} tokens, more than the model's context length "
                              f"{cfg.context_length}; split it into windows.")
         hd, nh, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-        cos, sin = rope_cos_sin(torch.arange(start, start + t, device=tokens.device), hd, cfg.rope_theta)
+        cos, sin = rope_cos_sin(torch.arange(start, start + t, device=tokens.device), hd, cfg.rope_theta,
+                                cfg.rope_freq_factors)
         # Query i (position start + i) sees keys 0 .. start + i.
         mask = torch.full((t, start + t), float("-inf"), device=tokens.device).triu(start + 1)
         h = F.embedding(tokens, self._w["embed"])

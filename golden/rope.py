@@ -20,21 +20,24 @@ from .fp_funcs import check_function_format, negate
 __all__ = ["rope_angles", "rope_tables", "rope", "rope_bound"]
 
 
-def rope_angles(positions, dim: int, base: float) -> np.ndarray:
-    """``theta`` (T, D/2) in float64 for the integer ``positions`` (T,)."""
+def rope_angles(positions, dim: int, base: float, freq_factors=None) -> np.ndarray:
+    """``theta`` (T, D/2) in float64 for the integer ``positions`` (T,); frequency i divided by
+    ``freq_factors[i]`` when given (Llama 3's scaled RoPE, GGUF's ``rope_freqs``)."""
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
         raise ValueError(f"RoPE head dimension {dim!r} is not an even number of at least 2; use the "
                          f"model's head_dim.")
     if not base > 1:
         raise ValueError(f"RoPE base {base!r} is not above 1; use the model's rope_theta (e.g. 10000 or 1e6).")
     inv = float(base) ** (-np.arange(0, dim, 2, dtype=np.float64) / dim)
+    if freq_factors is not None:
+        inv = inv / np.asarray(freq_factors, np.float64)
     return np.asarray(positions, np.float64)[:, None] * inv[None, :]
 
 
-def rope_tables(positions, dim: int, base: float, fmt) -> tuple[np.ndarray, np.ndarray]:
-    """The cosine and sine tables (T, D/2) as encodings of ``fmt``."""
+def rope_tables(positions, dim: int, base: float, fmt, freq_factors=None) -> tuple[np.ndarray, np.ndarray]:
+    """The cosine and sine tables (T, D/2) as encodings of ``fmt`` (``freq_factors``: :func:`rope_angles`)."""
     fmt = check_function_format(fmt)
-    theta = rope_angles(positions, dim, base)
+    theta = rope_angles(positions, dim, base, freq_factors)
     return encode(np.cos(theta), fmt), encode(np.sin(theta), fmt)
 
 

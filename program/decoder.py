@@ -141,7 +141,8 @@ class DecoderRunner:
                              f"generate fewer tokens.")
         embed = np.asarray(self._w["embed"], np.float32)
         h = encode(embed[tokens].astype(np.float64), self.norm_fmt)
-        cos, sin = rope_tables(np.arange(start, start + t), cfg.head_dim, cfg.rope_theta, self.att_fmt)
+        cos, sin = rope_tables(np.arange(start, start + t), cfg.head_dim, cfg.rope_theta, self.att_fmt,
+                               cfg.rope_freq_factors)
         for i in range(cfg.n_layers):
             h = self._block(i, h, cos, sin)
         self.length = start + t

@@ -30,7 +30,34 @@ LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_s
          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
          "rope_theta": 10000.0, "max_position_embeddings": 512, "tie_word_embeddings": False, "vocab_size": VOCAB,
          "torch_dtype": "float32"}
-CONFIGS = {"qwen3": QWEN3, "llama": LLAMA}
+# Llama 3's scaled RoPE with a short original context, so that its three bands (kept, blended,
+# divided by the factor) all occur among the 8 frequencies of a 16-wide head.
+LLAMA3 = {**LLAMA, "rope_theta": 500000.0, "rope_scaling": {
+    "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64}}
+CONFIGS = {"qwen3": QWEN3, "llama": LLAMA, "llama3": LLAMA3}
+
+
+def llama3_rope_freqs(cfg: dict) -> np.ndarray:
+    """llama.cpp's rope_freqs tensor for a llama3 rope_scaling (convert_hf_to_gguf.py's
+    LlamaModel.generate_extra_tensors, written again here)."""
+    r, base = cfg["rope_scaling"], cfg["rope_theta"]
+    dim = cfg["hidden_size"] // cfg["num_attention_heads"]
+    freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    low_wavelen = r["original_max_position_embeddings"] / r["low_freq_factor"]
+    high_wavelen = r["original_max_position_embeddings"] / r["high_freq_factor"]
+    factors = []
+    for freq in freqs:
+        wavelen = 2 * np.pi / freq
+        if wavelen < high_wavelen:
+            factors.append(1)
+        elif wavelen > low_wavelen:
+            factors.append(r["factor"])
+        else:
+            smooth = (r["original_max_position_embeddings"] / wavelen - r["low_freq_factor"]) / (
+                r["high_freq_factor"] - r["low_freq_factor"])
+            factors.append(1 / ((1 - smooth) / r["factor"] + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def train_tokenizer():
@@ -117,7 +144,7 @@ def write_gguf(path: Path, arch: str, seed: int = 0, tokenizer=None) -> Path:
     model = json.loads(tok.to_str())["model"]
     tokens = [t for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    w = gguf.GGUFWriter(str(path), arch)
+    w = gguf.GGUFWriter(str(path), cfg["model_type"])
     hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
@@ -131,15 +158,17 @@ def write_gguf(path: Path, arch: str, seed: int = 0, tokenizer=None) -> Path:
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_vocab_size(cfg["vocab_size"])
+    if "rope_scaling" in cfg:
+        w.add_tensor("rope_freqs.weight", llama3_rope_freqs(cfg))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
     w.add_token_list(tokens)
     w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
     w.add_token_merges(merges)
     for name, value in hf_weights(cfg, seed).items():
-        if arch == "llama" and name.endswith("q_proj.weight"):
+        if cfg["model_type"] == "llama" and name.endswith("q_proj.weight"):
             value = permute_rope_rows(value, cfg["num_attention_heads"])
-        elif arch == "llama" and name.endswith("k_proj.weight"):
+        elif cfg["model_type"] == "llama" and name.endswith("k_proj.weight"):
             value = permute_rope_rows(value, cfg["num_key_value_heads"])
         w.add_tensor(_gguf_name(name), value)
     w.write_header_to_file()

@@ -36,12 +36,17 @@ def test_both_files_load_the_model_transformers_loads(checkpoints, arch):
     directory, gguf_file = checkpoints[arch]
     ir, ref, tok = load_model(directory, progress=False)
     g_ir, g_ref, g_tok = load_model(gguf_file, progress=False)
-    assert ir.config.arch == arch and ir.config.qk_norm is (arch == "qwen3")
+    assert ir.config.arch == CONFIGS[arch]["model_type"] and ir.config.qk_norm is (arch == "qwen3")
+    assert (ir.config.rope_freq_factors is None) is (arch != "llama3")
     assert ir.config.head_dim == CONFIGS[arch].get("head_dim", 16)
     assert ir.config.tied_embeddings is CONFIGS[arch]["tie_word_embeddings"]
-    # GGUF stores eps as float32: the same value in the model's fp32 arithmetic.
+    # GGUF stores eps and the RoPE factors as float32: the same eps in the model's fp32 arithmetic;
+    # llama.cpp's converter computes the blended factors in float32 and we in float64: one ulp apart.
     assert np.float32(g_ir.config.rms_eps) == np.float32(ir.config.rms_eps)
-    assert dataclasses.replace(g_ir.config, rms_eps=ir.config.rms_eps) == ir.config
+    factors = [np.asarray(c.rope_freq_factors or (), np.float64) for c in (g_ir.config, ir.config)]
+    np.testing.assert_allclose(*factors, rtol=2.0 ** -23, atol=0)
+    assert dataclasses.replace(g_ir.config, rms_eps=ir.config.rms_eps,
+                               rope_freq_factors=ir.config.rope_freq_factors) == ir.config
     assert sorted(g_ir.weights) == sorted(ir.weights)
     for name, w in ir.weights.items():  # Llama's q/k rows un-permuted, Qwen3's left as they are
         np.testing.assert_array_equal(g_ir.weights[name], w, err_msg=name)
@@ -52,11 +57,15 @@ def test_both_files_load_the_model_transformers_loads(checkpoints, arch):
     assert hf_tok.encode(TEXT, add_special_tokens=False) == ids
 
     hf = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-    hf_gguf = transformers.AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
-                                                                dtype=torch.float32).eval()
+    pairs = [(ref, hf), (g_ref, hf)]
+    # transformers' GGUF import drops rope_freqs (it reads a Llama 3 GGUF as plain RoPE: 0.2 of the
+    # logits' norm off), so a scaled-RoPE file is held against transformers' directory model only.
+    if arch != "llama3":
+        pairs.append((g_ref, transformers.AutoModelForCausalLM.from_pretrained(
+            gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32).eval()))
     with torch.inference_mode():
-        ours = ref(torch.tensor(ids))[0]
-        for theirs in (hf(torch.tensor([ids])).logits[0], hf_gguf(torch.tensor([ids])).logits[0]):
+        for ours, theirs in pairs:
+            ours, theirs = ours(torch.tensor(ids))[0], theirs(torch.tensor([ids])).logits[0]
             # fp32 both ways, the same operations in another order: a few units of 2^-24 per sum of
             # up to 128 terms through two blocks; 1e-5 of the logits' norm leaves ten times that.
             assert float((ours - theirs).norm() / theirs.norm()) <= 1e-5
@@ -73,10 +82,12 @@ def test_qk_norm_is_the_reference_models_own(checkpoints):
         assert not torch.allclose(ReferenceModel(ir)(ids), before, atol=1e-3)
 
 
-def test_qwen3_blocks_on_the_fp32_units_follow_pytorch(checkpoints):
-    """``blocks: hardware``: QK-norm on the rmsnorm and mul units, with every other op, against
-    PyTorch fp32 (bound as for SmolLM2's blocks: two sums of d_model terms' rounding)."""
-    ir, ref, tok = load_model(checkpoints["qwen3"][0], progress=False)
+@pytest.mark.parametrize("arch", ["qwen3", "llama3"])
+def test_blocks_on_the_fp32_units_follow_pytorch(checkpoints, arch):
+    """``blocks: hardware``: Qwen3's QK-norm on the rmsnorm and mul units, Llama 3's scaled RoPE in
+    the RoPE unit's tables, with every other op, against PyTorch fp32 (bound as for SmolLM2's
+    blocks: two sums of d_model terms' rounding)."""
+    ir, ref, tok = load_model(checkpoints[arch][0], progress=False)
     ids = tok.encode(TEXT)
     spec = DecoderSpec(norm_format="fp32", attention_format="fp32", attention_acc="fp32", mlp_format="fp32")
     logits = DecoderRunner(ir, HostDriver(types.SimpleNamespace(layers={}), get_backend("golden")), spec).forward(ids)
