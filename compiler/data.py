@@ -25,11 +25,14 @@ SHIPPED_SHA256 = {"valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31
                   "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"}
 
 # llama.cpp's pre-tokenizers (``tokenizer.ggml.pre``) this loader rebuilds: "smollm" splits every digit
-# on its own, then GPT-2's byte-level regex; "qwen2" splits with Qwen2's own regex (one digit per
-# piece, letters with one leading non-letter), then maps bytes without GPT-2's regex.
+# on its own, then GPT-2's byte-level regex; the others split with their model's own regex, then map
+# bytes without GPT-2's: Qwen2's (one digit per piece, letters with one leading non-letter) and
+# Llama 3's (the same with up to three digits per piece).
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
-_PRE_TOKENIZERS = {"smollm", "gpt2", "default", "qwen2"}
+_LLAMA3_SPLIT = _QWEN2_SPLIT.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
+_SPLITS = {"qwen2": _QWEN2_SPLIT, "llama-bpe": _LLAMA3_SPLIT, "llama3": _LLAMA3_SPLIT, "llama-v3": _LLAMA3_SPLIT}
+_PRE_TOKENIZERS = {"smollm", "gpt2", "default", *_SPLITS}
 _CONTROL = 3  # llama.cpp token type of special (control) tokens
 
 
@@ -130,13 +133,13 @@ class GGUFTokenizer(Tokenizer):
         merges = [tuple(m.split(" ", 1)) for m in get("tokenizer.ggml.merges")]
         tok = BPETokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
                                       ignore_merges=False))
-        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pre != "qwen2")
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pre not in _SPLITS)
         if pre == "smollm":
             tok.pre_tokenizer = pre_tokenizers.Sequence([
                 pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level])
-        elif pre == "qwen2":
+        elif pre in _SPLITS:
             tok.pre_tokenizer = pre_tokenizers.Sequence([
-                pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"), byte_level])
+                pre_tokenizers.Split(Regex(_SPLITS[pre]), behavior="isolated"), byte_level])
         else:
             tok.pre_tokenizer = byte_level
         tok.decoder = decoders.ByteLevel()

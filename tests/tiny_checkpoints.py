@@ -18,6 +18,8 @@ from lutforge.support.paths import REPO_ROOT
 # Qwen2's split regex, as transformers' Qwen2Tokenizer writes it (tokenization_qwen2.PRETOKENIZE_REGEX).
 QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+# Llama 3's: the same with up to three digits per piece (Meta's tokenizer.json).
+LLAMA3_REGEX = QWEN2_REGEX.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
 VOCAB = 384
 
 # Qwen3 with a head dimension decoupled from hidden / heads (64 / 2 = 32, heads of 128); 128 is
@@ -36,6 +38,9 @@ LLAMA3 = {**LLAMA, "rope_theta": 500000.0, "rope_scaling": {
     "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
     "original_max_position_embeddings": 64}}
 CONFIGS = {"qwen3": QWEN3, "llama": LLAMA, "llama3": LLAMA3}
+# The pre-tokenizer of each model's tokenizer: llama.cpp's name and the split regex.
+PRE_TOKENIZERS = {"qwen3": ("qwen2", QWEN2_REGEX), "llama": ("qwen2", QWEN2_REGEX),
+                  "llama3": ("llama-bpe", LLAMA3_REGEX)}
 
 
 def llama3_rope_freqs(cfg: dict) -> np.ndarray:
@@ -60,13 +65,13 @@ def llama3_rope_freqs(cfg: dict) -> np.ndarray:
     return np.array(factors, dtype=np.float32)
 
 
-def train_tokenizer():
-    """A byte-level BPE of VOCAB tokens (Qwen2 pre-tokenizer), trained on 200 kB of WikiText-2 valid."""
+def train_tokenizer(split: str = QWEN2_REGEX):
+    """A byte-level BPE of VOCAB tokens (pre-tokenized with ``split``), trained on 200 kB of WikiText-2 valid."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated"),
+        pre_tokenizers.Split(Regex(split), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     text = (REPO_ROOT / "data" / "wikitext-2" / "valid.txt").read_text()[:200_000]
@@ -113,7 +118,7 @@ def write_hf_dir(path: Path, arch: str, seed: int = 0, tokenizer=None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg = CONFIGS[arch]
     (path / "config.json").write_text(json.dumps(cfg, indent=1))
-    (tokenizer or train_tokenizer()).save(str(path / "tokenizer.json"))
+    (tokenizer or train_tokenizer(PRE_TOKENIZERS[arch][1])).save(str(path / "tokenizer.json"))
     save_file(hf_weights(cfg, seed), str(path / "model.safetensors"), metadata={"format": "pt"})
     return path
 
@@ -140,7 +145,7 @@ def write_gguf(path: Path, arch: str, seed: int = 0, tokenizer=None) -> Path:
     from lutforge.compiler.gguf_frontend import permute_rope_rows
 
     cfg = CONFIGS[arch]
-    tok = tokenizer or train_tokenizer()
+    tok = tokenizer or train_tokenizer(PRE_TOKENIZERS[arch][1])
     model = json.loads(tok.to_str())["model"]
     tokens = [t for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
@@ -161,7 +166,7 @@ def write_gguf(path: Path, arch: str, seed: int = 0, tokenizer=None) -> Path:
     if "rope_scaling" in cfg:
         w.add_tensor("rope_freqs.weight", llama3_rope_freqs(cfg))
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
+    w.add_tokenizer_pre(PRE_TOKENIZERS[arch][0])
     w.add_token_list(tokens)
     w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
     w.add_token_merges(merges)

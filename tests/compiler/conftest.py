@@ -101,9 +101,11 @@ def hf_gguf_model():
 def checkpoints(tmp_path_factory):
     """Tiny random Llama and Qwen3 checkpoints (tests/tiny_checkpoints.py): {arch: (directory, gguf
     file)}, the same weights (seed 0) and tokenizer in both."""
-    from tiny_checkpoints import CONFIGS, train_tokenizer, write_gguf, write_hf_dir
+    from tiny_checkpoints import CONFIGS, PRE_TOKENIZERS, train_tokenizer, write_gguf, write_hf_dir
 
     root = tmp_path_factory.mktemp("checkpoints")
-    tok = train_tokenizer()
-    return {arch: (write_hf_dir(root / arch, arch, tokenizer=tok), write_gguf(root / f"{arch}.gguf", arch, tokenizer=tok))
-            for arch in CONFIGS}
+    out = {}
+    for arch in CONFIGS:
+        tok = train_tokenizer(PRE_TOKENIZERS[arch][1])
+        out[arch] = (write_hf_dir(root / arch, arch, tokenizer=tok), write_gguf(root / f"{arch}.gguf", arch, tokenizer=tok))
+    return out

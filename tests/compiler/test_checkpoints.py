@@ -26,7 +26,7 @@ from lutforge.support.errors import UsageError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TEXT = "The capital of France is Paris; it's 2,140,526 people.\n\n  Isn't it?"
+TEXT = "The capital of France is Paris; in 1990 it's 2,140,526 people.\n\n  Isn't it?"
 
 
 @pytest.mark.parametrize("arch", list(CONFIGS))
