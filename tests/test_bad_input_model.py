@@ -102,8 +102,8 @@ CASES = [
          f"{LAYERS}."),
     # -- compile / generate / run --model: the checkpoint ---------------------------------------
     Case("compile-model-missing", ("compile", "--model", "{tmp}/none"),
-         "lutforge: The model {tmp}/none does not exist; give a GGUF file, a safetensors file or a model directory "
-         "(or 'smollm2' for the bundled SmolLM2-135M)."),
+         "lutforge: The model {tmp}/none does not exist; give a GGUF file, a safetensors file or a model directory, "
+         "'smollm2' for the bundled SmolLM2-135M, or a named architecture with --weights random (qwen3-1.7b)."),
     Case("compile-model-other-file", ("compile", "--model", "{tmp}/m.bin"),
          "lutforge: The model {tmp}/m.bin is neither a .gguf nor a .safetensors file nor a directory; give one of "
          "those (or 'smollm2' for the bundled SmolLM2-135M).", {"m.bin": "weights"}),
