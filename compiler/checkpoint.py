@@ -65,8 +65,9 @@ class ModelSource:
 
 
 def model_source(model: str | Path | None) -> ModelSource:
-    """Classify ``--model``: None or ``smollm2`` (the bundled model) or a checkpoint path; a path
-    that is missing or of no known kind is a one-line error."""
+    """Classify ``--model``: None or ``smollm2`` (the bundled model), a checkpoint path, or the name
+    of a shipped architecture (:func:`architectures`) that is not a path; a path that is missing or
+    of no known kind is a one-line error."""
     if model is None or str(model) == BUNDLED:
         return ModelSource("bundled", None)
     path = Path(model).expanduser().resolve()
