@@ -34,8 +34,8 @@ clock, its GEMV core's lanes, its block-RAM memory, and that memory's one byte-w
 (``port = "byte"``, :class:`lutforge.boards.soc.GemvShell`), which serves every channel in turn: a
 word of ``s`` bytes takes ``1 + 2 s`` cycles (a cycle to choose the channel, two per byte), a
 result tile ``1 + 4 L`` (one per byte written). A LUT run on such a target takes
-``max(core cycles, port cycles)``; the simulated SoC's cycles on a SmolLM2 layer are within 5 % of
-it (the same test). The boards' external memories (SPRAM, SDRAM, DDR3) are not served yet.
+``max(core cycles, port cycles)``; each board's simulated SoC's cycles on a SmolLM2 layer are within
+5 % of it (the same test). The boards' external memories (SPRAM, SDRAM, DDR3) are not served yet.
 """
 
 from __future__ import annotations

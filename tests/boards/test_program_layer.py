@@ -1,7 +1,9 @@
 """A real SmolLM2 layer, compiled for a board's GEMV core, run on that board's whole SoC in
 Verilator over the simulated UART, bit-exact against golden: `lutforge compile` then
 `lutforge run --board ulx3s-85f --transport sim --program DIR --layer NAME`. The layer's images are
-larger than the SoC's 32 KiB memory, so it goes through it one core run at a time."""
+larger than the SoC's memory, so it goes through it one core run at a time. Each board's
+configuration (configs/BOARD.yaml) compiles for the core its SoC carries, and the performance
+model's projection for the board is held against its simulated SoC's cycles on that layer."""
 
 from pathlib import Path
 
@@ -12,21 +14,50 @@ from lutforge.compiler.config import load_config
 from lutforge.program.artifact import read_program
 
 LAYER = "layers.0.attn.k"
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ulx3s-85f.yaml")
+BOARDS = ("icebreaker", "ulx3s-85f", "orangecrab-25f")
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def config_of(board: str) -> str:
+    return str(CONFIGS / f"{board}.yaml")
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    build = tmp_path_factory.mktemp("ulx3s")
-    assert main(["compile", "--config", CONFIG, "--layer", LAYER, "--build", str(build)]) == 0
-    return build / "program"
+def programs(tmp_path_factory):
+    """The layer compiled with a board's configuration, once per board: ``programs(board)``."""
+    built = {}
+
+    def program(board: str) -> Path:
+        if board not in built:
+            build = tmp_path_factory.mktemp(board)
+            assert main(["compile", "--config", config_of(board), "--layer", LAYER, "--build", str(build)]) == 0
+            built[board] = build / "program"
+        return built[board]
+    return program
 
 
-def test_the_board_config_compiles_for_the_core_the_board_carries():
+@pytest.fixture(scope="module")
+def program(programs):
+    return programs("ulx3s-85f")
+
+
+def fast_uart(tmp_path, board: str) -> str:
+    """A SoC config with the UART at clk/8 instead of the bitstream's 115200 baud: the same SoC,
+    its memory and core, with the tables loaded in seconds (the slow test below runs 115200)."""
     from lutforge.boards.platforms import get_board
 
-    cfg = load_config(CONFIG)
-    built = get_board("ulx3s-85f").soc_config().gemv
+    path = tmp_path / "fast-uart.yaml"
+    path.write_text(f"baud: {int(get_board(board).soc_config().clk_freq) // 8}\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_the_board_config_compiles_for_the_core_the_board_carries(board):
+    from lutforge.boards.platforms import get_board
+
+    cfg = load_config(config_of(board))
+    assert cfg.target.preset == board
+    built = get_board(board).soc_config().gemv
     assert (cfg.quantization.v, cfg.quantization.c_a, cfg.quantization.c_w, cfg.quantization.table_bits) == (
         built.v, built.c_a, built.c_w, built.table_bits)
     assert (cfg.core.lanes, cfg.core.chains, cfg.core.max_positions, cfg.core.metric) == (
@@ -36,12 +67,8 @@ def test_the_board_config_compiles_for_the_core_the_board_carries():
 def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_path, capsys):
     layer = read_program(program).layers[LAYER]
     assert layer.tab.nbytes > 32768 and len(layer.runs) == 5  # more than the SoC's memory: run by run
-    # The UART at clk/8 instead of the bitstream's 115200 baud: the same SoC, its memory and core, with
-    # the tables loaded in seconds (the slow test below runs the bitstream's own baud).
-    fast = tmp_path / "fast-uart.yaml"
-    fast.write_text("baud: 3125000\n")
     assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program), "--layer", LAYER,
-                 "--soc-config", str(fast), "--tokens", "2"]) == 0
+                 "--soc-config", fast_uart(tmp_path, "ulx3s-85f"), "--tokens", "2"]) == 0
     out = capsys.readouterr().out
     assert f"layer {LAYER} (576 x 192, 5 core runs), 2 tokens" in out
     assert "All results equal the golden model." in out
@@ -60,21 +87,24 @@ def test_each_board_target_of_the_performance_model_is_the_soc_that_is_built(nam
     assert target.port == "byte" and target.bandwidth_gbs * 1e9 == soc.clk_freq / 2  # one byte per two cycles
 
 
-def test_the_projection_for_the_board_is_the_simulated_socs_cycles(program, tmp_path):
+@pytest.mark.parametrize("board, runs", [("icebreaker", 72), ("ulx3s-85f", 5), ("orangecrab-25f", 9)])
+def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp_path, board, runs):
+    """Every board: its configuration's layer runs on its simulated SoC bit-exact, one core run at a
+    time through its memory, in the cycles the performance model projects for the board (5 %)."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
 
-    fast = tmp_path / "fast-uart.yaml"
-    fast.write_text("baud: 3125000\n")
-    run = run_program_layer("ulx3s-85f", "sim", str(program), LAYER, str(fast), tokens=1)
+    program = programs(board)
+    assert len(read_program(program).layers[LAYER].runs) == runs
+    run = run_program_layer(board, "sim", str(program), LAYER, fast_uart(tmp_path, board), tokens=1)
     assert run.passed
-    chains = load_config(CONFIG).core.chains
-    projected = program_cost(read_program(program), TARGETS["ulx3s-85f"], chains=chains)
+    chains = load_config(config_of(board)).core.chains
+    projected = program_cost(read_program(program), TARGETS[board], chains=chains)
     # The byte port bounds every run (2 cycles per byte, 1 per word); what the model leaves out is
     # each run's start, its descriptor and the core's own stalls.
     assert projected["bound"] == ["memory"]
     error = projected["cycles_per_token"] / run.core_cycles - 1
-    print(f"{LAYER} on the simulated ulx3s-85f SoC: {run.core_cycles} cycles, projected "
+    print(f"{LAYER} on the simulated {board} SoC: {run.core_cycles} cycles, projected "
           f"{projected['cycles_per_token']} ({error:+.1%})")
     assert abs(error) <= 0.05
 
