@@ -77,12 +77,12 @@ def cmd_compile(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..compiler.config import REPO_ROOT
+    from ..compiler.config import estimate_config_path
     from ..jobs.estimate import estimate
 
     _check_outputs(args)
     if args.config is None:
-        args.config = str(REPO_ROOT / "configs" / "v80.yaml")
+        args.config = str(estimate_config_path())
     contexts = no_repeats(args.context, "--context") or [128, 384]
     result = estimate(_config(args), args.build, checkpoint=args.model, weights=args.weights, target=args.target,
                       prompt=args.prompt, new=args.new, contexts=contexts, host_bandwidth_gbs=args.host_bandwidth)

@@ -70,7 +70,7 @@ from ..support.yamlfile import load_yaml
 
 __all__ = ["ConfigError", "QuantConfig", "CoreConfig", "CalibrationConfig", "EvaluationConfig",
            "TargetConfig", "MethodsConfig", "FinetuneConfig", "DecoderConfig", "Config", "BLOCKS", "load_config", "parse_config", "default_config_path",
-           "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable",
+           "estimate_config_path", "EVAL_WINDOWS", "EVAL_WINDOW", "model_linears", "check_layers", "check_lowerable",
            "check_config_for"]
 
 
@@ -80,6 +80,12 @@ class ConfigError(UsageError):
 
 def default_config_path() -> Path:
     return REPO_ROOT / "configs" / "default.yaml"
+
+
+def estimate_config_path() -> Path:
+    """The configuration ``estimate`` takes by default: the V80 preset's (block-format linears, 1024
+    lanes, whole blocks on the units)."""
+    return REPO_ROOT / "configs" / "v80.yaml"
 
 
 def shipped_config_path() -> Path:

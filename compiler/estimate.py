@@ -132,13 +132,9 @@ def pass_estimate(program, model, cfg, target: Target, tokens: int, context: int
 def lm_head_on_core(model, cfg, target: Target) -> UnitTime:
     """The LM head as one more linear on the core of the configuration's default method (what the
     estimate would gain by mapping it; the compiler leaves it on the host)."""
-    if cfg.lut_methods is None:
-        from .lut_methods import LayerMethod
-        q = cfg.quantization
-        method = LayerMethod(v=q.v, c_a=q.c_a, c_w=q.c_w, group_rows=q.group_rows, table_bits=q.table_bits)
-    else:
-        method = cfg.lut_methods.default
-    c = method_layer_cost(method, LayerShape("lm_head", model.d_model, model.vocab_size), target,
+    from .layer_quant import default_method
+
+    c = method_layer_cost(default_method(cfg), LayerShape("lm_head", model.d_model, model.vocab_size), target,
                           lanes=cfg.core.lanes, chains=cfg.core.chains)
     return UnitTime("lm_head", "core", c.cycles, c.bytes, c.seconds, c.bound)
 

@@ -69,22 +69,28 @@ class TmacWeights:
 _TMAC_ARRAYS = ("codes", "scales", "widx")
 
 
+def default_method(cfg):
+    """The method of a layer the configuration does not name: ``lut_methods.default``, or for a
+    ``quantization`` section the same co-quantized LUT layer it gives every linear."""
+    from .lut_methods import LayerMethod
+
+    if cfg.lut_methods is not None:
+        return cfg.lut_methods.default
+    q = cfg.quantization
+    return LayerMethod(v=q.v, c_a=q.c_a, c_w=q.c_w, group_rows=q.group_rows, table_bits=q.table_bits,
+                       scales="block" if q.granularity == "block" else "layer", scale_positions=q.positions_per_run)
+
+
 def config_streamed_bits(cfg, model=None) -> float:
     """Streamed bits per weight of a configuration over the decoder linears of ``model`` (as for
     :func:`~lutforge.compiler.config.model_linears`; default: the configuration's), weighted by
-    weight count: each layer's method, or for a ``quantization`` section the same LUT layer on
-    every linear."""
-    from .lut_methods import LayerMethod, streamed_bits
+    weight count: each layer's method (:func:`default_method` where it names none)."""
+    from .lut_methods import streamed_bits
 
-    if cfg.lut_methods is None:
-        q = cfg.quantization
-        every = LayerMethod(v=q.v, c_a=q.c_a, c_w=q.c_w, group_rows=q.group_rows, table_bits=q.table_bits,
-                            scales="block" if q.granularity == "block" else "layer",
-                            scale_positions=q.positions_per_run)
+    method = cfg.lut_methods.method if cfg.lut_methods is not None else (lambda name: default_method(cfg))
     sizes = model_linears(cfg.model if model is None else model)
     total = sum(n * k for n, k in sizes.values())
-    return sum(streamed_bits(every if cfg.lut_methods is None else cfg.lut_methods.method(name), n, k) * n * k
-               for name, (n, k) in sizes.items()) / total
+    return sum(streamed_bits(method(name), n, k) * n * k for name, (n, k) in sizes.items()) / total
 
 
 def quantize_method(name: str, weight: np.ndarray, calibration: np.ndarray, m, *,

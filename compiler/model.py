@@ -114,13 +114,7 @@ class ModelIR:
     def linear_layers(self) -> list[LinearLayer]:
         """The decoder's linear layers in execution order: q, k, v, o, gate, up, down per block.
         lm_head is not listed: it stays on the host (see `precheck`)."""
-        out = []
-        for i in range(self.config.n_layers):
-            for kind in BLOCK_LINEARS:
-                name = f"layers.{i}.{kind}"
-                n, k = self.weights[name].shape
-                out.append(LinearLayer(name, k, n))
-        return out
+        return [LinearLayer(name, k, n) for name, (n, k) in linear_shapes(self.config).items()]
 
 
 def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:

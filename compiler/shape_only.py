@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..support.cache import content_key
-from .model import BLOCK_LINEARS, LinearLayer, LlamaConfig, expected_shapes
+from .model import LinearLayer, LlamaConfig, expected_shapes, linear_shapes
 
 __all__ = ["ShapeOnlyModel", "NOT_QUALITY"]
 
@@ -77,9 +77,7 @@ class ShapeOnlyModel:
         return _RandomWeights(self.config, self.seed)
 
     def linear_layers(self) -> list[LinearLayer]:
-        shapes = expected_shapes(self.config)
-        return [LinearLayer(name, shapes[name][1], shapes[name][0])
-                for name in (f"layers.{i}.{kind}" for i in range(self.config.n_layers) for kind in BLOCK_LINEARS)]
+        return [LinearLayer(name, k, n) for name, (n, k) in linear_shapes(self.config).items()]
 
     def calibration_rows(self, layer: str, rows: int) -> np.ndarray:
         """``rows`` N(0, 1) input rows of ``layer`` (layers fed by the same activations share them)."""

@@ -193,13 +193,12 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
                                         *device_key(device)], sort_keys=True).encode())[:16]
     cal_path = build.root / "calibrate" / "calibration.npz"
     calib = None
-    report = build.cached("calibrate", cal_inputs)
     if ir.shape_only:
         # Random weights have no activations worth capturing (lutforge.compiler.shape_only).
         calib = {n: ir.calibration_rows(n, cfg.calibration.rows) for n in layers}
         build.finish("calibrate", cal_inputs, [], t0, random_rows=cfg.calibration.rows)
         build.say(f"calibrate: {len(layers)} layers, {cfg.calibration.rows} random rows each (shape only)")
-    elif report is None:
+    elif build.cached("calibrate", cal_inputs) is None:
         from .calibration import capture_calibration
 
         c = cfg.calibration
