@@ -389,13 +389,17 @@ class FittedLayer:
         return (x.double() @ w.double().T).float()
 
     def _lut(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lut_output(self.act_indices(x))
+
+    def lut_output(self, a: torch.Tensor) -> torch.Tensor:
+        """The co-quantized layer's output (T, N) float32 for activation indices ``a`` (T, P): its
+        tables (quantized as the layer compiles) looked up and summed in float64."""
         m = self.method
-        a = self.act_indices(x)  # (T, P)
-        p_count = a.shape[1]
+        t_count, p_count = a.shape
         g = m.group_rows or self.out_features
-        y = torch.zeros(x.shape[0], self.out_features, dtype=torch.float64)
+        y = torch.zeros(t_count, self.out_features, dtype=torch.float64)
         if m.table_bits == 0:
-            xh = self.act_codebooks[torch.arange(p_count)[None], a].reshape(x.shape[0], -1).double()
+            xh = self.act_codebooks[torch.arange(p_count)[None], a].reshape(t_count, -1).double()
             for wcb, widx in zip(self.weight_codebooks, self.widx):
                 blocks = torch.arange(self.out_features) // g
                 wh = wcb[torch.arange(p_count)[None], blocks[:, None], widx].reshape(self.out_features, -1)
@@ -407,7 +411,7 @@ class FittedLayer:
             for blk in range(tab.shape[1]):
                 rows = slice(blk * g, min(self.out_features, (blk + 1) * g))
                 z = tab[torch.arange(p_count)[None], blk, a]  # (T, P, C_w)
-                bag = F.embedding_bag(widx[rows] + offs, z.reshape(x.shape[0], -1).T.contiguous(),
+                bag = F.embedding_bag(widx[rows] + offs, z.reshape(t_count, -1).T.contiguous(),
                                       mode="sum")  # (N_g, T)
                 y[:, rows] += bag.T.double()
         return y.float()

@@ -6,8 +6,10 @@
   (int8 activations against int8 centroids, the layer's Hadamard rotation first) and multiplies the
   selected activation centroids with the weight centroids the fixed indices select; the gradient
   reaches the selected centroids through that product and the layer's input straight through the
-  search. The weight indices stay those of the fit; the tables are not rounded in the forward pass
-  (they are only when the layer compiles).
+  search. The weight indices stay those of the fit. With integer tables (``table_bits`` 4 or 8) the
+  forward value is that of the tables rounded as the layer compiles (a scale and integer zero point
+  per cell, :meth:`FittedLayer.lut_output`), so the loss sees the table rounding the core computes;
+  the gradient is the float product's (straight through the rounding).
 * :class:`TrainableTmac` (weight-only LUT layers): the forward pass sees what the core computes:
   each activation row's slice of each core run in int8 with its own scale, and the codebooks in
   ``cb_bits``-bit codes with one scale per row block (:mod:`lutforge.golden.tmac`), both straight
@@ -33,6 +35,7 @@ class TrainableLut:
         self.act = torch.nn.Parameter(fitted.act_codebooks.detach().float().clone().to(device))
         self.weights = [torch.nn.Parameter(cb.detach().float().clone().to(device)) for cb in fitted.weight_codebooks]
         self.widx = [w.to(device) for w in fitted.widx]
+        self._tables_version = None  # the parameters' versions the fitted layer's rounded tables are of
 
     def params(self) -> list:
         return [self.act, *self.weights]
@@ -54,7 +57,22 @@ class TrainableLut:
         for cb, widx in zip(self.weights, self.widx):
             w = cb[torch.arange(p_count, device=x.device)[None], blocks[:, None], widx]  # (N, P, v)
             y = y + xq @ w.reshape(n, -1).T
+        if m.table_bits:
+            with torch.no_grad():
+                rounded = self._rounded_output(a)
+            y = y + (rounded - y).detach()
         return y.reshape(*shape[:-1], n)
+
+    def _rounded_output(self, a: torch.Tensor) -> torch.Tensor:
+        """The layer's output with its tables rounded as it compiles; the tables are rebuilt only
+        after an optimizer step has changed the codebooks (tensor versions)."""
+        version = tuple(p._version for p in self.params())
+        if version != self._tables_version:
+            self.fitted.act_codebooks = self.act.detach().cpu()
+            self.fitted.weight_codebooks = [w.detach().cpu() for w in self.weights]
+            self.fitted.tables_q = None
+            self._tables_version = version
+        return self.fitted.lut_output(a.cpu()).to(a.device)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         out = {f"{name}#act": self.act.detach().cpu().numpy()}

@@ -205,6 +205,54 @@ def test_lut_codebooks_train_through_the_centroid_search_and_compile():
     assert np.array_equal(q.stages[0].weight_codebooks, arrays["l#w0"])
 
 
+@pytest.mark.parametrize("table_bits,scales", [(8, "block"), (4, "block"), (4, "layer")])
+def test_the_lut_training_forward_rounds_the_tables_as_the_core_runs_them(tmp_path, table_bits, scales):
+    from lutforge.backends import get_backend
+    from lutforge.compiler.layer_quant import quantize_method
+    from lutforge.compiler.lower import lower
+    from lutforge.compiler.lut_methods import LayerMethod, fit_layer
+    from lutforge.compiler.trainable import TrainableLut
+    from lutforge.program.artifact import write_program
+    from lutforge.program.host import HostDriver
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((32, 16)).astype(np.float32)
+    cal = (rng.standard_normal((400, 16)) * np.linspace(0.5, 2.0, 16)).astype(np.float32)
+    x = rng.standard_normal((6, 16)).astype(np.float32)
+    m = LayerMethod(v=2, c_a=8, c_w=8, group_rows=16, table_bits=table_bits, scales=scales)
+    lut = TrainableLut(fit_layer(w, cal, m), "cpu")
+
+    def hardware(lut) -> np.ndarray:
+        arrays = lut.arrays("l")
+        q = quantize_method("l", w, cal, m, codebooks=(arrays["l#act"], [arrays["l#w0"]]))
+        program = write_program(tmp_path / f"p{len(list(tmp_path.iterdir()))}", [lower("l", q, 4, 8)],
+                                config={}, source={})
+        return HostDriver(program, get_backend("golden")).linear("l", x)
+
+    def float_tables(lut) -> np.ndarray:  # the same codebooks, tables not rounded
+        fitted = lut.fitted
+        fitted.method = LayerMethod(**{**m.to_dict(), "table_bits": 0})
+        try:
+            return fitted.forward(torch.from_numpy(x)).numpy()
+        finally:
+            fitted.method = m
+
+    xt = torch.from_numpy(x).requires_grad_(True)
+    y = lut(xt)
+    y_hw = hardware(lut)
+    # Equal to the core's integer tables up to float order; the float tables are farther off.
+    tolerance = 1e-5 * np.max(np.abs(y_hw))
+    assert np.max(np.abs(y.detach().numpy() - y_hw)) <= tolerance
+    assert np.max(np.abs(float_tables(lut) - y_hw)) > 10 * tolerance
+    # Straight through the rounding: gradients reach both codebooks and the input.
+    (y * torch.from_numpy(rng.standard_normal(y.shape).astype(np.float32))).sum().backward()
+    assert float(xt.grad.abs().sum()) > 0
+    assert float(lut.act.grad.abs().sum()) > 0 and float(lut.weights[0].grad.abs().sum()) > 0
+    # After an optimizer step the rounded tables are those of the new codebooks.
+    torch.optim.SGD(lut.params(), lr=0.05).step()
+    assert np.max(np.abs(lut(torch.from_numpy(x)).detach().numpy() - hardware(lut))) <= tolerance
+
+
 def test_the_held_out_windows_are_the_last_of_valid_where_no_calibration_reaches():
     from lutforge.compiler.finetune import _windows
 
