@@ -4,14 +4,15 @@ module that ties the SoC to the board's UART pins.
 ==============  ==============  ======  =======  ===========  =================================
 name            FPGA            clock   memory   core         UART
 ==============  ==============  ======  =======  ===========  =================================
-icebreaker      iCE40UP5K       12 MHz  4 KiB    gemv (*)     FTDI channel B (on-board USB)
+icebreaker      iCE40UP5K       12 MHz  128 KiB  gemv (*)     FTDI channel B (on-board USB)
 ulx3s-85f       ECP5 LFE5U-85F  25 MHz  32 KiB   gemv         FTDI (on-board USB, "US1")
 orangecrab-25f  ECP5 LFE5U-25F  48 MHz  16 KiB   gemv         feather header: io0 = RX, io1 = TX
                                                               (a 3.3 V USB-UART adapter; the USB
                                                               port is the FPGA's own)
 ==============  ==============  ======  =======  ===========  =================================
 
-Memory is block RAM (EBR) on every board today; SPRAM (UP5K) and SDRAM (ULX3S) are not used yet.
+Memory is the UP5K's four SPRAM blocks on the iCEBreaker (:mod:`.spram`) and block RAM (EBR) on the
+ECP5 boards; their SDRAM (ULX3S) and DDR3 (OrangeCrab) are not used yet.
 (*) The default GEMV sizes need about 7,100 of the UP5K's 5,280 logic cells; the iCEBreaker gets
 C_a = 8, 2 lanes, 1 search chain, 32 positions per run (about 4,900 cells).
 """
@@ -26,6 +27,7 @@ from amaranth_boards.resources import UARTResource
 from ..program.core import GemvCoreParams
 from ..support.errors import UsageError
 from .soc import BOARD_GEMV, Soc, SocConfig
+from .spram import SPRAM_BYTES
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
 
@@ -47,6 +49,8 @@ class Board:
     dsp: int
     ebr: int
     gemv: GemvCoreParams = BOARD_GEMV  # the GEMV core's sizes, when core is "gemv"
+    memory: str = "bram"  # the SoC memory: "bram", or "spram" on an iCE40 UP5K
+    spram: int = 0  # bytes of single-port RAM (SB_SPRAM256KA) on the FPGA
 
     def platform(self):
         module, cls = self.platform_path.split(":")
@@ -59,10 +63,13 @@ class Board:
     def soc_config(self, **changes) -> SocConfig:
         clk_freq = self.platform().default_clk_frequency
         config = SocConfig(clk_freq=clk_freq, baud=115200, mem_size=self.mem_size, core=self.core,
-                           gemv=self.gemv,  # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
+                           gemv=self.gemv, memory=self.memory,  # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
                            idle_cycles=int(clk_freq // 100))
         config = replace(config, **changes)
-        if config.mem_size > self.block_ram:
+        if config.memory == "spram" and not self.spram:
+            raise UsageError(f"The {self.name} has no SPRAM (single-port RAM blocks are an iCE40 UP5K's); use "
+                             f"memory: bram.")
+        if config.memory == "bram" and config.mem_size > self.block_ram:
             largest = 1 << (self.block_ram.bit_length() - 1)
             raise UsageError(
                 f"SoC mem_size {config.mem_size} does not fit the {self.name}'s block RAM ({self.block_ram} bytes "
@@ -73,8 +80,9 @@ class Board:
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
           # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
-          "icebreaker:ICEBreakerPlatform", mem_size=4096, core="gemv", gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32),
-          block_ram=30 * 512, lut4=5280, dsp=8, ebr=30),
+          "icebreaker:ICEBreakerPlatform", mem_size=4 * SPRAM_BYTES, core="gemv",
+          gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32),
+          block_ram=30 * 512, lut4=5280, dsp=8, ebr=30, memory="spram", spram=4 * SPRAM_BYTES),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
           "ulx3s:ULX3S_85F_Platform", mem_size=32768, core="gemv", block_ram=208 * 2048,
           lut4=83640, dsp=156, ebr=208),

@@ -7,7 +7,7 @@ host driver — is the code that runs against hardware.
 """
 
 from .protocol import UartTransport
-from .soc import Soc, SocConfig
+from .soc import Soc, SocConfig, simulation_models
 
 __all__ = ["open_sim"]
 
@@ -18,5 +18,5 @@ def open_sim(config: "SocConfig | None" = None, *, retries: int = 8, wrap=None) 
 
     config = config or SocConfig.for_sim()
     link = UartSim(Soc(config), divisor=config.divisor, clk_freq=config.clk_freq,
-                   latency_cycles=4 * config.idle_cycles)
+                   latency_cycles=4 * config.idle_cycles, models=simulation_models(config))
     return UartTransport(wrap(link) if wrap else link, retries=retries)

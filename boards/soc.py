@@ -11,8 +11,9 @@ Inside:
   checks CRC-16, holds write payloads in a frame buffer until the CRC matched, answers with
   OK/NAK frames, skips repeated writes (same sequence number) and drops frames cut short by
   ``idle_cycles`` of silence;
-* memory — ``mem_size`` bytes of block RAM with one read and one write port, shared by the link
-  and the core (the core owns it while busy; the link answers BUSY then);
+* memory — ``mem_size`` bytes with one byte address per cycle that reads or writes, shared by the
+  link and the core (the core owns it while busy; the link answers BUSY then): block RAM
+  (``memory: bram``) or the UP5K's single-port RAM (``memory: spram``, :mod:`.spram`);
 * registers — :class:`lutforge.boards.protocol.Reg`;
 * the core — selected by ``config.core`` from :data:`CORES`.
 """
@@ -29,8 +30,10 @@ from ..program.core import GemvCoreParams
 from ..support.checks import check_int
 from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
+from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, spram_model_verilog
 
-__all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES"]
+__all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES",
+           "MEMORIES", "simulation_models"]
 
 # Core identifiers read back through Reg.CORE, and what their descriptor words mean.
 CORES = {
@@ -41,6 +44,10 @@ CORES = {
 
 # The GEMV core a board's SoC carries unless its preset says otherwise: small enough for an ECP5-25F.
 BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64)
+
+
+# The SoC memories: block RAM that synthesis infers, or the UP5K's single-port RAM blocks.
+MEMORIES = ("bram", "spram")
 
 
 # Limits of the SoC settings (``bitstream --config``), each named in its error. The UART runs at
@@ -66,6 +73,7 @@ class SocConfig:
     idle_cycles: int
     core: str = "lmul-vector"
     gemv: GemvCoreParams = BOARD_GEMV
+    memory: str = "bram"  # "bram" (inferred block RAM) or "spram" (iCE40 UP5K SB_SPRAM256KA blocks)
 
     def __post_init__(self):
         if isinstance(self.clk_freq, bool) or not isinstance(self.clk_freq, (int, float)) or not self.clk_freq > 0:
@@ -92,6 +100,12 @@ class SocConfig:
         check_int("SoC idle_cycles", self.idle_cycles, 20 * self.divisor, int(self.clk_freq * MAX_IDLE_SECONDS),
                   fix=f"at {self.baud} baud and {self.clk_freq / 1e6:g} MHz the device must wait two byte times "
                       f"and give up within {MAX_IDLE_SECONDS * 1e3:g} ms")
+        if self.memory not in MEMORIES:
+            raise UsageError(f"Unknown SoC memory {self.memory!r}; use one of {', '.join(MEMORIES)}.")
+        if self.memory == "spram" and mem not in SPRAM_SIZES:
+            raise UsageError(
+                f"SoC mem_size {mem} cannot be built from the UP5K's SPRAM (four blocks of {SPRAM_BYTES} "
+                f"bytes); with memory: spram use {', '.join(map(str, SPRAM_SIZES))}.")
         if not isinstance(self.core, str) or self.core not in CORES:
             raise UsageError(f"Unknown core {self.core!r}; the SoC supports {', '.join(CORES)}.")
         if not isinstance(self.gemv, GemvCoreParams):
@@ -606,6 +620,28 @@ class GemvShell(wiring.Component):
         return m
 
 
+class _BlockRamMemory(wiring.Component):
+    """``size`` bytes of inferred block RAM behind the SoC's byte port: one address for both ports,
+    the read word the cycle after its address."""
+
+    def __init__(self, size: int):
+        self.size = size
+        super().__init__({"addr": In(range(size)), "wdata": In(8), "we": In(1), "rdata": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=self.size, init=[])
+        rd, wr = mem.read_port(), mem.write_port()
+        m.d.comb += [rd.addr.eq(self.addr), wr.addr.eq(self.addr), wr.data.eq(self.wdata),
+                     wr.en.eq(self.we), self.rdata.eq(rd.data)]
+        return m
+
+
+def simulation_models(config: SocConfig) -> str:
+    """Verilog of the primitives the SoC instantiates, for a simulator to compile beside it."""
+    return spram_model_verilog() if config.memory == "spram" else ""
+
+
 class Soc(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
@@ -625,8 +661,8 @@ class Soc(wiring.Component):
             m.submodules.core = core = GemvShell(cfg.mem_size, cfg.gemv)
         else:
             m.submodules.core = core = LMulVectorCore(cfg.mem_size)
-        m.submodules.mem = mem = memory.Memory(shape=8, depth=cfg.mem_size, init=[])
-        rd, wr = mem.read_port(), mem.write_port()
+        m.submodules.mem = mem = (SpramMemory(cfg.mem_size) if cfg.memory == "spram"
+                                  else _BlockRamMemory(cfg.mem_size))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx),
                      link.rx_data.eq(uart_rx.data), link.rx_valid.eq(uart_rx.valid)]
@@ -634,12 +670,10 @@ class Soc(wiring.Component):
 
         # The core owns the memory while it runs; the link answers BUSY then.
         with m.If(core.busy):
-            m.d.comb += [rd.addr.eq(core.mem.addr), wr.addr.eq(core.mem.addr),
-                         wr.data.eq(core.mem.wdata), wr.en.eq(core.mem.we)]
+            m.d.comb += [mem.addr.eq(core.mem.addr), mem.wdata.eq(core.mem.wdata), mem.we.eq(core.mem.we)]
         with m.Else():
-            m.d.comb += [rd.addr.eq(link.mem.addr), wr.addr.eq(link.mem.addr),
-                         wr.data.eq(link.mem.wdata), wr.en.eq(link.mem.we)]
-        m.d.comb += [core.mem.rdata.eq(rd.data), link.mem.rdata.eq(rd.data),
+            m.d.comb += [mem.addr.eq(link.mem.addr), mem.wdata.eq(link.mem.wdata), mem.we.eq(link.mem.we)]
+        m.d.comb += [core.mem.rdata.eq(mem.rdata), link.mem.rdata.eq(mem.rdata),
                      link.mem_busy.eq(core.busy), self.busy.eq(core.busy)]
 
         args = Signal(data.ArrayLayout(32, Reg.ARGS))

@@ -19,9 +19,10 @@ __all__ = ["UartSim"]
 
 
 class UartSim(ByteLink):
-    def __init__(self, component, *, divisor: int, clk_freq: float, latency_cycles: int):
+    def __init__(self, component, *, divisor: int, clk_freq: float, latency_cycles: int, models: str = ""):
         """``latency_cycles`` is the slack the host allows beyond a frame's wire time; it must be
-        longer than the design's idle timeout."""
+        longer than the design's idle timeout. ``models`` is the Verilog of primitives the design
+        instantiates (:func:`lutforge.boards.soc.simulation_models`), compiled beside it."""
         design = elaborate(component, "top")
         missing = {"rx", "tx", "clk", "rst"} - {p.name for p in design.ports}
         if missing:
@@ -31,7 +32,7 @@ class UartSim(ByteLink):
             )
         driver = importlib.resources.files(__package__).joinpath("uart_driver.cpp").read_text()
         self.executable, self.cached, self.build_seconds = build_executable(
-            "uart_sim", "top", design.verilog, {"uart_driver.cpp": driver})
+            "uart_sim", "top", design.verilog + models, {"uart_driver.cpp": driver})
         self.divisor = divisor
         self.clk_freq = clk_freq
         self.byte_time = 10 * divisor / clk_freq

@@ -68,9 +68,9 @@ class Target:
 TARGETS = {
     "sim": Target("sim", 100.0, math.inf, 16, 4, None,
                   "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
-    # The board SoCs as built: clock, lanes, block-RAM memory, one byte per two cycles at most.
-    "icebreaker": Target("icebreaker", 12.0, 12e6 / 2 / 1e9, 2, 1, 4096 / 2**20,
-                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 4 KiB block RAM on a byte port", "byte"),
+    # The board SoCs as built: clock, lanes, memory (SPRAM or block RAM), one byte per two cycles at most.
+    "icebreaker": Target("icebreaker", 12.0, 12e6 / 2 / 1e9, 2, 1, 131072 / 2**20,
+                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a byte port", "byte"),
     "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 2 / 1e9, 4, 1, 32768 / 2**20,
                         "ECP5-85F SoC: 25 MHz, 4 lanes, 32 KiB block RAM on a byte port", "byte"),
     "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 2 / 1e9, 4, 1, 16384 / 2**20,

@@ -20,7 +20,7 @@ BLOCKS = ", ".join(catalogue())
 BOARD_NAMES = ", ".join(repr(b) for b in BOARDS)
 IMAGE_SUFFIXES = ", ".join("." + f for f in sorted(FigureCanvasBase.get_supported_filetypes()))
 TARGETS = ", ".join(mutation_targets())
-SETTINGS = "baud, mem_size, idle_cycles, core"
+SETTINGS = "baud, mem_size, memory, idle_cycles, core"
 
 
 def _limit(block, name, value, low, high):
@@ -327,9 +327,16 @@ BITSTREAM_CASES = [
     _soc("mem-text", "mem_size: 4k\n",
          "{path}: SoC mem_size '4k' must be a power of two of at least 256 bytes and at most 1048576; pick one such as "
          "4096."),
-    _soc("mem-past-block-ram", "mem_size: 16384\n",
+    _soc("mem-past-block-ram", "memory: bram\nmem_size: 16384\n",
          "{path}: SoC mem_size 16384 does not fit the icebreaker's block RAM (15360 bytes on its FPGA); use 8192 or "
          "less."),
+    _soc("mem-not-whole-spram", "mem_size: 16384\n",
+         "{path}: SoC mem_size 16384 cannot be built from the UP5K's SPRAM (four blocks of 32768 bytes); with "
+         "memory: spram use 32768, 65536, 131072."),
+    _soc("unknown-memory", "memory: sdram\n", "{path}: Unknown SoC memory 'sdram'; use one of bram, spram."),
+    _soc("spram-on-ecp5", "memory: spram\n",
+         "{path}: The ulx3s-85f has no SPRAM (single-port RAM blocks are an iCE40 UP5K's); use memory: bram.",
+         board="ulx3s-85f"),
     _soc("mem-past-block-ram-ecp5", "mem_size: 131072\n",
          "{path}: SoC mem_size 131072 does not fit the orangecrab-25f's block RAM (114688 bytes on its FPGA); use "
          "65536 or less.", board="orangecrab-25f"),
@@ -346,7 +353,7 @@ BITSTREAM_CASES = [
     _soc("core-list", "core: [gemv]\n", "{path}: Unknown core ['gemv']; the SoC supports lmul-vector, gemv."),
     Case("soc-checked-for-every-board", ("bitstream", "--all", "--config", "{tmp}/soc.yaml"),
          "lutforge: {tmp}/soc.yaml: SoC mem_size 16384 does not fit the icebreaker's block RAM (15360 bytes on its "
-         "FPGA); use 8192 or less.", files={"soc.yaml": "mem_size: 16384\n"}),
+         "FPGA); use 8192 or less.", files={"soc.yaml": "memory: bram\nmem_size: 16384\n"}),
 ]
 
 RUN_BOARD_CASES = [

@@ -29,7 +29,8 @@ def test_icebreaker_bitstream():
     report = build_bitstream("icebreaker", config, show_progress=False)
     _check(report, "ICESTORM_LC")
     assert report.bitstream.stat().st_size == ICE40_UP5K_BIN
-    assert report.utilization["ICESTORM_RAM"][0] >= 9  # 4 KiB of memory + the frame buffer
+    assert report.utilization["ICESTORM_SPRAM"] == (4, 4)  # the SoC memory: the UP5K's 128 KiB of SPRAM
+    assert report.utilization["ICESTORM_RAM"][0] >= 1  # the frame buffer
     again = build_bitstream("icebreaker", config, show_progress=False)
     assert again.cached and again.bitstream == report.bitstream
 
@@ -64,7 +65,7 @@ def test_unknown_board_and_settings(tmp_path):
     config.write_text("baud: 57600\nmemsize: 1024\n")
     with pytest.raises(ValueError, match="unknown SoC setting memsize"):
         load_soc_config(BOARDS["icebreaker"], str(config))
-    config.write_text("baud: 57600\nmem_size: 2048\n")
+    config.write_text("baud: 57600\nmemory: bram\nmem_size: 2048\n")
     assert load_soc_config(BOARDS["icebreaker"], str(config)).mem_size == 2048
 
 
