@@ -64,30 +64,45 @@ def main(argv=None):
 
 
 def _plot(rows, fp32, path: Path):
+    """Left: every point (log axes). Right: the front near fp32 (perplexity under 2.5 x fp32, the
+    4-bit budgets), on linear axes with the trained points labelled, where the left panel's labels
+    would overprint."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    ax.axhline(fp32["perplexity"], color="k", ls="--", lw=0.8, label=f"fp32 {fp32['perplexity']:.1f}")
-    placed = []
+    ref = fp32["perplexity"]
+    near = [r for r in rows if r["perplexity"] < 2.5 * ref and r["bits_per_weight"] < 6]
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1, 1.3]})
+    for axis in (ax, zoom):
+        axis.axhline(ref, color="k", ls="--", lw=0.8, label=f"fp32 {ref:.1f}")
+        for r in rows if axis is ax else near:
+            axis.scatter(r["bits_per_weight"], r["perplexity"], s=40, edgecolors="tab:blue",
+                         facecolors="tab:blue" if r["trained"] else "none", zorder=3)
     for r in rows:
-        ax.scatter(r["bits_per_weight"], r["perplexity"], s=40, edgecolors="tab:blue",
-                   facecolors="tab:blue" if r["trained"] else "none")
-        # Points at nearly the same place get their labels stacked rather than overprinted.
-        near = sum(abs(b - r["bits_per_weight"]) < 0.05 and abs(p / r["perplexity"] - 1) < 0.05 for b, p in placed)
-        placed.append((r["bits_per_weight"], r["perplexity"]))
-        ax.annotate(r["label"] + (" (trained)" if r["trained"] else ""), (r["bits_per_weight"], r["perplexity"]),
-                    fontsize=7, xytext=(6, 3 - 10 * near), textcoords="offset points")
+        if r not in near:
+            ax.annotate(r["label"] + (" (trained)" if r["trained"] else ""),
+                        (r["bits_per_weight"], r["perplexity"]), fontsize=7, xytext=(-4, 6),
+                        textcoords="offset points", ha="right")
+    # Labels of the zoomed points in a column beside the axes, one line each, with a leader line.
+    ordered = sorted(near, key=lambda r: r["perplexity"])
+    for i, r in enumerate(ordered):
+        y = 0.04 + 0.92 * i / max(1, len(ordered) - 1)
+        zoom.annotate(f"{r['label']}{' (trained)' if r['trained'] else ''}: {r['perplexity']:.2f}",
+                      (r["bits_per_weight"], r["perplexity"]), xytext=(1.03, y), textcoords="axes fraction",
+                      fontsize=7, va="center", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.6"})
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("streamed bits per weight")
     ax.set_ylabel(f"perplexity, WikiText-2 test, {fp32['windows']} windows (hardware arithmetic)")
-    ax.set_title("SmolLM2-135M, whole model: filled = after lutforge finetune")
-    ax.legend(loc="upper right")
+    ax.set_title("every point (filled = after lutforge finetune)", fontsize=10)
+    ax.legend(loc="upper left")
+    zoom.set_xlabel("streamed bits per weight")
+    zoom.set_title(f"near fp32 (under {2.5 * ref:.0f})", fontsize=10)
+    fig.suptitle("SmolLM2-135M, whole model")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
