@@ -229,7 +229,8 @@ class TargetConfig:
 class FinetuneConfig:
     """The ``finetune`` section (:mod:`lutforge.compiler.finetune`): Adam steps of one window of
     WikiText-2 valid each, the last ``holdout`` windows held out and scored every ``eval_every``
-    steps (the best scoring weights are kept)."""
+    steps (the best scoring weights are kept); the loss is the KL on the logits plus ``block_mse``
+    times the decoder blocks' mean relative output error."""
     steps: int = 200
     lr: float = 1e-5            # block-format layers' weights
     codebook_lr: float = 1e-4   # LUT layers' codebooks
@@ -237,6 +238,7 @@ class FinetuneConfig:
     holdout: int = 4
     eval_every: int = 25
     seed: int = 0
+    block_mse: float = 0.0      # weight of the per-block output error beside the KL on the logits
 
     def validate(self) -> None:
         s = "finetune."
@@ -250,6 +252,10 @@ class FinetuneConfig:
         _int(s + "holdout", self.holdout, 1, 64)
         _int(s + "eval_every", self.eval_every, 1, 1_000_000)  # the last step is always scored too
         _int(s + "seed", self.seed, 0, 2**31 - 1)
+        mse = self.block_mse
+        if isinstance(mse, bool) or not isinstance(mse, (int, float)) or not 0 <= mse < float("inf"):
+            raise ConfigError(f"finetune.block_mse = {mse!r} is not a finite number of 0 or more; use 0 (the KL "
+                              f"on the logits alone) or a weight such as 0.1.")
 
 
 @dataclass(frozen=True)

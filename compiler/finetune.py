@@ -13,8 +13,11 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
   the core's centroid search (int8 activations against int8 centroids, the layer's Hadamard
   rotation first) and multiplies the selected activation centroids with the weight centroids the
   fixed indices select; the gradient reaches the selected centroids through that product and the
-  layer's input straight through the search. The weight indices stay those of the fit, and the
-  tables are quantized only when the trained layer compiles (their rounding is not in the loss).
+  layer's input straight through the search. The weight indices stay those of the fit. With
+  integer tables the forward value is that of the tables rounded as the layer compiles (a scale
+  and integer zero point per cell), the gradient that of the float product (straight through).
+  The table and block scales follow from the trained codebooks and weights, as they do when the
+  layer compiles.
 * weight-only LUT layers (``tmac``): the weight codebooks. The forward pass sees what the core
   computes: each activation row's slice of each core run (``core.max_positions // NG`` positions,
   as the lowering cuts it) in int8 with its own scale and the codebooks in ``cb_bits``-bit
@@ -23,7 +26,9 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
 
 **Loss and data.** KL divergence of the student's next-token distribution from the fp32
 teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
-Adam step (``lr``). The last ``holdout`` windows of valid never train: every ``eval_every`` steps
+Adam step (``lr``), plus, with ``block_mse`` > 0, that weight times the mean over decoder blocks of
+the relative squared error of each block's output against the teacher's (the normalised output
+the next block's first linear reads; the last block's is what the logits see). The last ``holdout`` windows of valid never train: every ``eval_every`` steps
 they give the held-out perplexity, and the weights of the best held-out perplexity are the result
 (early stopping). They are the last, not the first, because calibration and the search's held-out
 rows take the first windows of valid: text a GPTQ fit has seen would flatter it. WikiText-2 test is
@@ -43,6 +48,7 @@ import json
 import math
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -193,6 +199,20 @@ class _Student:
         return {n: p.detach().cpu().numpy().astype(np.float32) for n, p in self.named_params().items()}
 
 
+@contextmanager
+def _block_outputs(model, weight: float):
+    """The decoder blocks' outputs of one forward pass, as the list the context yields (empty when
+    ``weight`` is 0): each block's output as the next block's first linear reads it (normalised),
+    gradients kept."""
+    outputs: list[torch.Tensor] = []
+    if not weight:
+        yield outputs
+        return
+    firsts = {f"layers.{i}.attn.q" for i in range(1, model.config.n_layers)}
+    with model.observe_linear_inputs(lambda name, x: outputs.append(x) if name in firsts else None):
+        yield outputs
+
+
 def _holdout_perplexity(model, student: _Student, windows: torch.Tensor) -> float:
     student.install()
     try:
@@ -246,14 +266,19 @@ def finetune(cfg, ir, model, tokenizer, calibration: dict, *, device: str = "aut
         ran = 0
         while state["step"] < ft.steps and (stop_after is None or ran < stop_after):
             w = train[order[state["step"] % len(train)]][None]
-            with torch.no_grad():
+            with torch.no_grad(), _block_outputs(model, ft.block_mse) as teacher_blocks:
                 teacher = F.log_softmax(model(w)[0].float(), -1)
             student.install()
             try:
-                student_logp = F.log_softmax(model(w)[0].float(), -1)
+                with _block_outputs(model, ft.block_mse) as student_blocks:
+                    student_logp = F.log_softmax(model(w)[0].float(), -1)
                 kl = F.kl_div(student_logp, teacher, log_target=True, reduction="batchmean")
+                loss = kl
+                if ft.block_mse:
+                    loss = kl + ft.block_mse * torch.stack(
+                        [((s - t) ** 2).sum() / (t ** 2).sum() for s, t in zip(student_blocks, teacher_blocks)]).mean()
                 opt.zero_grad(set_to_none=True)
-                kl.backward()
+                loss.backward()
                 opt.step()
             finally:
                 student.remove()

@@ -71,12 +71,32 @@ def base(**finetune):
     (base(lr=2.0), "finetune.lr = 2.0 is above 1, which no Adam fine-tuning survives; use a learning rate such "
                    "as 1e-5."),
     (base(eval_every=0), "finetune.eval_every=0 is not an integer from 1 to 1000000."),
-    (base(epochs=3), "Unknown key finetune.epochs in t; allowed keys: steps, lr, codebook_lr, window, holdout, eval_every, seed."),
+    (base(epochs=3), "Unknown key finetune.epochs in t; allowed keys: steps, lr, codebook_lr, window, holdout, eval_every, "
+                     "seed, block_mse."),
+    (base(block_mse=-0.1), "finetune.block_mse = -0.1 is not a finite number of 0 or more; use 0 (the KL on the logits "
+                           "alone) or a weight such as 0.1."),
+    (base(block_mse="high"), "finetune.block_mse = 'high' is not a finite number of 0 or more; use 0 (the KL on the "
+                             "logits alone) or a weight such as 0.1."),
 ])
 def test_bad_finetune_sections_are_refused(data, message):
     with pytest.raises(ConfigError) as info:
         parse_config(data, "t")
     assert str(info.value).startswith(message)
+
+
+def test_the_per_block_term_sees_each_blocks_output_as_the_next_block_reads_it(smollm2_ref):
+    from lutforge.compiler.finetune import _block_outputs
+
+    w = torch.arange(3, 11)[None]
+    with _block_outputs(smollm2_ref, 0.0) as none:
+        smollm2_ref(w)
+    assert none == []
+    names = [f"layers.{i}.attn.q" for i in range(1, smollm2_ref.config.n_layers)]
+    with smollm2_ref.capture_inputs(names) as want, _block_outputs(smollm2_ref, 0.1) as got:
+        smollm2_ref(w)
+    assert len(got) == len(names) == 29
+    for name, x in zip(names, got):
+        assert torch.equal(x.reshape(-1, x.shape[-1]), want[name][0]), name
 
 
 # -- a real (tiny) run on SmolLM2 --------------------------------------------------------------------
@@ -135,6 +155,24 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result_and_compiles_tra
     assert (tmp_path / "build" / "finetune" / "loss.png").stat().st_size > 1000
     assert any(line.startswith("finetune: 210 block-format and 0 LUT layers trained, 2 steps, held-out perplexity")
                for line in build.log)
+
+
+@pytest.mark.slow  # two one-step runs of the whole model: minutes on 2 shared cores
+def test_the_per_block_term_moves_the_training(smollm2_ir, smollm2_ref, tokenizer, tmp_path, monkeypatch):
+    from lutforge.compiler import finetune as ft
+
+    trained = {}
+    for weight in (0.0, 1.0):
+        cfg = parse_config({"name": "tiny", "lut_methods": {"default": "mxint4"},
+                            "finetune": {**TINY, "steps": 1, "eval_every": 1, "block_mse": weight}}, "tiny")
+        monkeypatch.setenv("LUTFORGE_CACHE", str(tmp_path / str(weight)))
+        ft.finetune(cfg, smollm2_ir, smollm2_ref, tokenizer, {}, device="cpu", progress=False)
+        record = ft.trained_weights(ft.finetune_key(cfg, smollm2_ir))
+        trained[weight] = record[0] if record[1]["best_step"] else None
+        shutil.rmtree(tmp_path / str(weight))
+    name = "layers.3.mlp.down"
+    assert trained[0.0] is not None and trained[1.0] is not None  # the step kept in both
+    assert not np.array_equal(trained[0.0][name], trained[1.0][name])
 
 
 @pytest.mark.slow
