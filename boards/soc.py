@@ -478,7 +478,9 @@ class GemvShell(wiring.Component):
     """The LUT-GEMV core (:class:`lutforge.hdl.gemv_core.GemvCore`) on the SoC's byte memory.
 
     The core's three read channels (cb, tab, idx), its activation stream ``x`` and its result
-    stream ``acc`` are served from the shared memory one byte per two cycles by one sequencer;
+    stream ``acc`` are served from the shared memory by one sequencer, one byte per cycle (a word
+    of s bytes in s + 2 cycles: one to choose the channel, one per byte address, one for the last
+    byte to arrive);
     each read channel has a one-word response slot, so the core can hold a table row while the
     matching index word is fetched. Descriptor words (registers ARG0..):
 
@@ -550,15 +552,17 @@ class GemvShell(wiring.Component):
         job = Signal(range(len(names)))
         job_addr = Signal(33)
         count = Signal(range(max(max(strides.values()), 4 * lanes) + 1))
+        received = Signal.like(count)  # bytes of the word read so far
+        arriving = Signal()  # a byte address went out last cycle: its byte is on rdata now
         acc_shift = Signal(32 * lanes)
         idle = Signal()
         m.d.comb += self.mem.addr.eq(job_addr + count)
 
         def begin_read(m, index, addr):
-            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0)]
+            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0), received.eq(0), arriving.eq(0)]
             with m.If(addr + strides[names[index]] > self.mem_size):
                 m.d.sync += fault.eq(1)
-            m.next = "READ_ADDR"
+            m.next = "READ"
 
         with m.FSM():
             with m.State("IDLE"):
@@ -589,19 +593,21 @@ class GemvShell(wiring.Component):
                                 m.d.comb += channels[k].req.ready.eq(1)
                             begin_read(m, index, addr)
                         first = False
-            with m.State("READ_ADDR"):
-                m.next = "READ_DATA"  # the memory answers one cycle later
-            with m.State("READ_DATA"):
-                m.d.sync += count.eq(count + 1)
+            with m.State("READ"):
+                # A byte address every cycle (``count``); each byte arrives the cycle after its
+                # address, so a word of s bytes takes s + 1 cycles here.
                 with m.Switch(job):
                     for index, k in enumerate(names):
                         with m.Case(index):
-                            m.d.sync += slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata))
-                            with m.If(count == strides[k] - 1):
-                                m.d.sync += slot_valid[k].eq(1)
-                                m.next = "IDLE"
-                            with m.Else():
-                                m.next = "READ_ADDR"
+                            m.d.sync += arriving.eq(count < strides[k])
+                            with m.If(count < strides[k]):
+                                m.d.sync += count.eq(count + 1)
+                            with m.If(arriving):
+                                m.d.sync += [slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata)),
+                                             received.eq(received + 1)]
+                                with m.If(received == strides[k] - 1):
+                                    m.d.sync += slot_valid[k].eq(1)
+                                    m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8])]
                 m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]

@@ -30,12 +30,13 @@ presets give clock, memory bandwidth and lanes.
 
 **Board targets** describe the SoC that ``lutforge bitstream`` builds for the board
 (:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
-clock, its GEMV core's lanes, its block-RAM memory, and that memory's one byte-wide port
-(``port = "byte"``, :class:`lutforge.boards.soc.GemvShell`), which serves every channel in turn: a
-word of ``s`` bytes takes ``1 + 2 s`` cycles (a cycle to choose the channel, two per byte), a
-result tile ``1 + 4 L`` (one per byte written). A LUT run on such a target takes
-``max(core cycles, port cycles)``; each board's simulated SoC's cycles on a SmolLM2 layer are within
-5 % of it (the same test). The boards' external memories (SPRAM, SDRAM, DDR3) are not served yet.
+clock, its GEMV core's lanes, its memory (the UP5K's SPRAM, the ECP5 boards' block RAM), and that
+memory's one byte-wide port (``port = "byte"``, :class:`lutforge.boards.soc.GemvShell`), which
+serves every channel in turn: a word of ``s`` bytes takes ``2 + s`` cycles (a cycle to choose the
+channel, one per byte address, one for the last byte to arrive), a result tile ``1 + 4 L`` (one
+per byte written). A LUT run on such a target takes ``max(core cycles, port cycles)``; each
+board's simulated SoC's cycles on a SmolLM2 layer are within 5 % of it (the same test). The ECP5
+boards' external memories (SDRAM, DDR3) are not served yet.
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ class Target:
 TARGETS = {
     "sim": Target("sim", 100.0, math.inf, 16, 4, None,
                   "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
-    # The board SoCs as built: clock, lanes, memory (SPRAM or block RAM), one byte per two cycles at most.
-    "icebreaker": Target("icebreaker", 12.0, 12e6 / 2 / 1e9, 2, 1, 131072 / 2**20,
+    # The board SoCs as built: clock, lanes, memory (SPRAM or block RAM), one byte per cycle at most.
+    "icebreaker": Target("icebreaker", 12.0, 12e6 / 1e9, 2, 1, 131072 / 2**20,
                          "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a byte port", "byte"),
-    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 2 / 1e9, 4, 1, 32768 / 2**20,
+    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 1e9, 4, 1, 32768 / 2**20,
                         "ECP5-85F SoC: 25 MHz, 4 lanes, 32 KiB block RAM on a byte port", "byte"),
-    "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 2 / 1e9, 4, 1, 16384 / 2**20,
+    "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 1e9, 4, 1, 16384 / 2**20,
                              "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a byte port", "byte"),
     "v80": Target("v80", 250.0, 820.0, 1024, 64, 32768.0,
                   "V80-class: 250 MHz, 820 GB/s HBM, 1024 lanes (our choice), 32 GiB"),
@@ -123,7 +124,7 @@ def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams) ->
     """Cycles the board SoC's byte port (module docstring) spends on one core run's words."""
     words = dict(run_requests(positions, out_features, core.lanes), x=positions)
     tiles = -(-out_features // core.lanes)
-    return (sum(n * (1 + 2 * core.strides[k]) for k, n in words.items())
+    return (sum(n * (2 + core.strides[k]) for k, n in words.items())
             + tiles * (1 + 4 * core.lanes))
 
 

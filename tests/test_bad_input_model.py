@@ -337,7 +337,8 @@ CASES = [
          config(METHODS + "finetune: {window: 4096}\n")),
     Case("finetune-set-unknown-key", ("finetune", "--config", "{tmp}/c.yaml", "--set", "finetune.epochs=2"),
          "lutforge: --set finetune.epochs names no configuration key: section finetune has no key 'epochs' (its "
-         "keys are steps, lr, codebook_lr, window, holdout, eval_every, seed); fix the name.", config(METHODS)),
+         "keys are steps, lr, codebook_lr, window, holdout, eval_every, seed, block_mse); fix the name.",
+         config(METHODS)),
 
     # -- quantize -----------------------------------------------------------------------------------
     argparse_error("quantize-budget-negative", "quantize", ["--budget", "-1", "-o", "{tmp}/q.yaml"],
