@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..jobs.board import SOC_SETTINGS
 from ..support.errors import UsageError
 from .common import add_executor_arguments, check_writable, executor_from, number, print_timings, write_json
 from .errors import message
@@ -149,7 +150,7 @@ def register(sub) -> None:
     p = sub.add_parser("bitstream", help="build a board's bitstream with the YoWASP tools")
     p.add_argument("--board", choices=list(BOARDS))
     p.add_argument("--all", action="store_true", help="build every supported board")
-    p.add_argument("--config", metavar="YAML", help="SoC settings to change (baud, mem_size, idle_cycles, core)")
+    p.add_argument("--config", metavar="YAML", help=f"SoC settings to change ({', '.join(SOC_SETTINGS)})")
     p.add_argument("-o", "--output", metavar="PATH", help="copy the bitstream here")
     p.add_argument("--json", metavar="PATH", help="write utilization and Fmax as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot utilization and Fmax (PNG, SVG, ...)")
