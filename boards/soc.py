@@ -30,7 +30,7 @@ from ..program.core import GemvCoreParams
 from ..support.checks import check_int
 from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
-from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, spram_model_verilog
+from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, memory_signature, spram_model_verilog
 
 __all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES",
            "MEMORIES", "simulation_models"]
@@ -220,9 +220,7 @@ class UartTx(wiring.Component):
 
 
 def _mem_port_signature(mem_size: int):
-    return wiring.Signature({
-        "addr": Out(range(mem_size)), "wdata": Out(8), "we": Out(1), "rdata": In(8),
-    })
+    return memory_signature(mem_size).flip()
 
 
 def _reg_port_signature():
@@ -632,7 +630,7 @@ class _BlockRamMemory(wiring.Component):
 
     def __init__(self, size: int):
         self.size = size
-        super().__init__({"addr": In(range(size)), "wdata": In(8), "we": In(1), "rdata": Out(8)})
+        super().__init__(memory_signature(size))
 
     def elaborate(self, platform):
         m = Module()

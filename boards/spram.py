@@ -22,10 +22,16 @@ from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_BYTES", "SPRAM_SIZES", "SpramMemory", "spram_model_verilog"]
+__all__ = ["SPRAM_BYTES", "SPRAM_SIZES", "SpramMemory", "memory_signature", "spram_model_verilog"]
 
 SPRAM_BYTES = 32768  # one SB_SPRAM256KA: 16,384 words of 16 bits
 SPRAM_SIZES = (SPRAM_BYTES, 2 * SPRAM_BYTES, 4 * SPRAM_BYTES)  # whole blocks, a power of two
+
+
+def memory_signature(size: int) -> wiring.Signature:
+    """The SoC's byte memory port as a memory sees it: one address a cycle, a write byte and enable,
+    the read byte the cycle after its address (:class:`.soc.Soc` flips it for the link and core)."""
+    return wiring.Signature({"addr": In(range(size)), "wdata": In(8), "we": In(1), "rdata": Out(8)})
 
 
 class SpramMemory(wiring.Component):
@@ -37,7 +43,7 @@ class SpramMemory(wiring.Component):
             raise ValueError(f"An SPRAM memory of {size} bytes is not 1, 2 or 4 whole SB_SPRAM256KA blocks; "
                              f"use one of {', '.join(map(str, SPRAM_SIZES))}.")
         self.size = size
-        super().__init__({"addr": In(range(size)), "wdata": In(8), "we": In(1), "rdata": Out(8)})
+        super().__init__(memory_signature(size))
 
     def elaborate(self, platform):
         m = Module()
