@@ -62,9 +62,9 @@ class Board:
 
     def soc_config(self, **changes) -> SocConfig:
         clk_freq = self.platform().default_clk_frequency
+        # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
         config = SocConfig(clk_freq=clk_freq, baud=115200, mem_size=self.mem_size, core=self.core,
-                           gemv=self.gemv, memory=self.memory,  # idle: 10 ms, longer than any gap a USB-UART leaves in a frame
-                           idle_cycles=int(clk_freq // 100))
+                           gemv=self.gemv, memory=self.memory, idle_cycles=int(clk_freq // 100))
         config = replace(config, **changes)
         if config.memory == "spram" and not self.spram:
             raise UsageError(f"The {self.name} has no SPRAM (single-port RAM blocks are an iCE40 UP5K's); use "

@@ -28,8 +28,9 @@ against the fp32 teacher, so that what compiles is a model trained for the hardw
 teacher's, mean over the positions of one window of ``window`` tokens of WikiText-2 *valid* per
 Adam step (``lr``), plus, with ``block_mse`` > 0, that weight times the mean over decoder blocks of
 the relative squared error of each block's output against the teacher's (the normalised output
-the next block's first linear reads; the last block's is what the logits see). The last ``holdout`` windows of valid never train: every ``eval_every`` steps
-they give the held-out perplexity, and the weights of the best held-out perplexity are the result
+the next block's first linear reads; the last block's is what the logits see). The last
+``holdout`` windows of valid never train: every ``eval_every`` steps they give the held-out
+perplexity, and the weights of the best held-out perplexity are the result
 (early stopping). They are the last, not the first, because calibration and the search's held-out
 rows take the first windows of valid: text a GPTQ fit has seen would flatter it. WikiText-2 test is
 never read here.
