@@ -90,7 +90,8 @@ def test_each_board_target_of_the_performance_model_is_the_soc_that_is_built(nam
 @pytest.mark.parametrize("board, runs", [("icebreaker", 18), ("ulx3s-85f", 5), ("orangecrab-25f", 9)])
 def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp_path, board, runs):
     """Every board: its configuration's layer runs on its simulated SoC bit-exact, one core run at a
-    time through its memory, in the cycles the performance model projects for the board (5 %)."""
+    time through its memory, in the cycles the performance model projects for the board (1 %; the
+    issue asks 5 %)."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
 
@@ -100,19 +101,19 @@ def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp
     assert run.passed
     chains = load_config(config_of(board)).core.chains
     projected = program_cost(read_program(program), TARGETS[board], chains=chains)
-    # The byte port bounds every run (1 cycle per byte, 2 per word); what the model leaves out is
-    # each run's start, its descriptor and the core's own stalls.
+    # The byte port bounds every run (1 cycle per byte, 2 per word, 1 per table row waiting for the
+    # core); what the model leaves out is each run's start and its descriptor.
     assert projected["bound"] == ["memory"]
     error = projected["cycles_per_token"] / run.core_cycles - 1
     print(f"{LAYER} on the simulated {board} SoC: {run.core_cycles} cycles, projected "
-          f"{projected['cycles_per_token']} ({error:+.1%})")
-    assert abs(error) <= 0.05
+          f"{projected['cycles_per_token']} ({error:+.2%})")
+    assert abs(error) <= 0.01
 
 
 @pytest.mark.slow  # 18 core runs of 69 KB images over the simulated UART, 5.7 M core cycles
 def test_a_1536_row_layer_runs_bit_exact_through_the_icebreakers_spram(tmp_path):
     """The MLP's up projection (576 -> 1536), whose runs need 69 KB at once: more than any block RAM
-    SoC holds, within the UP5K's SPRAM; bit-exact and as many cycles as projected (5 %)."""
+    SoC holds, within the UP5K's SPRAM; bit-exact and as many cycles as projected (1 %)."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
 
@@ -124,8 +125,8 @@ def test_a_1536_row_layer_runs_bit_exact_through_the_icebreakers_spram(tmp_path)
     assert run.passed
     projected = program_cost(read_program(program), TARGETS["icebreaker"], chains=1)["cycles_per_token"]
     print(f"{layer} on the simulated icebreaker SoC: {run.core_cycles} cycles, projected {projected} "
-          f"({projected / run.core_cycles - 1:+.1%})")
-    assert abs(projected / run.core_cycles - 1) <= 0.05
+          f"({projected / run.core_cycles - 1:+.2%})")
+    assert abs(projected / run.core_cycles - 1) <= 0.01
 
 
 def test_a_layer_the_program_lacks_is_named(program, capsys):
