@@ -11,9 +11,11 @@ Inside:
   checks CRC-16, holds write payloads in a frame buffer until the CRC matched, answers with
   OK/NAK frames, skips repeated writes (same sequence number) and drops frames cut short by
   ``idle_cycles`` of silence;
-* memory — ``mem_size`` bytes with one byte address per cycle that reads or writes, shared by the
-  link and the core (the core owns it while busy; the link answers BUSY then): block RAM
-  (``memory: bram``) or the UP5K's single-port RAM (``memory: spram``, :mod:`.spram`);
+* memory — ``mem_size`` bytes behind one byte port (:mod:`.memory_port`: a read or write a cycle,
+  taken when the memory is ready, a read's byte back when it says so), shared by the link and the
+  core (the core owns it while busy; the link answers BUSY then): block RAM (``memory: bram``),
+  the UP5K's single-port RAM (``memory: spram``, :mod:`.spram`) or an SDR SDRAM chip through
+  :class:`.sdram.SdramController` (``memory: sdram``, the ``sdram`` port then leads to its pins);
 * registers — :class:`lutforge.boards.protocol.Reg`;
 * the core — selected by ``config.core`` from :data:`CORES`.
 """
@@ -30,7 +32,8 @@ from ..program.core import GemvCoreParams
 from ..support.checks import check_int
 from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
-from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, memory_signature, spram_model_verilog
+from .memory_port import BlockRamMemory, memory_signature
+from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, spram_model_verilog
 
 __all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES",
            "MEMORIES", "simulation_models"]
@@ -256,6 +259,7 @@ class HostLink(wiring.Component):
         count = Signal(16)
         crc, rx_crc = Signal(16, init=0xFFFF), Signal(16)
         word = Signal(32)
+        fetched = Signal(8)  # the memory byte being sent
         status = Signal(8)
         answer_len = Signal(range(MAX_PAYLOAD + 1))
         last_seq, have_last = Signal(8), Signal(1)
@@ -379,12 +383,13 @@ class HostLink(wiring.Component):
                 m.next = "COPY_WRITE"  # the buffer's read port answers one cycle later
             with m.State("COPY_WRITE"):
                 m.d.comb += self.mem.we.eq(1)
-                m.d.sync += count.eq(count + 1)
-                with m.If(count == length - 1):
-                    m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
-                    answer(m, Status.OK)
-                with m.Else():
-                    m.next = "COPY_READ"
+                with m.If(self.mem.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == length - 1):
+                        m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
+                        answer(m, Status.OK)
+                    with m.Else():
+                        m.next = "COPY_READ"
 
             with m.State("T_SYNC"):
                 m.d.sync += crc.eq(0xFFFF)
@@ -400,9 +405,18 @@ class HostLink(wiring.Component):
                 with m.If(self.tx.ready & (answer_len == 0)):
                     m.next = "T_CRC0"
             with m.State("T_FETCH"):
-                m.next = "T_PAYLOAD"  # the memory's read port answers one cycle later
+                with m.If(cmd == Command.READ_REG):
+                    m.next = "T_PAYLOAD"
+                with m.Else():
+                    m.d.comb += self.mem.re.eq(1)
+                    with m.If(self.mem.ready):
+                        m.next = "T_ARRIVE"
+            with m.State("T_ARRIVE"):
+                with m.If(self.mem.rvalid):
+                    m.d.sync += fetched.eq(self.mem.rdata)
+                    m.next = "T_PAYLOAD"
             with m.State("T_PAYLOAD"):
-                value = Mux(cmd == Command.READ_REG, word.word_select(count[:2], 8), self.mem.rdata)
+                value = Mux(cmd == Command.READ_REG, word.word_select(count[:2], 8), fetched)
                 send(m, value, "T_FETCH")
                 with m.If(self.tx.ready):
                     m.d.sync += count.eq(count + 1)
@@ -416,7 +430,8 @@ class HostLink(wiring.Component):
 
 
 class LMulVectorCore(wiring.Component):
-    """``r[i] = lmul(a[i], b[i])`` in e4m3 over the shared memory, four cycles per element.
+    """``r[i] = lmul(a[i], b[i])`` in e4m3 over the shared memory, five cycles per element on a memory that
+    answers the next cycle (a read and its byte, twice, then the write).
 
     The stand-in behind the SoC's generic register/memory interface until the LUT-GEMV core lands;
     descriptor: ARG0 a, ARG1 b, ARG2 r (byte addresses), ARG3 count. A descriptor reaching past
@@ -450,24 +465,24 @@ class LMulVectorCore(wiring.Component):
                         m.d.sync += self.done.eq(1)
                     with m.Else():
                         m.next = "READ_A"
-            with m.State("READ_A"):
-                m.d.comb += [self.busy.eq(1), self.mem.addr.eq(a_base + i)]
-                m.next = "READ_B"
-            with m.State("READ_B"):
-                m.d.comb += [self.busy.eq(1), self.mem.addr.eq(b_base + i)]
-                m.d.sync += a_val.eq(self.mem.rdata)
-                m.next = "LATCH_B"
-            with m.State("LATCH_B"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += b_val.eq(self.mem.rdata)
-                m.next = "WRITE"
+            for name, base, value, then in (("A", a_base, a_val, "READ_B"), ("B", b_base, b_val, "WRITE")):
+                with m.State(f"READ_{name}"):
+                    m.d.comb += [self.busy.eq(1), self.mem.addr.eq(base + i), self.mem.re.eq(1)]
+                    with m.If(self.mem.ready):
+                        m.next = f"LATCH_{name}"
+                with m.State(f"LATCH_{name}"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(self.mem.rvalid):
+                        m.d.sync += value.eq(self.mem.rdata)
+                        m.next = then
             with m.State("WRITE"):
                 m.d.comb += [self.busy.eq(1), self.mem.addr.eq(r_base + i), self.mem.we.eq(1)]
-                m.d.sync += i.eq(i + 1)
-                with m.If(i == n - 1):
+                with m.If(self.mem.ready):
+                    m.d.sync += i.eq(i + 1)
+                with m.If(self.mem.ready & (i == n - 1)):
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Else():
+                with m.Elif(self.mem.ready):
                     m.next = "READ_A"
         return m
 
@@ -551,13 +566,12 @@ class GemvShell(wiring.Component):
         job_addr = Signal(33)
         count = Signal(range(max(max(strides.values()), 4 * lanes) + 1))
         received = Signal.like(count)  # bytes of the word read so far
-        arriving = Signal()  # a byte address went out last cycle: its byte is on rdata now
         acc_shift = Signal(32 * lanes)
         idle = Signal()
         m.d.comb += self.mem.addr.eq(job_addr + count)
 
         def begin_read(m, index, addr):
-            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0), received.eq(0), arriving.eq(0)]
+            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0), received.eq(0)]
             with m.If(addr + strides[names[index]] > self.mem_size):
                 m.d.sync += fault.eq(1)
             m.next = "READ"
@@ -592,15 +606,16 @@ class GemvShell(wiring.Component):
                             begin_read(m, index, addr)
                         first = False
             with m.State("READ"):
-                # A byte address every cycle (``count``); each byte arrives the cycle after its
-                # address, so a word of s bytes takes s + 1 cycles here.
+                # A byte address every cycle the memory takes one (``count``); the bytes arrive in
+                # order, so a word of s bytes takes s + 1 cycles here on a memory that answers the
+                # next cycle, and the word is whole only when its last byte arrived.
                 with m.Switch(job):
                     for index, k in enumerate(names):
                         with m.Case(index):
-                            m.d.sync += arriving.eq(count < strides[k])
-                            with m.If(count < strides[k]):
+                            m.d.comb += self.mem.re.eq(count < strides[k])
+                            with m.If(self.mem.re & self.mem.ready):
                                 m.d.sync += count.eq(count + 1)
-                            with m.If(arriving):
+                            with m.If(self.mem.rvalid):
                                 m.d.sync += [slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata)),
                                              received.eq(received + 1)]
                                 with m.If(received == strides[k] - 1):
@@ -608,9 +623,10 @@ class GemvShell(wiring.Component):
                                     m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8])]
-                m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]
-                with m.If(count == 4 * lanes - 1):
-                    m.next = "IDLE"
+                with m.If(self.mem.ready):
+                    m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]
+                    with m.If(count == 4 * lanes - 1):
+                        m.next = "IDLE"
 
         busy = desc_pending | core.busy | ~idle
         m.d.comb += self.busy.eq(running)
@@ -621,23 +637,6 @@ class GemvShell(wiring.Component):
         with m.Elif(running & ~busy & core.done):
             m.d.sync += [running.eq(0), self.done.eq(1)]
         m.d.comb += self.error.eq(fault | (core.error != 0))
-        return m
-
-
-class _BlockRamMemory(wiring.Component):
-    """``size`` bytes of inferred block RAM behind the SoC's byte port: one address for both ports,
-    the read word the cycle after its address."""
-
-    def __init__(self, size: int):
-        self.size = size
-        super().__init__(memory_signature(size))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=8, depth=self.size, init=[])
-        rd, wr = mem.read_port(), mem.write_port()
-        m.d.comb += [rd.addr.eq(self.addr), wr.addr.eq(self.addr), wr.data.eq(self.wdata),
-                     wr.en.eq(self.we), self.rdata.eq(rd.data)]
         return m
 
 
@@ -666,19 +665,20 @@ class Soc(wiring.Component):
         else:
             m.submodules.core = core = LMulVectorCore(cfg.mem_size)
         m.submodules.mem = mem = (SpramMemory(cfg.mem_size) if cfg.memory == "spram"
-                                  else _BlockRamMemory(cfg.mem_size))
+                                  else BlockRamMemory(cfg.mem_size))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx),
                      link.rx_data.eq(uart_rx.data), link.rx_valid.eq(uart_rx.valid)]
         wiring.connect(m, link.tx, uart_tx.i)
 
         # The core owns the memory while it runs; the link answers BUSY then.
-        with m.If(core.busy):
-            m.d.comb += [mem.addr.eq(core.mem.addr), mem.wdata.eq(core.mem.wdata), mem.we.eq(core.mem.we)]
-        with m.Else():
-            m.d.comb += [mem.addr.eq(link.mem.addr), mem.wdata.eq(link.mem.wdata), mem.we.eq(link.mem.we)]
-        m.d.comb += [core.mem.rdata.eq(mem.rdata), link.mem.rdata.eq(mem.rdata),
-                     link.mem_busy.eq(core.busy), self.busy.eq(core.busy)]
+        for requester, owns in ((core.mem, core.busy), (link.mem, ~core.busy)):
+            with m.If(owns):
+                m.d.comb += [mem.addr.eq(requester.addr), mem.wdata.eq(requester.wdata),
+                             mem.we.eq(requester.we), mem.re.eq(requester.re)]
+            m.d.comb += [requester.ready.eq(mem.ready & owns), requester.rdata.eq(mem.rdata),
+                         requester.rvalid.eq(mem.rvalid)]
+        m.d.comb += [link.mem_busy.eq(core.busy), self.busy.eq(core.busy)]
 
         args = Signal(data.ArrayLayout(32, Reg.ARGS))
         done, cycles = Signal(1), Signal(32)

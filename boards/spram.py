@@ -4,8 +4,9 @@ An UP5K has four ``SB_SPRAM256KA`` blocks of 16,384 words of 16 bits (32 KiB eac
 32 times its 30 block RAMs' 15 KiB. Each block has one port: an address, a 16-bit write word with
 a write enable per nibble (``MASKWREN``), and a registered 16-bit read word that is valid the cycle
 after the address, except after a write, when the vendor's model makes it undefined. The SoC's
-memory port is one byte address per cycle that either reads or writes (:class:`.soc.Soc`), so it
-maps onto SPRAM directly: byte ``a`` is half ``a[0]`` of word ``a[1:15]`` of block ``a[15:]``; a
+memory port (:mod:`.memory_port`) is one byte address per cycle that either reads or writes, so it
+maps onto SPRAM directly, taking every request: byte ``a`` is half ``a[0]`` of word ``a[1:15]`` of
+block ``a[15:]``; a
 write drives both halves of the word with the byte and enables the two nibbles of its half; a read
 takes the half and block of the address it was issued for, one cycle later.
 
@@ -20,18 +21,14 @@ import re
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_BYTES", "SPRAM_SIZES", "SpramMemory", "memory_signature", "spram_model_verilog"]
+from .memory_port import memory_signature
+
+__all__ = ["SPRAM_BYTES", "SPRAM_SIZES", "SpramMemory", "spram_model_verilog"]
 
 SPRAM_BYTES = 32768  # one SB_SPRAM256KA: 16,384 words of 16 bits
 SPRAM_SIZES = (SPRAM_BYTES, 2 * SPRAM_BYTES, 4 * SPRAM_BYTES)  # whole blocks, a power of two
 
-
-def memory_signature(size: int) -> wiring.Signature:
-    """The SoC's byte memory port as a memory sees it: one address a cycle, a write byte and enable,
-    the read byte the cycle after its address (:class:`.soc.Soc` flips it for the link and core)."""
-    return wiring.Signature({"addr": In(range(size)), "wdata": In(8), "we": In(1), "rdata": Out(8)})
 
 
 class SpramMemory(wiring.Component):
@@ -52,7 +49,8 @@ class SpramMemory(wiring.Component):
         block = self.addr[15:] if blocks > 1 else Const(0, 1)
         # The half and block a read was issued for select its byte when the word arrives.
         read_half, read_block = Signal(), Signal(range(blocks))
-        m.d.sync += [read_half.eq(half), read_block.eq(block)]
+        m.d.sync += [read_half.eq(half), read_block.eq(block), self.rvalid.eq(self.re & ~self.we)]
+        m.d.comb += self.ready.eq(1)
         words = []
         for b in range(blocks):
             selected = Signal(name=f"select_{b}")

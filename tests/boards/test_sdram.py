@@ -1,0 +1,124 @@
+"""The SDR SDRAM controller against the chip model: every byte read back equals a plain array that
+saw the same writes, under random traffic that crosses rows and banks and meets refreshes, with
+no data-sheet rule broken; and a controller built for the wrong data sheet (each a rule it then
+breaks) is caught by the model."""
+
+import random
+from dataclasses import replace
+
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from lutforge.boards.sdram import IS42S16160, Command, SdramChip, SdramController
+from lutforge.boards.sdram_model import POISON, SdramModel, Violation
+
+CLK = 100e6
+# A small chip with the real one's timings: 2 banks of 8 rows of 8 columns (256 bytes), so random
+# addresses miss their row often; refresh every 40 cycles and a 25-cycle power-up, so a short
+# simulation meets many refreshes.
+TEST_CHIP = replace(IS42S16160, name="test chip", banks=2, row_bits=3, col_bits=3, refresh_ms=320 / CLK * 1e3,
+                    init_us=0.25, init_refreshes=2)
+
+
+def simulate(controller_chip: SdramChip, requests, model_chip: SdramChip = TEST_CHIP, idle_after: int = 0):
+    """Run ``requests`` ([(write?, addr, byte, gap)]) through a controller built for
+    ``controller_chip`` onto the model of ``model_chip``; returns (bytes read, violation, commands)."""
+    m = Module()
+    m.submodules.ctrl = ctrl = SdramController(controller_chip, CLK, model_chip.size)
+    m.submodules.model = model = SdramModel(model_chip, CLK, model_chip.size)
+    wiring.connect(m, ctrl.pins, model.pins)
+    port = ctrl.port
+    got, commands, result = [], [], {}
+
+    async def bench(ctx):
+        for write, addr, byte, gap in requests:
+            for _ in range(gap):
+                ctx.set(port.re, 0), ctx.set(port.we, 0)
+                await ctx.tick()
+            ctx.set(port.addr, addr)
+            ctx.set(port.wdata, byte)
+            ctx.set(port.we, write)
+            ctx.set(port.re, not write)
+            while True:
+                ready = ctx.get(port.ready)
+                await ctx.tick()
+                if ready:
+                    break
+        ctx.set(port.re, 0), ctx.set(port.we, 0)
+        for _ in range(20 + idle_after):
+            await ctx.tick()
+        result["violation"] = ctx.get(model.violation)
+
+    async def watch(ctx):
+        async for clk_edge, rst, rvalid, rdata, cs, ras, cas, we in ctx.tick().sample(
+                port.rvalid, port.rdata, ctrl.pins.cs, ctrl.pins.ras, ctrl.pins.cas, ctrl.pins.we):
+            if rvalid:
+                got.append(rdata)
+            if cs and (ras, cas, we) != Command.NOP:
+                commands.append((ras, cas, we))
+
+    sim = Simulator(m)
+    sim.add_clock(1 / CLK)
+    sim.add_testbench(bench)
+    sim.add_testbench(watch, background=True)
+    sim.run()
+    return got, Violation(result["violation"]), commands
+
+
+def random_requests(n: int, size: int, seed: int):
+    rng = random.Random(seed)
+    return [(rng.random() < 0.4, rng.randrange(size), rng.randrange(256), rng.choice((0, 0, 0, 1, 3)))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_traffic_reads_back_what_was_written_and_keeps_every_rule(seed):
+    requests = [(True, a, (a * 7 + seed) & 0xFF, 0) for a in range(TEST_CHIP.size)]  # every byte once
+    requests += random_requests(1500, TEST_CHIP.size, seed)
+    got, violation, commands = simulate(TEST_CHIP, requests)
+    memory, expected = bytearray(TEST_CHIP.size), []
+    for write, addr, byte, _ in requests:
+        if write:
+            memory[addr] = byte
+        else:
+            expected.append(memory[addr])
+    assert violation == Violation.NONE
+    assert got == expected
+    # The traffic met rows that were closed and refreshes in flight.
+    assert commands.count(Command.ACTIVE) > 200 and commands.count(Command.REFRESH) > 20
+
+
+def test_a_long_idle_still_refreshes_at_the_chips_rate():
+    got, violation, commands = simulate(TEST_CHIP, [(True, 5, 0x5A, 0), (False, 5, 0, 0)], idle_after=2000)
+    assert violation == Violation.NONE and got == [0x5A]
+    assert commands.count(Command.REFRESH) >= 2000 // 40
+
+
+@pytest.mark.parametrize("wrong, violation", [
+    (dict(t_rcd=5), Violation.T_RCD),  # 1 cycle where the chip needs 2
+    (dict(t_rp=5), Violation.T_RP),
+    (dict(t_rfc=20), Violation.T_RFC),
+    (dict(refresh_ms=10 * TEST_CHIP.refresh_ms), Violation.REFRESH_LATE),
+    (dict(cas_latency=3), Violation.MODE),
+    (dict(init_us=0.1), Violation.POWER_UP),
+])
+def test_a_controller_built_for_the_wrong_data_sheet_is_caught(wrong, violation):
+    requests = random_requests(600, TEST_CHIP.size, 3)
+    got, found, _ = simulate(replace(TEST_CHIP, **wrong), requests, idle_after=600)
+    assert found == violation
+
+
+def test_reads_after_a_violation_are_poisoned():
+    got, found, _ = simulate(replace(TEST_CHIP, t_rcd=5), [(True, 0, 1, 0), (False, 0, 0, 0), (False, 1, 0, 0)])
+    assert found == Violation.T_RCD and got == [POISON & 0xFF, POISON >> 8]
+
+
+def test_sizes_and_clocks_beyond_the_chip_are_refused():
+    with pytest.raises(ValueError, match=r"^An SDRAM memory of 67108864 bytes is not a power of two within the "
+                                         r"IS42S16160's 33554432 bytes; use 33554432 or a smaller power of two\.$"):
+        SdramController(IS42S16160, 25e6, 64 << 20)
+    with pytest.raises(ValueError, match=r"^The IS42S16160 allows CAS latency 2 up to 100 MHz; the SoC clock is "
+                                         r"133 MHz: run the SoC at 100 MHz or less\.$"):
+        SdramController(IS42S16160, 133e6, 1 << 20)
