@@ -39,9 +39,10 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..compiler.perf import BytePort
 from .memory_port import memory_signature
 
-__all__ = ["SdramChip", "IS42S16160", "sdram_pins_signature", "SdramController", "Command"]
+__all__ = ["SdramChip", "IS42S16160", "sdram_pins_signature", "SdramController", "Command", "port_timing"]
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,10 @@ class SdramController(wiring.Component):
                      port.rdata.eq(Mux(flight_half[cl], pins.dq_i[8:], pins.dq_i[:8]))]
 
         refresh_due = Signal()
-        refresh_timer = Signal(range(t["refi"] + 1), init=t["refi"])
+        # A refresh falls due every tREFI cycles exactly (the chip counts 8,192 in 64 ms).
+        refresh_timer = Signal(range(t["refi"]), init=t["refi"] - 1)
         with m.If(refresh_timer == 0):
-            m.d.sync += [refresh_timer.eq(t["refi"]), refresh_due.eq(1)]
+            m.d.sync += [refresh_timer.eq(t["refi"] - 1), refresh_due.eq(1)]
         with m.Else():
             m.d.sync += refresh_timer.eq(refresh_timer - 1)
 
@@ -211,7 +213,7 @@ class SdramController(wiring.Component):
             with m.State("INIT_MODE"):
                 with m.If(wait == 0):
                     issue(Command.MODE, addr=mode_register(chip))
-                    m.d.sync += [wait.eq(t["mrd"] - 1), refresh_timer.eq(t["refi"]), refresh_due.eq(0)]
+                    m.d.sync += [wait.eq(t["mrd"] - 1), refresh_timer.eq(t["refi"] - 1), refresh_due.eq(0)]
                     m.next = "SERVE"
             with m.State("SERVE"):
                 hit = is_open.bit_select(bank, 1) & (open_row[bank] == row)
@@ -243,3 +245,14 @@ class SdramController(wiring.Component):
                         m.d.sync += [is_open.bit_select(bank, 1).eq(1), open_row[bank].eq(row),
                                      since_act.eq(1), wait.eq(t["rcd"] - 1)]
         return m
+
+
+def port_timing(chip: SdramChip, clk_freq: float) -> BytePort:
+    """What :class:`SdramController` costs the SoC's byte port, for the performance model: a read's
+    byte comes back CL + 2 cycles after it is taken, and per refresh the port takes nothing while
+    the reads in flight drain (CL + 1), during PRECHARGE ALL and tRP, AUTO REFRESH and tRFC, and
+    while every bank's row opens again (tRCD each). Rows the channels close for each other are
+    left out (the layout decides them)."""
+    t = chip.timing(clk_freq)
+    return BytePort(read_latency=chip.cas_latency + 2, refresh_period=t["refi"],
+                    refresh_lost=chip.cas_latency + 1 + t["rp"] + t["rfc"] + chip.banks * t["rcd"])

@@ -33,6 +33,8 @@ from ..support.checks import check_int
 from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
 from .memory_port import BlockRamMemory, memory_signature
+from .sdram import IS42S16160, SdramChip, SdramController, sdram_pins_signature
+from .sdram_model import sdram_storage_verilog
 from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, spram_model_verilog
 
 __all__ = ["SocConfig", "BOARD_GEMV", "Soc", "UartRx", "UartTx", "HostLink", "LMulVectorCore", "GemvShell", "CORES",
@@ -49,15 +51,17 @@ CORES = {
 BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64)
 
 
-# The SoC memories: block RAM that synthesis infers, or the UP5K's single-port RAM blocks.
-MEMORIES = ("bram", "spram")
+# The SoC memories: block RAM that synthesis infers, the UP5K's single-port RAM blocks, or an SDR
+# SDRAM chip behind the SoC's own controller.
+MEMORIES = ("bram", "spram", "sdram")
 
 
 # Limits of the SoC settings (``bitstream --config``), each named in its error. The UART runs at
 # ``clk_freq / divisor`` baud: below 1200 baud two byte times exceed the longest idle timeout.
 MIN_BAUD = 1200
-# The largest memory: more than the block RAM of any supported FPGA (each board has its own limit,
-# :mod:`.platforms`), and a simulation of it still starts in seconds.
+# The largest on-chip memory: more than the block RAM of any supported FPGA (each board has its own
+# limit, :mod:`.platforms`), and a simulation of it still starts in seconds. An SDRAM is as large as
+# its chip.
 MAX_MEM_SIZE = 1 << 20
 # The host waits 100 ms for an answer (:class:`lutforge.boards.serial_transport.SerialLink`): the
 # device must have given up on a cut frame well before, so a retry never meets a half-parsed one.
@@ -76,19 +80,29 @@ class SocConfig:
     idle_cycles: int
     core: str = "lmul-vector"
     gemv: GemvCoreParams = BOARD_GEMV
-    memory: str = "bram"  # "bram" (inferred block RAM) or "spram" (iCE40 UP5K SB_SPRAM256KA blocks)
+    # "bram" (inferred block RAM), "spram" (iCE40 UP5K SB_SPRAM256KA blocks) or "sdram" (``sdram_chip``)
+    memory: str = "bram"
+    sdram_chip: SdramChip = IS42S16160
 
     def __post_init__(self):
         if isinstance(self.clk_freq, bool) or not isinstance(self.clk_freq, (int, float)) or not self.clk_freq > 0:
             raise UsageError(f"SoC clk_freq={self.clk_freq!r} is not a clock frequency; give a number of Hz above 0.")
         check_int("SoC baud", self.baud, MIN_BAUD, fix="the UART runs at a standard rate such as 115200")
+        if self.memory not in MEMORIES:
+            raise UsageError(f"Unknown SoC memory {self.memory!r}; use one of {', '.join(MEMORIES)}.")
         mem = self.mem_size
-        if (isinstance(mem, bool) or not isinstance(mem, int) or not MAX_PAYLOAD <= mem <= MAX_MEM_SIZE
+        largest = self.sdram_chip.size if self.memory == "sdram" else MAX_MEM_SIZE
+        if (isinstance(mem, bool) or not isinstance(mem, int) or not MAX_PAYLOAD <= mem <= largest
                 or mem & (mem - 1)):
             raise UsageError(
                 f"SoC mem_size {mem!r} must be a power of two of at least {MAX_PAYLOAD} bytes and at most "
-                f"{MAX_MEM_SIZE}; pick one such as 4096."
+                f"{largest} with memory: {self.memory}; pick one such as 4096."
             )
+        if self.memory == "sdram" and self.clk_freq > self.sdram_chip.max_clk_mhz * 1e6:
+            raise UsageError(
+                f"The SoC clock {self.clk_freq / 1e6:g} MHz is above the {self.sdram_chip.name}'s "
+                f"{self.sdram_chip.max_clk_mhz:g} MHz at CAS latency {self.sdram_chip.cas_latency}; clock the SoC "
+                f"at {self.sdram_chip.max_clk_mhz:g} MHz or less.")
         if self.divisor < 4:
             raise UsageError(
                 f"Baud rate {self.baud} is too fast for a {self.clk_freq / 1e6:g} MHz clock: the UART "
@@ -103,8 +117,6 @@ class SocConfig:
         check_int("SoC idle_cycles", self.idle_cycles, 20 * self.divisor, int(self.clk_freq * MAX_IDLE_SECONDS),
                   fix=f"at {self.baud} baud and {self.clk_freq / 1e6:g} MHz the device must wait two byte times "
                       f"and give up within {MAX_IDLE_SECONDS * 1e3:g} ms")
-        if self.memory not in MEMORIES:
-            raise UsageError(f"Unknown SoC memory {self.memory!r}; use one of {', '.join(MEMORIES)}.")
         if self.memory == "spram" and mem not in SPRAM_SIZES:
             raise UsageError(
                 f"SoC mem_size {mem} cannot be built from the UP5K's SPRAM (four blocks of {SPRAM_BYTES} "
@@ -641,18 +653,20 @@ class GemvShell(wiring.Component):
 
 
 def simulation_models(config: SocConfig) -> str:
-    """Verilog of the primitives the SoC instantiates, for a simulator to compile beside it."""
-    return spram_model_verilog() if config.memory == "spram" else ""
+    """Verilog of the primitives the SoC (and, with SDRAM, the chip's model) instantiates, for a
+    simulator to compile beside it."""
+    return {"spram": spram_model_verilog, "sdram": sdram_storage_verilog}.get(config.memory, str)()
 
 
 class Soc(wiring.Component):
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    busy: Out(1)
+    """Ports: ``rx``, ``tx``, ``busy`` and, with ``memory: sdram``, ``sdram`` (the chip's pins)."""
 
     def __init__(self, config: SocConfig):
         self.config = config
-        super().__init__()
+        ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)}
+        if config.memory == "sdram":
+            ports["sdram"] = Out(sdram_pins_signature(config.sdram_chip))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -664,8 +678,13 @@ class Soc(wiring.Component):
             m.submodules.core = core = GemvShell(cfg.mem_size, cfg.gemv)
         else:
             m.submodules.core = core = LMulVectorCore(cfg.mem_size)
-        m.submodules.mem = mem = (SpramMemory(cfg.mem_size) if cfg.memory == "spram"
-                                  else BlockRamMemory(cfg.mem_size))
+        if cfg.memory == "sdram":
+            m.submodules.sdram = sdram = SdramController(cfg.sdram_chip, cfg.clk_freq, cfg.mem_size)
+            wiring.connect(m, sdram.pins, wiring.flipped(self.sdram))
+            mem = sdram.port
+        else:
+            m.submodules.mem = mem = (SpramMemory(cfg.mem_size) if cfg.memory == "spram"
+                                      else BlockRamMemory(cfg.mem_size))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx),
                      link.rx_data.eq(uart_rx.data), link.rx_valid.eq(uart_rx.valid)]

@@ -30,15 +30,17 @@ presets give clock, memory bandwidth and lanes.
 
 **Board targets** describe the SoC that ``lutforge bitstream`` builds for the board
 (:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
-clock, its GEMV core's lanes, its memory (the UP5K's SPRAM, the ECP5 boards' block RAM), and that
-memory's one byte-wide port (``port = "byte"``, :class:`lutforge.boards.soc.GemvShell`), which
-serves every channel in turn: a word of ``s`` bytes takes ``2 + s`` cycles (a cycle to choose the
-channel, one per byte address, one for the last byte to arrive), plus a cycle per table row in
-which it waits for the core's next request, a result tile ``1 + 4 L`` (one per byte written). A
-LUT run on such a target takes ``max(core cycles, port cycles)``; each board's simulated SoC's
-cycles on a SmolLM2 layer are within 0.1 % of it (the same test holds them within 1 %; what is
-left is each run's start and descriptor). The ECP5
-boards' external memories (SDRAM, DDR3) are not served yet.
+clock, its GEMV core's lanes, its memory (the UP5K's SPRAM, the ULX3S's SDR SDRAM, the OrangeCrab's
+block RAM), and that memory's one byte-wide port (a :class:`BytePort`,
+:class:`lutforge.boards.soc.GemvShell`), which serves every channel in turn: a word of ``s`` bytes
+takes ``1 + s + read_latency`` cycles (a cycle to choose the channel, one per byte address, then
+the last byte's latency: 1 on chip, CL + 2 through the SDRAM controller), plus a cycle per table
+row in which it waits for the core's next request, a result tile ``1 + 4 L`` (one per byte
+written); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT run
+on such a target takes ``max(core cycles, port cycles)``. Each board's simulated SoC's cycles on
+a SmolLM2 layer are within 0.1 % of it on chip memory (what is left is each run's start and
+descriptor) and within 2 % through the SDRAM (what is left: rows the channels close for each
+other in a bank). The OrangeCrab's DDR3 is not served yet.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
-           "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "tmac_run_cycles", "tmac_layer_cost",
+           "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "BytePort", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost"]
 
 
@@ -63,21 +65,38 @@ class Target:
     memory_latency: int
     memory_mib: float | None
     note: str
-    # "stream": memory words arrive at ``bandwidth_gbs``; "byte": the board SoC's byte port (module
-    # docstring), whose cycles bound each run.
-    port: str = "stream"
+    # "stream": memory words arrive at ``bandwidth_gbs``; a BytePort: the board SoC's byte port
+    # (module docstring), whose cycles bound each run.
+    port: "str | BytePort" = "stream"
+
+
+@dataclass(frozen=True)
+class BytePort:
+    """A board SoC's byte memory port as the performance model counts it: a read's byte arrives
+    ``read_latency`` cycles after the port took its address (1 for block RAM and SPRAM), and an
+    SDRAM behind it takes no request for ``refresh_lost`` cycles of every ``refresh_period``
+    (:func:`lutforge.boards.sdram.port_timing`; 0: no refresh)."""
+
+    read_latency: int = 1
+    refresh_period: int = 0
+    refresh_lost: int = 0
+
+
+ON_CHIP_PORT = BytePort()
 
 
 TARGETS = {
     "sim": Target("sim", 100.0, math.inf, 16, 4, None,
                   "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
-    # The board SoCs as built: clock, lanes, memory (SPRAM or block RAM), one byte per cycle at most.
+    # The board SoCs as built: clock, lanes, memory (SPRAM, SDRAM or block RAM), one byte per cycle
+    # at most (the SDRAM's timing: its controller's, at 25 MHz, tests/boards/test_program_layer.py).
     "icebreaker": Target("icebreaker", 12.0, 12e6 / 1e9, 2, 1, 131072 / 2**20,
-                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a byte port", "byte"),
-    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 1e9, 4, 1, 32768 / 2**20,
-                        "ECP5-85F SoC: 25 MHz, 4 lanes, 32 KiB block RAM on a byte port", "byte"),
+                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a byte port", ON_CHIP_PORT),
+    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 1e9, 4, 1, 32.0,
+                        "ECP5-85F SoC: 25 MHz, 4 lanes, 32 MiB SDR SDRAM on a byte port",
+                        BytePort(read_latency=4, refresh_period=195, refresh_lost=10)),
     "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 1e9, 4, 1, 16384 / 2**20,
-                             "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a byte port", "byte"),
+                             "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a byte port", ON_CHIP_PORT),
     "v80": Target("v80", 250.0, 820.0, 1024, 64, 32768.0,
                   "V80-class: 250 MHz, 820 GB/s HBM, 1024 lanes (our choice), 32 GiB"),
 }
@@ -122,18 +141,19 @@ def run_requests(positions: int, out_features: int, lanes: int) -> dict[str, int
     return {"cb": positions, "tab": tiles * positions, "idx": tiles * positions}
 
 
-def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams) -> int:
-    """Cycles the board SoC's byte port (module docstring) spends on one core run's words."""
+def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, port: BytePort = ON_CHIP_PORT) -> int:
+    """Cycles the board SoC's byte port (module docstring) spends on one core run's words, refresh
+    left out (:func:`layer_cost` adds it over a whole layer)."""
     words = dict(run_requests(positions, out_features, core.lanes), x=positions)
     tiles = -(-out_features // core.lanes)
     # Per (tile, position) the sequencer also waits one cycle for the core's next table-row request,
     # which the core makes the cycle after it takes a row and its index word.
-    return (sum(n * (2 + core.strides[k]) for k, n in words.items()) + words["tab"]
+    return (sum(n * (1 + core.strides[k] + port.read_latency) for k, n in words.items()) + words["tab"]
             + tiles * (1 + 4 * core.lanes))
 
 
 def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
-               bandwidth_gbs: float, positions_per_run: int = 0, port: str = "stream") -> LayerCost:
+               bandwidth_gbs: float, positions_per_run: int = 0, port: "str | BytePort" = "stream") -> LayerCost:
     """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes and chains), in runs of at
     most ``positions_per_run`` positions (0: one run), its words served by ``port`` (module
     docstring)."""
@@ -147,8 +167,10 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
     acc_w = (max(runs) * ((1 << b) - 1)).bit_length()
     cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
                             memory_latency=memory_latency) for p in runs)
-    if port == "byte":
-        served = sum(byte_port_cycles(p, shape.out_features, core) for p in runs)
+    if isinstance(port, BytePort):
+        served = sum(byte_port_cycles(p, shape.out_features, core, port) for p in runs)
+        if port.refresh_period:  # the port serves only between refreshes
+            served = math.ceil(served * port.refresh_period / (port.refresh_period - port.refresh_lost))
         bound = "memory" if served > cycles else "compute"
         cycles = max(cycles, served)
     nbytes = 0
@@ -157,7 +179,7 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
         nbytes += (words["cb"] * c_a * v * 8 + words["tab"] * c_w * b + words["idx"] * lanes * wb
                    + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
-    if port == "byte":
+    if isinstance(port, BytePort):
         return LayerCost(shape.name, cycles, nbytes, t_compute, bound)
     t_memory = nbytes / (bandwidth_gbs * 1e9)
     return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),

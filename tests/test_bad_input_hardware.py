@@ -316,25 +316,33 @@ BITSTREAM_CASES = [
          "{path}: Baud rate 2600000 is 7.7% off at 12 MHz (divisor 5); UARTs tolerate about 2%: pick a baud rate "
          "closer to a divisor of the clock."),
     _soc("mem-not-power-of-two", "mem_size: 3000\n",
-         "{path}: SoC mem_size 3000 must be a power of two of at least 256 bytes and at most 1048576; pick one such as "
-         "4096."),
+         "{path}: SoC mem_size 3000 must be a power of two of at least 256 bytes and at most 1048576 with memory: "
+         "spram; pick one such as 4096."),
     _soc("mem-too-small", "mem_size: 128\n",
-         "{path}: SoC mem_size 128 must be a power of two of at least 256 bytes and at most 1048576; pick one such as "
-         "4096."),
+         "{path}: SoC mem_size 128 must be a power of two of at least 256 bytes and at most 1048576 with memory: "
+         "spram; pick one such as 4096."),
     _soc("mem-huge", "mem_size: 4194304\n",
-         "{path}: SoC mem_size 4194304 must be a power of two of at least 256 bytes and at most 1048576; pick one "
-         "such as 4096."),
+         "{path}: SoC mem_size 4194304 must be a power of two of at least 256 bytes and at most 1048576 with "
+         "memory: spram; pick one such as 4096."),
     _soc("mem-text", "mem_size: 4k\n",
-         "{path}: SoC mem_size '4k' must be a power of two of at least 256 bytes and at most 1048576; pick one such as "
-         "4096."),
+         "{path}: SoC mem_size '4k' must be a power of two of at least 256 bytes and at most 1048576 with memory: "
+         "spram; pick one such as 4096."),
     _soc("mem-past-block-ram", "memory: bram\nmem_size: 16384\n",
          "{path}: SoC mem_size 16384 does not fit the icebreaker's block RAM (15360 bytes on its FPGA); use 8192 or "
          "less."),
     _soc("mem-not-whole-spram", "mem_size: 16384\n",
          "{path}: SoC mem_size 16384 cannot be built from the UP5K's SPRAM (four blocks of 32768 bytes); with "
          "memory: spram use 32768, 65536, 131072."),
-    _soc("unknown-memory", "memory: sdram\n", "{path}: Unknown SoC memory 'sdram'; use one of bram, spram."),
-    _soc("spram-on-ecp5", "memory: spram\n",
+    _soc("unknown-memory", "memory: dram\n", "{path}: Unknown SoC memory 'dram'; use one of bram, spram, sdram."),
+    _soc("sdram-without-chip", "memory: sdram\n",
+         "{path}: The orangecrab-25f has no SDR SDRAM the SoC can use; use memory: bram.", board="orangecrab-25f"),
+    _soc("mem-past-sdram", "mem_size: 67108864\n",
+         "{path}: SoC mem_size 67108864 must be a power of two of at least 256 bytes and at most 33554432 with "
+         "memory: sdram; pick one such as 4096.", board="ulx3s-85f"),
+    _soc("bram-left-at-sdram-size", "memory: bram\n",
+         "{path}: SoC mem_size 33554432 must be a power of two of at least 256 bytes and at most 1048576 with "
+         "memory: bram; pick one such as 4096.", board="ulx3s-85f"),
+    _soc("spram-on-ecp5", "memory: spram\nmem_size: 32768\n",
          "{path}: The ulx3s-85f has no SPRAM (single-port RAM blocks are an iCE40 UP5K's); use memory: bram.",
          board="ulx3s-85f"),
     _soc("mem-past-block-ram-ecp5", "mem_size: 131072\n",

@@ -65,8 +65,9 @@ def test_the_board_config_compiles_for_the_core_the_board_carries(board):
 
 
 def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_path, capsys):
+    """Through the SoC's SDRAM controller onto the chip's model, every data-sheet timing checked."""
     layer = read_program(program).layers[LAYER]
-    assert layer.tab.nbytes > 32768 and len(layer.runs) == 5  # more than the SoC's memory: run by run
+    assert layer.tab.nbytes > 32768 and len(layer.runs) == 5  # more than block RAM held; the core's 64 positions
     assert main(["run", "--board", "ulx3s-85f", "--transport", "sim", "--program", str(program), "--layer", LAYER,
                  "--soc-config", fast_uart(tmp_path, "ulx3s-85f"), "--tokens", "2"]) == 0
     out = capsys.readouterr().out
@@ -77,20 +78,23 @@ def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_pat
 @pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f", "orangecrab-25f"])
 def test_each_board_target_of_the_performance_model_is_the_soc_that_is_built(name):
     from lutforge.boards.platforms import get_board
-    from lutforge.compiler.perf import TARGETS
+    from lutforge.boards.sdram import port_timing
+    from lutforge.compiler.perf import TARGETS, BytePort
 
     board, target = get_board(name), TARGETS[name]
     soc = board.soc_config()
     assert target.clock_mhz * 1e6 == board.platform().default_clk_frequency == soc.clk_freq
     assert target.lanes == soc.gemv.lanes
     assert target.memory_mib * 2**20 == soc.mem_size
-    assert target.port == "byte" and target.bandwidth_gbs * 1e9 == soc.clk_freq  # one byte per cycle
+    assert target.bandwidth_gbs * 1e9 == soc.clk_freq  # one byte per cycle
+    assert target.port == (port_timing(soc.sdram_chip, soc.clk_freq) if soc.memory == "sdram" else BytePort())
 
 
 @pytest.mark.parametrize("board, runs", [("icebreaker", 18), ("ulx3s-85f", 5), ("orangecrab-25f", 9)])
 def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp_path, board, runs):
     """Every board: its configuration's layer runs on its simulated SoC bit-exact, one core run at a
-    time through its memory, in the cycles the performance model projects for the board (1 %; the
+    time through its memory, in the cycles the performance model projects for the board (1 % on
+    chip memory, 2.5 % through the ULX3S's SDRAM, whose rows the channels close for each other; the
     issue asks 5 %)."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
@@ -107,7 +111,7 @@ def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp
     error = projected["cycles_per_token"] / run.core_cycles - 1
     print(f"{LAYER} on the simulated {board} SoC: {run.core_cycles} cycles, projected "
           f"{projected['cycles_per_token']} ({error:+.2%})")
-    assert abs(error) <= 0.01
+    assert abs(error) <= (0.025 if board == "ulx3s-85f" else 0.01)
 
 
 @pytest.mark.slow  # 18 core runs of 69 KB images over the simulated UART, 5.7 M core cycles
@@ -127,6 +131,25 @@ def test_a_1536_row_layer_runs_bit_exact_through_the_icebreakers_spram(tmp_path)
     print(f"{layer} on the simulated icebreaker SoC: {run.core_cycles} cycles, projected {projected} "
           f"({projected / run.core_cycles - 1:+.2%})")
     assert abs(projected / run.core_cycles - 1) <= 0.01
+
+
+@pytest.mark.slow  # 5 core runs of 400 KB images over the simulated UART, 4 M core cycles
+def test_a_1536_row_layer_runs_bit_exact_through_the_ulx3ss_sdram(tmp_path):
+    """The MLP's up projection (576 -> 1536): its whole images (2 MB) loaded once into the SDRAM,
+    no ECP5 block-RAM SoC holds one of its runs; bit-exact and as many cycles as projected (2.5 %)."""
+    from lutforge.compiler.perf import TARGETS, program_cost
+    from lutforge.jobs.board import run_program_layer
+
+    layer = "layers.0.mlp.up"
+    assert main(["compile", "--config", config_of("ulx3s-85f"), "--layer", layer, "--build", str(tmp_path)]) == 0
+    program = tmp_path / "program"
+    assert len(read_program(program).layers[layer].runs) == 5
+    run = run_program_layer("ulx3s-85f", "sim", str(program), layer, fast_uart(tmp_path, "ulx3s-85f"), tokens=1)
+    assert run.passed
+    projected = program_cost(read_program(program), TARGETS["ulx3s-85f"], chains=2)["cycles_per_token"]
+    print(f"{layer} on the simulated ulx3s-85f SoC: {run.core_cycles} cycles, projected {projected} "
+          f"({projected / run.core_cycles - 1:+.2%})")
+    assert abs(projected / run.core_cycles - 1) <= 0.025
 
 
 def test_a_layer_the_program_lacks_is_named(program, capsys):

@@ -91,9 +91,11 @@ def test_random_traffic_reads_back_what_was_written_and_keeps_every_rule(seed):
 
 
 def test_a_long_idle_still_refreshes_at_the_chips_rate():
-    got, violation, commands = simulate(TEST_CHIP, [(True, 5, 0x5A, 0), (False, 5, 0, 0)], idle_after=2000)
+    """Long enough that a refresh period one cycle too long falls 8 refreshes behind (40 x 41 x 8
+    cycles): the model flags it, and the count of refreshes falls short."""
+    got, violation, commands = simulate(TEST_CHIP, [(True, 5, 0x5A, 0), (False, 5, 0, 0)], idle_after=14000)
     assert violation == Violation.NONE and got == [0x5A]
-    assert commands.count(Command.REFRESH) >= 2000 // 40
+    assert commands.count(Command.REFRESH) >= 14000 // 40
 
 
 @pytest.mark.parametrize("wrong, violation", [
@@ -122,3 +124,52 @@ def test_sizes_and_clocks_beyond_the_chip_are_refused():
     with pytest.raises(ValueError, match=r"^The IS42S16160 allows CAS latency 2 up to 100 MHz; the SoC clock is "
                                          r"133 MHz: run the SoC at 100 MHz or less\.$"):
         SdramController(IS42S16160, 133e6, 1 << 20)
+
+
+def drive_model(script, chip: SdramChip = TEST_CHIP) -> Violation:
+    """Drive the model's pins with ``script``, one (command, bank, address) a cycle, after a
+    correct initialisation; returns what the model latched."""
+    t = chip.timing(CLK)
+    nop = (Command.NOP, 0, 0)
+    init = ([nop] * t["init"] + [(Command.PRECHARGE, 0, 1 << 10)] + [nop] * (t["rp"] - 1)
+            + [(Command.REFRESH, 0, 0)] + [nop] * (t["rfc"] - 1) + [(Command.REFRESH, 0, 0)] + [nop] * (t["rfc"] - 1)
+            + [(Command.MODE, 0, chip.cas_latency << 4)] + [nop] * (t["mrd"] - 1))
+    model = SdramModel(chip, CLK, chip.size)
+    result = {}
+
+    async def bench(ctx):
+        for command, bank, addr in init + script + [nop] * 4:
+            ctx.set(model.pins.cs, 1), ctx.set(model.pins.clk_en, 1)
+            ctx.set(model.pins.ras, command[0]), ctx.set(model.pins.cas, command[1]), ctx.set(model.pins.we, command[2])
+            ctx.set(model.pins.ba, bank), ctx.set(model.pins.a, addr)
+            await ctx.tick()
+        result["violation"] = ctx.get(model.violation)
+
+    sim = Simulator(model)
+    sim.add_clock(1 / CLK)
+    sim.add_testbench(bench)
+    sim.run()
+    return Violation(result["violation"])
+
+
+NOP, ACT, RD, WR, PRE, REF = ((c, 0, 0) for c in (Command.NOP, Command.ACTIVE, Command.READ, Command.WRITE,
+                                                   Command.PRECHARGE, Command.REFRESH))
+T = TEST_CHIP.timing(CLK)  # tRCD 2, tRAS 4, tRC 6, tRP 2, tRRD 2, tWR 2 at 100 MHz
+
+
+@pytest.mark.parametrize("script, violation, chip", [(*case, TEST_CHIP)[:3] for case in [
+    ([ACT] + [NOP] * 5 + [RD, NOP, NOP, NOP, PRE], Violation.NONE),  # the rules kept: the base of the others
+    ([ACT, NOP, ACT], Violation.ACTIVE_OPEN),
+    ([RD], Violation.CLOSED_BANK),
+    ([ACT, NOP, NOP, PRE], Violation.T_RAS),
+    ([ACT] + [NOP] * 3 + [WR, PRE], Violation.T_WR),
+    ([ACT, NOP, (Command.ACTIVE, 1, 0)] + [NOP] * 3 + [PRE, NOP, ACT], Violation.NONE),
+    ([ACT, (Command.ACTIVE, 1, 0)], Violation.T_RRD),
+    ([ACT] + [NOP] * 3 + [PRE, NOP, ACT], Violation.T_RC, replace(TEST_CHIP, t_rc=80)),  # tRC 8 > tRAS + tRP
+    ([ACT, NOP, REF], Violation.REFRESH_OPEN),
+    ([ACT, NOP, RD, WR], Violation.BUS),
+    ([ACT, NOP, (Command.READ, 0, 1 << 10)], Violation.AUTO_PRECHARGE),
+    ([ACT, NOP, NOP, NOP, NOP, NOP, PRE, ACT], Violation.T_RP),
+]])
+def test_the_model_flags_each_rule_it_checks(script, violation, chip):
+    assert drive_model(script, chip) == violation
