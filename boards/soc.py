@@ -504,8 +504,8 @@ class GemvShell(wiring.Component):
 
     The core's three read channels (cb, tab, idx), its activation stream ``x`` and its result
     stream ``acc`` are served from the shared memory by one sequencer, one byte per cycle (a word
-    of s bytes in s + 2 cycles: one to choose the channel, one per byte address, one for the last
-    byte to arrive);
+    of s bytes in 1 + s + latency cycles: one to choose the channel, one per byte address the memory
+    takes, then the last byte's read latency, 1 on chip and CL + 2 through the SDRAM controller);
     each read channel has a one-word response slot, so the core can hold a table row while the
     matching index word is fetched. Descriptor words (registers ARG0..):
 
