@@ -32,6 +32,7 @@ drives the chip's clock 180 degrees behind the SoC's. :class:`lutforge.boards.sd
 is the chip in simulation, with every timing above checked.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 from ..compiler.perf import BytePort
 from .memory_port import memory_signature
 
-__all__ = ["SdramChip", "IS42S16160", "sdram_pins_signature", "SdramController", "Command", "port_timing"]
+__all__ = ["SdramChip", "SdramTiming", "IS42S16160", "sdram_pins_signature", "SdramController", "Command", "port_timing", "mode_register"]
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,34 @@ class SdramChip:
         """``ns`` in whole cycles of ``clk_freq``, at least one."""
         return max(1, math.ceil(round(ns * 1e-9 * clk_freq, 9)))
 
-    def timing(self, clk_freq: float) -> dict:
-        """Every wait in cycles at ``clk_freq``; tRAS is stretched so that PRECHARGE after it and
-        ACTIVE after tRP also keep tRC."""
-        c = {name: self.cycles(getattr(self, f"t_{name}"), clk_freq) for name in ("rp", "rcd", "ras", "rc", "rrd",
-                                                                                   "rfc", "wr")}
-        c["ras"] = max(c["ras"], c["rc"] - c["rp"])
-        c["mrd"] = self.t_mrd_cycles
-        c["refi"] = int(self.refresh_ms * 1e-3 * clk_freq) >> self.row_bits
-        c["init"] = math.ceil(self.init_us * 1e-6 * clk_freq)
-        return c
+    def timing(self, clk_freq: float) -> "SdramTiming":
+        """Every wait of the data sheet in whole cycles at ``clk_freq``."""
+        ns = {name: self.cycles(getattr(self, f"t_{name}"), clk_freq)
+              for name in ("rp", "rcd", "ras", "rc", "rrd", "rfc", "wr")}
+        return SdramTiming(**ns, mrd=self.t_mrd_cycles,
+                           refi=int(self.refresh_ms * 1e-3 * clk_freq) >> self.row_bits,
+                           init=math.ceil(self.init_us * 1e-6 * clk_freq))
+
+
+@dataclass(frozen=True)
+class SdramTiming:
+    """A chip's waits in cycles at one clock (:meth:`SdramChip.timing`): the ns timings by name,
+    tMRD, the refresh interval tREFI and the power-up wait."""
+
+    rp: int
+    rcd: int
+    ras: int
+    rc: int
+    rrd: int
+    rfc: int
+    wr: int
+    mrd: int
+    refi: int
+    init: int
+
+    @property
+    def longest(self) -> int:
+        return max(dataclasses.astuple(self))
 
 
 # The ULX3S's chip (ISSI IS42S16160, 32 MiB), at the -7 speed grade's timings: CL 2 up to 100 MHz.
@@ -164,15 +183,17 @@ class SdramController(wiring.Component):
         # Each bank's open row; waits between commands.
         is_open = Signal(chip.banks)
         open_row = Array(Signal(len(row), name=f"open_row_{b}") for b in range(chip.banks))
-        wait = Signal(range(max(t.values()) + 1))  # cycles before the next command may go out
-        act_limit = max(t["ras"], t["rrd"])
+        wait = Signal(range(t.longest + 1))  # cycles before the next command may go out
+        # PRECHARGE waits tRAS after ACTIVE, stretched so that the ACTIVE tRP after it keeps tRC.
+        ras_wait = max(t.ras, t.rc - t.rp)
+        act_limit = max(ras_wait, t.rrd)
         since_act = Signal(range(act_limit + 1))
-        since_write = Signal(range(t["wr"] + 1))
+        since_write = Signal(range(t.wr + 1))
         with m.If(wait != 0):
             m.d.sync += wait.eq(wait - 1)
         with m.If(since_act != act_limit):
             m.d.sync += since_act.eq(since_act + 1)
-        with m.If(since_write != t["wr"]):
+        with m.If(since_write != t.wr):
             m.d.sync += since_write.eq(since_write + 1)
 
         # Reads in flight: stage k is a read whose command went out k cycles ago; the chip drives
@@ -186,34 +207,34 @@ class SdramController(wiring.Component):
 
         refresh_due = Signal()
         # A refresh falls due every tREFI cycles exactly (the chip counts 8,192 in 64 ms).
-        refresh_timer = Signal(range(t["refi"]), init=t["refi"] - 1)
+        refresh_timer = Signal(range(t.refi), init=t.refi - 1)
         with m.If(refresh_timer == 0):
-            m.d.sync += [refresh_timer.eq(t["refi"] - 1), refresh_due.eq(1)]
+            m.d.sync += [refresh_timer.eq(t.refi - 1), refresh_due.eq(1)]
         with m.Else():
             m.d.sync += refresh_timer.eq(refresh_timer - 1)
 
-        may_precharge = (since_act >= t["ras"]) & (since_write >= t["wr"]) & (in_flight == 0)
+        may_precharge = (since_act >= ras_wait) & (since_write >= t.wr) & (in_flight == 0)
         init_refreshes = Signal(range(chip.init_refreshes + 1))
 
         with m.FSM():
             with m.State("POWER_UP"):
-                m.d.sync += wait.eq(t["init"])
+                m.d.sync += wait.eq(t.init)
                 m.next = "INIT_PRECHARGE"
             with m.State("INIT_PRECHARGE"):
                 with m.If(wait == 0):
                     issue(Command.PRECHARGE, addr=1 << 10)
-                    m.d.sync += wait.eq(t["rp"] - 1)
+                    m.d.sync += wait.eq(t.rp - 1)
                     m.next = "INIT_REFRESH"
             with m.State("INIT_REFRESH"):
                 with m.If(wait == 0):
                     issue(Command.REFRESH)
-                    m.d.sync += [wait.eq(t["rfc"] - 1), init_refreshes.eq(init_refreshes + 1)]
+                    m.d.sync += [wait.eq(t.rfc - 1), init_refreshes.eq(init_refreshes + 1)]
                     with m.If(init_refreshes == chip.init_refreshes - 1):
                         m.next = "INIT_MODE"
             with m.State("INIT_MODE"):
                 with m.If(wait == 0):
                     issue(Command.MODE, addr=mode_register(chip))
-                    m.d.sync += [wait.eq(t["mrd"] - 1), refresh_timer.eq(t["refi"] - 1), refresh_due.eq(0)]
+                    m.d.sync += [wait.eq(t.mrd - 1), refresh_timer.eq(t.refi - 1), refresh_due.eq(0)]
                     m.next = "SERVE"
             with m.State("SERVE"):
                 hit = is_open.bit_select(bank, 1) & (open_row[bank] == row)
@@ -222,10 +243,10 @@ class SdramController(wiring.Component):
                 with m.Elif(refresh_due):
                     with m.If(is_open == 0):
                         issue(Command.REFRESH)
-                        m.d.sync += [wait.eq(t["rfc"] - 1), refresh_due.eq(0)]
+                        m.d.sync += [wait.eq(t.rfc - 1), refresh_due.eq(0)]
                     with m.Elif(may_precharge):
                         issue(Command.PRECHARGE, addr=1 << 10)
-                        m.d.sync += [is_open.eq(0), wait.eq(t["rp"] - 1)]
+                        m.d.sync += [is_open.eq(0), wait.eq(t.rp - 1)]
                 with m.Elif((port.re | port.we) & hit):
                     with m.If(port.we & (in_flight == 0)):
                         issue(Command.WRITE, bank, col)
@@ -239,11 +260,11 @@ class SdramController(wiring.Component):
                     with m.If(is_open.bit_select(bank, 1)):
                         with m.If(may_precharge):
                             issue(Command.PRECHARGE, bank)
-                            m.d.sync += [is_open.bit_select(bank, 1).eq(0), wait.eq(t["rp"] - 1)]
-                    with m.Elif(since_act >= t["rrd"]):
+                            m.d.sync += [is_open.bit_select(bank, 1).eq(0), wait.eq(t.rp - 1)]
+                    with m.Elif(since_act >= t.rrd):
                         issue(Command.ACTIVE, bank, row)
                         m.d.sync += [is_open.bit_select(bank, 1).eq(1), open_row[bank].eq(row),
-                                     since_act.eq(1), wait.eq(t["rcd"] - 1)]
+                                     since_act.eq(1), wait.eq(t.rcd - 1)]
         return m
 
 
@@ -254,5 +275,5 @@ def port_timing(chip: SdramChip, clk_freq: float) -> BytePort:
     while every bank's row opens again (tRCD each). Rows the channels close for each other are
     left out (the layout decides them)."""
     t = chip.timing(clk_freq)
-    return BytePort(read_latency=chip.cas_latency + 2, refresh_period=t["refi"],
-                    refresh_lost=chip.cas_latency + 1 + t["rp"] + t["rfc"] + chip.banks * t["rcd"])
+    return BytePort(read_latency=chip.cas_latency + 2, refresh_period=t.refi,
+                    refresh_lost=chip.cas_latency + 1 + t.rp + t.rfc + chip.banks * t.rcd)

