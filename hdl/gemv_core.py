@@ -53,20 +53,49 @@ the memory nor the streams; while idle the core takes nothing from ``x`` or the 
 Throughput: after a start-up of about the memory latency plus the centroid pipeline, one table
 row per cycle, so a run takes about ``ceil(N / L) * P`` cycles with an always-ready memory; the
 first tile overlaps the centroid search.
+
+Table engines (build parameter ``tables``, the same memory images and results for both):
+
+* ``"rows"``: the multiplexer engine (:class:`lutforge.hdl.lut_gemv.LutGemvEngine`). Every tile
+  reads, per position, the table row ``T[p, g, a[p], :]`` and every lane selects its entry with a
+  ``C_w``:1 multiplexer: ``ceil(N / L) * P`` table words a run, no block RAM.
+* ``"resident"``: the block-RAM engine (:class:`lutforge.hdl.lut_bram_gemv.LutBramGemvEngine`).
+  At the start of each row block the core reads the block's P selected rows once and writes their
+  entries into every lane's bank (``C_w`` cycles a row, one entry a cycle); the block's tiles then
+  read only index words, and a lookup is a block-RAM read. ``ceil(N / G) * P`` table words a run
+  (``G / L`` times fewer) and ``ceil(N / G) * P * C_w`` cycles of loading, for ``L`` banks of
+  ``max_positions * C_w`` entries. It wins where table words are dear (a narrow memory port) and
+  row blocks hold many tiles; :func:`lutforge.compiler.perf.choose_tables` picks per target.
 """
 
-from amaranth import Module, Signal, signed, unsigned
+from typing import NamedTuple
+
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.gemv_core import descriptor_fields
 from .centroid_search import CentroidSearch
+from .lut_bram_gemv import LutBramGemvEngine
 from .lut_gemv import LutGemvEngine
 
-__all__ = ["GemvCore", "MemoryReadSignature", "descriptor_layout", "ERRORS"]
+__all__ = ["GemvCore", "MemoryReadSignature", "descriptor_layout", "ERRORS", "TABLES"]
 
 ERRORS = {1: "positions out of range", 2: "no output rows", 3: "tiles_per_block is 0"}
+
+# The table engines a core can carry (module docstring).
+TABLES = ("rows", "resident")
+
+
+class _Run(NamedTuple):
+    """What the table-engine halves of :meth:`GemvCore.elaborate` share with its control."""
+    busy: Signal
+    start: Signal          # a descriptor is taken: every counter restarts
+    desc: Signal           # the run's descriptor
+    block_stride: Signal   # P * c_a table words a row block
+    abuf: object           # read port of the activation indices a[p] (combinational)
+    written: Signal        # a[p] known for p < written
 
 
 def MemoryReadSignature(addr_width: int, data_width: int) -> wiring.Signature:
@@ -97,7 +126,8 @@ class GemvCore(wiring.Component):
     Parameters: ``v``, ``c_a``, ``c_w``, ``metric``, ``chains``, ``chain_length`` (as
     :class:`~lutforge.hdl.centroid_search.CentroidSearch`); ``table_bits``, ``lanes``,
     ``max_positions``, ``acc_width`` (as :class:`~lutforge.hdl.lut_gemv.LutGemvEngine`);
-    ``addr_width`` (word addresses).
+    ``addr_width`` (word addresses); ``tables`` (``"rows"`` or ``"resident"``, the table engine:
+    module docstring).
 
     Throughput: one table row per cycle once the memory answers every cycle, about
     ``ceil(N / L) * P`` cycles a run after a start-up of the memory latency plus the centroid
@@ -106,7 +136,8 @@ class GemvCore(wiring.Component):
 
     def __init__(self, v: int = 2, c_a: int = 64, c_w: int = 16, *, table_bits: int = 8, lanes: int = 16,
                  metric: str = "linf", chains: int = 4, chain_length: "int | None" = None,
-                 max_positions: int = 4096, acc_width: "int | None" = None, addr_width: int = 32):
+                 max_positions: int = 4096, acc_width: "int | None" = None, addr_width: int = 32,
+                 tables: str = "rows"):
         try:
             if (isinstance(max_positions, bool) or not isinstance(max_positions, int)
                     or not 1 <= max_positions < 1 << 16):
@@ -115,8 +146,16 @@ class GemvCore(wiring.Component):
                 )
             if isinstance(addr_width, bool) or not isinstance(addr_width, int) or not 1 <= addr_width <= 64:
                 raise ValueError(f"addr_width={addr_width!r} is not allowed; use 1 to 64 address bits.")
-            self.engine = LutGemvEngine(c_w, table_bits, lanes, max_positions=max_positions, acc_width=acc_width)
-            # Their logic is added flat into the core (add_to), so they are never elaborated themselves.
+            if tables not in TABLES:
+                raise ValueError(f"tables={tables!r} is no table engine of the GEMV core; use one of "
+                                 f"{', '.join(map(repr, TABLES))}.")
+            if tables == "rows":
+                self.engine = LutGemvEngine(c_w, table_bits, lanes, max_positions=max_positions, acc_width=acc_width)
+            else:
+                # The banks hold one selected row per position (the activation index is chosen
+                # before the load), so the engine sees a single activation centroid.
+                self.engine = LutBramGemvEngine(1, c_w, table_bits, lanes, positions=max_positions,
+                                                acc_width=acc_width)            # Their logic is added flat into the core (add_to), so they are never elaborated themselves.
             self.engine._MustUse__silence = True
             self.search = CentroidSearch(v, c_a, metric=metric, chains=chains, chain_length=chain_length)
             self.search._MustUse__silence = True
@@ -125,6 +164,7 @@ class GemvCore(wiring.Component):
             raise
         self.v, self.c_a, self.c_w, self.table_bits, self.lanes = v, c_a, c_w, table_bits, lanes
         self.metric, self.max_positions, self.addr_width = metric, max_positions, addr_width
+        self.tables = tables
         self.acc_width = self.engine.acc_width
         self.widx_bits = self.engine.widx_bits
         self.cb_width = c_a * v * 8
@@ -148,9 +188,12 @@ class GemvCore(wiring.Component):
         m = Module()
         search, engine = self.search, self.engine
         search.add_to(m)
-        engine.add_to(m)
+        if self.tables == "rows":
+            engine.add_to(m)
+        else:
+            m.submodules.engine = engine  # its banks are memories, not flat logic
         aw, lanes, c_a = self.addr_width, self.lanes, self.c_a
-        cb, tab, idx = self.mem.cb, self.mem.tab, self.mem.idx
+        cb = self.mem.cb
         abits = self.search.index_bits
         m.submodules.abuf = abuf = Memory(shape=unsigned(abits), depth=self.max_positions, init=[])
         wport = abuf.write_port()
@@ -199,59 +242,8 @@ class GemvCore(wiring.Component):
         with m.If(search.o.valid):
             m.d.sync += written.eq(written + 1)
 
-        # Table/index requests: tile by tile, position by position, as soon as a[p] is known.
-        r_p = Signal(16)
-        r_row = Signal(17)
-        r_tile_in_block = Signal(16)
-        r_block_base = Signal(aw)
-        r_pos_off = Signal(aw)
-        r_idx = Signal(aw)
-        tab_sent = Signal()
-        idx_sent = Signal()
-        active = busy & (r_row < n_rows) & (r_p < written)
-        m.d.comb += [
-            rport.addr.eq(r_p),
-            tab.req.valid.eq(active & ~tab_sent),
-            tab.req.payload.eq(desc.tab_base + r_block_base + r_pos_off + rport.data),
-            idx.req.valid.eq(active & ~idx_sent),
-            idx.req.payload.eq(desc.idx_base + r_idx),
-        ]
-        tab_now = tab_sent | (tab.req.valid & tab.req.ready)
-        idx_now = idx_sent | (idx.req.valid & idx.req.ready)
-        with m.If(active & tab_now & idx_now):
-            m.d.sync += [tab_sent.eq(0), idx_sent.eq(0), r_idx.eq(r_idx + 1)]
-            with m.If(r_p + 1 == pos_count):
-                m.d.sync += [r_p.eq(0), r_pos_off.eq(0), r_row.eq(r_row + lanes)]
-                with m.If(r_tile_in_block + 1 == desc.tiles_per_block):
-                    m.d.sync += [r_tile_in_block.eq(0), r_block_base.eq(r_block_base + block_stride)]
-                with m.Else():
-                    m.d.sync += r_tile_in_block.eq(r_tile_in_block + 1)
-            with m.Else():
-                m.d.sync += [r_p.eq(r_p + 1), r_pos_off.eq(r_pos_off + c_a)]
-        with m.Else():
-            m.d.sync += [tab_sent.eq(tab_now), idx_sent.eq(idx_now)]
-
-        # Responses: join row and indices into the engine, with the tile's lane mask and end.
-        c_p = Signal(16)
-        c_row = Signal(17)
-        remaining = Signal(17)
-        m.d.comb += remaining.eq(n_rows - c_row)
-        rows = engine.rows
-        m.d.comb += [
-            rows.valid.eq(busy & tab.resp.valid & idx.resp.valid),
-            tab.resp.ready.eq(busy & idx.resp.valid & rows.ready),
-            idx.resp.ready.eq(busy & tab.resp.valid & rows.ready),
-            rows.payload.row.eq(tab.resp.payload),
-            rows.payload.widx.eq(idx.resp.payload),
-            rows.payload.last.eq(c_p + 1 == pos_count),
-        ]
-        for lane in range(lanes):
-            m.d.comb += rows.payload.mask[lane].eq(remaining > lane)
-        with m.If(rows.valid & rows.ready):
-            with m.If(c_p + 1 == pos_count):
-                m.d.sync += [c_p.eq(0), c_row.eq(c_row + lanes)]
-            with m.Else():
-                m.d.sync += c_p.eq(c_p + 1)
+        run = _Run(busy, start, desc, block_stride, rport, written)
+        (self._rows if self.tables == "rows" else self._resident)(m, run)
 
         # Results; the run ends with the last tile's transfer.
         out_row = Signal(17)
@@ -263,7 +255,169 @@ class GemvCore(wiring.Component):
 
         # Every counter restarts with a descriptor.
         with m.If(start):
-            m.d.sync += [cb_p.eq(0), written.eq(0), r_p.eq(0), r_row.eq(0), r_tile_in_block.eq(0),
-                         r_block_base.eq(0), r_pos_off.eq(0), r_idx.eq(0), tab_sent.eq(0),
-                         idx_sent.eq(0), c_p.eq(0), c_row.eq(0), out_row.eq(0)]
+            m.d.sync += [cb_p.eq(0), written.eq(0), out_row.eq(0)]
         return m
+
+    def _rows(self, m, run: _Run):
+        """The multiplexer engine: each (tile, position) reads its table row and index word."""
+        aw, lanes, c_a = self.addr_width, self.lanes, self.c_a
+        tab, idx, desc, busy = self.mem.tab, self.mem.idx, run.desc, run.busy
+        pos_count, n_rows = desc.positions, desc.out_features
+        # Requests: tile by tile, position by position, as soon as a[p] is known.
+        r_p = Signal(16)
+        r_row = Signal(17)
+        r_tile_in_block = Signal(16)
+        r_block_base = Signal(aw)
+        r_pos_off = Signal(aw)
+        r_idx = Signal(aw)
+        tab_sent = Signal()
+        idx_sent = Signal()
+        active = busy & (r_row < n_rows) & (r_p < run.written)
+        m.d.comb += [
+            run.abuf.addr.eq(r_p),
+            tab.req.valid.eq(active & ~tab_sent),
+            tab.req.payload.eq(desc.tab_base + r_block_base + r_pos_off + run.abuf.data),
+            idx.req.valid.eq(active & ~idx_sent),
+            idx.req.payload.eq(desc.idx_base + r_idx),
+        ]
+        tab_now = tab_sent | (tab.req.valid & tab.req.ready)
+        idx_now = idx_sent | (idx.req.valid & idx.req.ready)
+        with m.If(active & tab_now & idx_now):
+            m.d.sync += [tab_sent.eq(0), idx_sent.eq(0), r_idx.eq(r_idx + 1)]
+            with m.If(r_p + 1 == pos_count):
+                m.d.sync += [r_p.eq(0), r_pos_off.eq(0), r_row.eq(r_row + lanes)]
+                with m.If(r_tile_in_block + 1 == desc.tiles_per_block):
+                    m.d.sync += [r_tile_in_block.eq(0), r_block_base.eq(r_block_base + run.block_stride)]
+                with m.Else():
+                    m.d.sync += r_tile_in_block.eq(r_tile_in_block + 1)
+            with m.Else():
+                m.d.sync += [r_p.eq(r_p + 1), r_pos_off.eq(r_pos_off + c_a)]
+        with m.Else():
+            m.d.sync += [tab_sent.eq(tab_now), idx_sent.eq(idx_now)]
+
+        # Responses: join row and indices into the engine, with the tile's lane mask and end.
+        c_p = Signal(16)
+        c_row = Signal(17)
+        rows = self.engine.rows
+        m.d.comb += [
+            rows.valid.eq(busy & tab.resp.valid & idx.resp.valid),
+            tab.resp.ready.eq(busy & idx.resp.valid & rows.ready),
+            idx.resp.ready.eq(busy & tab.resp.valid & rows.ready),
+            rows.payload.row.eq(tab.resp.payload),
+            rows.payload.widx.eq(idx.resp.payload),
+            rows.payload.last.eq(c_p + 1 == pos_count),
+            rows.payload.mask.eq(self._lane_mask(m, n_rows - c_row)),
+        ]
+        with m.If(rows.valid & rows.ready):
+            with m.If(c_p + 1 == pos_count):
+                m.d.sync += [c_p.eq(0), c_row.eq(c_row + lanes)]
+            with m.Else():
+                m.d.sync += c_p.eq(c_p + 1)
+
+        with m.If(run.start):
+            m.d.sync += [r_p.eq(0), r_row.eq(0), r_tile_in_block.eq(0), r_block_base.eq(0), r_pos_off.eq(0),
+                         r_idx.eq(0), tab_sent.eq(0), idx_sent.eq(0), c_p.eq(0), c_row.eq(0)]
+
+    def _resident(self, m, run: _Run):
+        """The block-RAM engine: per row block, its P selected rows into the banks, then its tiles'
+        index words alone."""
+        aw, lanes, c_a, c_w, b = self.addr_width, self.lanes, self.c_a, self.c_w, self.table_bits
+        tab, idx, desc, busy = self.mem.tab, self.mem.idx, run.desc, run.busy
+        pos_count, n_rows, per_block = desc.positions, desc.out_features, desc.tiles_per_block
+        # Requests: a block's P table rows (as soon as a[p] is known), then its tiles' index words.
+        r_loading = Signal()
+        r_p = Signal(16)
+        r_row = Signal(17)
+        r_tile_in_block = Signal(16)
+        r_block_base = Signal(aw)
+        r_pos_off = Signal(aw)
+        r_idx = Signal(aw)
+        more = busy & (r_row < n_rows)
+        m.d.comb += [
+            run.abuf.addr.eq(r_p),
+            tab.req.valid.eq(more & r_loading & (r_p < run.written)),
+            tab.req.payload.eq(desc.tab_base + r_block_base + r_pos_off + run.abuf.data),
+            idx.req.valid.eq(more & ~r_loading),
+            idx.req.payload.eq(desc.idx_base + r_idx),
+        ]
+        r_last = r_p + 1 == pos_count
+        with m.If(tab.req.valid & tab.req.ready):
+            with m.If(r_last):
+                m.d.sync += [r_p.eq(0), r_pos_off.eq(0), r_loading.eq(0)]
+            with m.Else():
+                m.d.sync += [r_p.eq(r_p + 1), r_pos_off.eq(r_pos_off + c_a)]
+        with m.If(idx.req.valid & idx.req.ready):
+            m.d.sync += r_idx.eq(r_idx + 1)
+            with m.If(r_last):
+                m.d.sync += [r_p.eq(0), r_row.eq(r_row + lanes)]
+                with m.If(r_tile_in_block + 1 == per_block):
+                    m.d.sync += [r_tile_in_block.eq(0), r_block_base.eq(r_block_base + run.block_stride),
+                                 r_loading.eq(1)]
+                with m.Else():
+                    m.d.sync += r_tile_in_block.eq(r_tile_in_block + 1)
+            with m.Else():
+                m.d.sync += r_p.eq(r_p + 1)
+
+        # Loading: each row taken is written into the banks one entry a cycle (entry w of position
+        # p at p * C_w + w). The block's lookups start the cycle after its last entry is written
+        # (a bank's read does not see a write of the same cycle), and the next block's rows are
+        # taken only after its last lookup read the banks.
+        c_loading = Signal()
+        c_p = Signal(16)
+        held = Signal(c_w * b)
+        held_valid = Signal()
+        entry = Signal(range(c_w))
+        load = self.engine.load
+        load_addr = Signal.like(load.payload.addr)
+        m.d.comb += [load.valid.eq(held_valid), load.payload.addr.eq(load_addr),
+                     load.payload.code.eq(held.word_select(entry, b))]
+        wrote = load.valid & load.ready
+        emptied = wrote & (entry == c_w - 1)
+        m.d.comb += tab.resp.ready.eq(busy & c_loading & (~held_valid | emptied))
+        with m.If(wrote):
+            m.d.sync += [load_addr.eq(load_addr + 1), entry.eq(Mux(entry == c_w - 1, 0, entry + 1))]
+            with m.If(emptied):
+                m.d.sync += held_valid.eq(0)
+        with m.If(tab.resp.valid & tab.resp.ready):
+            m.d.sync += [held.eq(tab.resp.payload), held_valid.eq(1)]
+            with m.If(c_p + 1 == pos_count):
+                m.d.sync += [c_p.eq(0), c_loading.eq(0)]
+            with m.Else():
+                m.d.sync += c_p.eq(c_p + 1)
+
+        # Lookups: one index word per (tile, position) once the block's tables are in.
+        c_row = Signal(17)
+        c_tile_in_block = Signal(16)
+        look = self.engine.lookups
+        looking = busy & ~c_loading & ~held_valid
+        m.d.comb += [
+            look.valid.eq(looking & idx.resp.valid),
+            idx.resp.ready.eq(looking & look.ready),
+            look.payload.a.eq(0),
+            look.payload.widx.eq(idx.resp.payload),
+            look.payload.last.eq(c_p + 1 == pos_count),
+            look.payload.mask.eq(self._lane_mask(m, n_rows - c_row)),
+        ]
+        with m.If(look.valid & look.ready):
+            with m.If(c_p + 1 == pos_count):
+                m.d.sync += [c_p.eq(0), c_row.eq(c_row + lanes)]
+                with m.If(c_tile_in_block + 1 == per_block):
+                    m.d.sync += [c_tile_in_block.eq(0), c_loading.eq(1), load_addr.eq(0)]
+                with m.Else():
+                    m.d.sync += c_tile_in_block.eq(c_tile_in_block + 1)
+            with m.Else():
+                m.d.sync += c_p.eq(c_p + 1)
+
+        with m.If(run.start):
+            m.d.sync += [r_loading.eq(1), r_p.eq(0), r_row.eq(0), r_tile_in_block.eq(0), r_block_base.eq(0),
+                         r_pos_off.eq(0), r_idx.eq(0), c_loading.eq(1), c_p.eq(0), held_valid.eq(0),
+                         entry.eq(0), load_addr.eq(0), c_row.eq(0), c_tile_in_block.eq(0)]
+
+    def _lane_mask(self, m, remaining):
+        """Lanes whose row exists: lane i of a tile with ``remaining`` rows left is row ``i`` of them."""
+        mask = Signal(self.lanes)
+        left = Signal(17)
+        m.d.comb += left.eq(remaining)
+        for lane in range(self.lanes):
+            m.d.comb += mask[lane].eq(left > lane)
+        return mask

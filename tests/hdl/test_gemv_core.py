@@ -1,7 +1,9 @@
 """GEMV core RTL (centroid search + LUT GEMV engine + control) == golden, bit-exact, on Verilator.
 
 Random co-quantized layers over several shapes, K and N not multiples of v or of the lane count,
-random stalls on every stream and on the memory, and a slow sweep over every listed configuration.
+random stalls on every stream and on the memory, and a slow sweep over every listed configuration;
+both table engines (``tables="rows"``, the multiplexers; ``"resident"``, block-RAM banks loaded once
+a row block).
 """
 
 import dataclasses
@@ -32,12 +34,13 @@ SWEEP = [(v, c_a, c_w, metric, 8, 4)
 _SIMS: dict = {}
 
 
-def _sim(config) -> tuple[GemvCore, BatchSim]:
-    if config not in _SIMS:
+def _sim(config, tables="rows") -> tuple[GemvCore, BatchSim]:
+    if (config, tables) not in _SIMS:
         v, c_a, c_w, metric, lanes, chains = config
-        core = GemvCore(v, c_a, c_w, lanes=lanes, metric=metric, chains=chains, max_positions=MAX_POSITIONS)
-        _SIMS[config] = core, BatchSim(core)
-    return _SIMS[config]
+        core = GemvCore(v, c_a, c_w, lanes=lanes, metric=metric, chains=chains, max_positions=MAX_POSITIONS,
+                        tables=tables)
+        _SIMS[config, tables] = core, BatchSim(core)
+    return _SIMS[config, tables]
 
 
 def _layer(rng, config, n, k, group_rows, duplicate=True):
@@ -90,8 +93,8 @@ def _run(core, sim, runs, *, stall, seed, latency):
     return result
 
 
-def _check_config(config, shapes, seed):
-    core, sim = _sim(config)
+def _check_config(config, shapes, seed, tables="rows"):
+    core, sim = _sim(config, tables)
     lanes, metric = config[4], config[3]
     rng = np.random.default_rng(seed)
     runs = []
@@ -109,6 +112,29 @@ def test_core_matches_golden_with_stalls(config):
     shapes = [(2 * lanes, 4 * config[0], lanes), (5 * lanes + 3, 61, 2 * lanes), (lanes - 1, 7, lanes),
               (3 * lanes + 1, 2 * MAX_POSITIONS * config[0] // 2 - 1, lanes)]
     _check_config(config, shapes, seed=sum(config[:3]))
+
+
+@pytest.mark.parametrize("config", [DEFAULT[0], DEFAULT[2]], ids=lambda c: "cw{2}-L{4}".format(*c))
+def test_resident_tables_match_golden_with_stalls(config):
+    lanes = config[4]
+    # Row blocks of one, two and three tiles; a last block cut short by N; P at the build's limit.
+    shapes = [(5 * lanes + 3, 61, 2 * lanes), (lanes - 1, 7, lanes), (7 * lanes + 2, 33, 3 * lanes),
+              (3 * lanes + 1, 2 * MAX_POSITIONS * config[0] // 2 - 1, lanes)]
+    _check_config(config, shapes, seed=sum(config[:3]) + 1, tables="resident")
+
+
+def test_resident_tables_read_each_blocks_rows_once():
+    config = DEFAULT[2]
+    core, sim = _sim(config, "resident")
+    lanes = config[4]
+    rng = np.random.default_rng(3)
+    n, k, g = 6 * lanes + 1, 23, 3 * lanes  # 7 tiles in blocks of 3: 3 blocks, the last of one tile
+    layer, x_q, cb_q = _layer(rng, config, n, k, g)
+    result = _run(core, sim, [(core_images(x_q, cb_q, layer, lanes), gemv_core(x_q, cb_q, layer, lanes, config[3]))],
+                  stall=0.1, seed=2, latency=3)
+    p = layer.num_positions
+    assert len(result.outputs["mem__tab__req"]) == 3 * p
+    assert len(result.outputs["mem__idx__req"]) == 7 * p
 
 
 @pytest.mark.slow
@@ -173,3 +199,6 @@ def test_bad_build_parameters_are_named():
         GemvCore(2, 16, 16, chains=5, chain_length=3)
     with pytest.raises(ValueError, match=r"max_positions=70000 does not fit the 16-bit positions field"):
         GemvCore(max_positions=70000)
+    with pytest.raises(ValueError, match=r"tables='banks' is no table engine of the GEMV core; use one of "
+                                         r"'rows', 'resident'\."):
+        GemvCore(tables="banks")
