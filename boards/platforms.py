@@ -88,7 +88,7 @@ BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40UP5K-SG48)", "ice40",
           # A smaller GEMV core: the default sizes need about 7,100 logic cells, the UP5K has 5,280.
           "icebreaker:ICEBreakerPlatform", mem_size=4 * SPRAM_BYTES, core="gemv",
-          gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32),
+          gemv=GemvCoreParams(c_a=8, lanes=2, chains=1, max_positions=32, tables="resident"),
           block_ram=30 * 512, lut4=5280, dsp=8, ebr=30, memory="spram", spram=4 * SPRAM_BYTES),
     Board("ulx3s-85f", "Radiona ULX3S with LFE5U-85F", "ecp5",
           "ulx3s:ULX3S_85F_Platform", mem_size=IS42S16160.size, core="gemv", block_ram=208 * 2048,

@@ -48,7 +48,9 @@ CORES = {
 
 
 # The GEMV core a board's SoC carries unless its preset says otherwise: small enough for an ECP5-25F.
-BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64)
+# Resident tables: a board's byte port makes table rows dear, so the compiler chooses them for
+# every board target (tests/boards/test_program_layer.py holds the two equal).
+BOARD_GEMV = GemvCoreParams(c_a=16, lanes=4, chains=2, max_positions=64, tables="resident")
 
 
 # The SoC memories: block RAM that synthesis infers, the UP5K's single-port RAM blocks, or an SDR

@@ -21,6 +21,8 @@ A configuration file has five sections; every key is optional and defaults to th
                     # lutforge.hdl.block_gemv.BlockGemvCore takes lanes, and max_positions as its
                     # activation chunks per run)
       lanes: 16, chains: 4, max_positions: 1024, metric: linf, memory_latency: 4
+      tables: auto          # the LUT core's table engine: rows (multiplexers), resident (block
+                            # RAM), or auto: the faster on the target (compiler.perf.choose_tables)
     calibration:    # WikiText-2 valid capture (lutforge.compiler.calibration)
       windows: 1, window: 256, rows: 256
     evaluation:     # perplexity slice of WikiText-2 test
@@ -60,6 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..golden.gemv_core import TABLE_ENGINES
 from ..program.core import GemvCoreParams
 from ..program.decoder import DecoderSpec
 from ..support.checks import check_choice, check_int
@@ -166,6 +169,7 @@ class CoreConfig:
     max_positions: int = GemvCoreParams.max_positions
     metric: str = GemvCoreParams.metric
     memory_latency: int = 4
+    tables: str = "auto"
 
     def validate(self) -> None:
         s = "core."
@@ -174,6 +178,7 @@ class CoreConfig:
         _int(s + "max_positions", self.max_positions, 1, 65535)
         _choice(s + "metric", self.metric, ("linf", "l2"))
         _int(s + "memory_latency", self.memory_latency, 1, 1000)
+        _choice(s + "tables", self.tables, ("auto",) + TABLE_ENGINES)
 
 
 @dataclass(frozen=True)
@@ -366,10 +371,35 @@ class Config:
 
     @property
     def core_params(self) -> GemvCoreParams:
-        """The GEMV core this configuration compiles for: the quantization's sizes, the core's build."""
+        """The GEMV core this configuration compiles for: the quantization's sizes, the core's build,
+        the table engine of :attr:`table_choice`."""
+        return dataclasses.replace(self._core_sizes(), tables=self.table_choice.tables)
+
+    def _core_sizes(self) -> GemvCoreParams:
         q, c = self.quantization, self.core
         return GemvCoreParams(v=q.v, c_a=q.c_a, c_w=q.c_w, table_bits=q.table_bits, lanes=c.lanes,
                               metric=c.metric, chains=c.chains, max_positions=c.max_positions)
+
+    @functools.cached_property
+    def table_choice(self):
+        """The LUT core's table engine (:class:`lutforge.compiler.perf.TableChoice`): ``core.tables``,
+        or with ``auto`` the engine on which one decoder block of the configuration's model, quantized
+        as the quantization section says, takes less time on the target."""
+        from .perf import MODEL_SHAPES, LayerShape, TableChoice, choose_tables, layer_cost, resolve_target
+
+        target, q = resolve_target(self.target), self.quantization
+        _, block = MODEL_SHAPES[MODELS[self.model]]
+
+        def seconds(engine: str) -> float:
+            core = dataclasses.replace(self._core_sizes(), tables=engine)
+            return sum(layer_cost(LayerShape(name, k, n), core, memory_latency=target.memory_latency,
+                                  clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs,
+                                  positions_per_run=q.positions_per_run, port=target.port,
+                                  group_rows=q.group_rows).seconds
+                       for name, k, n in block)
+
+        choice = choose_tables(seconds)
+        return choice if self.core.tables == "auto" else TableChoice(self.core.tables, choice.seconds)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

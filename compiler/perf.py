@@ -10,6 +10,15 @@ ceil(log2 chains)`` cycles, :class:`lutforge.hdl.centroid_search.CentroidSearch`
 table/index round trip, and three cycles of control. The constant was read off the RTL's
 simulated cycles and is pinned by ``tests/compiler/test_backends.py`` against simulated cycles.
 
+With resident tables (``tables="resident"``, :mod:`lutforge.hdl.gemv_core`) each of the run's
+``B = ceil(T / (G / L))`` row blocks first writes its P selected rows into the banks, ``C_w``
+cycles a row, plus a cycle to turn from loading to lookups::
+
+    cycles = B * (P_r * C_w + 1) + T * P_r + search_latency + 4 + 2 * memory_latency
+
+and reads ``B * P_r`` table words instead of ``T * P_r``. :func:`choose_tables` picks the engine
+whose layers take fewer cycles on a target.
+
 **Bytes** moved from external memory per run: codebooks ``P_r * C_a * v`` (int8), table rows
 ``T * P_r * C_w * b / 8`` (each tile re-reads the row it needs), indices ``T * P_r * L * wb / 8``,
 activations ``P_r * v`` and results ``T * L * W / 8``.
@@ -49,11 +58,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from ..golden.gemv_core import TABLE_ENGINES
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
            "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "BytePort", "tmac_run_cycles", "tmac_layer_cost",
-           "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost"]
+           "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost",
+           "choose_tables", "TableChoice"]
 
 
 @dataclass(frozen=True)
@@ -129,34 +140,48 @@ def search_latency(c_a: int, chains: int) -> int:
     return -(-c_a // chains) + max(0, (chains - 1).bit_length())
 
 
+def _blocks(tiles: int, tiles_per_block: int) -> int:
+    """Row blocks of a run of ``tiles`` tiles (``tiles_per_block`` 0: one block)."""
+    return -(-tiles // (tiles_per_block or tiles))
+
+
 def run_cycles(positions: int, out_features: int, *, lanes: int, c_a: int, chains: int,
-               memory_latency: int) -> int:
+               memory_latency: int, tables: str = "rows", c_w: int = 16, tiles_per_block: int = 0) -> int:
     tiles = -(-out_features // lanes)
-    return tiles * positions + search_latency(c_a, chains) + 3 + 2 * memory_latency
+    cycles = tiles * positions + search_latency(c_a, chains) + 3 + 2 * memory_latency
+    if tables == "resident":
+        cycles += _blocks(tiles, tiles_per_block) * (positions * c_w + 1) + 1
+    return cycles
 
 
-def run_requests(positions: int, out_features: int, lanes: int) -> dict[str, int]:
-    """Memory words one core run reads per channel (each tile re-reads its table rows)."""
+def run_requests(positions: int, out_features: int, lanes: int, *, tables: str = "rows",
+                 tiles_per_block: int = 0) -> dict[str, int]:
+    """Memory words one core run reads per channel: each tile re-reads its table rows, or with
+    resident tables each row block reads them once."""
     tiles = -(-out_features // lanes)
-    return {"cb": positions, "tab": tiles * positions, "idx": tiles * positions}
+    tab = _blocks(tiles, tiles_per_block) * positions if tables == "resident" else tiles * positions
+    return {"cb": positions, "tab": tab, "idx": tiles * positions}
 
 
-def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, port: BytePort = ON_CHIP_PORT) -> int:
+def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, port: BytePort = ON_CHIP_PORT,
+                     tiles_per_block: int = 0) -> int:
     """Cycles the board SoC's byte port (module docstring) spends on one core run's words, refresh
     left out (:func:`layer_cost` adds it over a whole layer)."""
-    words = dict(run_requests(positions, out_features, core.lanes), x=positions)
+    words = dict(run_requests(positions, out_features, core.lanes, tables=core.tables,
+                              tiles_per_block=tiles_per_block), x=positions)
     tiles = -(-out_features // core.lanes)
-    # Per (tile, position) the sequencer also waits one cycle for the core's next table-row request,
-    # which the core makes the cycle after it takes a row and its index word.
-    return (sum(n * (1 + core.strides[k] + port.read_latency) for k, n in words.items()) + words["tab"]
-            + tiles * (1 + 4 * core.lanes))
+    # Per (tile, position) the sequencer also waits one cycle for the core's next request, which
+    # the core makes the cycle after it takes a word.
+    return (sum(n * (1 + core.strides[k] + port.read_latency) for k, n in words.items())
+            + words["idx"] + tiles * (1 + 4 * core.lanes))
 
 
 def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
-               bandwidth_gbs: float, positions_per_run: int = 0, port: "str | BytePort" = "stream") -> LayerCost:
-    """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes and chains), in runs of at
-    most ``positions_per_run`` positions (0: one run), its words served by ``port`` (module
-    docstring)."""
+               bandwidth_gbs: float, positions_per_run: int = 0, port: "str | BytePort" = "stream",
+               group_rows: int = 0) -> LayerCost:
+    """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes, chains and table engine),
+    in runs of at most ``positions_per_run`` positions (0: one run), row blocks of ``group_rows``
+    rows (0: one block), its words served by ``port`` (module docstring)."""
     v, c_a, c_w, b = core.v, core.c_a, core.c_w, core.table_bits
     lanes, chains = core.lanes, core.chains
     p_total = -(-shape.in_features // v)
@@ -165,17 +190,19 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
     tiles = -(-shape.out_features // lanes)
     wb = max(1, (c_w - 1).bit_length())
     acc_w = (max(runs) * ((1 << b) - 1)).bit_length()
+    per_block = -(-group_rows // lanes)
+    engine = dict(tables=core.tables, tiles_per_block=per_block)
     cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
-                            memory_latency=memory_latency) for p in runs)
+                            memory_latency=memory_latency, c_w=c_w, **engine) for p in runs)
     if isinstance(port, BytePort):
-        served = sum(byte_port_cycles(p, shape.out_features, core, port) for p in runs)
+        served = sum(byte_port_cycles(p, shape.out_features, core, port, per_block) for p in runs)
         if port.refresh_period:  # the port serves only between refreshes
             served = math.ceil(served * port.refresh_period / (port.refresh_period - port.refresh_lost))
         bound = "memory" if served > cycles else "compute"
         cycles = max(cycles, served)
     nbytes = 0
     for p in runs:
-        words = run_requests(p, shape.out_features, lanes)
+        words = run_requests(p, shape.out_features, lanes, **engine)
         nbytes += (words["cb"] * c_a * v * 8 + words["tab"] * c_w * b + words["idx"] * lanes * wb
                    + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
@@ -277,10 +304,11 @@ def block_layer_cost(shape: LayerShape, fmt, *, lanes: int, memory_latency: int,
                      "compute" if t_compute >= t_memory else "memory")
 
 
-def program_layer_costs(program, target: Target, *, lanes: int | None = None, chains: int = 4) -> tuple[list, float]:
+def program_layer_costs(program, target: Target, *, lanes: int | None = None, chains: int = 4,
+                        tables: str = "rows") -> tuple[list, float]:
     """The :class:`LayerCost` of every run of every layer of a Program for one token on ``target``
-    (each layer on its core, with ``lanes`` lanes; default: the target's), and the bytes its
-    images occupy."""
+    (each layer on its core, with ``lanes`` lanes, default: the target's; LUT layers on the
+    ``tables`` engine), and the bytes its images occupy."""
     lanes = lanes or target.lanes
     clock = dict(memory_latency=target.memory_latency, clock_mhz=target.clock_mhz, bandwidth_gbs=target.bandwidth_gbs)
     costs, stored = [], 0.0
@@ -299,26 +327,52 @@ def program_layer_costs(program, target: Target, *, lanes: int | None = None, ch
             stored += sum(words.size * 4 for words in (layer.cb, layer.idx))
             continue
         core = GemvCoreParams(v=layer.v, c_a=layer.c_a, c_w=layer.c_w, table_bits=layer.table_bits,
-                              lanes=lanes, chains=chains)
+                              lanes=lanes, chains=chains, tables=tables)
         for run in layer.runs:
             costs.append(layer_cost(LayerShape(layer.name, run.positions * layer.v, layer.out_features), core,
-                                    port=target.port, **clock))
+                                    port=target.port, group_rows=layer.group_rows, **clock))
         stored += sum(words.size * 4 for words in (layer.cb, layer.tab, layer.idx))
     return costs, stored
 
 
-def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M") -> dict:
+def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M",
+                 tables: str | None = None) -> dict:
     """Per-token decode cost of a Program's layers on ``target`` (each layer on its core, with the
-    target's lanes): the projection of what was compiled, whatever mix of LUT and block layers."""
-    costs, stored = program_layer_costs(program, target, chains=chains)
+    target's lanes): the projection of what was compiled, whatever mix of LUT and block layers.
+    LUT layers run on the ``tables`` engine, by default the one :func:`choose_tables` picks."""
+    if tables is None:
+        tables = choose_tables(lambda engine: sum(
+            c.seconds for c in program_layer_costs(program, target, chains=chains, tables=engine)[0])).tables
+    costs, stored = program_layer_costs(program, target, chains=chains, tables=tables)
     seconds = sum(c.seconds for c in costs)
-    return {"model": model, "target": target.name, "cycles_per_token": sum(c.cycles for c in costs),
+    return {"model": model, "target": target.name, "tables": tables,
+            "cycles_per_token": sum(c.cycles for c in costs),
             "bytes_per_token": sum(c.bytes for c in costs), "seconds_per_token": seconds,
             "tokens_per_s": 1.0 / seconds, "bound": sorted({c.bound for c in costs}),
             "weights": sum(layer.in_features * layer.out_features for layer in program.layers.values()),
             "image_mib": stored / 2**20,
             "fits_memory": None if target.memory_mib is None else stored / 2**20 < target.memory_mib,
             "published": PUBLISHED.get(model)}
+
+
+@dataclass(frozen=True)
+class TableChoice:
+    """The GEMV core's table engine the compiler builds for a target (the one whose layers take
+    less time there), with the seconds of one token's layers on each engine."""
+    tables: str
+    seconds: dict[str, float]
+
+    def __str__(self) -> str:
+        times = ", ".join(f"{engine} {self.seconds[engine] * 1e3:.3f} ms" for engine in TABLE_ENGINES)
+        return f"table engine {self.tables} (one token's LUT layers: {times})"
+
+
+def choose_tables(seconds_of) -> TableChoice:
+    """The table engine with the lower ``seconds_of(engine)`` (the first listed on a tie): a
+    narrow memory port or long row blocks favour resident tables, a wide memory and short blocks
+    the multiplexers (:mod:`lutforge.hdl.gemv_core`)."""
+    seconds = {engine: seconds_of(engine) for engine in TABLE_ENGINES}
+    return TableChoice(min(TABLE_ENGINES, key=lambda engine: seconds[engine]), seconds)
 
 
 def block_run_cycles(chunks: int, out_features: int, lanes: int, memory_latency: int) -> int:
@@ -345,7 +399,7 @@ def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chain
     if m.kind == "lut":
         core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits, lanes=lanes, chains=chains)
         one = layer_cost(shape, core, positions_per_run=m.scale_positions if m.scales == "block" else 0,
-                         port=target.port, **clock)
+                         port=target.port, group_rows=m.group_rows, **clock)
         stages = 2 if m.residual else 1
         return LayerCost(shape.name, stages * one.cycles, stages * one.bytes, stages * one.seconds, one.bound)
     from ..golden.block_gemv import BlockGemvFormat

@@ -15,13 +15,18 @@ from .centroid_search import search
 from .lut_gemv import lut_gemv
 from .lut_layer import LutLayer
 
-__all__ = ["CoreImages", "core_images", "index_words", "activation_payloads", "gemv_core", "tile_count",
+__all__ = ["TABLE_ENGINES", "CoreImages", "core_images", "index_words", "activation_payloads", "gemv_core", "tile_count",
            "descriptor_fields", "pack_words", "pack_descriptor"]
 
 # The descriptor of one core run, fields LSB first: (name, width in bits; None = the address width).
 # The RTL's descriptor layout (lutforge.hdl.gemv_core.descriptor_layout) is built from this table.
 DESCRIPTOR = (("positions", 16), ("out_features", 16), ("tiles_per_block", 16),
               ("cb_base", None), ("tab_base", None), ("idx_base", None))
+
+
+# The GEMV core's table engines (:mod:`lutforge.hdl.gemv_core`): both read these images and compute
+# these sums; they differ in how often they read a table row and where its entries are selected.
+TABLE_ENGINES = ("rows", "resident")
 
 
 def descriptor_fields(addr_width: int = 32) -> tuple[tuple[str, int], ...]:

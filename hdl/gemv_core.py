@@ -75,17 +75,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..golden.gemv_core import descriptor_fields
+from ..golden.gemv_core import TABLE_ENGINES, descriptor_fields
 from .centroid_search import CentroidSearch
 from .lut_bram_gemv import LutBramGemvEngine
 from .lut_gemv import LutGemvEngine
 
-__all__ = ["GemvCore", "MemoryReadSignature", "descriptor_layout", "ERRORS", "TABLES"]
+__all__ = ["GemvCore", "MemoryReadSignature", "descriptor_layout", "ERRORS"]
 
 ERRORS = {1: "positions out of range", 2: "no output rows", 3: "tiles_per_block is 0"}
-
-# The table engines a core can carry (module docstring).
-TABLES = ("rows", "resident")
 
 
 class _Run(NamedTuple):
@@ -146,9 +143,9 @@ class GemvCore(wiring.Component):
                 )
             if isinstance(addr_width, bool) or not isinstance(addr_width, int) or not 1 <= addr_width <= 64:
                 raise ValueError(f"addr_width={addr_width!r} is not allowed; use 1 to 64 address bits.")
-            if tables not in TABLES:
+            if tables not in TABLE_ENGINES:
                 raise ValueError(f"tables={tables!r} is no table engine of the GEMV core; use one of "
-                                 f"{', '.join(map(repr, TABLES))}.")
+                                 f"{', '.join(map(repr, TABLE_ENGINES))}.")
             if tables == "rows":
                 self.engine = LutGemvEngine(c_w, table_bits, lanes, max_positions=max_positions, acc_width=acc_width)
             else:

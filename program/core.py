@@ -18,7 +18,7 @@ class GemvCoreParams:
     """``v``, ``c_a``, ``c_w`` and ``table_bits`` are set by the quantization (a core runs layers
     quantized for exactly these); ``lanes`` and ``metric`` by the lowering; ``chains`` (centroid
     search parallelism) and ``max_positions`` (positions per run; sizes the accumulators) by the
-    build alone."""
+    build alone (``tables`` as the compiler chose it for the target)."""
 
     v: int = 2
     c_a: int = 64
@@ -28,6 +28,10 @@ class GemvCoreParams:
     metric: str = "linf"
     chains: int = 4
     max_positions: int = 1024
+    # The table engine (:data:`lutforge.golden.gemv_core.TABLE_ENGINES`): "rows" reads a table row per tile
+    # and selects with multiplexers, "resident" loads a row block's tables into block RAM once.
+    # The same images run on both; :func:`lutforge.compiler.perf.choose_tables` picks per target.
+    tables: str = "rows"
 
     # The fields a lowered layer fixes; a core runs a layer only when these agree.
     LAYER_FIELDS = ("v", "c_a", "c_w", "table_bits", "lanes", "metric")
@@ -54,4 +58,4 @@ class GemvCoreParams:
         """Keyword arguments of :class:`lutforge.hdl.gemv_core.GemvCore`."""
         return {"v": self.v, "c_a": self.c_a, "c_w": self.c_w, "table_bits": self.table_bits,
                 "lanes": self.lanes, "metric": self.metric, "chains": self.chains,
-                "max_positions": self.max_positions}
+                "max_positions": self.max_positions, "tables": self.tables}

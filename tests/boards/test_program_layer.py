@@ -62,6 +62,8 @@ def test_the_board_config_compiles_for_the_core_the_board_carries(board):
         built.v, built.c_a, built.c_w, built.table_bits)
     assert (cfg.core.lanes, cfg.core.chains, cfg.core.max_positions, cfg.core.metric) == (
         built.lanes, built.chains, built.max_positions, built.metric)
+    # The table engine the compiler chooses for the board's target is the one its SoC carries.
+    assert cfg.core.tables == "auto" and cfg.core_params.tables == built.tables == "resident"
 
 
 def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_path, capsys):
