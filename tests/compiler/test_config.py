@@ -49,6 +49,8 @@ def test_lut_methods_section():
      "quantization.table_bits=6 is not one of 4, 8."),
     ({"core": {"metric": "l1"}},
      "core.metric='l1' is not one of 'linf', 'l2'."),
+    ({"core": {"tables": "bram"}},
+     "core.tables='bram' is not one of 'auto', 'rows', 'resident'."),
     ({"quantization": {"group_rows": 100}},
      "quantization.group_rows = 100 is not a multiple of core.lanes = 16; the core walks a row block "
      "in whole tiles of lanes rows."),
@@ -100,7 +102,7 @@ def test_lut_methods_section():
     # A section that is there but empty configures nothing: a lost indentation, not a wish for defaults.
     ({"core": None},
      "Section 'core' in cfg.yaml is empty; set at least one of its keys (lanes, chains, max_positions, metric, "
-     "memory_latency) or remove the section."),
+     "memory_latency, tables) or remove the section."),
     ({"evaluation": {}},
      "Section 'evaluation' in cfg.yaml is empty; set at least one of its keys (windows, window) or remove the "
      "section."),
@@ -172,7 +174,7 @@ def test_yaml_file_errors_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("core.lanez", "--set core.lanez names no configuration key: section core has no key 'lanez' (its keys are "
-                   "lanes, chains, max_positions, metric, memory_latency); fix the name."),
+                   "lanes, chains, max_positions, metric, memory_latency, tables); fix the name."),
     ("lanes", "--set lanes names no configuration key: the sections are quantization, core, calibration, "
               "evaluation, target, finetune, decoder; fix the name."),
     ("name.x", "--set name.x names no configuration key: the sections are quantization, core, calibration, "
