@@ -516,7 +516,8 @@ class GemvShell(wiring.Component):
     ARG1  tiles_per_block (G / lanes)
     ARG2  byte address of cb word 0   (each cb word takes ``strides["cb"]`` bytes)
     ARG3  byte address of tab word 0  (``strides["tab"]`` bytes per word)
-    ARG4  byte address of idx word 0  (``strides["idx"]`` bytes per word)
+    ARG4  byte address of idx word 0  (``strides["idx"]`` bytes per word; only the
+          ``word_bytes["idx"]`` that hold indices are read, the rest is padding)
     ARG5  byte address of the activations: P sub-vectors of v int8
     ARG6  byte address of the results: ceil(N / lanes) tiles x lanes x 4 bytes, each lane's
           accumulator as an unsigned little-endian 32-bit word
@@ -548,13 +549,14 @@ class GemvShell(wiring.Component):
         m.submodules.gemv = core = self.core
         p = self.params
         strides = p.strides
+        used = p.word_bytes  # the bytes of each word read: a word's padding is skipped
         lanes = p.lanes
         args = self.args
 
         channels = {"cb": core.mem.cb, "tab": core.mem.tab, "idx": core.mem.idx}
         names = ("tab", "idx", "cb", "x")  # service order: table rows first keep the engine fed
         slot_valid = {k: Signal(name=f"{k}_valid") for k in names}
-        slot_data = {k: Signal(8 * strides[k], name=f"{k}_data") for k in names}
+        slot_data = {k: Signal(8 * used[k], name=f"{k}_data") for k in names}
         for k, ch in channels.items():
             m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(slot_data[k])]
             with m.If(ch.resp.valid & ch.resp.ready):
@@ -626,13 +628,13 @@ class GemvShell(wiring.Component):
                 with m.Switch(job):
                     for index, k in enumerate(names):
                         with m.Case(index):
-                            m.d.comb += self.mem.re.eq(count < strides[k])
+                            m.d.comb += self.mem.re.eq(count < used[k])
                             with m.If(self.mem.re & self.mem.ready):
                                 m.d.sync += count.eq(count + 1)
                             with m.If(self.mem.rvalid):
                                 m.d.sync += [slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata)),
                                              received.eq(received + 1)]
-                                with m.If(received == strides[k] - 1):
+                                with m.If(received == used[k] - 1):
                                     m.d.sync += slot_valid[k].eq(1)
                                     m.next = "IDLE"
             with m.State("WRITE"):

@@ -172,7 +172,7 @@ def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, po
     tiles = -(-out_features // core.lanes)
     # Per (tile, position) the sequencer also waits one cycle for the core's next request, which
     # the core makes the cycle after it takes a word.
-    return (sum(n * (1 + core.strides[k] + port.read_latency) for k, n in words.items())
+    return (sum(n * (1 + core.word_bytes[k] + port.read_latency) for k, n in words.items())
             + words["idx"] + tiles * (1 + 4 * core.lanes))
 
 

@@ -47,6 +47,13 @@ class GemvCoreParams:
         return {"cb": 4 * words(self.c_a * self.v * 8), "tab": 4 * words(self.c_w * self.table_bits),
                 "idx": 4 * words(self.lanes * self.widx_bits), "x": self.v}
 
+    @property
+    def word_bytes(self) -> dict[str, int]:
+        """Bytes of each channel's word the core uses (the rest of its stride is padding, which a
+        byte port need not read): an index word of 2 lanes is 1 byte of its 4."""
+        return {"cb": self.c_a * self.v, "tab": -(-self.c_w * self.table_bits // 8),
+                "idx": -(-self.lanes * self.widx_bits // 8), "x": self.v}
+
     def layer_shape(self) -> tuple:
         return tuple(getattr(self, name) for name in self.LAYER_FIELDS)
 

@@ -25,10 +25,11 @@ LANES, C_A = 8, 16
 _BACKENDS = {}
 
 
-def sim_backend(latency=4):
-    if latency not in _BACKENDS:
-        _BACKENDS[latency] = get_backend("sim", core=CORE, memory_latency=latency)
-    return _BACKENDS[latency]
+def sim_backend(latency=4, tables="rows"):
+    if (latency, tables) not in _BACKENDS:
+        core = dataclasses.replace(CORE, tables=tables)
+        _BACKENDS[latency, tables] = get_backend("sim", core=core, memory_latency=latency)
+    return _BACKENDS[latency, tables]
 
 
 def lowered(rng, n, k, ppg=None, v=2, name="l"):
@@ -80,27 +81,32 @@ def test_compare_names_the_injected_mismatch(tmp_path):
                              f"{m.element}: expected {m.expected} ({m.expected:#x}), got {m.actual}")
 
 
-@pytest.mark.parametrize("latency", [1, 4, 9])
-def test_performance_model_matches_simulated_cycles_and_memory_reads(latency):
+@pytest.mark.parametrize("latency, tables", [(1, "rows"), (4, "rows"), (9, "rows"), (1, "resident"),
+                                             (9, "resident")])
+def test_performance_model_matches_simulated_cycles_and_memory_reads(latency, tables):
     rng = np.random.default_rng(12 + latency)
+    # Row blocks of 16 rows, two tiles of 8: the resident tables load 1 to 8 blocks a run.
     for n, k, ppg in [(8, 4, None), (37, 61, 8), (64, 120, None), (3, 127, 20)]:
         low = lowered(rng, n, k, ppg)
-        sim = sim_backend(latency).run_layer(low, np.zeros((2, low.positions, 2), np.int8))
-        core = dataclasses.replace(CORE, c_a=C_A, lanes=LANES)
+        sim = sim_backend(latency, tables).run_layer(low, np.zeros((2, low.positions, 2), np.int8))
+        core = dataclasses.replace(CORE, c_a=C_A, lanes=LANES, tables=tables)
         model = 2 * layer_cost(LayerShape("l", k, n), core, memory_latency=latency, clock_mhz=1.0,
-                               bandwidth_gbs=np.inf,
-                               positions_per_run=ppg or 0).cycles
+                               bandwidth_gbs=np.inf, positions_per_run=ppg or 0, group_rows=16).cycles
         # The model's stated tolerance is 5 %; on these shapes it is exact.
         assert abs(model - sim.cycles) <= 0.05 * sim.cycles, (n, k, ppg, model, sim.cycles)
         assert model == sim.cycles
         # Bytes: the words the core asked the memory for are the model's, run by run.
         p = low.positions
         starts = range(0, p, ppg or p)
-        want = {key: 2 * sum(run_requests(min(ppg or p, p - p0), n, LANES)[key] for p0 in starts)
+        want = {key: 2 * sum(run_requests(min(ppg or p, p - p0), n, LANES, tables=tables, tiles_per_block=2)[key]
+                             for p0 in starts)
                 for key in ("cb", "tab", "idx")}
         assert sim.requests == want
     assert run_cycles(10, 16, lanes=8, c_a=C_A, chains=4, memory_latency=latency) == 20 + \
         search_latency(C_A, 4) + 3 + 2 * latency
+    # Resident tables: two blocks of one tile, each loading 10 rows of 16 entries first.
+    assert run_cycles(10, 16, lanes=8, c_a=C_A, chains=4, memory_latency=latency, tables="resident", c_w=16,
+                      tiles_per_block=1) == 2 * (10 * 16 + 1) + 20 + search_latency(C_A, 4) + 4 + 2 * latency
 
 
 def test_demo_path_end_to_end_on_one_layer(tmp_path, smollm2_ir, smollm2_ref, tokenizer):

@@ -89,7 +89,7 @@ CASES = [
                "got 2."),
     space_case("unknown-config-key", "name: s\ndimensions: {core.lane: [2]}\n",
                "lutforge: Unknown key core.lane in point 2 of space s; allowed keys: lanes, chains, max_positions, "
-               "metric, memory_latency."),
+               "metric, memory_latency, tables."),
     space_case("bad-point-value", "name: s\ndimensions: {target.preset: [v80, de10]}\n",
                "lutforge: Point de10 of space s: target.preset='de10' is not one of 'sim', 'icebreaker', "
                "'ulx3s-85f', 'orangecrab-25f', 'v80'."),
