@@ -260,7 +260,8 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
 
     # emit
     t0 = time.perf_counter()
-    e_inputs = sha256_hex(json.dumps([report["outputs"], cfg.hash("core")]).encode())[:16]
+    # The target is an input: the table engine the LUT core is built with is chosen for it.
+    e_inputs = sha256_hex(json.dumps([report["outputs"], cfg.hash("core", "target")]).encode())[:16]
     p_dir = build.root / "program"
     report = build.cached("emit", e_inputs)
     if report is not None:
@@ -274,8 +275,11 @@ def compile_model(build: Build, ir, layers: list[str], *, reference, tokenizer) 
                             source={"model": ir.source, "sha256": ir.source_hash,
                                     "weights": "random" if ir.shape_only else "checkpoint"})
     outputs = [p_dir / "manifest.yaml"] + sorted((p_dir / "layers").rglob("*.bin"))
-    build.finish("emit", e_inputs, outputs, t0, layers={lay.name: lay.kind for lay in lowered})
-    build.say(f"emit: Program with {len(lowered)} layers in {p_dir}")
+    choice = cfg.table_choice
+    build.finish("emit", e_inputs, outputs, t0, layers={lay.name: lay.kind for lay in lowered},
+                 tables=choice.tables, table_seconds=choice.seconds)
+    build.say(f"emit: Program with {len(lowered)} layers in {p_dir}; the LUT core's {choice} on target "
+              f"{cfg.target.preset}")
     return program
 
 

@@ -5,6 +5,7 @@ larger than the SoC's memory, so it goes through it one core run at a time. Each
 configuration (configs/BOARD.yaml) compiles for the core its SoC carries, and the performance
 model's projection for the board is held against its simulated SoC's cycles on that layer."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,9 @@ def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp
 
     program = programs(board)
     assert len(read_program(program).layers[LAYER].runs) == runs
+    # The compile's emit step reports the table engine it chose for the board's target.
+    emitted = json.loads((program.parent / "reports" / "emit.json").read_text())
+    assert emitted["tables"] == "resident" and emitted["table_seconds"]["rows"] > emitted["table_seconds"]["resident"]
     run = run_program_layer(board, "sim", str(program), LAYER, fast_uart(tmp_path, board), tokens=1)
     assert run.passed
     chains = load_config(config_of(board)).core.chains
