@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..golden.lmul import LMulPolicy
@@ -548,20 +549,33 @@ class GemvShell(wiring.Component):
         m = Module()
         m.submodules.gemv = core = self.core
         p = self.params
-        strides = p.strides
-        used = p.word_bytes  # the bytes of each word read: a word's padding is skipped
+        strides, used = p.strides, p.word_bytes  # a word's padding bytes are never read
         lanes = p.lanes
         args = self.args
-
-        channels = {"cb": core.mem.cb, "tab": core.mem.tab, "idx": core.mem.idx}
         names = ("tab", "idx", "cb", "x")  # service order: table rows first keep the engine fed
-        slot_valid = {k: Signal(name=f"{k}_valid") for k in names}
-        slot_data = {k: Signal(8 * used[k], name=f"{k}_data") for k in names}
+        channels = {"cb": core.mem.cb, "tab": core.mem.tab, "idx": core.mem.idx}
+        index_of = {k: i for i, k in enumerate(names)}
+
+        # Responses. A channel owns the words it asked for until the core takes them: the index
+        # channel four (words in flight while others wait: its short words stream back to back
+        # through the memory's latency, and are ready while a result tile is written); the others
+        # one, assembled in their slot (their registers are what fills an UP5K).
+        credits = {"tab": 1, "idx": 4, "cb": 1, "x": 1}
+        inflight = {k: Signal(range(credits[k] + 1), name=f"{k}_inflight") for k in names}
+        asm = {k: Signal(8 * used[k], name=f"{k}_asm") for k in names}
+        slot_valid = {k: Signal(name=f"{k}_valid") for k in names if k != "idx"}
+        m.submodules.idx_words = idx_words = SyncFIFO(width=8 * used["idx"], depth=credits["idx"])
+        owned = {k: inflight[k] + slot_valid[k] for k in slot_valid}
+        owned["idx"] = inflight["idx"] + idx_words.level
         for k, ch in channels.items():
-            m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(slot_data[k])]
-            with m.If(ch.resp.valid & ch.resp.ready):
-                m.d.sync += slot_valid[k].eq(0)
-        m.d.comb += [core.x.valid.eq(slot_valid["x"]), core.x.payload.eq(slot_data["x"])]
+            if k == "idx":
+                m.d.comb += [ch.resp.valid.eq(idx_words.r_rdy), ch.resp.payload.eq(idx_words.r_data),
+                             idx_words.r_en.eq(ch.resp.ready)]
+            else:
+                m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(asm[k])]
+                with m.If(ch.resp.valid & ch.resp.ready):
+                    m.d.sync += slot_valid[k].eq(0)
+        m.d.comb += [core.x.valid.eq(slot_valid["x"]), core.x.payload.eq(asm["x"])]
         with m.If(core.x.valid & core.x.ready):
             m.d.sync += slot_valid["x"].eq(0)
 
@@ -578,71 +592,94 @@ class GemvShell(wiring.Component):
         with m.If(core.desc.valid & core.desc.ready):
             m.d.sync += desc_pending.eq(0)
 
+        # The words whose bytes are still to come, in the order their addresses went out (the
+        # memory answers in order): the receiving side assembles the head word's bytes. A byte
+        # with none pending is an answer to the host link, which shares the port between runs.
+        m.submodules.pending = pending = SyncFIFO(width=2, depth=sum(credits.values()))
+        received = Signal(range(max(used.values()) + 1))
+        completed = {k: Signal(name=f"{k}_completed") for k in names}
+        with m.If(self.mem.rvalid & pending.r_rdy):
+            with m.Switch(pending.r_data):
+                for k in names:
+                    with m.Case(index_of[k]):
+                        word = Cat(asm[k][8:], self.mem.rdata)
+                        m.d.sync += asm[k].eq(word)
+                        with m.If(received == used[k] - 1):
+                            m.d.comb += [completed[k].eq(1), pending.r_en.eq(1)]
+                            m.d.sync += received.eq(0)
+                            if k == "idx":
+                                m.d.comb += [idx_words.w_en.eq(1), idx_words.w_data.eq(word)]
+                            else:
+                                m.d.sync += slot_valid[k].eq(1)
+                        with m.Else():
+                            m.d.sync += received.eq(received + 1)
+
+        # Addresses: a word's bytes one a cycle, the next word's right after, on any channel with
+        # a credit left; a result tile goes out between two words (reads still in flight keep
+        # arriving while it is written: the memory answers reads in order, writes not at all).
+        issuing = Signal()
         job = Signal(range(len(names)))
         job_addr = Signal(33)
-        count = Signal(range(max(max(strides.values()), 4 * lanes) + 1))
-        received = Signal.like(count)  # bytes of the word read so far
+        count = Signal(range(max(max(used.values()), 4 * lanes) + 1))
         acc_shift = Signal(32 * lanes)
         idle = Signal()
         m.d.comb += self.mem.addr.eq(job_addr + count)
-
-        def begin_read(m, index, addr):
-            m.d.sync += [job.eq(index), job_addr.eq(addr), count.eq(0), received.eq(0)]
-            with m.If(addr + strides[names[index]] > self.mem_size):
-                m.d.sync += fault.eq(1)
-            m.next = "READ"
+        last_address = Signal()
+        issued = {k: Signal(name=f"{k}_issued") for k in names}
 
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += idle.eq(1)
+            with m.State("READ"):
+                m.d.comb += self.mem.re.eq(issuing)
+                with m.Switch(job):
+                    for k in names:
+                        with m.Case(index_of[k]):
+                            m.d.comb += last_address.eq(issuing & self.mem.ready & (count == used[k] - 1))
+                with m.If(self.mem.re & self.mem.ready):
+                    m.d.sync += count.eq(count + 1)
+                with m.If(last_address):
+                    m.d.sync += issuing.eq(0)
+                free = ~issuing | last_address
+                m.d.comb += idle.eq(~issuing & (pending.level == 0))
                 acc = core.acc
                 with m.If(acc.valid):
-                    m.d.comb += acc.ready.eq(1)
-                    m.d.sync += [acc_shift.eq(Cat(*(Cat(acc.payload[i], Const(0, 32 - core.acc_width))
-                                                    for i in range(lanes)))),
-                                 job_addr.eq(acc_ptr), count.eq(0), acc_ptr.eq(acc_ptr + 4 * lanes)]
-                    with m.If(acc_ptr + 4 * lanes > self.mem_size):
-                        m.d.sync += fault.eq(1)
-                    m.next = "WRITE"
-                with m.Else():
+                    # No new word until the tile is out, so that results are never starved.
+                    with m.If(free):
+                        m.d.comb += acc.ready.eq(1)
+                        m.d.sync += [acc_shift.eq(Cat(*(Cat(acc.payload[i], Const(0, 32 - core.acc_width))
+                                                        for i in range(lanes)))),
+                                     job_addr.eq(acc_ptr), count.eq(0), acc_ptr.eq(acc_ptr + 4 * lanes)]
+                        with m.If(acc_ptr + 4 * lanes > self.mem_size):
+                            m.d.sync += fault.eq(1)
+                        m.next = "WRITE"
+                with m.Elif(free & pending.w_rdy):
                     base = {"cb": args[2], "tab": args[3], "idx": args[4]}
                     first = True
-                    for index, k in enumerate(names):
+                    for k in names:
+                        left = owned[k] < credits[k]
                         if k == "x":
-                            want = running & (x_count < positions) & ~slot_valid["x"]
+                            want = running & (x_count < positions) & left
                             addr = args[5] + x_count * strides["x"]
                         else:
-                            want = channels[k].req.valid & ~slot_valid[k]
+                            want = channels[k].req.valid & left
                             addr = base[k] + channels[k].req.payload * strides[k]
                         with (m.If if first else m.Elif)(want):
                             if k == "x":
                                 m.d.sync += x_count.eq(x_count + 1)
                             else:
                                 m.d.comb += channels[k].req.ready.eq(1)
-                            begin_read(m, index, addr)
+                            m.d.comb += [issued[k].eq(1), pending.w_en.eq(1), pending.w_data.eq(index_of[k])]
+                            m.d.sync += [job.eq(index_of[k]), job_addr.eq(addr), count.eq(0), issuing.eq(1)]
+                            with m.If(addr + strides[k] > self.mem_size):
+                                m.d.sync += fault.eq(1)
                         first = False
-            with m.State("READ"):
-                # A byte address every cycle the memory takes one (``count``); the bytes arrive in
-                # order, so a word of s bytes takes s + 1 cycles here on a memory that answers the
-                # next cycle, and the word is whole only when its last byte arrived.
-                with m.Switch(job):
-                    for index, k in enumerate(names):
-                        with m.Case(index):
-                            m.d.comb += self.mem.re.eq(count < used[k])
-                            with m.If(self.mem.re & self.mem.ready):
-                                m.d.sync += count.eq(count + 1)
-                            with m.If(self.mem.rvalid):
-                                m.d.sync += [slot_data[k].eq(Cat(slot_data[k][8:], self.mem.rdata)),
-                                             received.eq(received + 1)]
-                                with m.If(received == used[k] - 1):
-                                    m.d.sync += slot_valid[k].eq(1)
-                                    m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8])]
                 with m.If(self.mem.ready):
                     m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]
                     with m.If(count == 4 * lanes - 1):
-                        m.next = "IDLE"
+                        m.next = "READ"
+        for k in names:
+            m.d.sync += inflight[k].eq(inflight[k] + issued[k] - completed[k])
 
         busy = desc_pending | core.busy | ~idle
         m.d.comb += self.busy.eq(running)

@@ -41,15 +41,16 @@ presets give clock, memory bandwidth and lanes.
 (:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
 clock, its GEMV core's lanes, its memory (the UP5K's SPRAM, the ULX3S's SDR SDRAM, the OrangeCrab's
 block RAM), and that memory's one byte-wide port (a :class:`BytePort`,
-:class:`lutforge.boards.soc.GemvShell`), which serves every channel in turn: a word of ``s`` bytes
-takes ``1 + s + read_latency`` cycles (a cycle to choose the channel, one per byte address, then
-the last byte's latency: 1 on chip, CL + 2 through the SDRAM controller), plus a cycle per table
-row in which it waits for the core's next request, a result tile ``1 + 4 L`` (one per byte
-written); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT run
-on such a target takes ``max(core cycles, port cycles)``. Each board's simulated SoC's cycles on
-a SmolLM2 layer are within 0.1 % of it on chip memory (what is left is each run's start and
-descriptor) and within 2 % through the SDRAM (what is left: rows the channels close for each
-other in a bank). The OrangeCrab's DDR3 is not served yet.
+:class:`lutforge.boards.soc.GemvShell`), which streams the channels' words a byte address a
+cycle, word after word (``s`` cycles for a word of ``s`` bytes, only the bytes the core uses); a
+codebook or table word is the only one its channel may hold, so the next of its channel waits for
+the core to take it, ``1 + read_latency`` cycles (latency 1 on chip, CL + 2 through the SDRAM
+controller); index words stream, their channel holds four; a result tile takes ``1 + 4 L`` (a
+byte a cycle); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT
+run on such a target takes ``max(core cycles, port cycles)``. Each board's simulated SoC's cycles
+on SmolLM2 layers are within 1 % of it on chip memory (what is left: the codebook phase's and the
+tiles' last few cycles, each run's start) and within 4 % through the SDRAM (rows the channels
+close for each other, refresh in cycles the port waits anyway). The OrangeCrab's DDR3 is not served yet.
 """
 
 from __future__ import annotations
@@ -170,10 +171,11 @@ def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, po
     words = dict(run_requests(positions, out_features, core.lanes, tables=core.tables,
                               tiles_per_block=tiles_per_block), x=positions)
     tiles = -(-out_features // core.lanes)
-    # Per (tile, position) the sequencer also waits one cycle for the core's next request, which
-    # the core makes the cycle after it takes a word.
-    return (sum(n * (1 + core.word_bytes[k] + port.read_latency) for k, n in words.items())
-            + words["idx"] + tiles * (1 + 4 * core.lanes))
+    # A byte address a cycle, word after word; a codebook or table word is the only one its
+    # channel may hold, so the next waits for the core to take it: the memory's latency and a
+    # cycle. Index words stream (their channel holds four). A result tile: a byte a cycle and one.
+    return (sum(n * core.word_bytes[k] for k, n in words.items())
+            + (words["cb"] + words["tab"]) * (1 + port.read_latency) + tiles * (1 + 4 * core.lanes))
 
 
 def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
