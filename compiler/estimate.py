@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .perf import LayerShape, Target, method_layer_cost, program_layer_costs
+from .perf import LayerShape, Target, method_layer_cost, program_layer_costs, program_table_choice
 from .perf_units import decoder_units_breakdown
 
-__all__ = ["Host", "UnitTime", "PassEstimate", "pass_estimate", "generation", "lm_head_on_core", "ARTIFACT_LATENCY_S",
+__all__ = ["Host", "UnitTime", "PassEstimate", "pass_estimate", "generation", "lm_head_on_core", "table_engine",
+           "ARTIFACT_LATENCY_S",
            "H200_LINEARS_MS"]
 
 # LUT-LLM's artifact, reference latency on the V80 at 250 MHz, Qwen3-1.7B: (prompt, new tokens) -> s.
@@ -97,6 +98,14 @@ def _host_unit_bytes(model, t: int, start: int) -> dict[str, int]:
             "silu_mul": n * 3 * t * model.d_ff * f}
 
 
+def table_engine(program, cfg, target: Target) -> str:
+    """The LUT core's table engine: the configuration's ``core.tables``, or with ``auto`` the one
+    on which the Program's layers take less time on ``target``."""
+    if cfg.core.tables != "auto":
+        return cfg.core.tables
+    return program_table_choice(program, target, lanes=cfg.core.lanes, chains=cfg.core.chains).tables
+
+
 def pass_estimate(program, model, cfg, target: Target, tokens: int, context: int, host: Host = Host(),
                   costs: list | None = None) -> PassEstimate:
     """The time of ``tokens`` new tokens after ``context`` cached ones of ``model`` (a
@@ -104,7 +113,8 @@ def pass_estimate(program, model, cfg, target: Target, tokens: int, context: int
     ``target`` (module docstring); ``costs``: the Program's layer costs, when already computed."""
     clock = target.clock_mhz * 1e6
     if costs is None:
-        costs, _ = program_layer_costs(program, target, lanes=cfg.core.lanes, chains=cfg.core.chains)
+        costs, _ = program_layer_costs(program, target, lanes=cfg.core.lanes, chains=cfg.core.chains,
+                                       tables=table_engine(program, cfg, target))
     cycles = sum(c.cycles for c in costs)
     units = [UnitTime("linears", "core", tokens * cycles, tokens * sum(c.bytes for c in costs),
                       tokens * sum(c.seconds for c in costs),
@@ -143,6 +153,7 @@ def generation(program, model, cfg, target: Target, prompt: int, new: int,
                host: Host = Host()) -> tuple[PassEstimate, list[PassEstimate]]:
     """The prefill of a ``prompt``-token prompt and the decode passes of ``new`` tokens: the last
     prompt position's logits give the first new token, so ``new - 1`` decode passes follow it."""
-    costs, _ = program_layer_costs(program, target, lanes=cfg.core.lanes, chains=cfg.core.chains)
+    costs, _ = program_layer_costs(program, target, lanes=cfg.core.lanes, chains=cfg.core.chains,
+                                   tables=table_engine(program, cfg, target))
     prefill = pass_estimate(program, model, cfg, target, prompt, 0, host, costs)
     return prefill, [pass_estimate(program, model, cfg, target, 1, prompt + i, host, costs) for i in range(new - 1)]

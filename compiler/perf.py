@@ -65,7 +65,7 @@ from ..program.core import GemvCoreParams
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
            "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "BytePort", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost",
-           "choose_tables", "TableChoice"]
+           "choose_tables", "TableChoice", "program_table_choice"]
 
 
 @dataclass(frozen=True)
@@ -337,14 +337,20 @@ def program_layer_costs(program, target: Target, *, lanes: int | None = None, ch
     return costs, stored
 
 
+def program_table_choice(program, target: Target, *, lanes: int | None = None, chains: int = 4) -> "TableChoice":
+    """The table engine on which a Program's layers take less time on ``target``
+    (:func:`choose_tables` over :func:`program_layer_costs`)."""
+    return choose_tables(lambda engine: sum(
+        c.seconds for c in program_layer_costs(program, target, lanes=lanes, chains=chains, tables=engine)[0]))
+
+
 def program_cost(program, target: Target, *, chains: int = 4, model: str = "SmolLM2-135M",
                  tables: str | None = None) -> dict:
     """Per-token decode cost of a Program's layers on ``target`` (each layer on its core, with the
     target's lanes): the projection of what was compiled, whatever mix of LUT and block layers.
     LUT layers run on the ``tables`` engine, by default the one :func:`choose_tables` picks."""
     if tables is None:
-        tables = choose_tables(lambda engine: sum(
-            c.seconds for c in program_layer_costs(program, target, chains=chains, tables=engine)[0])).tables
+        tables = program_table_choice(program, target, chains=chains).tables
     costs, stored = program_layer_costs(program, target, chains=chains, tables=tables)
     seconds = sum(c.seconds for c in costs)
     return {"model": model, "target": target.name, "tables": tables,
@@ -389,17 +395,20 @@ def block_run_cycles(chunks: int, out_features: int, lanes: int, memory_latency:
     return tiles * chunks + memory_latency + 4
 
 
-def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chains: int = 4) -> LayerCost:
+def method_layer_cost(m, shape: LayerShape, target: Target, *, lanes: int, chains: int = 4,
+                      tables: str = "rows") -> LayerCost:
     """One GEMV of ``shape`` quantized by the layer method ``m`` (``compiler.lut_methods.LayerMethod``)
     on the core that runs it, with ``lanes`` lanes: the co-quantized LUT core (a residual method is
-    two runs of the same shape), the weight-only core, or the block-format core."""
+    two runs of the same shape; ``tables``: its table engine), the weight-only core, or the
+    block-format core."""
     clock = dict(memory_latency=target.memory_latency, clock_mhz=target.clock_mhz,
                  bandwidth_gbs=target.bandwidth_gbs)
     if m.kind == "tmac":
         return tmac_layer_cost(shape, v=m.v, c_w=m.c_w, cb_bits=m.cb_bits, group_rows=m.group_rows, lanes=lanes,
                                **clock)
     if m.kind == "lut":
-        core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits, lanes=lanes, chains=chains)
+        core = GemvCoreParams(v=m.v, c_a=m.c_a, c_w=m.c_w, table_bits=m.table_bits, lanes=lanes, chains=chains,
+                              tables=tables)
         one = layer_cost(shape, core, positions_per_run=m.scale_positions if m.scales == "block" else 0,
                          port=target.port, group_rows=m.group_rows, **clock)
         stages = 2 if m.residual else 1
@@ -423,22 +432,31 @@ class TokenCost:
     bytes: int
     seconds: float
     bound: tuple[str, ...]
+    tables: str = "rows"  # the LUT core's table engine the cost was taken on
 
     @property
     def tokens_per_s(self) -> float:
         return 1.0 / self.seconds
 
 
-def method_token_cost(methods, model: str, target: Target, *, lanes: int | None = None, chains: int = 4) -> TokenCost:
+def method_token_cost(methods, model: str, target: Target, *, lanes: int | None = None, chains: int = 4,
+                      tables: str | None = None) -> TokenCost:
     """:func:`method_layer_cost` summed over one token's decoder linears of ``model`` (a key of
     :data:`MODEL_SHAPES`), each layer quantized by ``methods``: one method for every layer, or a
     function of the layer's name (``layers.3.attn.q``) such as ``MethodConfig.method``. The
-    target's lanes unless ``lanes`` is given."""
+    target's lanes unless ``lanes`` is given; LUT layers on the ``tables`` engine, by default the
+    one :func:`choose_tables` picks for these layers on the target."""
     n_layers, block = MODEL_SHAPES[model]
     lanes = lanes or target.lanes
     method_of = methods if callable(methods) else (lambda name: methods)
-    costs = [method_layer_cost(method_of(f"layers.{i}.{n}"), LayerShape(f"layers.{i}.{n}", k, o), target,
-                               lanes=lanes, chains=chains)
-             for i in range(n_layers) for n, k, o in block]
+
+    def costs_on(engine: str) -> list[LayerCost]:
+        return [method_layer_cost(method_of(f"layers.{i}.{n}"), LayerShape(f"layers.{i}.{n}", k, o), target,
+                                  lanes=lanes, chains=chains, tables=engine)
+                for i in range(n_layers) for n, k, o in block]
+
+    if tables is None:
+        tables = choose_tables(lambda engine: sum(c.seconds for c in costs_on(engine))).tables
+    costs = costs_on(tables)
     return TokenCost(model, target.name, lanes, sum(c.cycles for c in costs), sum(c.bytes for c in costs),
-                     sum(c.seconds for c in costs), tuple(sorted({c.bound for c in costs})))
+                     sum(c.seconds for c in costs), tuple(sorted({c.bound for c in costs})), tables)

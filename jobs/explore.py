@@ -294,7 +294,8 @@ def _assemble(point: SpacePoint, quality: dict, areas: list[tuple[CoreBuild, dic
         notes.append(f"Fmax {fmax:.1f} MHz is below the target's {target.clock_mhz:g} MHz; priced at Fmax")
     timed = dataclasses.replace(target, clock_mhz=clock)
     cost = method_token_cost(config.lut_methods.method, model, timed, lanes=config.core.lanes,
-                             chains=config.core.chains)
+                             chains=config.core.chains,
+                             tables=None if config.core.tables == "auto" else config.core.tables)
     seconds = quality["seconds"] + sum(a["seconds"] for _, a in areas)
     return PointResult(point.id, point.label, point.data, target.name, quality["perplexity"],
                        quality["bits_per_weight"], quality["tokens"], cost.tokens_per_s, cost.cycles, clock,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from lutforge.compiler.lut_methods import LayerMethod
-from lutforge.compiler.perf import (TARGETS, LayerShape, block_layer_cost, layer_cost,
+from lutforge.compiler.perf import (TARGETS, LayerShape, block_layer_cost, choose_tables, layer_cost,
                                     method_layer_cost, method_token_cost, model_cost, tmac_layer_cost)
 from lutforge.golden.block_gemv import BlockGemvFormat
 from lutforge.program.core import GemvCoreParams
@@ -47,10 +47,10 @@ def test_a_token_is_the_model_cost_of_its_linears(target):
     m = LayerMethod(kind="lut", v=2, c_a=64, c_w=16, table_bits=8)
     core = GemvCoreParams(v=2, c_a=64, c_w=16, table_bits=8, lanes=t.lanes, chains=4)
     want = model_cost("SmolLM2-135M", core, t, group_rows=512)
-    got = method_token_cost(m, "SmolLM2-135M", t)
+    got = method_token_cost(m, "SmolLM2-135M", t, tables="rows")  # model_cost's engine
     assert got.cycles == want["cycles_per_token"] and got.bytes == want["bytes_per_token"]
     assert got.tokens_per_s == pytest.approx(want["tokens_per_s"], rel=1e-12)
-    halved = method_token_cost(m, "SmolLM2-135M", t, lanes=t.lanes // 2)
+    halved = method_token_cost(m, "SmolLM2-135M", t, lanes=t.lanes // 2, tables="rows")
     assert halved.lanes == t.lanes // 2 and halved.cycles > got.cycles
 
 
@@ -58,8 +58,30 @@ def test_a_token_prices_each_layer_by_its_own_method():
     lut = LayerMethod(kind="lut", v=2, c_a=64, c_w=16, table_bits=8)
     nv = LayerMethod(kind="nvfp4", act="mxint8")
     t = TARGETS["ulx3s-85f"]
-    mixed = method_token_cost(lambda name: nv if name == "layers.7.mlp.down" else lut, "SmolLM2-135M", t)
+    mixed = method_token_cost(lambda name: nv if name == "layers.7.mlp.down" else lut, "SmolLM2-135M", t,
+                              tables="resident")
     down = LayerShape("layers.7.mlp.down", 1536, 576)
-    want = (method_token_cost(lut, "SmolLM2-135M", t).cycles - method_layer_cost(lut, down, t, lanes=t.lanes).cycles
+    want = (method_token_cost(lut, "SmolLM2-135M", t, tables="resident").cycles
+            - method_layer_cost(lut, down, t, lanes=t.lanes, tables="resident").cycles
             + method_layer_cost(nv, down, t, lanes=t.lanes).cycles)
     assert mixed.cycles == want
+
+
+@pytest.mark.parametrize("target, faster", [("icebreaker", "resident"), ("ulx3s-85f", "resident"),
+                                            ("orangecrab-25f", "resident"), ("v80", "rows")])
+def test_a_token_is_priced_on_the_faster_table_engine_of_the_target(target, faster):
+    """A board's byte port makes table words dear (resident tables read each row once a block);
+    the V80's HBM makes the resident tables' loading the dearer part."""
+    m = LayerMethod(kind="lut", v=2, c_a=16, c_w=16, group_rows=192)
+    on = {engine: method_token_cost(m, "SmolLM2-135M", TARGETS[target], tables=engine) for engine in ("rows", "resident")}
+    slower = "rows" if faster == "resident" else "resident"
+    assert on[faster].seconds < on[slower].seconds and on[faster].tables == faster
+    assert method_token_cost(m, "SmolLM2-135M", TARGETS[target]) == on[faster]
+
+
+def test_choose_tables_takes_the_lower_time_and_the_first_engine_on_a_tie():
+    assert choose_tables({"rows": 2.0, "resident": 1.0}.get).tables == "resident"
+    assert choose_tables({"rows": 1.0, "resident": 1.5}.get).tables == "rows"
+    tie = choose_tables({"rows": 1.0, "resident": 1.0}.get)
+    assert tie.tables == "rows" and tie.seconds == {"rows": 1.0, "resident": 1.0}
+    assert str(tie) == "table engine rows (one token's LUT layers: rows 1000.000 ms, resident 1000.000 ms)"
