@@ -257,16 +257,11 @@ class GemvCore(wiring.Component):
 
     def _rows(self, m, run: _Run):
         """The multiplexer engine: each (tile, position) reads its table row and index word."""
-        aw, lanes, c_a = self.addr_width, self.lanes, self.c_a
+        lanes, c_a = self.lanes, self.c_a
         tab, idx, desc, busy = self.mem.tab, self.mem.idx, run.desc, run.busy
         pos_count, n_rows = desc.positions, desc.out_features
         # Requests: tile by tile, position by position, as soon as a[p] is known.
-        r_p = Signal(16)
-        r_row = Signal(17)
-        r_tile_in_block = Signal(16)
-        r_block_base = Signal(aw)
-        r_pos_off = Signal(aw)
-        r_idx = Signal(aw)
+        r_p, r_row, r_tile_in_block, r_block_base, r_pos_off, r_idx = self._request_place()
         tab_sent = Signal()
         idx_sent = Signal()
         active = busy & (r_row < n_rows) & (r_p < run.written)
@@ -305,11 +300,7 @@ class GemvCore(wiring.Component):
             rows.payload.last.eq(c_p + 1 == pos_count),
             rows.payload.mask.eq(self._lane_mask(m, n_rows - c_row)),
         ]
-        with m.If(rows.valid & rows.ready):
-            with m.If(c_p + 1 == pos_count):
-                m.d.sync += [c_p.eq(0), c_row.eq(c_row + lanes)]
-            with m.Else():
-                m.d.sync += c_p.eq(c_p + 1)
+        self._next_position(m, rows.valid & rows.ready, c_p, c_row, pos_count)
 
         with m.If(run.start):
             m.d.sync += [r_p.eq(0), r_row.eq(0), r_tile_in_block.eq(0), r_block_base.eq(0), r_pos_off.eq(0),
@@ -318,17 +309,12 @@ class GemvCore(wiring.Component):
     def _resident(self, m, run: _Run):
         """The block-RAM engine: per row block, its P selected rows into the banks, then its tiles'
         index words alone."""
-        aw, lanes, c_a, c_w, b = self.addr_width, self.lanes, self.c_a, self.c_w, self.table_bits
+        lanes, c_a, c_w, b = self.lanes, self.c_a, self.c_w, self.table_bits
         tab, idx, desc, busy = self.mem.tab, self.mem.idx, run.desc, run.busy
         pos_count, n_rows, per_block = desc.positions, desc.out_features, desc.tiles_per_block
         # Requests: a block's P table rows (as soon as a[p] is known), then its tiles' index words.
         r_loading = Signal()
-        r_p = Signal(16)
-        r_row = Signal(17)
-        r_tile_in_block = Signal(16)
-        r_block_base = Signal(aw)
-        r_pos_off = Signal(aw)
-        r_idx = Signal(aw)
+        r_p, r_row, r_tile_in_block, r_block_base, r_pos_off, r_idx = self._request_place()
         more = busy & (r_row < n_rows)
         m.d.comb += [
             run.abuf.addr.eq(r_p),
@@ -395,20 +381,33 @@ class GemvCore(wiring.Component):
             look.payload.last.eq(c_p + 1 == pos_count),
             look.payload.mask.eq(self._lane_mask(m, n_rows - c_row)),
         ]
-        with m.If(look.valid & look.ready):
-            with m.If(c_p + 1 == pos_count):
-                m.d.sync += [c_p.eq(0), c_row.eq(c_row + lanes)]
-                with m.If(c_tile_in_block + 1 == per_block):
-                    m.d.sync += [c_tile_in_block.eq(0), c_loading.eq(1), load_addr.eq(0)]
-                with m.Else():
-                    m.d.sync += c_tile_in_block.eq(c_tile_in_block + 1)
+        self._next_position(m, look.valid & look.ready, c_p, c_row, pos_count)
+        with m.If(look.valid & look.ready & (c_p + 1 == pos_count)):
+            with m.If(c_tile_in_block + 1 == per_block):
+                m.d.sync += [c_tile_in_block.eq(0), c_loading.eq(1), load_addr.eq(0)]
             with m.Else():
-                m.d.sync += c_p.eq(c_p + 1)
+                m.d.sync += c_tile_in_block.eq(c_tile_in_block + 1)
 
         with m.If(run.start):
             m.d.sync += [r_loading.eq(1), r_p.eq(0), r_row.eq(0), r_tile_in_block.eq(0), r_block_base.eq(0),
                          r_pos_off.eq(0), r_idx.eq(0), c_loading.eq(1), c_p.eq(0), held_valid.eq(0),
                          entry.eq(0), load_addr.eq(0), c_row.eq(0), c_tile_in_block.eq(0)]
+
+    def _request_place(self) -> tuple:
+        """The requests' place in the run: position, first row of the tile, tile within its row
+        block, the block's and the position's table-word offsets, the index word."""
+        aw = self.addr_width
+        return (Signal(16, name="r_p"), Signal(17, name="r_row"), Signal(16, name="r_tile_in_block"),
+                Signal(aw, name="r_block_base"), Signal(aw, name="r_pos_off"), Signal(aw, name="r_idx"))
+
+    def _next_position(self, m, take, c_p, c_row, pos_count):
+        """The responses' place in the run: ``take`` moves it a position on, past a tile's last
+        position to the next tile."""
+        with m.If(take):
+            with m.If(c_p + 1 == pos_count):
+                m.d.sync += [c_p.eq(0), c_row.eq(c_row + self.lanes)]
+            with m.Else():
+                m.d.sync += c_p.eq(c_p + 1)
 
     def _lane_mask(self, m, remaining):
         """Lanes whose row exists: lane i of a tile with ``remaining`` rows left is row ``i`` of them."""
