@@ -506,11 +506,13 @@ class GemvShell(wiring.Component):
     """The LUT-GEMV core (:class:`lutforge.hdl.gemv_core.GemvCore`) on the SoC's byte memory.
 
     The core's three read channels (cb, tab, idx), its activation stream ``x`` and its result
-    stream ``acc`` are served from the shared memory by one sequencer, one byte per cycle (a word
-    of s bytes in 1 + s + latency cycles: one to choose the channel, one per byte address the memory
-    takes, then the last byte's read latency, 1 on chip and CL + 2 through the SDRAM controller);
-    each read channel has a one-word response slot, so the core can hold a table row while the
-    matching index word is fetched. Descriptor words (registers ARG0..):
+    stream ``acc`` are served from the shared memory by one sequencer that streams: a byte address
+    every cycle the memory takes one, word after word and channel after channel, while the bytes of
+    earlier words are still arriving (1 cycle later on chip, CL + 2 through the SDRAM controller;
+    in order, so a small queue says whose word each byte belongs to). Only the bytes of a word the
+    core uses are read (``GemvCoreParams.word_bytes``). A channel asks for a word only while it has
+    room for it: the index channel holds four words, the others one each (a slot the word is
+    assembled in). A result tile is written between two words. Descriptor words (registers ARG0..):
 
     ====  ==========================================================================
     ARG0  positions P (bits 0..15) | out_features N (bits 16..31)
