@@ -17,7 +17,7 @@ from lutforge.program.artifact import ProgramError, read_program, write_program
 
 SECTION_KEYS = {"quantization": "v, c_a, c_w, group_rows, table_bits, scheme, granularity, head_rows, rounding, "
                                 "positions_per_run, iterations, seed",
-                "core": "lanes, chains, max_positions, metric, memory_latency"}
+                "core": "lanes, chains, max_positions, metric, memory_latency, tables"}
 LAYERS = ("'layers.0.attn.q' ... 'layers.29.mlp.down' (layers.N.attn.q, .attn.k, .attn.v, .attn.o, .mlp.gate, "
           ".mlp.up or .mlp.down)")
 DEFAULT = "configs/default.yaml"
