@@ -54,6 +54,9 @@ class Board:
     memory: str = "bram"  # the SoC memory: "bram", "spram" on an iCE40 UP5K, "sdram" beside the FPGA
     spram: int = 0  # bytes of single-port RAM (SB_SPRAM256KA) on the FPGA
     sdram_chip: "SdramChip | None" = None  # the SDR SDRAM on the board, if any
+    # Bytes the SoC's memory port moves a request: the SDRAM's and SPRAM's 16-bit words, and block
+    # RAM as wide, so that the GEMV core's index words come one a cycle.
+    port_bytes: int = 2
 
     def platform(self):
         module, cls = self.platform_path.split(":")
@@ -71,7 +74,8 @@ class Board:
                 raise UsageError(f"The {self.name} has no SDR SDRAM the SoC can use; use memory: bram.")
             changes = {"sdram_chip": self.sdram_chip, **changes}
         config = SocConfig(clk_freq=clk_freq, baud=115200, mem_size=self.mem_size, core=self.core,
-                           gemv=self.gemv, memory=self.memory, idle_cycles=int(clk_freq // 100))
+                           gemv=self.gemv, memory=self.memory, port_bytes=self.port_bytes,
+                           idle_cycles=int(clk_freq // 100))
         config = replace(config, **changes)
         if config.memory == "spram" and not self.spram:
             raise UsageError(f"The {self.name} has no SPRAM (single-port RAM blocks are an iCE40 UP5K's); use "

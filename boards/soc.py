@@ -11,9 +11,10 @@ Inside:
   checks CRC-16, holds write payloads in a frame buffer until the CRC matched, answers with
   OK/NAK frames, skips repeated writes (same sequence number) and drops frames cut short by
   ``idle_cycles`` of silence;
-* memory — ``mem_size`` bytes behind one byte port (:mod:`.memory_port`: a read or write a cycle,
-  taken when the memory is ready, a read's byte back when it says so), shared by the link and the
-  core (the core owns it while busy; the link answers BUSY then): block RAM (``memory: bram``),
+* memory — ``mem_size`` bytes behind one port of ``port_bytes``-byte words (:mod:`.memory_port`:
+  a read or write a cycle, taken when the memory is ready, a read's word back when it says so),
+  shared by the link and the core (the core owns it while busy; the link answers BUSY then; the
+  link and the L-Mul core move single bytes through :class:`.memory_port.ByteView`): block RAM (``memory: bram``),
   the UP5K's single-port RAM (``memory: spram``, :mod:`.spram`) or an SDR SDRAM chip through
   :class:`.sdram.SdramController` (``memory: sdram``, the ``sdram`` port then leads to its pins);
 * registers — :class:`lutforge.boards.protocol.Reg`;
@@ -33,8 +34,8 @@ from ..program.core import GemvCoreParams
 from ..support.checks import check_int
 from ..support.errors import UsageError
 from .protocol import MAX_PAYLOAD, REQUEST_SYNC, RESPONSE_SYNC, Command, Reg, Status
-from .memory_port import BlockRamMemory, memory_signature
-from .sdram import IS42S16160, SdramChip, SdramController, sdram_pins_signature
+from .memory_port import PORT_WIDTHS, BlockRamMemory, ByteView, memory_signature
+from .sdram import IS42S16160, SdramChip, SdramController, port_timing, sdram_pins_signature
 from .sdram_model import sdram_storage_verilog
 from .spram import SPRAM_BYTES, SPRAM_SIZES, SpramMemory, spram_model_verilog
 
@@ -86,6 +87,8 @@ class SocConfig:
     # "bram" (inferred block RAM), "spram" (iCE40 UP5K SB_SPRAM256KA blocks) or "sdram" (``sdram_chip``)
     memory: str = "bram"
     sdram_chip: SdramChip = IS42S16160
+    # Bytes the memory port moves a request: 2 reads the SDRAM's and SPRAM's 16-bit words whole.
+    port_bytes: int = 1
 
     def __post_init__(self):
         if isinstance(self.clk_freq, bool) or not isinstance(self.clk_freq, (int, float)) or not self.clk_freq > 0:
@@ -128,6 +131,14 @@ class SocConfig:
             raise UsageError(f"Unknown core {self.core!r}; the SoC supports {', '.join(CORES)}.")
         if not isinstance(self.gemv, GemvCoreParams):
             raise TypeError(f"SocConfig.gemv is a GemvCoreParams, not {type(self.gemv).__name__}.")
+        if isinstance(self.port_bytes, bool) or self.port_bytes not in PORT_WIDTHS:
+            raise UsageError(f"SoC port_bytes {self.port_bytes!r} is not a memory port width; use one of "
+                             f"{', '.join(map(str, PORT_WIDTHS))} (bytes a request moves).")
+        odd = {k: n for k, n in self.gemv.strides.items() if n % self.port_bytes}
+        if self.core == "gemv" and odd:
+            raise UsageError(
+                f"The GEMV core's {', '.join(f'{k} words of {n} bytes' for k, n in odd.items())} do not start "
+                f"on the {self.port_bytes}-byte words of the memory port; use port_bytes: 1 or an even v.")
 
     @property
     def divisor(self) -> int:
@@ -237,8 +248,8 @@ class UartTx(wiring.Component):
         return m
 
 
-def _mem_port_signature(mem_size: int):
-    return memory_signature(mem_size).flip()
+def _mem_port_signature(mem_size: int, width: int = 1):
+    return memory_signature(mem_size, width).flip()
 
 
 def _reg_port_signature():
@@ -291,6 +302,7 @@ class HostLink(wiring.Component):
             buf_r.addr.eq(count),
             self.mem.addr.eq(addr + count),
             self.mem.wdata.eq(buf_r.data),
+            self.mem.wmask.eq(1),
             self.reg.addr.eq(addr),
             self.reg.wdata.eq(word),
         ]
@@ -468,7 +480,7 @@ class LMulVectorCore(wiring.Component):
         a_base, b_base, r_base, n = (self.args[k] for k in range(4))
         i = Signal(32)
         a_val, b_val = Signal(8), Signal(8)
-        m.d.comb += [lmul.a.eq(a_val), lmul.b.eq(b_val), self.mem.wdata.eq(lmul.r)]
+        m.d.comb += [lmul.a.eq(a_val), lmul.b.eq(b_val), self.mem.wdata.eq(lmul.r), self.mem.wmask.eq(1)]
         m.d.sync += self.done.eq(0)
         out_of_range = ((a_base + n > self.mem_size) | (b_base + n > self.mem_size)
                         | (r_base + n > self.mem_size))
@@ -503,15 +515,16 @@ class LMulVectorCore(wiring.Component):
 
 
 class GemvShell(wiring.Component):
-    """The LUT-GEMV core (:class:`lutforge.hdl.gemv_core.GemvCore`) on the SoC's byte memory.
+    """The LUT-GEMV core (:class:`lutforge.hdl.gemv_core.GemvCore`) on the SoC's memory port of
+    ``width``-byte words (:mod:`.memory_port`).
 
     The core's three read channels (cb, tab, idx), its activation stream ``x`` and its result
-    stream ``acc`` are served from the shared memory by one sequencer that streams: a byte address
-    every cycle the memory takes one, word after word and channel after channel, while the bytes of
+    stream ``acc`` are served from the shared memory by one sequencer that streams: a request
+    every cycle the memory takes one, port word after port word and channel after channel, while
     earlier words are still arriving (1 cycle later on chip, CL + 2 through the SDRAM controller;
-    in order, so a small queue says whose word each byte belongs to). Only the bytes of a word the
-    core uses are read (``GemvCoreParams.word_bytes``). A channel asks for a word only while it has
-    room for it: the index channel holds four words, the others one each (a slot the word is
+    in order, so a small queue says whose word each answer belongs to). Only the port words that
+    hold bytes the core uses are read (``GemvCoreParams.word_bytes``). A channel asks for a word only while it has
+    room for it: the index channel holds ``index_words``, the others one each (a slot the word is
     assembled in). A result tile is written between two words. Descriptor words (registers ARG0..):
 
     ====  ==========================================================================
@@ -526,14 +539,21 @@ class GemvShell(wiring.Component):
           accumulator as an unsigned little-endian 32-bit word
     ====  ==========================================================================
 
-    ``error`` is set when the core refused the descriptor or a byte address fell outside the
-    memory (nothing is wrapped silently: such a run is flagged and its results are not to be used).
+    ``error`` is set when the core refused the descriptor, a byte address fell outside the memory
+    or an address does not start a port word (nothing is wrapped silently: such a run is flagged
+    and its results are not to be used).
     """
 
-    def __init__(self, mem_size: int, params: GemvCoreParams):
+    def __init__(self, mem_size: int, params: GemvCoreParams, width: int = 1, read_latency: int = 1):
         from ..hdl.gemv_core import GemvCore
 
-        self.mem_size, self.params = mem_size, params
+        odd = {k: n for k, n in params.strides.items() if n % width}
+        if odd:
+            raise ValueError(f"GEMV words of {odd} bytes do not start on {width}-byte port words; use width 1.")
+        self.mem_size, self.params, self.width = mem_size, params, width
+        # Index words in flight or waiting: one a cycle needs a word per cycle of the memory's
+        # latency and two more (answer, then the core takes it); a power of two, four at least.
+        self.index_words = max(4, 1 << (read_latency + 1).bit_length())
         self.core = GemvCore(**params.hdl_kwargs(), addr_width=16)
         if self.core.acc_width > 32:
             raise ValueError(
@@ -544,14 +564,16 @@ class GemvShell(wiring.Component):
             "start": In(1),
             "args": In(data.ArrayLayout(32, Reg.ARGS)),
             "busy": Out(1), "done": Out(1), "error": Out(1),
-            "mem": Out(_mem_port_signature(mem_size)),
+            "mem": Out(_mem_port_signature(mem_size, width)),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.gemv = core = self.core
-        p = self.params
+        p, width = self.params, self.width
         strides, used = p.strides, p.word_bytes  # a word's padding bytes are never read
+        beats = {k: -(-n // width) for k, n in used.items()}  # port words a channel's word takes
+        tile_beats = 4 * p.lanes // width
         lanes = p.lanes
         args = self.args
         names = ("tab", "idx", "cb", "x")  # service order: table rows first keep the engine fed
@@ -559,12 +581,13 @@ class GemvShell(wiring.Component):
         index_of = {k: i for i, k in enumerate(names)}
 
         # Responses. A channel owns the words it asked for until the core takes them: the index
-        # channel four (words in flight while others wait: its short words stream back to back
-        # through the memory's latency, and are ready while a result tile is written); the others
-        # one, assembled in their slot (their registers are what fills an UP5K).
-        credits = {"tab": 1, "idx": 4, "cb": 1, "x": 1}
+        # channel ``index_words`` (its short words stream back to back through the memory's
+        # latency, and are ready while a result tile is written); the others one, assembled in
+        # their slot (their registers are what fills an UP5K).
+        credits = {"tab": 1, "idx": self.index_words, "cb": 1, "x": 1}
         inflight = {k: Signal(range(credits[k] + 1), name=f"{k}_inflight") for k in names}
-        asm = {k: Signal(8 * used[k], name=f"{k}_asm") for k in names}
+        asm = {k: Signal(8 * width * beats[k], name=f"{k}_asm") for k in names}
+        word_of = {k: asm[k][:8 * used[k]] for k in names}
         slot_valid = {k: Signal(name=f"{k}_valid") for k in names if k != "idx"}
         m.submodules.idx_words = idx_words = SyncFIFO(width=8 * used["idx"], depth=credits["idx"])
         owned = {k: inflight[k] + slot_valid[k] for k in slot_valid}
@@ -574,10 +597,10 @@ class GemvShell(wiring.Component):
                 m.d.comb += [ch.resp.valid.eq(idx_words.r_rdy), ch.resp.payload.eq(idx_words.r_data),
                              idx_words.r_en.eq(ch.resp.ready)]
             else:
-                m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(asm[k])]
+                m.d.comb += [ch.resp.valid.eq(slot_valid[k]), ch.resp.payload.eq(word_of[k])]
                 with m.If(ch.resp.valid & ch.resp.ready):
                     m.d.sync += slot_valid[k].eq(0)
-        m.d.comb += [core.x.valid.eq(slot_valid["x"]), core.x.payload.eq(asm["x"])]
+        m.d.comb += [core.x.valid.eq(slot_valid["x"]), core.x.payload.eq(word_of["x"])]
         with m.If(core.x.valid & core.x.ready):
             m.d.sync += slot_valid["x"].eq(0)
 
@@ -594,38 +617,38 @@ class GemvShell(wiring.Component):
         with m.If(core.desc.valid & core.desc.ready):
             m.d.sync += desc_pending.eq(0)
 
-        # The words whose bytes are still to come, in the order their addresses went out (the
-        # memory answers in order): the receiving side assembles the head word's bytes. A byte
-        # with none pending is an answer to the host link, which shares the port between runs.
+        # The words whose port words are still to come, in the order their addresses went out (the
+        # memory answers in order): the receiving side assembles the head word. An answer with
+        # none pending is one to the host link, which shares the port between runs.
         m.submodules.pending = pending = SyncFIFO(width=2, depth=sum(credits.values()))
-        received = Signal(range(max(used.values()) + 1))
+        received = Signal(range(max(beats.values()) + 1))
         completed = {k: Signal(name=f"{k}_completed") for k in names}
         with m.If(self.mem.rvalid & pending.r_rdy):
             with m.Switch(pending.r_data):
                 for k in names:
                     with m.Case(index_of[k]):
-                        word = Cat(asm[k][8:], self.mem.rdata)
+                        word = Cat(asm[k][8 * width:], self.mem.rdata)
                         m.d.sync += asm[k].eq(word)
-                        with m.If(received == used[k] - 1):
+                        with m.If(received == beats[k] - 1):
                             m.d.comb += [completed[k].eq(1), pending.r_en.eq(1)]
                             m.d.sync += received.eq(0)
                             if k == "idx":
-                                m.d.comb += [idx_words.w_en.eq(1), idx_words.w_data.eq(word)]
+                                m.d.comb += [idx_words.w_en.eq(1), idx_words.w_data.eq(word[:8 * used[k]])]
                             else:
                                 m.d.sync += slot_valid[k].eq(1)
                         with m.Else():
                             m.d.sync += received.eq(received + 1)
 
-        # Addresses: a word's bytes one a cycle, the next word's right after, on any channel with
+        # Addresses: a word's port words one a cycle, the next word's right after, on any channel with
         # a credit left; a result tile goes out between two words (reads still in flight keep
         # arriving while it is written: the memory answers reads in order, writes not at all).
         issuing = Signal()
         job = Signal(range(len(names)))
         job_addr = Signal(33)
-        count = Signal(range(max(max(used.values()), 4 * lanes) + 1))
+        count = Signal(range(max(max(beats.values()), tile_beats) + 1))
         acc_shift = Signal(32 * lanes)
         idle = Signal()
-        m.d.comb += self.mem.addr.eq(job_addr + count)
+        m.d.comb += [self.mem.addr.eq(job_addr + count * width), self.mem.wmask.eq((1 << width) - 1)]
         last_address = Signal()
         issued = {k: Signal(name=f"{k}_issued") for k in names}
 
@@ -635,7 +658,7 @@ class GemvShell(wiring.Component):
                 with m.Switch(job):
                     for k in names:
                         with m.Case(index_of[k]):
-                            m.d.comb += last_address.eq(issuing & self.mem.ready & (count == used[k] - 1))
+                            m.d.comb += last_address.eq(issuing & self.mem.ready & (count == beats[k] - 1))
                 with m.If(self.mem.re & self.mem.ready):
                     m.d.sync += count.eq(count + 1)
                 with m.If(last_address):
@@ -675,10 +698,10 @@ class GemvShell(wiring.Component):
                                 m.d.sync += fault.eq(1)
                         first = False
             with m.State("WRITE"):
-                m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8])]
+                m.d.comb += [self.mem.we.eq(1), self.mem.wdata.eq(acc_shift[:8 * width])]
                 with m.If(self.mem.ready):
-                    m.d.sync += [acc_shift.eq(acc_shift >> 8), count.eq(count + 1)]
-                    with m.If(count == 4 * lanes - 1):
+                    m.d.sync += [acc_shift.eq(acc_shift >> 8 * width), count.eq(count + 1)]
+                    with m.If(count == tile_beats - 1):
                         m.next = "READ"
         for k in names:
             m.d.sync += inflight[k].eq(inflight[k] + issued[k] - completed[k])
@@ -686,8 +709,10 @@ class GemvShell(wiring.Component):
         busy = desc_pending | core.busy | ~idle
         m.d.comb += self.busy.eq(running)
         m.d.sync += self.done.eq(0)
+        # Every region starts on a port word (the host lays them out 4-byte aligned).
+        misaligned = Cat(args[i][:(width - 1).bit_length()] for i in range(2, 7)).any()
         with m.If(self.start & ~running):
-            m.d.sync += [desc_pending.eq(1), running.eq(1), fault.eq(0), x_count.eq(0),
+            m.d.sync += [desc_pending.eq(1), running.eq(1), fault.eq(misaligned), x_count.eq(0),
                          acc_ptr.eq(args[6])]
         with m.Elif(running & ~busy & core.done):
             m.d.sync += [running.eq(0), self.done.eq(1)]
@@ -717,27 +742,36 @@ class Soc(wiring.Component):
         m.submodules.uart_rx = uart_rx = UartRx(cfg.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(cfg.divisor)
         m.submodules.link = link = HostLink(cfg.mem_size, cfg.idle_cycles)
+        width = cfg.port_bytes
         if cfg.core == "gemv":
-            m.submodules.core = core = GemvShell(cfg.mem_size, cfg.gemv)
+            latency = port_timing(cfg.sdram_chip, cfg.clk_freq).read_latency if cfg.memory == "sdram" else 1
+            m.submodules.core = core = GemvShell(cfg.mem_size, cfg.gemv, width, latency)
         else:
             m.submodules.core = core = LMulVectorCore(cfg.mem_size)
         if cfg.memory == "sdram":
-            m.submodules.sdram = sdram = SdramController(cfg.sdram_chip, cfg.clk_freq, cfg.mem_size)
+            m.submodules.sdram = sdram = SdramController(cfg.sdram_chip, cfg.clk_freq, cfg.mem_size, width)
             wiring.connect(m, sdram.pins, wiring.flipped(self.sdram))
             mem = sdram.port
         else:
-            m.submodules.mem = mem = (SpramMemory(cfg.mem_size) if cfg.memory == "spram"
-                                      else BlockRamMemory(cfg.mem_size))
+            m.submodules.mem = mem = (SpramMemory(cfg.mem_size, width) if cfg.memory == "spram"
+                                      else BlockRamMemory(cfg.mem_size, width))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx),
                      link.rx_data.eq(uart_rx.data), link.rx_valid.eq(uart_rx.valid)]
         wiring.connect(m, link.tx, uart_tx.i)
 
-        # The core owns the memory while it runs; the link answers BUSY then.
-        for requester, owns in ((core.mem, core.busy), (link.mem, ~core.busy)):
+        # The core owns the memory while it runs; the link answers BUSY then. Requesters of single
+        # bytes reach a wider port through a view.
+        requesters = {"core": core.mem, "link": link.mem}
+        for name, port in requesters.items():
+            if len(port.rdata) < 8 * width:
+                m.submodules[f"{name}_bytes"] = view = ByteView(cfg.mem_size, width)
+                wiring.connect(m, port, view.byte)
+                requesters[name] = view.wide
+        for requester, owns in ((requesters["core"], core.busy), (requesters["link"], ~core.busy)):
             with m.If(owns):
                 m.d.comb += [mem.addr.eq(requester.addr), mem.wdata.eq(requester.wdata),
-                             mem.we.eq(requester.we), mem.re.eq(requester.re)]
+                             mem.wmask.eq(requester.wmask), mem.we.eq(requester.we), mem.re.eq(requester.re)]
             m.d.comb += [requester.ready.eq(mem.ready & owns), requester.rdata.eq(mem.rdata),
                          requester.rvalid.eq(mem.rvalid)]
         m.d.comb += [link.mem_busy.eq(core.busy), self.busy.eq(core.busy)]

@@ -40,13 +40,13 @@ presets give clock, memory bandwidth and lanes.
 **Board targets** describe the SoC that ``lutforge bitstream`` builds for the board
 (:mod:`lutforge.boards.platforms`; ``tests/boards/test_program_layer.py`` holds them equal): its
 clock, its GEMV core's lanes, its memory (the UP5K's SPRAM, the ULX3S's SDR SDRAM, the OrangeCrab's
-block RAM), and that memory's one byte-wide port (a :class:`BytePort`,
-:class:`lutforge.boards.soc.GemvShell`), which streams the channels' words a byte address a
-cycle, word after word (``s`` cycles for a word of ``s`` bytes, only the bytes the core uses); a
-codebook or table word is the only one its channel may hold, so the next of its channel waits for
-the core to take it, ``1 + read_latency`` cycles (latency 1 on chip, CL + 2 through the SDRAM
-controller); index words stream, their channel holds four; a result tile takes ``1 + 4 L`` (a
-byte a cycle); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT
+block RAM), and that memory's port (a :class:`BoardPort`, :class:`lutforge.boards.soc.GemvShell`)
+of ``width``-byte words (a byte, or the SDRAM's and SPRAM's 16 bits), which streams the channels'
+words a request a cycle, word after word (``ceil(s / width)`` cycles for a word of ``s`` bytes,
+only the bytes the core uses); a codebook or table word is the only one its channel may hold, so
+the next of its channel waits for the core to take it, ``1 + read_latency`` cycles (latency 1 on
+chip, CL + 2 through the SDRAM controller); index words stream, their channel holds four; a result
+tile takes ``1 + 4 L / width`` (a port word a cycle); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT
 run on such a target takes ``max(core cycles, port cycles)``. Each board's simulated SoC's cycles
 on SmolLM2 layers are within 1 % of it on chip memory (what is left: the codebook phase's and the
 tiles' last few cycles, each run's start) and within 4 % through the SDRAM (rows the channels
@@ -63,7 +63,7 @@ from ..golden.gemv_core import TABLE_ENGINES
 from ..program.core import GemvCoreParams
 
 __all__ = ["Target", "TARGETS", "LayerShape", "LayerCost", "run_cycles", "run_requests", "layer_cost", "model_cost",
-           "block_layer_cost", "program_cost", "program_layer_costs", "byte_port_cycles", "BytePort", "tmac_run_cycles", "tmac_layer_cost",
+           "block_layer_cost", "program_cost", "program_layer_costs", "board_port_cycles", "BoardPort", "tmac_run_cycles", "tmac_layer_cost",
            "MODEL_SHAPES", "PUBLISHED", "resolve_target", "method_layer_cost", "TokenCost", "method_token_cost",
            "choose_tables", "TableChoice", "program_table_choice"]
 
@@ -77,14 +77,15 @@ class Target:
     memory_latency: int
     memory_mib: float | None
     note: str
-    # "stream": memory words arrive at ``bandwidth_gbs``; a BytePort: the board SoC's byte port
+    # "stream": memory words arrive at ``bandwidth_gbs``; a BoardPort: the board SoC's memory port
     # (module docstring), whose cycles bound each run.
-    port: "str | BytePort" = "stream"
+    port: "str | BoardPort" = "stream"
 
 
 @dataclass(frozen=True)
-class BytePort:
-    """A board SoC's byte memory port as the performance model counts it: a read's byte arrives
+class BoardPort:
+    """A board SoC's memory port as the performance model counts it: a request moves a word of
+    ``width`` bytes (:data:`lutforge.boards.memory_port.PORT_WIDTHS`), a read's word arrives
     ``read_latency`` cycles after the port took its address (1 for block RAM and SPRAM), and an
     SDRAM behind it takes no request for ``refresh_lost`` cycles of every ``refresh_period``
     (:func:`lutforge.boards.sdram.port_timing`; 0: no refresh)."""
@@ -92,23 +93,25 @@ class BytePort:
     read_latency: int = 1
     refresh_period: int = 0
     refresh_lost: int = 0
+    width: int = 1
 
 
-ON_CHIP_PORT = BytePort()
+ON_CHIP_PORT = BoardPort()  # a byte a request, the answer the next cycle
+WORD_PORT = BoardPort(width=2)  # the same with 16-bit words
 
 
 TARGETS = {
     "sim": Target("sim", 100.0, math.inf, 16, 4, None,
                   "the simulated core: 16 lanes, an always-ready memory of 4 cycles latency"),
-    # The board SoCs as built: clock, lanes, memory (SPRAM, SDRAM or block RAM), one byte per cycle
-    # at most (the SDRAM's timing: its controller's, at 25 MHz, tests/boards/test_program_layer.py).
-    "icebreaker": Target("icebreaker", 12.0, 12e6 / 1e9, 2, 1, 131072 / 2**20,
-                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a byte port", ON_CHIP_PORT),
-    "ulx3s-85f": Target("ulx3s-85f", 25.0, 25e6 / 1e9, 4, 1, 32.0,
-                        "ECP5-85F SoC: 25 MHz, 4 lanes, 32 MiB SDR SDRAM on a byte port",
-                        BytePort(read_latency=4, refresh_period=195, refresh_lost=10)),
-    "orangecrab-25f": Target("orangecrab-25f", 48.0, 48e6 / 1e9, 4, 1, 16384 / 2**20,
-                             "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a byte port", ON_CHIP_PORT),
+    # The board SoCs as built: clock, lanes, memory (SPRAM, SDRAM or block RAM), one 16-bit word
+    # per cycle at most (the SDRAM's timing: its controller's, at 25 MHz, tests/boards/test_program_layer.py).
+    "icebreaker": Target("icebreaker", 12.0, 2 * 12e6 / 1e9, 2, 1, 131072 / 2**20,
+                         "iCE40UP5K SoC: 12 MHz, 2 lanes, 128 KiB SPRAM on a 16-bit port", WORD_PORT),
+    "ulx3s-85f": Target("ulx3s-85f", 25.0, 2 * 25e6 / 1e9, 4, 1, 32.0,
+                        "ECP5-85F SoC: 25 MHz, 4 lanes, 32 MiB SDR SDRAM on a 16-bit port",
+                        BoardPort(read_latency=4, refresh_period=195, refresh_lost=10, width=2)),
+    "orangecrab-25f": Target("orangecrab-25f", 48.0, 2 * 48e6 / 1e9, 4, 1, 16384 / 2**20,
+                             "ECP5-25F SoC: 48 MHz, 4 lanes, 16 KiB block RAM on a 16-bit port", WORD_PORT),
     "v80": Target("v80", 250.0, 820.0, 1024, 64, 32768.0,
                   "V80-class: 250 MHz, 820 GB/s HBM, 1024 lanes (our choice), 32 GiB"),
 }
@@ -164,22 +167,45 @@ def run_requests(positions: int, out_features: int, lanes: int, *, tables: str =
     return {"cb": positions, "tab": tab, "idx": tiles * positions}
 
 
-def byte_port_cycles(positions: int, out_features: int, core: GemvCoreParams, port: BytePort = ON_CHIP_PORT,
-                     tiles_per_block: int = 0) -> int:
-    """Cycles the board SoC's byte port (module docstring) spends on one core run's words, refresh
-    left out (:func:`layer_cost` adds it over a whole layer)."""
+def board_port_cycles(positions: int, out_features: int, core: GemvCoreParams, port: BoardPort = ON_CHIP_PORT,
+                      tiles_per_block: int = 0) -> int:
+    """Cycles the board SoC's memory port (module docstring) spends on one core run's words,
+    refresh left out (:func:`layer_cost` adds it over a whole layer)."""
     words = dict(run_requests(positions, out_features, core.lanes, tables=core.tables,
                               tiles_per_block=tiles_per_block), x=positions)
     tiles = -(-out_features // core.lanes)
-    # A byte address a cycle, word after word; a codebook or table word is the only one its
-    # channel may hold, so the next waits for the core to take it: the memory's latency and a
-    # cycle. Index words stream (their channel holds four). A result tile: a byte a cycle and one.
-    return (sum(n * core.word_bytes[k] for k, n in words.items())
-            + (words["cb"] + words["tab"]) * (1 + port.read_latency) + tiles * (1 + 4 * core.lanes))
+    # A request a cycle, word after word; a codebook or table word is the only one its channel may
+    # hold, so the next waits for the core to take it: the memory's latency and a cycle. Index
+    # words stream (their channel holds four). A result tile: a port word a cycle and one.
+    return (sum(n * -(-core.word_bytes[k] // port.width) for k, n in words.items())
+            + (words["cb"] + words["tab"]) * (1 + port.read_latency)
+            + tiles * (1 + 4 * core.lanes // port.width))
+
+
+def _refreshed(cycles: int, port: BoardPort) -> int:
+    """``cycles`` of port work stretched by the refreshes, between which alone the port serves."""
+    if not port.refresh_period:
+        return cycles
+    return math.ceil(cycles * port.refresh_period / (port.refresh_period - port.refresh_lost))
+
+
+def _table_loads(positions: int, out_features: int, core: GemvCoreParams, port: BoardPort,
+                 tiles_per_block: int) -> tuple[int, int]:
+    """The resident engine's table loads in one run on a board that are a phase of their own: (the
+    core's cycles, the port's). Per row block the core writes the P selected rows into its banks,
+    ``C_w`` cycles a row, while the port fetches the next row (its channel holds one). The first
+    block's rows go in as the centroid search chooses them, while the port streams the codebooks
+    (counted with the rest of the run); every later block's come between two blocks' lookups, with
+    little else for the port to do. The multiplexer engine has no such phase."""
+    if core.tables != "resident":
+        return 0, 0
+    blocks = _blocks(-(-out_features // core.lanes), tiles_per_block) - 1
+    row = -(-core.word_bytes["tab"] // port.width) + 1 + port.read_latency
+    return blocks * (positions * core.c_w + 1), _refreshed(blocks * positions * row, port)
 
 
 def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, clock_mhz: float,
-               bandwidth_gbs: float, positions_per_run: int = 0, port: "str | BytePort" = "stream",
+               bandwidth_gbs: float, positions_per_run: int = 0, port: "str | BoardPort" = "stream",
                group_rows: int = 0) -> LayerCost:
     """One GEMV of ``shape`` on ``core`` (its quantization sizes, lanes, chains and table engine),
     in runs of at most ``positions_per_run`` positions (0: one run), row blocks of ``group_rows``
@@ -196,19 +222,25 @@ def layer_cost(shape: LayerShape, core: GemvCoreParams, *, memory_latency: int, 
     engine = dict(tables=core.tables, tiles_per_block=per_block)
     cycles = sum(run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
                             memory_latency=memory_latency, c_w=c_w, **engine) for p in runs)
-    if isinstance(port, BytePort):
-        served = sum(byte_port_cycles(p, shape.out_features, core, port, per_block) for p in runs)
-        if port.refresh_period:  # the port serves only between refreshes
-            served = math.ceil(served * port.refresh_period / (port.refresh_period - port.refresh_lost))
+    if isinstance(port, BoardPort):
+        total = served = 0
+        for p in runs:
+            compute = run_cycles(p, shape.out_features, lanes=lanes, c_a=c_a, chains=chains,
+                                 memory_latency=memory_latency, c_w=c_w, **engine)
+            words = _refreshed(board_port_cycles(p, shape.out_features, core, port, per_block), port)
+            load_core, load_port = _table_loads(p, shape.out_features, core, port, per_block)
+            # Table loads between blocks, then the rest: each takes the longer of the core's and the port's cycles.
+            total += max(load_core, load_port) + max(compute - load_core, words - load_port)
+            served += words
         bound = "memory" if served > cycles else "compute"
-        cycles = max(cycles, served)
+        cycles = total
     nbytes = 0
     for p in runs:
         words = run_requests(p, shape.out_features, lanes, **engine)
         nbytes += (words["cb"] * c_a * v * 8 + words["tab"] * c_w * b + words["idx"] * lanes * wb
                    + p * v * 8 + tiles * lanes * acc_w) // 8
     t_compute = cycles / (clock_mhz * 1e6)
-    if isinstance(port, BytePort):
+    if isinstance(port, BoardPort):
         return LayerCost(shape.name, cycles, nbytes, t_compute, bound)
     t_memory = nbytes / (bandwidth_gbs * 1e9)
     return LayerCost(shape.name, cycles, nbytes, max(t_compute, t_memory),

@@ -16,7 +16,7 @@ __all__ = ["load_soc_config", "check_board", "run_program_layer"]
 
 
 # The SoC settings a YAML file may change; the clock and the GEMV core's sizes are the board's.
-SOC_SETTINGS = ("baud", "mem_size", "memory", "idle_cycles", "core")
+SOC_SETTINGS = ("baud", "mem_size", "memory", "idle_cycles", "core", "port_bytes")
 
 
 def load_soc_config(board, path: "str | None"):

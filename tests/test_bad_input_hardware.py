@@ -20,7 +20,7 @@ BLOCKS = ", ".join(catalogue())
 BOARD_NAMES = ", ".join(repr(b) for b in BOARDS)
 IMAGE_SUFFIXES = ", ".join("." + f for f in sorted(FigureCanvasBase.get_supported_filetypes()))
 TARGETS = ", ".join(mutation_targets())
-SETTINGS = "baud, mem_size, memory, idle_cycles, core"
+SETTINGS = "baud, mem_size, memory, idle_cycles, core, port_bytes"
 
 
 def _limit(block, name, value, low, high):
@@ -358,6 +358,10 @@ BITSTREAM_CASES = [
          "{path}: SoC idle_cycles=120000 is not an integer from 200000 to 600000; at 1200 baud and 12 MHz the device "
          "must wait two byte times and give up within 50 ms."),
     _soc("unknown-core", "core: gpu\n", "{path}: Unknown core 'gpu'; the SoC supports lmul-vector, gemv."),
+    _soc("port-three-bytes", "port_bytes: 3\n",
+         "{path}: SoC port_bytes 3 is not a memory port width; use one of 1, 2 (bytes a request moves)."),
+    _soc("port-boolean", "port_bytes: yes\n",
+         "{path}: SoC port_bytes True is not a memory port width; use one of 1, 2 (bytes a request moves)."),
     _soc("core-list", "core: [gemv]\n", "{path}: Unknown core ['gemv']; the SoC supports lmul-vector, gemv."),
     Case("soc-checked-for-every-board", ("bitstream", "--all", "--config", "{tmp}/soc.yaml"),
          "lutforge: {tmp}/soc.yaml: SoC mem_size 16384 does not fit the icebreaker's block RAM (15360 bytes on its "

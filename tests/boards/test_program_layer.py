@@ -82,23 +82,24 @@ def test_a_compiled_layer_runs_bit_exact_on_the_simulated_ulx3s(program, tmp_pat
 def test_each_board_target_of_the_performance_model_is_the_soc_that_is_built(name):
     from lutforge.boards.platforms import get_board
     from lutforge.boards.sdram import port_timing
-    from lutforge.compiler.perf import TARGETS, BytePort
+    from lutforge.compiler.perf import TARGETS, BoardPort
 
     board, target = get_board(name), TARGETS[name]
     soc = board.soc_config()
     assert target.clock_mhz * 1e6 == board.platform().default_clk_frequency == soc.clk_freq
     assert target.lanes == soc.gemv.lanes
     assert target.memory_mib * 2**20 == soc.mem_size
-    assert target.bandwidth_gbs * 1e9 == soc.clk_freq  # one byte per cycle
-    assert target.port == (port_timing(soc.sdram_chip, soc.clk_freq) if soc.memory == "sdram" else BytePort())
+    assert target.bandwidth_gbs * 1e9 == soc.clk_freq * soc.port_bytes  # one port word per cycle
+    assert target.port == (port_timing(soc.sdram_chip, soc.clk_freq, soc.port_bytes) if soc.memory == "sdram"
+                           else BoardPort(width=soc.port_bytes))
 
 
 @pytest.mark.parametrize("board, runs", [("icebreaker", 18), ("ulx3s-85f", 5), ("orangecrab-25f", 9)])
 def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp_path, board, runs):
     """Every board: its configuration's layer runs on its simulated SoC bit-exact, one core run at a
     time through its memory, in the cycles the performance model projects for the board (1 % on
-    chip memory; 2.5 % through the ULX3S's SDRAM, whose rows the channels close for each other;
-    the issue asks 5 %)."""
+    chip memory; 5 % through the ULX3S's SDRAM, whose rows the channels close for each other:
+    3.7 % measured, the goal the issue sets)."""
     from lutforge.compiler.perf import TARGETS, program_cost
     from lutforge.jobs.board import run_program_layer
 
@@ -111,20 +112,21 @@ def test_the_projection_for_the_board_is_the_simulated_socs_cycles(programs, tmp
     assert run.passed
     chains = load_config(config_of(board)).core.chains
     projected = program_cost(read_program(program), TARGETS[board], chains=chains)
-    # The byte port bounds every run (a cycle per byte, the memory's latency and a cycle per
-    # codebook and table word, 1 + 4 L per result tile); what the model leaves out is each run's
-    # start and the last cycles of its codebook phase and of each tile.
+    # The 16-bit port bounds every run (a cycle per port word, the memory's latency and a cycle per
+    # codebook and table word, 1 + 2 L per result tile); what the model leaves out is each run's
+    # start and the last cycles of its codebook phase and of each tile, and through the SDRAM the
+    # rows the channels close for each other.
     assert projected["bound"] == ["memory"]
     error = projected["cycles_per_token"] / run.core_cycles - 1
     print(f"{LAYER} on the simulated {board} SoC: {run.core_cycles} cycles, projected "
           f"{projected['cycles_per_token']} ({error:+.2%})")
-    assert abs(error) <= (0.025 if board == "ulx3s-85f" else 0.01)
+    assert abs(error) <= (0.05 if board == "ulx3s-85f" else 0.01)
 
 
 # (board, core runs, bound on the projection's error): the iCEBreaker's runs need 69 KB at once
 # (18 runs, 0.4 M core cycles), more than any block-RAM SoC holds, within the UP5K's SPRAM; the
 # ULX3S's 400 KB each (5 runs, 0.34 M), its whole images (2 MB) loaded once into the SDRAM.
-UP_PROJECTION = [("icebreaker", 18, 0.01), ("ulx3s-85f", 5, 0.025)]
+UP_PROJECTION = [("icebreaker", 18, 0.01), ("ulx3s-85f", 5, 0.05)]
 
 
 @pytest.mark.slow  # tens of megabytes over the simulated UART and millions of core cycles, about a minute

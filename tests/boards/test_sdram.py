@@ -23,23 +23,26 @@ TEST_CHIP = replace(IS42S16160, name="test chip", banks=2, row_bits=3, col_bits=
                     init_us=0.25, init_refreshes=2)
 
 
-def simulate(controller_chip: SdramChip, requests, model_chip: SdramChip = TEST_CHIP, idle_after: int = 0):
-    """Run ``requests`` ([(write?, addr, byte, gap)]) through a controller built for
-    ``controller_chip`` onto the model of ``model_chip``; returns (bytes read, violation, commands)."""
+def simulate(controller_chip: SdramChip, requests, model_chip: SdramChip = TEST_CHIP, idle_after: int = 0,
+             width: int = 1):
+    """Run ``requests`` ([(write?, addr, word, byte mask, gap)]) through a controller with a port of
+    ``width``-byte words built for ``controller_chip`` onto the model of ``model_chip``; returns
+    (words read, violation, commands)."""
     m = Module()
-    m.submodules.ctrl = ctrl = SdramController(controller_chip, CLK, model_chip.size)
+    m.submodules.ctrl = ctrl = SdramController(controller_chip, CLK, model_chip.size, width)
     m.submodules.model = model = SdramModel(model_chip, CLK, model_chip.size)
     wiring.connect(m, ctrl.pins, model.pins)
     port = ctrl.port
     got, commands, result = [], [], {}
 
     async def bench(ctx):
-        for write, addr, byte, gap in requests:
+        for write, addr, word, mask, gap in requests:
             for _ in range(gap):
                 ctx.set(port.re, 0), ctx.set(port.we, 0)
                 await ctx.tick()
             ctx.set(port.addr, addr)
-            ctx.set(port.wdata, byte)
+            ctx.set(port.wdata, word)
+            ctx.set(port.wmask, mask)
             ctx.set(port.we, write)
             ctx.set(port.re, not write)
             while True:
@@ -68,23 +71,29 @@ def simulate(controller_chip: SdramChip, requests, model_chip: SdramChip = TEST_
     return got, Violation(result["violation"]), commands
 
 
-def random_requests(n: int, size: int, seed: int):
+def random_requests(n: int, size: int, seed: int, width: int = 1):
+    """Reads and writes of random ``width``-byte words, writes with a random byte mask."""
     rng = random.Random(seed)
-    return [(rng.random() < 0.4, rng.randrange(size), rng.randrange(256), rng.choice((0, 0, 0, 1, 3)))
-            for _ in range(n)]
+    return [(rng.random() < 0.4, rng.randrange(size) & -width, rng.randrange(256 ** width),
+             rng.randrange(1, 1 << width), rng.choice((0, 0, 0, 1, 3))) for _ in range(n)]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_random_traffic_reads_back_what_was_written_and_keeps_every_rule(seed):
-    requests = [(True, a, (a * 7 + seed) & 0xFF, 0) for a in range(TEST_CHIP.size)]  # every byte once
-    requests += random_requests(1500, TEST_CHIP.size, seed)
-    got, violation, commands = simulate(TEST_CHIP, requests)
+@pytest.mark.parametrize("seed, width", [(0, 1), (1, 1), (0, 2)])
+def test_random_traffic_reads_back_what_was_written_and_keeps_every_rule(seed, width):
+    """On a byte port and on one of the chip's 16-bit words, whose writes mask bytes (DQM)."""
+    full = (1 << width) - 1
+    requests = [(True, a, (a * 7 + seed) * 0x0101 & (256 ** width - 1), full, 0)  # every byte once
+                for a in range(0, TEST_CHIP.size, width)]
+    requests += random_requests(1500, TEST_CHIP.size, seed, width)
+    got, violation, commands = simulate(TEST_CHIP, requests, width=width)
     memory, expected = bytearray(TEST_CHIP.size), []
-    for write, addr, byte, _ in requests:
+    for write, addr, word, mask, _ in requests:
         if write:
-            memory[addr] = byte
+            for i in range(width):
+                if mask >> i & 1:
+                    memory[addr + i] = word >> 8 * i & 0xFF
         else:
-            expected.append(memory[addr])
+            expected.append(int.from_bytes(memory[addr:addr + width], "little"))
     assert violation == Violation.NONE
     assert got == expected
     # The traffic met rows that were closed and refreshes in flight.
@@ -94,7 +103,7 @@ def test_random_traffic_reads_back_what_was_written_and_keeps_every_rule(seed):
 def test_a_long_idle_still_refreshes_at_the_chips_rate():
     """Long enough that a refresh period one cycle too long falls 8 refreshes behind (40 x 41 x 8
     cycles): the model flags it, and the count of refreshes falls short."""
-    got, violation, commands = simulate(TEST_CHIP, [(True, 5, 0x5A, 0), (False, 5, 0, 0)], idle_after=14000)
+    got, violation, commands = simulate(TEST_CHIP, [(True, 5, 0x5A, 1, 0), (False, 5, 0, 1, 0)], idle_after=14000)
     assert violation == Violation.NONE and got == [0x5A]
     assert commands.count(Command.REFRESH) >= 14000 // 40
 
@@ -114,7 +123,8 @@ def test_a_controller_built_for_the_wrong_data_sheet_is_caught(wrong, violation)
 
 
 def test_reads_after_a_violation_are_poisoned():
-    got, found, _ = simulate(replace(TEST_CHIP, t_rcd=5), [(True, 0, 1, 0), (False, 0, 0, 0), (False, 1, 0, 0)])
+    got, found, _ = simulate(replace(TEST_CHIP, t_rcd=5), [(True, 0, 1, 1, 0), (False, 0, 0, 1, 0),
+                                                                  (False, 1, 0, 1, 0)])
     assert found == Violation.T_RCD and got == [POISON & 0xFF, POISON >> 8]
 
 
@@ -176,10 +186,12 @@ def test_the_model_flags_each_rule_it_checks(script, violation, chip):
     assert drive_model(script, chip) == violation
 
 
-def test_the_whole_soc_reads_back_through_the_sdram_and_runs_its_core():
+@pytest.mark.parametrize("port_bytes", [1, 2])
+def test_the_whole_soc_reads_back_through_the_sdram_and_runs_its_core(port_bytes):
     """The SoC with ``memory: sdram`` in Verilator, the chip's model on its pins: loads across row
     and bank edges (1 KiB rows, a bank every 1 KiB, 4 KiB per row of all banks) read back against a
-    plain array, and the L-Mul core's run over the SDRAM is bit-exact against golden."""
+    plain array, and the L-Mul core's run over the SDRAM is bit-exact against golden; on a byte
+    port and on the chip's 16-bit words, which the host link and the L-Mul core reach byte by byte."""
     import numpy as np
 
     from lutforge.boards.host import Accelerator
@@ -190,7 +202,7 @@ def test_the_whole_soc_reads_back_through_the_sdram_and_runs_its_core():
     size = 1 << 16
     rng = np.random.default_rng(0)
     spans = [(0, 300), (1024 - 150, 300), (4096 - 7, 20), (3 * 4096 + 1000, 600), (size - 257, 257)]
-    with open_sim(SocConfig.for_sim(memory="sdram", mem_size=size)) as transport:
+    with open_sim(SocConfig.for_sim(memory="sdram", mem_size=size, port_bytes=port_bytes)) as transport:
         acc = Accelerator(transport)
         assert acc.mem_size == size
         check_readback(acc, spans, size, rng)

@@ -22,13 +22,15 @@ def test_the_spram_model_is_the_libraries():
     assert "MASKWREN" in model and "reg [15:0] mem [0:16383];" in model
 
 
-def test_every_block_and_both_halves_of_a_word_read_back_what_was_written():
+@pytest.mark.parametrize("port_bytes", [1, 2])
+def test_every_block_and_both_halves_of_a_word_read_back_what_was_written(port_bytes):
     """Writes across the blocks' edges, odd and even addresses, overwrites of one byte of a word;
-    every byte compared with a plain array that saw the same writes."""
+    every byte compared with a plain array that saw the same writes. On a port of the blocks'
+    16-bit words the host link's bytes go through the SoC's byte view."""
     rng = np.random.default_rng(0)
     spans = [(0, 600), (SPRAM_BYTES - 301, 600), (2 * SPRAM_BYTES - 1, 3), (3 * SPRAM_BYTES - 250, 500),
              (SIZE - 511, 511), (SPRAM_BYTES - 100, 1), (SPRAM_BYTES - 99, 1)]  # last: one byte of each half
-    with open_sim(SocConfig.for_sim(memory="spram", mem_size=SIZE)) as transport:
+    with open_sim(SocConfig.for_sim(memory="spram", mem_size=SIZE, port_bytes=port_bytes)) as transport:
         acc = Accelerator(transport)
         assert acc.mem_size == transport.read_reg(Reg.MEM_SIZE) == SIZE
         check_readback(acc, spans, SIZE, rng)
