@@ -549,6 +549,7 @@ class GemvShell(wiring.Component):
 
         odd = {k: n for k, n in params.strides.items() if n % width}
         if odd:
+            self._MustUse__silence = True  # a refused component is not an unused one
             raise ValueError(f"GEMV words of {odd} bytes do not start on {width}-byte port words; use width 1.")
         self.mem_size, self.params, self.width = mem_size, params, width
         # Index words in flight or waiting: one a cycle needs a word per cycle of the memory's
