@@ -45,12 +45,14 @@ of ``width``-byte words (a byte, or the SDRAM's and SPRAM's 16 bits), which stre
 words a request a cycle, word after word (``ceil(s / width)`` cycles for a word of ``s`` bytes,
 only the bytes the core uses); a codebook or table word is the only one its channel may hold, so
 the next of its channel waits for the core to take it, ``1 + read_latency`` cycles (latency 1 on
-chip, CL + 2 through the SDRAM controller); index words stream, their channel holds four; a result
-tile takes ``1 + 4 L / width`` (a port word a cycle); an SDRAM's refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT
-run on such a target takes ``max(core cycles, port cycles)``. Each board's simulated SoC's cycles
-on SmolLM2 layers are within 1 % of it on chip memory (what is left: the codebook phase's and the
-tiles' last few cycles, each run's start) and within 4 % through the SDRAM (rows the channels
-close for each other, refresh in cycles the port waits anyway). The OrangeCrab's DDR3 is not served yet.
+chip, CL + 2 through the SDRAM controller); index words stream (their channel holds enough to
+cover the latency); a result tile takes ``1 + 4 L / width`` (a port word a cycle); an SDRAM's
+refresh takes ``refresh_lost`` of every ``refresh_period`` cycles. A LUT run on such a target
+takes ``max(core cycles, port cycles)``, except that the resident engine's table loads between two
+row blocks, where the core is the slower, are a phase of their own. Each board's simulated SoC's
+cycles on SmolLM2 layers are within 1 % of it on chip memory (what is left: the codebook phase's
+and the tiles' last few cycles, each run's start) and within 4 % through the SDRAM (rows the
+channels close for each other). The OrangeCrab's DDR3 is not served (docs/memory_engines.md).
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def board_port_cycles(positions: int, out_features: int, core: GemvCoreParams, p
     tiles = -(-out_features // core.lanes)
     # A request a cycle, word after word; a codebook or table word is the only one its channel may
     # hold, so the next waits for the core to take it: the memory's latency and a cycle. Index
-    # words stream (their channel holds four). A result tile: a port word a cycle and one.
+    # words stream. A result tile: a port word a cycle and one.
     return (sum(n * -(-core.word_bytes[k] // port.width) for k, n in words.items())
             + (words["cb"] + words["tab"]) * (1 + port.read_latency)
             + tiles * (1 + 4 * core.lanes // port.width))
